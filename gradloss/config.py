@@ -1,0 +1,151 @@
+"""Run configuration: frozen dataclasses validated once, where they enter.
+
+Every error names the parameter, what is allowed and the value received, in the
+scikit-learn shape: "The 'epochs' parameter of TrainConfig must be an int in the
+range [1, inf). Got 0 instead."
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
+
+DATASETS = ("fashion_mnist", "digits")
+OBJECTIVES = ("gradient", "baseline")
+ENGINES = ("tensorflow", "jax")
+
+# The reference protocol of the mission (Adam defaults for both).
+REFERENCE_PROTOCOL = {
+    "gradient": {"epochs": 10, "batch_size": 100},
+    "baseline": {"epochs": 20, "batch_size": 32},  # Keras fit() defaults
+}
+REFERENCE_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+# Accuracies reported by the reference experiment, by objective and sigma.
+REFERENCE_ACCURACY = {
+    "gradient": {0.0: 0.9033, 0.1: 0.8619},
+    "baseline": {0.0: 0.907, 0.1: 0.8154},
+}
+# Training-set sizes, for checking batch_size and train_size before any data is read.
+TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437}  # digits: 80 % of 1797
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A configuration value is outside what is allowed (both a ValueError and a TypeError)."""
+
+
+def _fail(owner: str, name: str, allowed: str, value) -> None:
+    raise InvalidParameterError(
+        f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead.")
+
+
+def _check_int(owner: str, name: str, value, low: int, high: int | None = None) -> None:
+    upper = "inf)" if high is None else f"{high}]"
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (
+            high is not None and value > high):
+        _fail(owner, name, f"an int in the range [{low}, {upper}", value)
+
+
+def _check_float(owner: str, name: str, value, low: float, high: float | None = None,
+                 low_open: bool = False) -> None:
+    upper = "inf)" if high is None else f"{high}]"
+    allowed = f"a float in the range {'(' if low_open else '['}{low}, {upper}"
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        _fail(owner, name, allowed, value)  # NaN and inf are never in range
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        _fail(owner, name, allowed, value)
+
+
+def _check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        among = "{" + ", ".join(repr(c) for c in choices) + "}"
+        _fail(owner, name, f"a str among {among}", value)
+
+
+def _from_dict(cls, data: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown {cls.__name__} parameter(s) {unknown}; allowed: {sorted(known)}.")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: which objective, on which data, for how long."""
+
+    objective: str = "gradient"     # "gradient": gradient loss; "baseline": cross-entropy
+    dataset: str = "fashion_mnist"  # "digits" is bundled with scikit-learn and works offline
+    epochs: int | None = None       # None: the reference protocol (gradient 10, baseline 20)
+    batch_size: int | None = None   # None: the reference protocol (gradient 100, baseline 32)
+    learning_rate: float = 1e-3     # Adam's default
+    train_size: int | None = None   # None: the whole training set; else a stratified subset
+    seed: int = 0                   # weights, shuffling and subset all follow from it
+    engine: str = "tensorflow"      # Keras backend that trains: "tensorflow" or "jax"
+
+    def __post_init__(self):
+        owner = "TrainConfig"
+        _check_choice(owner, "objective", self.objective, OBJECTIVES)
+        _check_choice(owner, "dataset", self.dataset, DATASETS)
+        _check_choice(owner, "engine", self.engine, ENGINES)
+        reference = REFERENCE_PROTOCOL[self.objective]
+        if self.epochs is None:
+            object.__setattr__(self, "epochs", reference["epochs"])
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", reference["batch_size"])
+        _check_int(owner, "epochs", self.epochs, 1)
+        _check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
+        _check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        available = TRAIN_SET_SIZES[self.dataset]
+        if self.train_size is not None:
+            _check_int(owner, "train_size", self.train_size, 10, available)  # >= one per class
+        _check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
+
+    @property
+    def n_train(self) -> int:
+        """Number of training images this run uses."""
+        return self.train_size if self.train_size is not None else TRAIN_SET_SIZES[self.dataset]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_train // self.batch_size  # fixed-size batches: the last partial one is dropped
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Build from a plain dict (a stored row, a form); unknown keys are refused."""
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A robustness sweep: test accuracy under Gaussian noise N(0, sigma^2)."""
+
+    sigmas: tuple[float, ...] = REFERENCE_SIGMAS
+    draws: int = 3        # independent noise draws per sigma; accuracy_std is over these
+    seed: int = 0         # same seed -> the same noise for every model
+    batch_size: int = 500  # prediction batch: bounds memory whatever the test-set size
+
+    def __post_init__(self):
+        owner = "SweepConfig"
+        sigmas = self.sigmas
+        if isinstance(sigmas, Real):
+            sigmas = (sigmas,)
+        sigmas = tuple(sigmas)
+        if not sigmas:
+            _fail(owner, "sigmas", "a non-empty sequence of floats in the range [0.0, inf)", sigmas)
+        for s in sigmas:
+            _check_float(owner, "sigmas", s, 0.0)
+        object.__setattr__(self, "sigmas", tuple(float(s) for s in sigmas))
+        _check_int(owner, "draws", self.draws, 1)
+        _check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        _check_int(owner, "batch_size", self.batch_size, 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepConfig":
+        return _from_dict(cls, data)

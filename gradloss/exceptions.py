@@ -1,0 +1,24 @@
+"""Errors gradloss raises on purpose; each message says what went wrong and how to fix it."""
+from gradloss.config import InvalidParameterError
+
+
+class GradlossError(Exception):
+    """Base class of gradloss's own errors."""
+
+
+class DataError(GradlossError):
+    """A dataset could not be found or read; the message names the file and the fix."""
+
+
+class TrainingDiverged(GradlossError):
+    """The training loss became NaN or infinite."""
+
+
+class RunNotFound(GradlossError, KeyError):
+    """No run with that id is in the store."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0]) if self.args else "run not found"
+
+
+__all__ = ["GradlossError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError"]
