@@ -1,0 +1,253 @@
+"""What the dashboard shows, as pure functions: store rows and DataFrames in, tables and plotly figures out.
+
+The Streamlit pages read widgets, call these and draw; keeping the logic here makes it unit-testable
+without a browser. Nothing here imports Streamlit, TensorFlow or Keras, or touches the store.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+ACTIVE = ("queued", "running")
+FINISHED = ("done", "failed", "cancelled")
+OBJECTIVE_NAMES = {"gradient": "gradient loss", "baseline": "baseline (cross-entropy)"}
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def short_id(run_id: str) -> str:
+    return str(run_id)[:8]
+
+
+def run_label(run) -> str:
+    """One line naming a run in pickers and legends: objective · dataset · id (status)."""
+    return f"{run.objective} · {run.dataset} · {short_id(run.run_id)} ({run.status})"
+
+
+def format_duration(seconds) -> str:
+    """45 s, 3 min 05 s, 1 h 02 min; an en dash when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    seconds = int(round(max(seconds, 0)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def first_line(text) -> str:
+    """The last non-empty line of an error (a traceback ends with the message), or ''."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def progress_text(run) -> str:
+    """'step 30/90 · epoch 1/2 · ETA 12 s' for a running run; what it waits for otherwise."""
+    p = run.progress or {}
+    if run.status == "queued" or not p:
+        return "waiting for the worker" if run.status == "queued" else "starting…"
+    parts = [f"step {p.get('step', 0)}/{p.get('total_steps', '?')}",
+             f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
+    if p.get("eta_s") is not None:
+        parts.append(f"ETA {format_duration(p['eta_s'])}")
+    if p.get("loss") is not None:
+        parts.append(f"loss {p['loss']:.4g}")
+    return " · ".join(parts)
+
+
+def progress_fraction(run) -> float:
+    fraction = (run.progress or {}).get("fraction") or 0.0
+    return float(min(max(fraction, 0.0), 1.0))
+
+
+def latest_pair(runs, statuses=("done",)) -> dict:
+    """{objective: run} for the newest run in `statuses` and the newest run of the other objective
+    on the same dataset. `runs` is newest first (as RunStore.list_runs returns them)."""
+    runs = [r for r in runs if r.status in statuses]
+    if not runs:
+        return {}
+    newest = runs[0]
+    pair = {newest.objective: newest}
+    for run in runs[1:]:
+        if run.objective not in pair and run.dataset == newest.dataset:
+            pair[run.objective] = run
+            break
+    return {o: pair[o] for o in ("gradient", "baseline") if o in pair}
+
+
+def runs_table(runs) -> pd.DataFrame:
+    """Finished runs, one row each, for st.dataframe."""
+    rows = [{"run": short_id(r.run_id), "objective": r.objective, "dataset": r.dataset,
+             "status": r.status, "epochs": r.config.get("epochs"), "batch": r.config.get("batch_size"),
+             "train size": r.config.get("train_size") or "all", "device": r.device or "",
+             "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
+             "error": first_line(r.error)} for r in runs]
+    return pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
+                                       "train size", "device", "took", "error"])
+
+
+def final_metric(metrics: pd.DataFrame, run_id: str, name: str):
+    """The value of metric `name` at the run's last step, or None."""
+    rows = metrics[(metrics.run_id == run_id) & (metrics.name == name)]
+    return None if rows.empty else float(rows.sort_values("step").value.iloc[-1])
+
+
+def step_ms(metrics: pd.DataFrame, run_id: str):
+    """Median per-epoch step time in ms (the median skips the first epoch's compile time)."""
+    rows = metrics[(metrics.run_id == run_id) & (metrics.name == "step_ms")]
+    return None if rows.empty else float(rows.value.median())
+
+
+def accuracy_at(robustness: pd.DataFrame, run_id: str, sigma: float):
+    """(accuracy, accuracy_std) of a run at sigma, or None if that sigma was not swept."""
+    rows = robustness[(robustness.run_id == run_id) & np.isclose(robustness.sigma, sigma)]
+    if rows.empty:
+        return None
+    return float(rows.accuracy.iloc[0]), float(rows.accuracy_std.iloc[0])
+
+
+def swept_sigmas(robustness: pd.DataFrame, run_ids) -> list[float]:
+    """The sigmas every one of the runs was swept at, ascending."""
+    sets = [set(robustness[robustness.run_id == r].sigma.round(6)) for r in run_ids]
+    return sorted(set.intersection(*sets)) if sets and all(sets) else []
+
+
+def nearest(options, target: float) -> float:
+    return min(options, key=lambda s: abs(s - target))
+
+
+def comparison_table(pair: dict, metrics: pd.DataFrame, robustness: pd.DataFrame,
+                     sigma: float) -> pd.DataFrame:
+    """One row per objective: clean accuracy, accuracy at sigma, step cost.
+
+    Clean accuracy is the sweep's sigma = 0 if swept, else the last test accuracy of training."""
+    rows = []
+    for objective, run in pair.items():
+        clean = accuracy_at(robustness, run.run_id, 0.0)
+        noisy = accuracy_at(robustness, run.run_id, sigma)
+        rows.append({
+            "objective": OBJECTIVE_NAMES.get(objective, objective), "run": short_id(run.run_id),
+            "dataset": run.dataset,
+            "clean accuracy": clean[0] if clean else final_metric(metrics, run.run_id, "test_accuracy"),
+            f"accuracy at σ={sigma:g}": noisy[0] if noisy else None,
+            "ms / step": step_ms(metrics, run.run_id), "batch size": run.config.get("batch_size"),
+        })
+    return pd.DataFrame(rows)
+
+
+def downsample(df: pd.DataFrame, max_points: int = 1000) -> tuple[pd.DataFrame, int]:
+    """Bucket means of consecutive rows so a line has at most max_points; returns (df, bucket size)."""
+    k = max(1, math.ceil(len(df) / max_points))
+    if k == 1:
+        return df, 1
+    buckets = np.arange(len(df)) // k
+    return df.groupby(buckets).agg({"step": "last", "value": "mean"}), k
+
+
+def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
+    """Per-step training loss, one panel per objective, log y: the two losses differ ~1000x.
+
+    labels: {run_id: (label, objective)}."""
+    objectives = [o for o in ("gradient", "baseline") if any(v[1] == o for v in labels.values())]
+    fig = make_subplots(rows=1, cols=max(len(objectives), 1), horizontal_spacing=0.08,
+                        subplot_titles=[OBJECTIVE_NAMES[o] for o in objectives])
+    for i, (run_id, (label, objective)) in enumerate(labels.items()):
+        rows = metrics[(metrics.run_id == run_id) & (metrics.name == "loss")].sort_values("step")
+        if rows.empty or objective not in objectives:
+            continue
+        rows, k = downsample(rows)
+        name = label if k == 1 else f"{label}, mean of {k} steps"
+        fig.add_trace(go.Scatter(x=rows.step, y=rows.value, mode="lines", name=name,
+                                 line={"color": COLORS[i % len(COLORS)]}),
+                      row=1, col=objectives.index(objective) + 1)
+    fig.update_xaxes(title_text="step")
+    fig.update_yaxes(type="log", title_text="loss per step (log scale)")
+    fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
+    """Per-epoch loss (log y) beside train (dashed) and test (solid) accuracy per epoch."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=["loss per epoch (log scale)", "accuracy per epoch"])
+    for i, (run_id, (label, _)) in enumerate(labels.items()):
+        color = COLORS[i % len(COLORS)]
+        run = metrics[metrics.run_id == run_id]
+        for name, col, dash, text in (("epoch_loss", 1, "solid", "loss"),
+                                      ("train_accuracy", 2, "dash", "train"),
+                                      ("test_accuracy", 2, "solid", "test")):
+            rows = run[run.name == name].sort_values("epoch")
+            if not rows.empty:
+                fig.add_trace(go.Scatter(x=rows.epoch, y=rows.value, mode="lines+markers",
+                                         name=f"{label} {text}", legendgroup=run_id,
+                                         line={"color": color, "dash": dash}), row=1, col=col)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(type="log", title_text="loss", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy", row=1, col=2)
+    fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
+    return fig
+
+
+def robustness_figure(robustness: pd.DataFrame, labels: dict, sigma: float | None = None) -> go.Figure:
+    """Accuracy versus sigma, one line per run with a ± one std band over noise draws;
+    a dotted line and markers at the chosen sigma."""
+    fig = go.Figure()
+    for i, (run_id, (label, _)) in enumerate(labels.items()):
+        rows = robustness[robustness.run_id == run_id].sort_values("sigma")
+        if rows.empty:
+            continue
+        color = COLORS[i % len(COLORS)]
+        upper, lower = rows.accuracy + rows.accuracy_std, rows.accuracy - rows.accuracy_std
+        fig.add_trace(go.Scatter(x=list(rows.sigma) + list(rows.sigma[::-1]),
+                                 y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=color,
+                                 opacity=0.2, line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False, legendgroup=run_id))
+        fig.add_trace(go.Scatter(x=rows.sigma, y=rows.accuracy, mode="lines+markers", name=label,
+                                 legendgroup=run_id, line={"color": color},
+                                 customdata=rows.accuracy_std,
+                                 hovertemplate="σ=%{x}<br>accuracy %{y:.4f} ± %{customdata:.4f}"))
+        at = accuracy_at(robustness, run_id, sigma) if sigma is not None else None
+        if at:
+            fig.add_trace(go.Scatter(x=[sigma], y=[at[0]], mode="markers", showlegend=False,
+                                     marker={"size": 14, "color": color, "symbol": "diamond",
+                                             "line": {"width": 1, "color": "black"}}, hoverinfo="skip"))
+    if sigma is not None:
+        fig.add_vline(x=sigma, line_dash="dot", line_color="grey", annotation_text=f"σ = {sigma:g}")
+    fig.update_layout(xaxis_title="noise σ (Gaussian, on pixels in [0, 1])",
+                      yaxis_title="test accuracy (mean ± 1 std over draws)", height=420,
+                      margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def robustness_csv(robustness: pd.DataFrame, labels: dict) -> str:
+    """The sweep rows of the given runs, with their objective, as CSV text."""
+    table = robustness[robustness.run_id.isin(list(labels))].copy()
+    table.insert(1, "objective", table.run_id.map(lambda r: labels[r][1]))
+    return table.sort_values(["objective", "sigma"]).to_csv(index=False)
+
+
+def upscale(image: np.ndarray, factor: int = 4) -> np.ndarray:
+    """(H, W[, 1]) in any range -> (H*f, W*f) clipped to [0, 1], pixels kept sharp."""
+    image = np.clip(np.asarray(image, dtype=np.float32).squeeze(), 0.0, 1.0)
+    return np.kron(image, np.ones((factor, factor), dtype=np.float32))
+
+
+def example_captions(examples: dict, sigma: float, class_names) -> list[tuple[int, str]]:
+    """[(test index, markdown caption)] at sigma: the label and each model's prediction,
+    green ✓ if right, red ✗ if wrong. examples: {objective: store.examples() DataFrame}."""
+    per_index: dict[int, list[str]] = {}
+    labels: dict[int, int] = {}
+    for objective, df in examples.items():
+        rows = df[np.isclose(df.sigma, sigma)].sort_values("index")
+        for row in rows.to_dict("records"):
+            index, label, pred = int(row["index"]), int(row["label"]), int(row["prediction"])
+            labels[index] = label
+            ok = pred == label
+            mark = f":green[✓ {objective}: {class_names[pred]}]" if ok else \
+                f":red[✗ {objective}: {class_names[pred]}]"
+            per_index.setdefault(index, []).append(f"{mark} ({row['confidence']:.0%})")
+    return [(i, "  \n".join([f"**{class_names[labels[i]]}**"] + per_index[i])) for i in per_index]

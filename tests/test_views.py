@@ -1,0 +1,110 @@
+"""Tests of gradloss.views: the dashboard's tables and figures, built from plain DataFrames."""
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from gradloss import views
+
+
+def make_run(run_id, objective, status="done", dataset="digits", progress=None, **kw):
+    base = dict(run_id=run_id, objective=objective, dataset=dataset, status=status, progress=progress or {},
+                config={"epochs": 1, "batch_size": 32, "train_size": None}, device="CPU", error=None,
+                started_at=None, finished_at=None)
+    return SimpleNamespace(**{**base, **kw})
+
+
+def sweep(run_id, accs, stds=None):
+    sigmas = [0.0, 0.1, 0.2][:len(accs)]
+    return pd.DataFrame({"run_id": run_id, "sigma": sigmas, "accuracy": accs,
+                         "accuracy_std": stds or [0.0] * len(accs), "draws": 3, "seed": 0})
+
+
+def test_views_do_not_import_streamlit_or_tensorflow():
+    """Check that the view helpers stay importable without the heavy libraries."""
+    code = "import sys, gradloss.views; print(sorted({'streamlit', 'tensorflow', 'keras'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_format_duration_reads_naturally():
+    assert views.format_duration(None) == "–"
+    assert views.format_duration(4.6) == "5 s"
+    assert views.format_duration(185) == "3 min 05 s"
+    assert views.format_duration(3720) == "1 h 02 min"
+
+
+def test_progress_text_shows_step_epoch_and_eta():
+    run = make_run("r1", "gradient", "running", progress={"fraction": 0.5, "step": 30, "total_steps": 60,
+                                                          "epoch": 1, "epochs": 2, "eta_s": 12, "loss": 0.01})
+    assert views.progress_text(run) == "step 30/60 · epoch 1/2 · ETA 12 s · loss 0.01"
+    assert views.progress_fraction(run) == 0.5
+    assert views.progress_text(make_run("r2", "gradient", "queued")) == "waiting for the worker"
+
+
+def test_latest_pair_matches_the_newest_run_dataset():
+    runs = [make_run("a", "baseline"), make_run("b", "gradient", dataset="fashion_mnist"),
+            make_run("c", "gradient"), make_run("d", "baseline", "failed")]
+    pair = views.latest_pair(runs)
+    assert [(o, r.run_id) for o, r in pair.items()] == [("gradient", "c"), ("baseline", "a")]
+    assert views.latest_pair([make_run("x", "gradient", "running")]) == {}
+
+
+def test_first_line_keeps_the_message_of_a_traceback():
+    assert views.first_line("Traceback...\n  File x\nValueError: bad\n") == "ValueError: bad"
+    assert views.first_line(None) == ""
+
+
+def test_comparison_table_reads_sweep_and_step_cost():
+    pair = {"gradient": make_run("g", "gradient"), "baseline": make_run("b", "baseline")}
+    rob = pd.concat([sweep("g", [0.9, 0.85]), sweep("b", [0.91, 0.8])])
+    metrics = pd.DataFrame({"run_id": ["g", "g", "b"], "step": [10, 20, 10], "epoch": [1, 2, 1],
+                            "name": "step_ms", "value": [50.0, 10.0, 3.0]})
+    table = views.comparison_table(pair, metrics, rob, 0.1)
+    assert list(table["clean accuracy"]) == [0.9, 0.91]
+    assert list(table["accuracy at σ=0.1"]) == [0.85, 0.8]
+    assert list(table["ms / step"]) == [30.0, 3.0]
+
+
+def test_swept_sigmas_are_those_common_to_all_runs():
+    rob = pd.concat([sweep("g", [0.9, 0.8, 0.7]), sweep("b", [0.9, 0.8])])
+    assert views.swept_sigmas(rob, ["g", "b"]) == [0.0, 0.1]
+    assert views.swept_sigmas(rob, ["g", "missing"]) == []
+    assert views.nearest([0.0, 0.1, 0.2], 0.12) == 0.1
+
+
+def test_downsample_bounds_points_with_bucket_means():
+    df = pd.DataFrame({"step": np.arange(1, 2501), "value": np.ones(2500)})
+    small, k = views.downsample(df, 1000)
+    assert k == 3 and len(small) <= 1000 and small.value.eq(1.0).all()
+
+
+def test_figures_put_each_objective_on_a_log_panel():
+    metrics = pd.DataFrame({"run_id": ["g", "b", "g", "b"], "step": [1, 1, 1, 1], "epoch": 1,
+                            "name": ["loss", "loss", "epoch_loss", "test_accuracy"],
+                            "value": [1e-4, 0.5, 1e-4, 0.8]})
+    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline")}
+    fig = views.loss_figure(metrics, labels)
+    assert len(fig.data) == 2 and fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
+    assert len(views.epoch_figure(metrics, labels).data) == 2
+
+
+def test_robustness_figure_marks_the_chosen_sigma():
+    rob = pd.concat([sweep("g", [0.9, 0.85], [0.0, 0.01]), sweep("b", [0.91, 0.8])])
+    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline")}
+    fig = views.robustness_figure(rob, labels, 0.1)
+    markers = [t for t in fig.data if t.marker.symbol == "diamond"]
+    assert [list(t.y) for t in markers] == [[0.85], [0.8]]
+    assert views.accuracy_at(rob, "g", 0.1) == (0.85, 0.01)
+    assert "objective" in views.robustness_csv(rob, labels).splitlines()[0]
+
+
+def test_example_captions_mark_right_and_wrong():
+    ex = pd.DataFrame({"sigma": [0.1, 0.1], "index": [3, 7], "label": [1, 2], "prediction": [1, 0],
+                       "confidence": [0.9, 0.6]})
+    captions = views.example_captions({"gradient": ex}, 0.1, ["a", "b", "c"])
+    assert captions[0] == (3, "**b**  \n:green[✓ gradient: b] (90%)")
+    assert ":red[✗ gradient: a]" in captions[1][1]
+    assert views.upscale(np.full((2, 2, 1), 2.0), 3).shape == (6, 6)
