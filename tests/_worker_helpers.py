@@ -1,0 +1,50 @@
+"""Helpers for test_store.py and test_worker.py that must be importable by child processes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gradloss.store import RunStore
+
+TINY = {"dataset": "digits", "epochs": 1, "train_size": 200, "batch_size": 50}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def hammer_store(path: str, n_runs: int, barrier) -> list[str]:
+    """Create runs and write/read metrics as fast as possible; return the run ids made."""
+    store = RunStore(path)
+    barrier.wait()  # start together so the writers really overlap
+    made = []
+    for i in range(n_runs):
+        run_id = store.create_run(TINY)
+        made.append(run_id)
+        store.start_run(run_id, f"pid{os.getpid()}", "CPU")
+        store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss", "value": 1.0 / s}
+                                   for s in range(1, 21)])
+        store.update_progress(run_id, {"fraction": 1.0, "step": 20})
+        store.list_runs(limit=5)
+        store.metrics(made, name="loss")
+        store.finish_run(run_id, "done")
+    return made
+
+
+def start_consumer(home: Path, **env) -> subprocess.Popen:
+    """Start a real huey consumer process (`python -m gradloss worker`'s body) on GRADLOSS_HOME=home."""
+    environ = dict(os.environ, GRADLOSS_HOME=str(home), PYTHONPATH=str(REPO), **env)
+    log = open(home / f"consumer-{time.time_ns()}.log", "wb")
+    return subprocess.Popen([sys.executable, "-c", "from gradloss import worker; worker.run_consumer()"],
+                            env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll predicate() until it returns something truthy; fail naming `what` after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

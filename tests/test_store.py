@@ -1,0 +1,216 @@
+"""Tests for gradloss.store: a real SQLite file in tmp_path, no training."""
+import json
+import multiprocessing
+import sqlite3
+import time
+
+import pandas as pd
+import pytest
+
+from gradloss import store as store_module
+from gradloss.config import InvalidParameterError
+from gradloss.exceptions import GradlossError, RunNotFound
+from gradloss.store import MIGRATIONS, SCHEMA_VERSION, RunStore
+
+from _worker_helpers import TINY, hammer_store
+
+
+@pytest.fixture
+def store(tmp_path):
+    return RunStore(tmp_path / "runs.sqlite")
+
+
+def test_home_is_gradloss_home_or_runs_folder(tmp_path, monkeypatch):
+    """Check that home() follows $GRADLOSS_HOME, else ./runs, and creates the folder."""
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "h"))
+    assert store_module.home() == tmp_path / "h" and (tmp_path / "h").is_dir()
+    monkeypatch.delenv("GRADLOSS_HOME")
+    monkeypatch.chdir(tmp_path)
+    assert store_module.home() == tmp_path / "runs"
+    assert RunStore.default().path == tmp_path / "runs" / "runs.sqlite"
+
+
+def test_new_store_is_wal_at_latest_schema(store):
+    """Check that a fresh file gets every migration and WAL journaling."""
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_create_run_stores_the_resolved_config(store):
+    """Check that a queued run keeps the whole config, reference defaults filled in."""
+    run_id = store.create_run(TINY, task_id="t1")
+    run = store.get_run(run_id)
+    assert run.status == "queued" and run.task_id == "t1" and run.attempts == 0
+    assert run.config["batch_size"] == 50 and run.config["learning_rate"] == 1e-3
+    assert (run.objective, run.dataset, run.engine) == ("gradient", "digits", "tensorflow")
+    assert run.progress == {} and run.started_at is None and not run.cancel_requested
+
+
+def test_create_run_refuses_an_invalid_config(store):
+    """Check that a bad config raises the config check's message and stores nothing."""
+    with pytest.raises(InvalidParameterError, match="The 'epochs' parameter of TrainConfig"):
+        store.create_run({"dataset": "digits", "epochs": 0})
+    with pytest.raises(InvalidParameterError, match="Unknown TrainConfig parameter"):
+        store.create_run({"dataset": "digits", "color": "red"})
+    assert store.list_runs() == []
+
+
+def test_unknown_run_id_error_names_it(store):
+    """Check that every verb on a missing run raises RunNotFound naming the id."""
+    calls = [lambda: store.get_run("nope"), lambda: store.start_run("nope", "w", "CPU"),
+             lambda: store.update_progress("nope", {}), lambda: store.finish_run("nope", "done"),
+             lambda: store.request_cancel("nope"), lambda: store.add_metrics("nope", []),
+             lambda: store.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
+                                                                       "prediction", "confidence"]))]
+    for call in calls:
+        with pytest.raises(RunNotFound, match="No run with id 'nope'"):
+            call()
+    with pytest.raises(KeyError):  # RunNotFound is also a KeyError
+        store.get_run("nope")
+
+
+def test_list_runs_newest_first_filtered_and_limited(store):
+    """Check list_runs order, status filter (one or several) and limit."""
+    ids = [store.create_run(TINY) for _ in range(3)]
+    store.start_run(ids[0], "w", "CPU")
+    store.finish_run(ids[1], "cancelled")
+    assert [r.run_id for r in store.list_runs()] == ids[::-1]
+    assert [r.run_id for r in store.list_runs(status="running")] == [ids[0]]
+    assert {r.run_id for r in store.list_runs(status=("queued", "cancelled"))} == {ids[1], ids[2]}
+    assert len(store.list_runs(limit=2)) == 2
+
+
+def test_run_lifecycle_only_moves_forward(store):
+    """Check that start and finish apply once: a finished run cannot restart or finish again."""
+    run_id = store.create_run(TINY)
+    assert store.start_run(run_id, "host:1", "CPU")
+    assert not store.start_run(run_id, "host:2", "CPU")  # already running
+    store.update_progress(run_id, {"fraction": 0.5, "step": 2})
+    store.set_device(run_id, "NVIDIA H100")
+    run = store.get_run(run_id)
+    assert run.status == "running" and run.worker_id == "host:1" and run.attempts == 1
+    assert run.progress == {"fraction": 0.5, "step": 2} and run.device == "NVIDIA H100"
+    assert store.finish_run(run_id, "done", model_path="/x/model.keras")
+    assert not store.finish_run(run_id, "failed", error="late")
+    run = store.get_run(run_id)
+    assert (run.status, run.error, run.model_path) == ("done", None, "/x/model.keras")
+    assert run.finished_at >= run.started_at >= run.created_at
+    with pytest.raises(ValueError, match="The 'status' parameter of finish_run"):
+        store.finish_run(run_id, "running")
+
+
+def test_metrics_upsert_on_run_name_and_step(store):
+    """Check that a resumed run re-emitting a step replaces the value instead of duplicating it."""
+    run_id, other = store.create_run(TINY), store.create_run(TINY)
+    store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss", "value": 1.0} for s in (1, 2)])
+    store.add_metrics(run_id, [{"step": 2, "epoch": 1, "name": "loss", "value": 0.5},
+                               {"step": 2, "epoch": 1, "name": "epoch_loss", "value": 0.7}])
+    store.add_metrics(other, [{"step": 1, "epoch": 1, "name": "loss", "value": 9.0}])
+    loss = store.metrics(run_id, name="loss")
+    assert list(loss.columns) == ["run_id", "step", "epoch", "name", "value"]
+    assert loss["value"].tolist() == [1.0, 0.5]
+    assert len(store.metrics([run_id, other])) == 4
+    assert store.metrics([]).empty
+
+
+def test_nan_metric_is_kept_as_nan(store):
+    """Check that a diverged loss value survives as NaN (SQLite stores it as NULL)."""
+    run_id = store.create_run(TINY)
+    store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": float("nan")}])
+    assert store.metrics(run_id)["value"].isna().all()
+
+
+def test_robustness_and_examples_roundtrip_and_replace(store):
+    """Check that sweeps and grid predictions are stored per run and a second save replaces the first."""
+    run_id = store.create_run(TINY)
+    table = pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.8], "accuracy_std": [0.0, 0.01]})
+    store.save_robustness(run_id, table, draws=3, seed=0)
+    store.save_robustness(run_id, table.assign(accuracy=[0.95, 0.85]), draws=3, seed=0)
+    got = store.robustness([run_id])
+    assert list(got.columns) == ["run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed"]
+    assert got["accuracy"].tolist() == [0.95, 0.85] and got["draws"].tolist() == [3, 3]
+    grid = pd.DataFrame({"sigma": [0.0, 0.0, 0.1], "index": [5, 7, 5], "label": [1, 2, 1],
+                         "prediction": [1, 2, 3], "confidence": [0.9, 0.8, 0.4]})
+    store.save_examples(run_id, grid)
+    pd.testing.assert_frame_equal(store.examples(run_id), grid, check_dtype=False)
+
+
+def test_request_cancel_queued_now_running_cooperatively(store):
+    """Check that cancelling a queued run finishes it and cancelling a running one raises the flag."""
+    queued, running, done = (store.create_run(TINY) for _ in range(3))
+    store.start_run(running, "w", "CPU")
+    store.start_run(done, "w", "CPU")
+    store.finish_run(done, "done")
+    assert store.request_cancel(queued) == "cancelled"
+    assert not store.start_run(queued, "w", "CPU")  # a revoked task that slipped through stays cancelled
+    assert store.request_cancel(running) == "running" and store.cancel_requested(running)
+    assert store.request_cancel(done) == "done" and not store.cancel_requested(done)
+    assert store.get_run(queued).finished_at is not None
+
+
+def test_requeue_and_stale_finish_only_touch_stale_runs(store):
+    """Check that crash recovery skips a run whose heartbeat is fresh."""
+    run_id = store.create_run(TINY)
+    store.start_run(run_id, "w", "CPU")
+    beat = store.get_run(run_id).heartbeat_at
+    assert not store.requeue(run_id, "t2", stale_before=beat - 1)
+    assert not store.finish_run(run_id, "failed", error="lost", stale_before=beat - 1)
+    assert store.requeue(run_id, "t2", stale_before=beat + 1)
+    run = store.get_run(run_id)
+    assert (run.status, run.task_id, run.attempts) == ("queued", "t2", 1)
+    assert store.start_run(run_id, "w2", "CPU") and store.get_run(run_id).attempts == 2
+
+
+def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
+    """Check that opening a store written at schema 1 upgrades it in place, data intact."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status)"
+                 " VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow', 'done')", (json.dumps(TINY),))
+    conn.execute("INSERT INTO metrics VALUES ('old', 'loss', 1, 1, 0.25)")
+    conn.close()
+    store = RunStore(path)
+    run = store.get_run("old")
+    assert run.status == "done" and run.attempts == 0 and not run.cancel_requested
+    assert store.metrics("old")["value"].tolist() == [0.25]
+    assert store.examples("old").empty  # the table added by migration 2 exists
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_refuses_a_store_from_a_newer_version(tmp_path):
+    """Check that a file with an unknown, newer schema is refused with advice, not damaged."""
+    path = tmp_path / "new.sqlite"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(GradlossError, match="newer than this gradloss understands"):
+        RunStore(path)
+
+
+def test_open_reader_does_not_block_the_writer(store):
+    """Check that a dashboard holding a read transaction never stalls a worker's write (WAL)."""
+    run_id = store.create_run(TINY)
+    reader = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM runs").fetchall()
+    started = time.monotonic()
+    store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": 1.0}])
+    store.update_progress(run_id, {"step": 1})
+    assert time.monotonic() - started < 1.0
+    reader.execute("COMMIT")
+
+
+def test_two_processes_write_and_read_without_lock_errors(tmp_path):
+    """Check that concurrent writers in two processes neither fail with 'database is locked' nor lose runs."""
+    path = str(tmp_path / "runs.sqlite")
+    RunStore(path)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, like separate programs
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        made = pool.starmap(hammer_store, [(path, 15, barrier), (path, 15, barrier)])
+    store = RunStore(path)
+    assert sorted(made[0] + made[1]) == sorted(r.run_id for r in store.list_runs())
+    assert len(store.list_runs(status="done")) == 30
+    assert len(store.metrics(made[0] + made[1], name="loss")) == 30 * 20
