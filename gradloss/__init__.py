@@ -1,0 +1,15 @@
+"""gradloss: the gradient loss against ordinary training, and the noise robustness of each.
+
+Importing the package stays light (no TensorFlow): the modules that need Keras import it
+themselves. Public modules: config, data, models, losses, training, robustness, store, worker.
+"""
+from gradloss.config import (OBJECTIVES, DATASETS, ENGINES, REFERENCE_PROTOCOL,
+                             REFERENCE_SIGMAS, REFERENCE_ACCURACY, SweepConfig, TrainConfig)
+from gradloss.exceptions import (DataError, GradlossError, InvalidParameterError, RunNotFound,
+                                 TrainingDiverged)
+
+__all__ = [
+    "OBJECTIVES", "DATASETS", "ENGINES", "REFERENCE_PROTOCOL", "REFERENCE_SIGMAS",
+    "REFERENCE_ACCURACY", "SweepConfig", "TrainConfig",
+    "DataError", "GradlossError", "InvalidParameterError", "RunNotFound", "TrainingDiverged",
+]

@@ -1,0 +1,47 @@
+"""Config validation: every bad value is refused with its name, the rule and the value."""
+import math
+
+import pytest
+
+from gradloss.config import InvalidParameterError, SweepConfig, TrainConfig
+
+
+def test_defaults_follow_the_reference_protocol():
+    """Check that each objective defaults to its reference epochs and batch size."""
+    assert (TrainConfig("gradient").epochs, TrainConfig("gradient").batch_size) == (10, 100)
+    assert (TrainConfig("baseline").epochs, TrainConfig("baseline").batch_size) == (20, 32)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"epochs": 0}, r"'epochs' parameter of TrainConfig must be an int in the range \[1, inf\)\. Got 0"),
+    ({"batch_size": -5}, r"'batch_size' .* \[1, 60000\]\. Got -5"),
+    ({"batch_size": 101, "train_size": 100}, r"'batch_size' .* \[1, 100\]\. Got 101"),
+    ({"dataset": "cifar"}, r"'dataset' .* among \{'fashion_mnist', 'digits'\}\. Got 'cifar'"),
+    ({"objective": "hinge"}, r"'objective' .* Got 'hinge'"),
+    ({"engine": "torch"}, r"'engine' .* Got 'torch'"),
+    ({"learning_rate": math.nan}, r"'learning_rate' .* \(0\.0, inf\)\. Got nan"),
+    ({"learning_rate": math.inf}, r"'learning_rate' .* Got inf"),
+    ({"learning_rate": 0.0}, r"'learning_rate' .* Got 0\.0"),
+    ({"train_size": 70000}, r"'train_size' .* \[10, 60000\]\. Got 70000"),
+    ({"epochs": 2.5}, r"'epochs' .* Got 2\.5"),
+    ({"epochs": True}, r"'epochs' .* Got True"),
+])
+def test_train_config_refuses_bad_values(kwargs, message):
+    """Check that a bad TrainConfig value raises a ValueError that names field, rule and value."""
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_config_rejects_negative_sigma():
+    """Check that a negative sigma is refused."""
+    with pytest.raises(InvalidParameterError, match=r"'sigmas' .* \[0\.0, inf\)\. Got -0\.1"):
+        SweepConfig(sigmas=(0.0, -0.1))
+
+
+def test_round_trip_and_unknown_keys():
+    """Check that to_dict/from_dict round-trips and unknown keys are named."""
+    config = TrainConfig("baseline", dataset="digits", train_size=500, seed=4)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(InvalidParameterError, match=r"Unknown TrainConfig parameter\(s\) \['epoch'\]"):
+        TrainConfig.from_dict({"epoch": 3})
+    assert SweepConfig.from_dict({"sigmas": [0, 0.1]}).sigmas == (0.0, 0.1)

@@ -1,0 +1,93 @@
+"""The training loop: learning, seeding, resuming, cancelling, diverging, reporting."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from gradloss.config import TrainConfig
+from gradloss.data import load_dataset
+from gradloss.exceptions import GradlossError, TrainingDiverged
+from gradloss.models import predict
+from gradloss.training import load_model, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _config(objective: str, **kw) -> TrainConfig:
+    kw = {"dataset": "digits", "epochs": 2, "batch_size": 50, "seed": 3, **kw}
+    return TrainConfig(objective=objective, **kw)
+
+
+@pytest.mark.parametrize("objective", ["gradient", "baseline"])
+def test_short_run_beats_chance_and_saves_a_loadable_model(objective, digits, tmp_path):
+    """Check that two epochs on digits reach well above chance and the saved model predicts."""
+    progress, rows = [], []
+    result = train(_config(objective, epochs=3), tmp_path, dataset=digits,
+                   on_progress=progress.append, on_metrics=rows.extend)
+    assert result.status == "done" and result.epochs_done == 3
+    assert result.final["test_accuracy"] > 0.6  # chance is 0.1
+    model = load_model(result.model_path)
+    acc = np.mean(predict(model, digits.x_test).argmax(-1) == digits.y_test.argmax(-1))
+    assert acc == pytest.approx(result.final["test_accuracy"])
+    # progress only moves forward and ends complete
+    fractions = [p.fraction for p in progress]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    steps = [r["step"] for r in rows if r["name"] == "loss"]
+    assert steps == list(range(1, 3 * (1437 // 50) + 1))
+    per_epoch = {r["name"] for r in rows if r["name"] != "loss"}
+    assert per_epoch == {"epoch_loss", "train_accuracy", "test_accuracy", "step_ms"}
+
+
+def test_same_seed_gives_the_same_run(digits, tmp_path):
+    """Check that two runs of one config agree, and another seed differs."""
+    runs = [train(_config("gradient", epochs=1, seed=s), tmp_path / f"r{i}", dataset=digits)
+            for i, s in enumerate([5, 5, 6])]
+    assert runs[0].final["epoch_loss"] == runs[1].final["epoch_loss"]
+    assert runs[0].final["test_accuracy"] == runs[1].final["test_accuracy"]
+    assert runs[0].final["epoch_loss"] != runs[2].final["epoch_loss"]
+
+
+def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(digits, tmp_path):
+    """Check that cancel stops the run, and a second call resumes to the uninterrupted result."""
+    config = _config("baseline", epochs=3)
+    whole = train(config, tmp_path / "whole", dataset=digits)
+
+    epochs_seen = []
+    stop_after_epoch_1 = lambda: bool(epochs_seen) and epochs_seen[-1] >= 1  # noqa: E731
+    cut = train(config, tmp_path / "cut", dataset=digits, should_cancel=stop_after_epoch_1,
+                on_progress=lambda p: epochs_seen.append(p.epoch))
+    assert cut.status == "cancelled" and cut.model_path is None
+    assert 1 <= cut.epochs_done < 3
+
+    rows = []
+    resumed = train(config, tmp_path / "cut", dataset=digits, on_metrics=rows.extend)
+    assert resumed.status == "done"
+    assert min(r["epoch"] for r in rows) == cut.epochs_done + 1  # earlier epochs not re-run
+    assert resumed.final == pytest.approx({**whole.final, "step_ms": resumed.final["step_ms"]})
+
+
+def test_checkpoint_of_another_config_is_refused(digits, tmp_path):
+    """Check that a run folder is not resumed with a different config."""
+    train(_config("baseline", epochs=1), tmp_path, dataset=digits)
+    with pytest.raises(GradlossError, match="written for another config"):
+        train(_config("baseline", epochs=1, seed=99), tmp_path, dataset=digits)
+
+
+def test_nan_loss_raises_training_diverged(digits, tmp_path):
+    """Check that a non-finite loss stops the run with a message naming the step."""
+    x = digits.x_train.copy()
+    x[:] = np.nan
+    broken = dataclasses.replace(digits, x_train=x)
+    rows = []
+    with pytest.raises(TrainingDiverged, match=r"became nan at step \d+ \(epoch 1\); try a smaller"):
+        train(_config("gradient"), tmp_path, dataset=broken, on_metrics=rows.extend)
+    assert all(np.isfinite(r["value"]) for r in rows)  # what was recorded stays usable
+
+
+def test_engine_must_match_the_keras_backend(digits, tmp_path):
+    """Check that asking for the jax engine in a TensorFlow process names the fix."""
+    with pytest.raises(GradlossError, match="KERAS_BACKEND=jax"):
+        train(_config("gradient", engine="jax"), tmp_path, dataset=digits)
