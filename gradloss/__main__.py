@@ -1,0 +1,6 @@
+"""`python -m gradloss ...`: see gradloss.cli."""
+import sys
+
+from gradloss.cli import main
+
+sys.exit(main())

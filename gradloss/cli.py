@@ -1,0 +1,189 @@
+"""Command line: `python -m gradloss {train,reproduce,worker,runs}`.
+
+Arguments are validated through the config classes before anything heavy is imported; a bad
+value prints the validation message and exits with status 2. Keras is imported only after
+KERAS_BACKEND is set from the requested engine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS,
+                             SweepConfig, TrainConfig)
+from gradloss.exceptions import GradlossError, InvalidParameterError
+
+log = logging.getLogger("gradloss")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gradloss", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p, objective=True):
+        if objective:
+            p.add_argument("--objective", choices=OBJECTIVES, default="gradient")
+        p.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
+        p.add_argument("--epochs", type=int, help="default: the reference protocol's")
+        p.add_argument("--train-size", type=int, help="stratified training subset (default: all)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--engine", choices=ENGINES, default="tensorflow")
+
+    train = sub.add_parser("train", help="train one model (here, or through the queue with --submit)")
+    common(train)
+    train.add_argument("--batch-size", type=int, help="default: the reference protocol's")
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--out", type=Path, help="run folder (default: runs/cli-<time>)")
+    train.add_argument("--submit", action="store_true", help="queue it for the background worker")
+
+    rep = sub.add_parser("reproduce", help="train both objectives and compare robustness")
+    common(rep, objective=False)
+    rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
+    rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+
+    sub.add_parser("worker", help="run the background training worker (Huey consumer)")
+    runs = sub.add_parser("runs", help="list the runs in the store")
+    runs.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _train_config(args, objective: str) -> TrainConfig:
+    return TrainConfig(objective=objective, dataset=args.dataset, epochs=args.epochs,
+                       batch_size=getattr(args, "batch_size", None),
+                       learning_rate=getattr(args, "learning_rate", 1e-3),
+                       train_size=args.train_size, seed=args.seed, engine=args.engine)
+
+
+def _use_engine(engine: str) -> None:
+    """Point Keras at the engine's backend; must run before keras is first imported."""
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != engine:
+        raise GradlossError(f"Keras is already imported with another backend; cannot use {engine!r}.")
+    os.environ["KERAS_BACKEND"] = engine
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
+    from tqdm import tqdm
+
+    from gradloss.training import train
+
+    label = f"{config.objective} ({config.epochs} epochs, batch {config.batch_size})"
+    with tqdm(total=config.epochs * config.steps_per_epoch, desc=label, unit="step") as bar:
+        def on_progress(p):
+            bar.update(p.step - bar.n)
+            bar.set_postfix(epoch=f"{p.epoch}/{p.epochs}", loss=f"{p.loss:.4g}")
+        return train(config, run_dir, on_progress=on_progress, dataset=dataset)
+
+
+def cmd_train(args) -> int:
+    config = _train_config(args, args.objective)
+    if args.submit:
+        from gradloss import worker
+        run_id = worker.submit(config)
+        print(f"queued run {run_id}; follow it with `python -m gradloss runs`")
+        return 0
+    _use_engine(config.engine)
+    run_dir = args.out or Path("runs") / time.strftime("cli-%Y%m%d-%H%M%S")
+    result = _train_with_bar(config, run_dir)
+    print(json.dumps({"status": result.status, "model": str(result.model_path),
+                      "device": result.device, **result.final}, indent=2))
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    configs = [_train_config(args, objective) for objective in OBJECTIVES]
+    sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
+    _use_engine(args.engine)
+    import pandas as pd
+
+    from gradloss.data import load_dataset
+    from gradloss.robustness import accuracy_vs_noise
+
+    out = args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(args.dataset, train_size=args.train_size, seed=args.seed)
+    print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
+    tables, trained = {}, {}
+    for config in configs:
+        result = _train_with_bar(config, out / config.objective, dataset=data)
+        from gradloss.training import load_model
+        model = load_model(result.model_path)
+        print(f"robustness sweep of the {config.objective} model ...", flush=True)
+        tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep.sigmas,
+                                                     sweep.draws, sweep.seed, sweep.batch_size)
+        trained[config.objective] = {"config": config.to_dict(), "seconds": result.seconds,
+                                     "device": result.device, "model": str(result.model_path),
+                                     **result.final}
+    table = _side_by_side(tables, with_reference=args.dataset == "fashion_mnist")
+    table.to_csv(out / "robustness.csv", index=False)
+    (out / "results.json").write_text(json.dumps(
+        {"dataset": data.source, "sweep": asdict(sweep), "runs": trained,
+         "robustness": table.to_dict(orient="records"),
+         "reference": {k: {str(s): a for s, a in v.items()} for k, v in REFERENCE_ACCURACY.items()}},
+        indent=2))
+    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 120):
+        print(table.to_string(index=False, na_rep="-"))
+    for objective, run in trained.items():
+        print(f"{objective}: {run['seconds']:.0f} s training, {run['step_ms']:.1f} ms/step "
+              f"(last epoch) on {run['device']}")
+    print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
+    return 0
+
+
+def _side_by_side(tables: dict, with_reference: bool):
+    """One row per sigma: both models' accuracy (± std), their difference and the reference."""
+    import pandas as pd
+
+    g, b = tables["gradient"], tables["baseline"]
+    table = pd.DataFrame({"sigma": g.sigma, "gradient": g.accuracy, "gradient_std": g.accuracy_std,
+                          "baseline": b.accuracy, "baseline_std": b.accuracy_std,
+                          "difference": g.accuracy - b.accuracy})
+    for objective in ("gradient", "baseline") if with_reference else ():
+        table[f"reference_{objective}"] = table.sigma.map(REFERENCE_ACCURACY[objective])
+    return table
+
+
+def cmd_worker(args) -> int:
+    from gradloss import worker
+    worker.run_consumer()
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from gradloss.store import RunStore
+    runs = RunStore.default().list_runs(limit=args.limit)
+    if not runs:
+        print("no runs yet; start one with `python -m gradloss train --dataset digits --submit`")
+        return 0
+    print(f"{'run':<14} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8}  device")
+    for run in runs:
+        done = run.progress.get("fraction", 1.0 if run.status == "done" else 0.0)
+        print(f"{run.run_id:<14} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
+              f"{done:>8.0%}  {run.device or '-'}" + (f"  error: {run.error}" if run.error else ""))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    command = {"train": cmd_train, "reproduce": cmd_reproduce, "worker": cmd_worker,
+               "runs": cmd_runs}[args.command]
+    try:
+        return command(args)
+    except InvalidParameterError as error:
+        parser.error(str(error))  # prints usage and the message, exits with status 2
+    except GradlossError as error:
+        print(f"gradloss: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,55 @@
+"""The command line: validation exits with 2, reproduce writes its table and results."""
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "gradloss", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--epochs", "0"], "The 'epochs' parameter of TrainConfig must be an int"),
+    (["train", "--batch-size", "2000", "--dataset", "digits"], "Got 2000 instead"),
+    (["reproduce", "--train-size", "5"], "The 'train_size' parameter"),
+    (["train", "--learning-rate", "nan"], "The 'learning_rate' parameter"),
+    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+])
+def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
+    """Check that bad values print the validation message, exit 2 and show no traceback."""
+    result = _cli(*args, timeout=60)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path):
+    """Check that a data folder without the files gives one clear line, not a traceback."""
+    result = _cli("train", "--epochs", "1", "--train-size", "100",
+                  env={"GRADLOSS_DATA_DIR": str(tmp_path)}, timeout=120)
+    assert result.returncode == 1
+    assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
+    """Check that a quick reproduce on digits prints both models per sigma and writes its files."""
+    result = _cli("reproduce", "--dataset", "digits", "--epochs", "1", "--train-size", "400",
+                  "--draws", "1", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(tmp_path / "robustness.csv")
+    assert list(table.sigma) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
+    assert (table.difference == table.gradient - table.baseline).all()
+    assert (table.baseline > 0.3).all()  # 1 epoch on 400 digits: far above chance (0.1)
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["runs"]) == {"gradient", "baseline"}
+    assert results["runs"]["baseline"]["config"]["batch_size"] == 32
+    assert results["runs"]["gradient"]["test_accuracy"] == table.gradient[0]
+    assert "difference" in result.stdout and "0.5000" in result.stdout
+    assert (tmp_path / "gradient" / "model.keras").exists()
