@@ -48,3 +48,33 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def submit_read_cancel(home: str, n_runs: int, barrier) -> list[str]:
+    """Submit runs through the queue, read the store, cancel them while queued; return their ids."""
+    from gradloss import worker
+
+    store = RunStore(Path(home) / "runs.sqlite")
+    barrier.wait()
+    made = []
+    for _ in range(n_runs):
+        made.append(worker.submit(TINY, store=store))
+        store.list_runs(limit=10)
+        store.metrics(made)
+        worker.worker_status(store)
+    for run_id in made:
+        worker.cancel(run_id, store=store)
+    return made
+
+
+def runner_pids(run_id: str) -> list[int]:
+    """Pids of live `gradloss.runner RUN_ID` processes (to check that none outlives its worker)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gradloss.runner" in args and run_id.encode() in args:
+            pids.append(int(cmdline.parent.name))
+    return pids

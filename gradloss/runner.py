@@ -1,0 +1,102 @@
+"""Train one stored run in this process: `python -m gradloss.runner RUN_ID`.
+
+The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
+and the queue consumer stays light. The run's config comes from the store; progress, metrics,
+the robustness sweep and the grid predictions go back to it, and the run ends done, failed
+(with a one-line reason; the traceback goes to the log) or cancelled.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+from dataclasses import asdict
+
+from gradloss.config import SweepConfig, TrainConfig
+from gradloss.exceptions import TrainingDiverged
+from gradloss.store import RunStore, home
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the worker that started it dies (even by kill -9).
+
+    Set here rather than in a preexec_fn, which is unsafe in the threaded consumer; the parent
+    pid check covers a worker that died before this line ran."""
+    parent = os.environ.get("GRADLOSS_PARENT_PID")
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(1)
+
+
+def prepare_device(engine: str) -> str:
+    """Let TensorFlow grow GPU memory as needed (the GPU may be shared); return the device name."""
+    if engine == "jax":
+        import jax
+        first = jax.devices()[0]
+        return "CPU" if first.platform == "cpu" else first.device_kind
+    import tensorflow as tf
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)  # must precede the first GPU op
+    from gradloss.engine_tf import device_name
+    return device_name()
+
+
+def run(run_id: str, store: RunStore) -> str:
+    """Train, sweep and save run `run_id` (already marked running); returns its final status."""
+    config = TrainConfig.from_dict(store.get_run(run_id).config)
+    os.environ["KERAS_BACKEND"] = config.engine  # before the first keras import
+    store.set_device(run_id, prepare_device(config.engine))
+    from gradloss import robustness, training
+    from gradloss.data import load_dataset
+
+    ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
+    result = training.train(
+        config, home() / run_id, dataset=ds,
+        on_progress=lambda progress: store.update_progress(run_id, asdict(progress)),
+        on_metrics=lambda rows: store.add_metrics(run_id, rows),
+        should_cancel=lambda: store.cancel_requested(run_id))
+    if result.status == "cancelled":
+        store.finish_run(run_id, "cancelled")
+        return "cancelled"
+    model = training.load_model(result.model_path)
+    sweep = SweepConfig()
+    table = robustness.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep.sigmas, sweep.draws,
+                                         sweep.seed, sweep.batch_size)
+    store.save_robustness(run_id, table, sweep.draws, sweep.seed)
+    indices = robustness.example_indices(ds.y_test, seed=sweep.seed)
+    store.save_examples(run_id, robustness.predict_examples(model, ds.x_test, ds.y_test, indices,
+                                                            sweep.sigmas, seed=sweep.seed))
+    store.finish_run(run_id, "done", model_path=result.model_path)
+    return "done"
+
+
+def main(argv: list[str] | None = None) -> int:
+    die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
+                                                   "%(levelname)s %(message)s")
+    [run_id] = sys.argv[1:] if argv is None else argv
+    store = RunStore.default()
+    try:
+        status = run(run_id, store)
+    except TrainingDiverged as exc:
+        store.finish_run(run_id, "failed", error=str(exc))
+        status = "failed"
+    except Exception as exc:
+        log.exception("run %s failed", run_id)
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {reason}")
+        status = "failed"
+    log.info("run %s %s", run_id, status)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

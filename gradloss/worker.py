@@ -1,0 +1,303 @@
+"""Task queue and background worker: huey on SQLite beside the run store.
+
+`submit` validates a config, records a queued run and enqueues `train_run(run_id)`. The consumer
+(`python -m gradloss worker`, one training at a time) stays light: the task never imports
+TensorFlow, it starts `python -m gradloss.runner RUN_ID` and heartbeats the run while that child
+trains. A worker killed mid-run stops heartbeating; any live worker then puts the run back in the
+queue to resume from its last epoch checkpoint (or fails it after MAX_ATTEMPTS).
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from huey import SqliteHuey
+from huey.api import TaskWrapper
+
+from gradloss.config import TrainConfig
+from gradloss.store import BUSY_TIMEOUT_S, RunStore, home
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after a lost worker
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so child processes import this gradloss
+_queues: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
+_lock = threading.Lock()
+
+
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a run or worker counts as lost."""
+    return float(os.environ.get("GRADLOSS_HEARTBEAT_TIMEOUT", "60"))
+
+
+def _beat_interval() -> float:
+    return min(5.0, heartbeat_timeout() / 4)  # several beats per timeout: one slow write is no loss
+
+
+def _queue(folder: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
+    """The huey queue in `folder` (default home()) and its train_run task; one per folder."""
+    folder = Path(folder or home())
+    with _lock:
+        if folder not in _queues:
+            huey = SqliteHuey("gradloss", filename=str(folder / "queue.sqlite"), results=False,
+                              timeout=BUSY_TIMEOUT_S)
+            _queues[folder] = huey, huey.task(name="train_run")(_train_run)
+        return _queues[folder]
+
+
+def get_huey() -> SqliteHuey:
+    """The SqliteHuey instance beside the current store (home()/queue.sqlite)."""
+    return _queue()[0]
+
+
+def __getattr__(name: str):
+    if name == "huey":  # `worker.huey` follows GRADLOSS_HOME, which tests and deployments set
+        return get_huey()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# -- client side: the dashboard and the CLI --------------------------------------------------
+
+def submit(config: TrainConfig | dict, store: RunStore | None = None) -> str:
+    """Validate `config`, record a queued run and enqueue it; returns the run id.
+
+    An invalid config raises InvalidParameterError with the config check's message, and
+    nothing is recorded or queued."""
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(dict(config))
+    store = store or RunStore.default()
+    huey, task = _queue(store.path.parent)
+    task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
+    run_id = store.create_run(config, task_id=task_id)
+    try:
+        huey.enqueue(task.s(run_id, id=task_id))
+    except Exception as exc:
+        store.finish_run(run_id, "failed", error=f"could not be queued: {exc}")
+        raise
+    return run_id
+
+
+def cancel(run_id: str, store: RunStore | None = None) -> str:
+    """Cancel a run: a queued one never starts, a running one stops at its next step.
+
+    Returns the run's status afterwards ("cancelled", "running" until the runner stops, or
+    the final status of a run that had already finished)."""
+    store = store or RunStore.default()
+    run = store.get_run(run_id)
+    if run.status == "queued" and run.task_id:
+        # The store's status is what counts (start_run refuses a cancelled run); revoking
+        # also spares the consumer from dequeuing it.
+        _queue(store.path.parent)[0].revoke_by_id(run.task_id, revoke_once=True)
+    return store.request_cancel(run_id)
+
+
+@dataclass
+class WorkerStatus:
+    alive: bool
+    device: str | None     # what the newest live worker can train on: GPU name or "CPU"
+    queue_length: int      # runs waiting (status queued)
+    pid: int | None
+    workers: list[dict] = field(default_factory=list)  # every live worker's heartbeat record
+
+
+def worker_status(store: RunStore | None = None) -> WorkerStatus:
+    """Live workers (fresh heartbeat file and, on this host, an existing process) and queue length."""
+    store = store or RunStore.default()
+    live = [w for w in _worker_records(store.path.parent) if _is_alive(w)]
+    live.sort(key=lambda w: w["heartbeat_at"], reverse=True)
+    queued = len(store.list_runs(status="queued"))
+    if not live:
+        return WorkerStatus(False, None, queued, None)
+    return WorkerStatus(True, live[0]["device"], queued, live[0]["pid"], live)
+
+
+def ensure_local_worker() -> bool:
+    """Start a detached local worker unless one is alive; True if this call started one.
+
+    GRADLOSS_NO_LOCAL_WORKER=1 turns this off (workers run elsewhere)."""
+    if os.environ.get("GRADLOSS_NO_LOCAL_WORKER", "").lower() in ("1", "true", "yes"):
+        return False
+    folder = home()
+    with open(folder / "worker.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two dashboard sessions must not both start one
+        if worker_status(RunStore(folder / "runs.sqlite")).alive:
+            return False
+        pid_file = folder / "worker.pid"
+        if pid_file.exists() and time.time() - pid_file.stat().st_mtime < heartbeat_timeout():
+            if _pid_alive(int(pid_file.read_text() or 0)):
+                return False  # started moments ago, not heartbeating yet
+        with open(folder / "worker.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from gradloss import worker; worker.run_consumer()"],
+                env=_child_env(GRADLOSS_HOME=str(folder)), stdin=subprocess.DEVNULL, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)  # outlives the dashboard
+        pid_file.write_text(str(proc.pid))
+        log.info("started a local worker, pid %d, log %s", proc.pid, folder / "worker.log")
+        return True
+
+
+# -- worker side: the consumer process --------------------------------------------------------
+
+def run_consumer() -> None:
+    """Run the huey consumer for home(): one training at a time, until interrupted."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    store = RunStore.default()
+    huey, _ = _queue(store.path.parent)
+    record = {"worker_id": _worker_id(), "host": socket.gethostname(), "pid": os.getpid(),
+              "device": worker_device(), "started_at": time.time()}
+    log.info("worker %s on %s, store %s", record["worker_id"], record["device"], store.path)
+    stop = threading.Event()
+    _beat(store, record)
+    threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
+    try:  # max_delay: an idle worker notices a new run within a second
+        huey.create_consumer(workers=1, periodic=False, max_delay=1.0).run()
+    finally:
+        stop.set()
+        _worker_file(store.path.parent, record["worker_id"]).unlink(missing_ok=True)
+
+
+def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
+    """Every beat: say this worker is alive, and recover runs whose worker was lost."""
+    while not stop.wait(_beat_interval()):
+        try:
+            _beat(store, record)
+        except Exception:  # a full disk or a locked file must not kill the thread
+            log.exception("worker heartbeat failed")
+
+
+def _beat(store: RunStore, record: dict) -> None:
+    path = _worker_file(store.path.parent, record["worker_id"])
+    path.parent.mkdir(exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dict(record, heartbeat_at=time.time())))
+    os.replace(tmp, path)  # readers never see half a file
+    recover_lost_runs(store)
+
+
+def recover_lost_runs(store: RunStore | None = None) -> list[str]:
+    """Requeue (to resume) or fail running runs with a stale heartbeat; returns their ids."""
+    store = store or RunStore.default()
+    huey, task = _queue(store.path.parent)
+    now = time.time()
+    stale_before = now - heartbeat_timeout()
+    recovered = []
+    for run in store.list_runs(status="running"):
+        if run.heartbeat_at is None or run.heartbeat_at >= stale_before:
+            continue
+        lost = f"worker {run.worker_id} lost (no heartbeat for {now - run.heartbeat_at:.0f} s)"
+        if run.cancel_requested:
+            done = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
+                                    stale_before=stale_before)
+        elif run.attempts < MAX_ATTEMPTS:
+            task_id = str(uuid.uuid4())
+            done = store.requeue(run.run_id, task_id, stale_before=stale_before)
+            if done:  # the condition above: only one worker requeues it
+                huey.enqueue(task.s(run.run_id, id=task_id))
+        else:
+            done = store.finish_run(run.run_id, "failed", error=f"{lost} after {run.attempts} attempts",
+                                    stale_before=stale_before)
+        if done:
+            log.warning("run %s: %s; now %s", run.run_id, lost, store.get_run(run.run_id).status)
+            recovered.append(run.run_id)
+    return recovered
+
+
+def _train_run(run_id: str) -> None:
+    """The huey task: train one run in a child process, heartbeating while it works."""
+    store = RunStore.default()
+    if not store.start_run(run_id, _worker_id(), worker_device()):
+        log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
+        return
+    engine = store.get_run(run_id).engine
+    env = _child_env(KERAS_BACKEND=engine, GRADLOSS_HOME=str(store.path.parent),
+                     GRADLOSS_PARENT_PID=str(os.getpid()))  # the runner dies with this process
+    if engine == "jax":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX would take 75 % of a shared GPU
+    proc = subprocess.Popen([sys.executable, "-m", "gradloss.runner", run_id], env=env)
+    while True:
+        try:
+            code = proc.wait(timeout=_beat_interval())
+            break
+        except subprocess.TimeoutExpired:
+            store.heartbeat(run_id)
+    if store.get_run(run_id).status == "running":  # the child ended without finishing the run
+        reason = f"signal {-code}" if code < 0 else f"code {code}"
+        store.finish_run(run_id, "failed",
+                         error=f"the training process exited with {reason} before finishing; see the worker log")
+
+
+# -- small helpers -----------------------------------------------------------------------------
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _child_env(**extra: str) -> dict:
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return dict(os.environ, PYTHONPATH=path, **extra)
+
+
+@cache
+def worker_device() -> str:
+    """The GPU this worker may use (honouring CUDA_VISIBLE_DEVICES), else "CPU"; no TensorFlow import."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if shutil.which("nvidia-smi") is None or visible in ("", "-1"):
+        return "CPU"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "CPU"
+    gpus = [[part.strip() for part in line.split(",", 2)] for line in out.splitlines() if line.strip()]
+    if visible is not None:
+        wanted = visible.split(",")[0].strip()  # the worker trains on the first visible GPU
+        gpus = [g for g in gpus if wanted in (g[0], g[1])]
+    return gpus[0][2] if gpus else "CPU"
+
+
+def _worker_file(folder: Path, worker_id: str) -> Path:
+    return folder / "workers" / f"{worker_id.replace(':', '-')}.json"
+
+
+def _worker_records(folder: Path) -> list[dict]:
+    records = []
+    for path in (folder / "workers").glob("*.json"):
+        try:
+            records.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue  # removed or replaced while listing
+    return records
+
+
+def _is_alive(record: dict) -> bool:
+    fresh = time.time() - record["heartbeat_at"] < heartbeat_timeout()
+    return fresh and (record["host"] != socket.gethostname() or _pid_alive(record["pid"]))
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if process `pid` exists and is not a zombie (a dead child nobody reaped)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): trust kill(0)

@@ -1,0 +1,198 @@
+"""Tests for gradloss.worker and gradloss.runner: real SQLite, real consumer processes, tiny digits runs.
+
+Each training child spends ~5 s importing TensorFlow, so the end-to-end checks share runs.
+"""
+import multiprocessing
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from gradloss import worker
+from gradloss.config import InvalidParameterError
+from gradloss.store import RunStore
+
+from _worker_helpers import TINY, runner_pids, start_consumer, submit_read_cancel, wait_for
+
+TIMEOUT = 180  # seconds for one tiny run on 2 shared cores, imports included
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    return tmp_path
+
+
+@pytest.fixture
+def consumers(home):
+    """Start consumers with start(**env); every one still alive is killed at the end."""
+    started = []
+
+    def start(**env):
+        proc = start_consumer(home, **env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _status(store, run_id):
+    return store.get_run(run_id).status
+
+
+def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
+    """Check that a bad config raises the config check's message, and no run or task is created."""
+    bad = [({"dataset": "digits", "epochs": 0}, "The 'epochs' parameter of TrainConfig must be an int"),
+           ({"dataset": "mnist"}, "The 'dataset' parameter of TrainConfig must be a str among"),
+           ({"dataset": "digits", "batch_size": 5000}, "The 'batch_size' parameter of TrainConfig"),
+           ({"dataset": "digits", "colour": "red"}, "Unknown TrainConfig parameter")]
+    for config, message in bad:
+        with pytest.raises(InvalidParameterError, match=message):
+            worker.submit(config)
+    assert RunStore.default().list_runs() == []
+    assert worker.huey.pending_count() == 0
+    assert worker.worker_status().queue_length == 0
+
+
+def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
+    """Check crash recovery without a consumer: resume once, then fail naming the lost worker."""
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
+    store = RunStore.default()
+    first, cancelling, fresh = (store.create_run(TINY) for _ in range(3))
+    for run_id in (first, cancelling):
+        store.start_run(run_id, "gone:1", "CPU")
+    store.request_cancel(cancelling)
+    time.sleep(0.5)
+    store.start_run(fresh, "alive:2", "CPU")  # heartbeat just now: left alone
+    assert sorted(worker.recover_lost_runs(store)) == sorted([first, cancelling])
+    assert _status(store, first) == "queued" and worker.huey.pending_count() == 1
+    assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
+    store.start_run(first, "gone:3", "CPU")  # the resume, which is lost too
+    time.sleep(0.5)
+    store.heartbeat(fresh)
+    assert worker.recover_lost_runs(store) == [first]
+    run = store.get_run(first)
+    assert run.status == "failed" and run.attempts == worker.MAX_ATTEMPTS
+    assert run.error.startswith("worker gone:3 lost (no heartbeat for") and "after 2 attempts" in run.error
+
+
+def test_ensure_local_worker_starts_one_detached_worker(home, monkeypatch):
+    """Check that ensure_local_worker starts a worker once, honours the opt-out and replaces a dead one."""
+    monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
+    assert not worker.ensure_local_worker() and not (home / "worker.pid").exists()
+    monkeypatch.delenv("GRADLOSS_NO_LOCAL_WORKER")
+    pids = []
+    try:
+        assert worker.ensure_local_worker()
+        pids.append(int((home / "worker.pid").read_text()))
+        assert not worker.ensure_local_worker()  # starting up: not heartbeating yet, but not twice
+        status = wait_for(lambda: (s := worker.worker_status()).alive and s, 60, "the local worker")
+        assert status.pid == pids[0] and status.device == worker.worker_device()
+        assert not worker.ensure_local_worker()
+        os.kill(pids[0], signal.SIGKILL)
+        wait_for(lambda: not worker.worker_status().alive, 10, "the killed worker to count as dead")
+        assert worker.ensure_local_worker()
+        pids.append(int((home / "worker.pid").read_text()))
+        assert pids[1] != pids[0]
+        wait_for(lambda: worker.worker_status().alive, 60, "the replacement worker")
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert "huey consumer started" in (home / "worker.log").read_text().lower()
+
+
+def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers):
+    """Check the whole path with one real consumer: a run trains to done with metrics, robustness,
+    grid and a loadable model; a diverging run fails with the reason; a queued run is revoked and
+    never starts; a running run stops as cancelled, keeping its metrics; two processes submit and
+    read meanwhile without lock errors or lost runs."""
+    store = RunStore.default()
+    consumers()
+    good = worker.submit(dict(TINY, epochs=2))
+    seen = [_status(store, good)]
+    diverging = worker.submit(dict(TINY, objective="baseline", learning_rate=1e8))
+    never = worker.submit(TINY)
+    assert worker.cancel(never) == "cancelled"
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        pending = pool.starmap_async(submit_read_cancel, [(str(home), 4, barrier)] * 2)
+        while _status(store, good) not in ("done", "failed"):  # record every status the run passes
+            if seen[-1] != (status := _status(store, good)):
+                seen.append(status)
+            time.sleep(0.05)
+        seen.append(_status(store, good))
+        submitted = pending.get(timeout=TIMEOUT)
+    assert seen == ["queued", "running", "done"], store.get_run(good).error
+
+    run = store.get_run(good)
+    assert run.device == "CPU" and run.worker_id and run.attempts == 1 and run.progress["fraction"] == 1.0
+    metrics = store.metrics(good)
+    steps = 2 * (200 // 50)
+    assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, steps + 1))
+    for name in ("epoch_loss", "train_accuracy", "test_accuracy", "step_ms"):
+        assert metrics.query("name == @name")["epoch"].tolist() == [1, 2]
+    sweep = store.robustness(good)
+    assert len(sweep) == 8 and sweep["accuracy"].between(0, 1).all()
+    assert not store.examples(good).empty
+
+    from gradloss.data import load_dataset
+    from gradloss.training import load_model
+    probabilities = load_model(run.model_path).predict(load_dataset("digits").x_test[:5], verbose=0)
+    assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+    wait_for(lambda: _status(store, diverging) in ("done", "failed"), TIMEOUT, "the diverging run")
+    assert store.get_run(diverging).status == "failed"
+    assert store.get_run(diverging).error.startswith("The loss became nan")
+
+    for run_id in [never] + submitted[0] + submitted[1]:  # queued then cancelled: never started
+        run = store.get_run(run_id)
+        assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
+    assert len(store.list_runs()) == 3 + 8
+
+    slow = worker.submit(dict(TINY, epochs=200))
+    wait_for(lambda: len(store.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
+    assert worker.cancel(slow) == "running"
+    wait_for(lambda: _status(store, slow) == "cancelled", 60, "the running run to stop")
+    run = store.get_run(slow)
+    assert run.model_path is None and run.finished_at and len(store.metrics(slow, name="loss")) >= 4
+    assert worker.huey.pending_count() == 0
+
+
+def test_killed_worker_run_resumes_on_the_next_worker(home, consumers):
+    """Check that kill -9 of a worker mid-run takes its training child down, and the next worker
+    resumes the run from its checkpoint to done, every recorded metric kept."""
+    store = RunStore.default()
+    env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
+    first = consumers(**env)
+    epochs = 40
+    run_id = worker.submit(dict(TINY, epochs=epochs))
+    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 2, TIMEOUT, "two epochs")
+    first.kill()  # SIGKILL: no cleanup at all
+    first.wait()
+    wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
+    assert _status(store, run_id) == "running"
+    before = store.metrics(run_id)
+
+    second = consumers(**env)
+    wait_for(lambda: _status(store, run_id) in ("done", "failed"), TIMEOUT, "the resumed run")
+    run = store.get_run(run_id)
+    assert run.status == "done", run.error
+    assert run.attempts == 2 and run.worker_id.endswith(f":{second.pid}")
+    after = store.metrics(run_id)
+    assert after.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
+    assert after.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
+    kept = before.merge(after, on=["name", "step"], how="left")
+    assert kept["value_y"].notna().all()  # nothing recorded before the kill was lost
+    assert len(store.robustness(run_id)) == 8
