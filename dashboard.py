@@ -1,0 +1,119 @@
+"""gradloss dashboard, home page: what gradloss is, the latest comparison, one-click runs, worker status.
+
+Run with `streamlit run dashboard.py`. Pages never import TensorFlow: they read gradloss.store,
+queue work through gradloss.worker and draw with gradloss.views.
+"""
+import streamlit as st
+
+from gradloss import data, store, views, worker
+from gradloss.config import REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+
+QUICK_TRAIN_SIZE = 3000  # Fashion-MNIST subset of the quick comparison; digits uses all its 1437 images
+QUICK_EPOCHS = 2
+
+st.set_page_config(page_title="gradloss", page_icon="📉", layout="wide")
+st.title("gradloss")
+st.markdown(
+    "gradloss trains a small image classifier with a **gradient loss** — the squared gradient of the "
+    "error with respect to the inputs and labels — instead of cross-entropy, and compares it against a "
+    "cross-entropy **baseline**. The question is robustness: how fast each model's test accuracy falls "
+    "when Gaussian noise of growing σ is added to the images.")
+
+if "worker_checked" not in st.session_state:  # once per browser session, not on every rerun
+    st.session_state.worker_checked = True
+    try:
+        if worker.ensure_local_worker():
+            st.toast("Started a local worker.")
+    except Exception as e:  # noqa: BLE001 - the page must still render
+        st.session_state.worker_error = f"Could not start a local worker: {e}"
+
+
+def quick_configs(dataset: str) -> list[TrainConfig]:
+    size = QUICK_TRAIN_SIZE if dataset == "fashion_mnist" else None
+    return [TrainConfig(objective=o, dataset=dataset, epochs=QUICK_EPOCHS, train_size=size)
+            for o in ("gradient", "baseline")]
+
+
+def submit(configs: list[TrainConfig]) -> None:
+    try:
+        ids = [worker.submit(cfg) for cfg in configs]
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not queue the runs: {e}")
+        return
+    st.success(f"Queued {', '.join(views.short_id(i) for i in ids)}. Follow them on the Train page.")
+    st.page_link("pages/1_Train.py", label="Open the Train page", icon="🏋️")
+
+
+# 1) Worker and data
+status = None
+try:
+    status = worker.worker_status()
+except Exception as e:  # noqa: BLE001
+    st.error(f"Could not read the worker status: {e}")
+fashion = data.find_fashion_mnist()
+quick_dataset = "fashion_mnist" if fashion else "digits"
+
+cols = st.columns(3)
+if status is not None:
+    cols[0].metric("Worker", "alive" if status.alive else "down")
+    cols[1].metric("Device", status.device or "–")
+    cols[2].metric("Queued tasks", status.queue_length)
+    if not status.alive:
+        st.warning("No worker is running, so queued runs wait. Start one in a terminal with "
+                   "`python -m gradloss worker`, or click below.")
+        if st.button("Start a local worker"):
+            try:
+                worker.ensure_local_worker()
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                st.error(f"Could not start a local worker: {e}")
+if "worker_error" in st.session_state:
+    st.error(st.session_state.worker_error)
+(st.caption if fashion else st.info)(data.data_status("fashion_mnist"))
+
+# 2) One-click runs
+left, right = st.columns(2)
+quick_help = (f"Trains a gradient-loss model and a baseline, {QUICK_EPOCHS} epochs each, on "
+              + (f"{QUICK_TRAIN_SIZE} Fashion-MNIST training images" if fashion else
+                 f"all {TRAIN_SET_SIZES['digits']} digits training images (Fashion-MNIST not found)")
+              + ", then sweeps their accuracy over σ. About a minute or two on a laptop CPU.")
+if left.button("Quick compare", type="primary", help=quick_help, width="stretch"):
+    submit(quick_configs(quick_dataset))
+ref = REFERENCE_PROTOCOL
+ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: gradient loss "
+            f"{ref['gradient']['epochs']} epochs, batch {ref['gradient']['batch_size']}; baseline "
+            f"{ref['baseline']['epochs']} epochs, batch {ref['baseline']['batch_size']}. Hours on a CPU."
+            if fashion else "Needs Fashion-MNIST, which was not found: " + data.data_status("fashion_mnist"))
+if right.button("Reproduce the reference", help=ref_help, disabled=not fashion, width="stretch"):
+    submit([TrainConfig(objective=o, dataset="fashion_mnist") for o in ("gradient", "baseline")])
+if not fashion:
+    right.caption("Disabled: Fashion-MNIST was not found (see above).")
+
+# 3) Latest comparison
+st.subheader("Latest comparison")
+try:
+    runs = store.RunStore.default()
+    pair = views.latest_pair(runs.list_runs(limit=200))
+    ids = [r.run_id for r in pair.values()]
+    metrics = runs.metrics(ids) if ids else None
+    robustness = runs.robustness(ids) if ids else None
+except Exception as e:  # noqa: BLE001
+    st.error(f"Could not read the run store: {e}")
+    st.stop()
+if not pair:
+    st.info("No finished runs yet. Click **Quick compare** above, or launch runs on the Train page.")
+    st.stop()
+sigmas = views.swept_sigmas(robustness, ids)
+sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1)) if sigmas else 0.1
+table = views.comparison_table(pair, metrics, robustness, sigma)
+st.dataframe(table, hide_index=True, column_config={
+    "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
+    f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
+    "ms / step": st.column_config.NumberColumn(format="%.1f")})
+if len(pair) < 2:
+    missing = ({"gradient", "baseline"} - set(pair)).pop()
+    st.info(f"No finished {missing} run on {table.dataset.iloc[0]} yet to compare against.")
+st.caption(f"σ = {sigma:g}; choose another on the Robustness page. A step is one batch; the two "
+           "objectives use different batch sizes in the reference protocol.")
+st.page_link("pages/3_Robustness.py", label="Accuracy versus noise", icon="📈")
+st.page_link("pages/2_Loss_curves.py", label="Loss curves", icon="📉")

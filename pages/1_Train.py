@@ -1,0 +1,119 @@
+"""Train: a form that queues runs, and a live table of queued, running and finished runs."""
+import time
+
+import streamlit as st
+
+from gradloss import data, store, views, worker
+from gradloss.config import DATASETS, REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig
+
+st.set_page_config(page_title="Train · gradloss", page_icon="🏋️", layout="wide")
+st.title("Train")
+
+if "worker_checked" not in st.session_state:  # a user may open this page first
+    st.session_state.worker_checked = True
+    try:
+        worker.ensure_local_worker()
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not start a local worker: {e}")
+
+# 1) The form. Dataset and objective sit outside it: they set the other fields' defaults.
+fashion = data.find_fashion_mnist()
+left, right = st.columns(2)
+dataset = left.selectbox("Dataset", DATASETS, index=0 if fashion else 1, key="dataset",
+                         format_func=lambda d: {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}[d])
+choice = right.radio("Objective", ("both", "gradient", "baseline"), horizontal=True, key="objective",
+                     format_func=lambda o: {"both": "both (a pair)", "gradient": "gradient loss",
+                                            "baseline": "baseline (cross-entropy)"}[o])
+if dataset == "fashion_mnist" and not fashion:
+    st.warning(data.data_status("fashion_mnist"))
+
+objectives = ("gradient", "baseline") if choice == "both" else (choice,)
+reference = {k: "/".join(str(REFERENCE_PROTOCOL[o][k]) for o in objectives) for k in ("epochs", "batch_size")}
+with st.form("launch"):
+    c = st.columns(3)
+    # For a pair the fields start empty: each run then gets its own reference value.
+    single = REFERENCE_PROTOCOL[choice] if choice != "both" else {"epochs": None, "batch_size": None}
+    epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{choice}",
+                               placeholder=f"reference ({reference['epochs']})",
+                               help="Empty: the reference protocol (gradient 10, baseline 20).")
+    batch_size = c[1].number_input("Batch size", value=single["batch_size"], step=1, key=f"batch_{choice}",
+                                   placeholder=f"reference ({reference['batch_size']})",
+                                   help="Empty: the reference protocol (gradient 100, baseline 32).")
+    learning_rate = c[2].number_input("Learning rate (Adam)", value=1e-3, step=1e-4, format="%.5f",
+                                      key="learning_rate")
+    train_size = c[0].number_input("Training-set size", value=None, step=100, key="train_size",
+                                   placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
+                                   help="Empty: the whole training set; else a stratified subset.")
+    seed = c[1].number_input("Seed", value=0, step=1, key="seed")
+    submitted = st.form_submit_button("Queue", type="primary")
+
+if submitted:
+    try:
+        configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
+                               learning_rate=learning_rate, train_size=train_size, seed=seed)
+                   for o in objectives]
+    except InvalidParameterError as e:
+        st.error(str(e))
+    else:
+        try:
+            ids = [worker.submit(cfg) for cfg in configs]
+            st.success("Queued " + ", ".join(f"{cfg.objective} run {views.short_id(i)}"
+                                             for cfg, i in zip(configs, ids)) + ".")
+        except Exception as e:  # noqa: BLE001
+            st.error(f"Could not queue the run: {e}")
+
+
+# 2) The live area: only this part refreshes, and only while something is queued or running.
+def read_runs():
+    try:
+        return store.RunStore.default().list_runs(limit=100), worker.worker_status()
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not read the run store: {e}")
+        return [], None
+
+
+def cancel(run_id: str) -> None:
+    try:
+        worker.cancel(run_id)
+        st.toast(f"Cancel requested for {views.short_id(run_id)}.")
+    except Exception as e:  # noqa: BLE001
+        st.toast(f"Could not cancel {views.short_id(run_id)}: {e}")
+
+
+runs, _ = read_runs()
+polling = any(r.status in views.ACTIVE for r in runs)
+
+
+@st.fragment(run_every=2 if polling else None)
+def live_runs() -> None:
+    runs, status = read_runs()
+    active = [r for r in runs if r.status in views.ACTIVE]
+    if bool(active) != polling:
+        st.rerun()  # start or stop the timer
+    st.subheader("Queued and running")
+    if status is not None and not status.alive and active:
+        st.warning("No worker is running: these runs wait. Start one with `python -m gradloss worker` "
+                   "or open the home page, which starts a local worker.")
+    if not active:
+        st.info("Nothing queued or running. Queue a run with the form above.")
+    for run in reversed(active):  # oldest first: the order the worker takes them
+        c = st.columns([3, 5, 1], vertical_alignment="center")
+        c[0].markdown(f"**{run.objective}** · {run.dataset} · `{views.short_id(run.run_id)}`  \n{run.status}"
+                      + (" · cancelling…" if run.cancel_requested else ""))
+        c[1].progress(views.progress_fraction(run), text=views.progress_text(run))
+        c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=cancel, args=(run.run_id,),
+                    disabled=run.cancel_requested)
+    finished = [r for r in runs if r.status in views.FINISHED]
+    st.subheader("Finished")
+    if not finished:
+        st.caption("No finished runs yet.")
+        return
+    for run in finished[:5]:
+        if run.status == "failed":
+            st.error(f"Run {views.short_id(run.run_id)} ({run.objective} on {run.dataset}) failed: "
+                     f"{views.first_line(run.error) or 'no error message'}. Check its settings and queue it again.")
+    st.dataframe(views.runs_table(finished), hide_index=True)
+    st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (" · refreshing every 2 s" if polling else ""))
+
+
+live_runs()

@@ -1,0 +1,196 @@
+"""Tests of the Streamlit pages with AppTest: empty store, finished runs, the form, the σ slider.
+
+Every test points GRADLOSS_HOME at a fresh tmp_path store and sets GRADLOSS_NO_LOCAL_WORKER=1, so
+no worker process starts; the store is filled through the real RunStore verbs.
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from gradloss import worker
+from gradloss.config import TrainConfig
+from gradloss.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("dashboard.py", "pages/1_Train.py", "pages/2_Loss_curves.py", "pages/3_Robustness.py")
+SIGMAS = (0.0, 0.1, 0.2)
+ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60)}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty gradloss home; no local worker; Fashion-MNIST absent (an empty data folder)."""
+    (tmp_path / "no-data").mkdir()
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(tmp_path / "no-data"))
+    return tmp_path
+
+
+def finished_run(store: RunStore, objective: str) -> str:
+    """A done digits run with losses, accuracies, step times, a sweep and example predictions."""
+    run_id = store.create_run(TrainConfig(objective=objective, dataset="digits", epochs=2, train_size=200))
+    store.start_run(run_id, "test-worker", "CPU")
+    scale = 1e-4 if objective == "gradient" else 1.0  # the two losses differ ~1000x
+    rows = [{"step": s, "epoch": 1 + (s > 4), "name": "loss", "value": scale / s} for s in range(1, 9)]
+    for epoch, step in ((1, 4), (2, 8)):
+        rows += [{"step": step, "epoch": epoch, "name": name, "value": value} for name, value in
+                 (("epoch_loss", scale / step), ("train_accuracy", 0.8 + epoch / 20),
+                  ("test_accuracy", 0.8 + epoch / 25), ("step_ms", 20.0 if objective == "gradient" else 5.0))]
+    store.add_metrics(run_id, rows)
+    acc = ACCURACY[objective]
+    store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc, "accuracy_std": 0.01}),
+                          draws=3, seed=0)
+    store.save_examples(run_id, pd.DataFrame({
+        "sigma": [s for s in SIGMAS for _ in range(3)], "index": [0, 1, 2] * 3, "label": [0, 1, 2] * 3,
+        "prediction": [0, 1, 2, 0, 1, 2, 0, 7, 7] if objective == "gradient" else [0, 1, 2, 0, 5, 2, 3, 7, 7],
+        "confidence": 0.9}))
+    store.finish_run(run_id, "done", model_path=None)
+    return run_id
+
+
+@pytest.fixture
+def filled(home) -> dict:
+    """The home fixture holding a finished gradient-loss run and a finished baseline."""
+    store = RunStore.default()
+    return {o: finished_run(store, o) for o in ("gradient", "baseline")}
+
+
+def app(page: str = "dashboard.py") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    if page != "dashboard.py":
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_an_empty_store(home, page):
+    """Check that each page says there is nothing yet, without an exception."""
+    at = app(page)
+    assert at.title[0].value
+    assert at.info or at.get("caption"), "an empty page should say what to do"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_finished_runs(filled, page):
+    """Check that each page draws the finished pair without an exception or error box."""
+    at = app(page)
+    assert not at.error, texts(at.error)
+
+
+def test_home_compares_the_latest_pair(filled):
+    at = app()
+    table = at.dataframe[0].value
+    assert list(table["clean accuracy"]) == [0.90, 0.91]
+    assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
+    assert list(table["ms / step"]) == [20.0, 5.0]
+
+
+def test_home_offers_digits_when_fashion_mnist_is_missing(home):
+    at = app()
+    reproduce = next(b for b in at.button if b.label == "Reproduce the reference")
+    assert reproduce.disabled
+    assert "Fashion-MNIST" in texts(at.info)
+    assert [m.value for m in at.metric][:1] == ["down"]
+
+
+def test_quick_compare_queues_a_digits_pair(home):
+    at = app()
+    next(b for b in at.button if b.label == "Quick compare").click().run()
+    assert not at.exception
+    runs = RunStore.default().list_runs()
+    assert sorted(r.objective for r in runs) == ["baseline", "gradient"]
+    assert {r.dataset for r in runs} == {"digits"} and {r.status for r in runs} == {"queued"}
+    assert worker.huey.pending_count() == 2
+
+
+def test_train_form_refuses_bad_values(home):
+    at = app("pages/1_Train.py")
+    at.radio(key="objective").set_value("gradient").run()
+    at.number_input(key="epochs_gradient").set_value(0)
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception
+    assert "The 'epochs' parameter of TrainConfig must be an int in the range [1, inf). Got 0 instead." \
+        in texts(at.error)
+    assert RunStore.default().list_runs() == []
+
+
+def test_train_form_queues_a_run(home):
+    at = app("pages/1_Train.py")
+    at.radio(key="objective").set_value("gradient").run()
+    at.number_input(key="epochs_gradient").set_value(1)
+    at.number_input(key="train_size").set_value(300)
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    [run] = RunStore.default().list_runs()
+    assert (run.status, run.objective, run.config["epochs"], run.config["train_size"]) == \
+        ("queued", "gradient", 1, 300)
+    assert worker.huey.pending_count() == 1
+    assert at.get("progress"), "the queued run is listed with a progress bar"
+
+
+def test_train_pair_gets_reference_epochs_each(home):
+    at = app("pages/1_Train.py")
+    at.selectbox(key="dataset").set_value("digits")
+    at.number_input(key="train_size").set_value(200)
+    at.get("form_submit_button")[0].click().run()
+    runs = {r.objective: r.config for r in RunStore.default().list_runs()}
+    assert (runs["gradient"]["epochs"], runs["baseline"]["epochs"]) == (10, 20)
+    assert (runs["gradient"]["batch_size"], runs["baseline"]["batch_size"]) == (100, 32)
+
+
+def test_train_page_shows_progress_cancel_and_failures(home):
+    store = RunStore.default()
+    running = store.create_run(TrainConfig(objective="gradient", dataset="digits", train_size=200))
+    store.start_run(running, "w", "CPU")
+    store.update_progress(running, {"fraction": 0.25, "step": 5, "total_steps": 20, "epoch": 1,
+                                    "epochs": 10, "eta_s": 30.0, "loss": 0.001})
+    failed = store.create_run(TrainConfig(objective="baseline", dataset="digits"))
+    store.finish_run(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
+    at = app("pages/1_Train.py")
+    assert at.get("progress")[0].value == 25
+    assert "step 5/20 · epoch 1/10 · ETA 30 s" in at.get("progress")[0].proto.text
+    assert "DataError: disk full" in texts(at.error)
+    at.button(key=f"cancel_{running}").click().run()
+    assert not at.exception
+    assert store.get_run(running).cancel_requested
+
+
+def test_loss_curves_draw_both_objectives(filled):
+    at = app("pages/2_Loss_curves.py")
+    assert at.multiselect(key="curve_runs").value == [filled["gradient"], filled["baseline"]]
+    assert len(at.get("plotly_chart")) == 2
+
+
+def test_robustness_slider_changes_the_accuracies(filled):
+    at = app("pages/3_Robustness.py")
+    assert at.select_slider(key="sigma").value == 0.1
+    assert [m.value for m in at.metric] == ["86.00%", "81.00%", "+5.00 points"]
+    at.select_slider(key="sigma").set_value(0.2).run()
+    assert not at.exception
+    assert [m.value for m in at.metric] == ["75.00%", "60.00%", "+15.00 points"]
+    assert len(at.image) == 3 and "✗" in texts(at.caption)
+    assert at.get("download_button")
+
+
+def test_pages_never_import_tensorflow(filled):
+    """Check that rendering every page leaves TensorFlow and Keras unimported (fast reruns)."""
+    code = ("import sys\nfrom streamlit.testing.v1 import AppTest\n"
+            f"for page in {PAGES!r}:\n"
+            f"    at = AppTest.from_file({str(ROOT / 'dashboard.py')!r}, default_timeout=60)\n"
+            "    at.switch_page(page) if page != 'dashboard.py' else None\n"
+            "    assert not at.run().exception, page\n"
+            "print(sorted({'tensorflow', 'keras', 'jax'} & set(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
