@@ -253,15 +253,16 @@ class RunStore:
             params += (stale_before,)
         return self._update(run_id, sql, params)
 
-    def requeue(self, run_id: str, task_id: str, *, stale_before: float) -> bool:
+    def requeue(self, run_id: str, task_id: str, *, stale_before: float, count_attempt: bool = True) -> bool:
         """running -> queued under a new task id, if its heartbeat is older than stale_before.
 
-        The condition makes this safe when several workers find the same lost run."""
+        The condition makes this safe when several workers find the same lost run.
+        count_attempt=False: the worker stopped on purpose, so that start does not count."""
         return self._update(
             run_id,
-            "UPDATE runs SET status = 'queued', task_id = ?"
+            "UPDATE runs SET status = 'queued', task_id = ?, attempts = attempts - ?"
             " WHERE run_id = ? AND status = 'running' AND heartbeat_at < ?",
-            (task_id, run_id, stale_before))
+            (task_id, 0 if count_attempt else 1, run_id, stale_before))
 
     def request_cancel(self, run_id: str) -> str:
         """Cancel a queued run now, or ask a running one to stop; returns the status afterwards."""

@@ -57,14 +57,9 @@ def _queue(folder: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
         return _queues[folder]
 
 
-def get_huey() -> SqliteHuey:
-    """The SqliteHuey instance beside the current store (home()/queue.sqlite)."""
-    return _queue()[0]
-
-
 def __getattr__(name: str):
-    if name == "huey":  # `worker.huey` follows GRADLOSS_HOME, which tests and deployments set
-        return get_huey()
+    if name == "huey":  # `worker.huey`: the queue of the current home(), which tests and deployments set
+        return _queue()[0]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -115,7 +110,15 @@ class WorkerStatus:
 def worker_status(store: RunStore | None = None) -> WorkerStatus:
     """Live workers (fresh heartbeat file and, on this host, an existing process) and queue length."""
     store = store or RunStore.default()
-    live = [w for w in _worker_records(store.path.parent) if _is_alive(w)]
+    live = []
+    for path in (store.path.parent / "workers").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # removed or replaced while listing
+        fresh = time.time() - record["heartbeat_at"] < heartbeat_timeout()
+        if fresh and (record["host"] != socket.gethostname() or _pid_alive(record["pid"])):
+            live.append(record)
     live.sort(key=lambda w: w["heartbeat_at"], reverse=True)
     queued = len(store.list_runs(status="queued"))
     if not live:
@@ -160,59 +163,70 @@ def run_consumer() -> None:
               "device": worker_device(), "started_at": time.time()}
     log.info("worker %s on %s, store %s", record["worker_id"], record["device"], store.path)
     stop = threading.Event()
-    _beat(store, record)
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
     try:  # max_delay: an idle worker notices a new run within a second
         huey.create_consumer(workers=1, periodic=False, max_delay=1.0).run()
     finally:
         stop.set()
+        _release_runs(store, record["worker_id"])
         _worker_file(store.path.parent, record["worker_id"]).unlink(missing_ok=True)
 
 
 def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
-    """Every beat: say this worker is alive, and recover runs whose worker was lost."""
-    while not stop.wait(_beat_interval()):
-        try:
-            _beat(store, record)
-        except Exception:  # a full disk or a locked file must not kill the thread
-            log.exception("worker heartbeat failed")
-
-
-def _beat(store: RunStore, record: dict) -> None:
+    """Every beat: say this worker is alive (a file in home()/workers), recover lost runs."""
     path = _worker_file(store.path.parent, record["worker_id"])
     path.parent.mkdir(exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(record, heartbeat_at=time.time())))
-    os.replace(tmp, path)  # readers never see half a file
-    recover_lost_runs(store)
+    while True:
+        try:
+            path.with_suffix(".tmp").write_text(json.dumps(dict(record, heartbeat_at=time.time())))
+            os.replace(path.with_suffix(".tmp"), path)  # readers never see half a file
+            recover_lost_runs(store)
+        except Exception:  # a full disk or a locked file must not end the heartbeat
+            log.exception("worker heartbeat failed")
+        if stop.wait(_beat_interval()):
+            return
 
 
 def recover_lost_runs(store: RunStore | None = None) -> list[str]:
     """Requeue (to resume) or fail running runs with a stale heartbeat; returns their ids."""
     store = store or RunStore.default()
-    huey, task = _queue(store.path.parent)
     now = time.time()
     stale_before = now - heartbeat_timeout()
     recovered = []
     for run in store.list_runs(status="running"):
         if run.heartbeat_at is None or run.heartbeat_at >= stale_before:
             continue
+        # Every change below is conditional on the heartbeat still being stale: when several
+        # workers find the same lost run, one of them acts.
         lost = f"worker {run.worker_id} lost (no heartbeat for {now - run.heartbeat_at:.0f} s)"
         if run.cancel_requested:
-            done = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
-                                    stale_before=stale_before)
+            acted = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
+                                     stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:
-            task_id = str(uuid.uuid4())
-            done = store.requeue(run.run_id, task_id, stale_before=stale_before)
-            if done:  # the condition above: only one worker requeues it
-                huey.enqueue(task.s(run.run_id, id=task_id))
+            acted = _requeue(store, run.run_id, stale_before)
         else:
-            done = store.finish_run(run.run_id, "failed", error=f"{lost} after {run.attempts} attempts",
-                                    stale_before=stale_before)
-        if done:
+            acted = store.finish_run(run.run_id, "failed", error=f"{lost} after {run.attempts} attempts",
+                                     stale_before=stale_before)
+        if acted:
             log.warning("run %s: %s; now %s", run.run_id, lost, store.get_run(run.run_id).status)
             recovered.append(run.run_id)
     return recovered
+
+
+def _requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
+    huey, task = _queue(store.path.parent)
+    task_id = str(uuid.uuid4())
+    if not store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt):
+        return False
+    huey.enqueue(task.s(run_id, id=task_id))
+    return True
+
+
+def _release_runs(store: RunStore, worker_id: str) -> None:
+    """Put this stopping worker's runs back in the queue, to resume on the next worker at once."""
+    for run in store.list_runs(status="running"):
+        if run.worker_id == worker_id and _requeue(store, run.run_id, float("inf"), count_attempt=False):
+            log.warning("run %s: this worker stops; requeued to resume", run.run_id)
 
 
 def _train_run(run_id: str) -> None:
@@ -226,7 +240,10 @@ def _train_run(run_id: str) -> None:
                      GRADLOSS_PARENT_PID=str(os.getpid()))  # the runner dies with this process
     if engine == "jax":
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX would take 75 % of a shared GPU
-    proc = subprocess.Popen([sys.executable, "-m", "gradloss.runner", run_id], env=env)
+    # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
+    # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
+    proc = subprocess.Popen([sys.executable, "-m", "gradloss.runner", run_id], env=env,
+                            start_new_session=True)
     while True:
         try:
             code = proc.wait(timeout=_beat_interval())
@@ -270,21 +287,6 @@ def worker_device() -> str:
 
 def _worker_file(folder: Path, worker_id: str) -> Path:
     return folder / "workers" / f"{worker_id.replace(':', '-')}.json"
-
-
-def _worker_records(folder: Path) -> list[dict]:
-    records = []
-    for path in (folder / "workers").glob("*.json"):
-        try:
-            records.append(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            continue  # removed or replaced while listing
-    return records
-
-
-def _is_alive(record: dict) -> bool:
-    fresh = time.time() - record["heartbeat_at"] < heartbeat_timeout()
-    return fresh and (record["host"] != socket.gethostname() or _pid_alive(record["pid"]))
 
 
 def _pid_alive(pid: int) -> bool:

@@ -160,6 +160,8 @@ def test_requeue_and_stale_finish_only_touch_stale_runs(store):
     run = store.get_run(run_id)
     assert (run.status, run.task_id, run.attempts) == ("queued", "t2", 1)
     assert store.start_run(run_id, "w2", "CPU") and store.get_run(run_id).attempts == 2
+    assert store.requeue(run_id, "t3", stale_before=float("inf"), count_attempt=False)
+    assert store.get_run(run_id).attempts == 1  # a worker stopped on purpose: that start is refunded
 
 
 def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):

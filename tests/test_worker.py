@@ -170,26 +170,39 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert worker.huey.pending_count() == 0
 
 
-def test_killed_worker_run_resumes_on_the_next_worker(home, consumers):
-    """Check that kill -9 of a worker mid-run takes its training child down, and the next worker
-    resumes the run from its checkpoint to done, every recorded metric kept."""
+def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers):
+    """Check that a run survives its worker: SIGTERM puts it back in the queue at once; kill -9 takes
+    the training child down and the heartbeat timeout requeues it; each time the next worker resumes
+    from the checkpoint, and the run ends done with every recorded metric kept."""
     store = RunStore.default()
     env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
-    first = consumers(**env)
     epochs = 40
     run_id = worker.submit(dict(TINY, epochs=epochs))
-    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 2, TIMEOUT, "two epochs")
-    first.kill()  # SIGKILL: no cleanup at all
-    first.wait()
+
+    def epochs_done():
+        return len(store.metrics(run_id, name="epoch_loss"))
+
+    first = consumers(**env)
+    wait_for(lambda: epochs_done() >= 1, TIMEOUT, "a first epoch")
+    first.send_signal(signal.SIGTERM)  # a deliberate stop: no crash, and not counted as an attempt
+    assert first.wait(timeout=30) == 0
+    assert _status(store, run_id) == "queued" and store.get_run(run_id).attempts == 0
+    wait_for(lambda: not runner_pids(run_id), 10, "the training child to stop with its worker")
+
+    second = consumers(**env)
+    reached = epochs_done()
+    wait_for(lambda: epochs_done() >= reached + 2, TIMEOUT, "two more epochs on the second worker")
+    second.kill()  # SIGKILL: no clean-up at all
+    second.wait()
     wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
     assert _status(store, run_id) == "running"
     before = store.metrics(run_id)
 
-    second = consumers(**env)
+    third = consumers(**env)
     wait_for(lambda: _status(store, run_id) in ("done", "failed"), TIMEOUT, "the resumed run")
     run = store.get_run(run_id)
     assert run.status == "done", run.error
-    assert run.attempts == 2 and run.worker_id.endswith(f":{second.pid}")
+    assert run.attempts == 2 and run.worker_id.endswith(f":{third.pid}")
     after = store.metrics(run_id)
     assert after.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
     assert after.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
