@@ -1,0 +1,133 @@
+"""JAX engine: the same Keras 3 model and optimizer, trained by compiled loops of pure steps.
+
+Runs when Keras is on the JAX backend (`KERAS_BACKEND=jax`, `TrainConfig(engine="jax")`).
+The model is called statelessly (`model.stateless_call`) so its weights are plain arrays that
+JAX can differentiate twice: the gradient loss takes dS/dx with an inner `jax.grad` and
+dG/dtheta with an outer one. The optimizer is Keras Adam through `optimizer.stateless_apply`.
+
+For speed a whole chunk of steps runs inside one jitted loop, so the host only syncs once per
+chunk. Chunks are padded to `chunk_steps` and the loop runs a traced number of steps, so the
+short last chunk of an epoch reuses the one compiled program (no second compile, no wasted
+steps). The engine owns the state between calls; `sync_to_model` writes it back to Keras.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+
+def _sum_mse(y, p):
+    """S: the per-example MSE over classes, summed over the batch."""
+    return jnp.sum(jnp.mean(jnp.square(y - p), axis=-1))
+
+
+def make_objective(model: keras.Model, objective: str):
+    """Return loss_fn(trainable, non_trainable, x, y) -> (loss, (p, non_trainable)).
+
+    "gradient": G = mean((dS/dx)^2) + mean((dS/dy)^2) with dS/dx from an inner jax.grad and
+    dS/dy = 2 (y - p) / K in closed form, as `gradloss.losses.gradient_loss_closed_y`.
+    "baseline": mean categorical cross-entropy.
+    """
+    if objective == "gradient":
+        def loss_fn(trainable, non_trainable, x, y):
+            def s_of_x(x_):
+                p, nt = model.stateless_call(trainable, non_trainable, x_, training=True)
+                return _sum_mse(y, p), (p, nt)
+
+            dx, (p, nt) = jax.grad(s_of_x, has_aux=True)(x)       # (B, H, W, C)
+            k = y.shape[-1]
+            dy_term = 4.0 * jnp.mean(jnp.square(y - p)) / (k * k)
+            return jnp.mean(jnp.square(dx)) + dy_term, (p, nt)
+    elif objective == "baseline":
+        def loss_fn(trainable, non_trainable, x, y):
+            p, nt = model.stateless_call(trainable, non_trainable, x, training=True)
+            return jnp.mean(keras.losses.categorical_crossentropy(y, p)), (p, nt)
+    else:
+        raise ValueError(f"The 'objective' parameter of JaxEngine must be a str among "
+                         f"{{'gradient', 'baseline'}}. Got {objective!r} instead.")
+    return loss_fn
+
+
+def make_value_and_grad(model: keras.Model, objective: str):
+    """Return a jitted f(trainable, non_trainable, x, y) -> (loss, grads); for checks and tests."""
+    loss_fn = make_objective(model, objective)
+
+    @jax.jit
+    def f(trainable, non_trainable, x, y):
+        (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable, non_trainable, x, y)
+        return loss, grads
+    return f
+
+
+def make_chunk_runner(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+    """Return a jitted run(state, xs, ys, n) that applies steps 0..n-1 of the padded chunk.
+
+    state = (trainable, non_trainable, optimizer_variables), lists of arrays; xs (C, B, H, W, C),
+    ys (C, B, K) with C >= n. Returns (state, losses (C,), correct (C,)); entries >= n are 0.
+    """
+    grad_fn = jax.value_and_grad(make_objective(model, objective), has_aux=True)
+
+    @jax.jit
+    def run(state, xs, ys, n):
+        def step(i, carry):
+            (trainable, non_trainable, opt_vars), losses, correct = carry
+            x, y = xs[i], ys[i]                                   # (B, H, W, C), (B, K)
+            (loss, (p, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y)
+            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            hits = jnp.sum(jnp.argmax(p, -1) == jnp.argmax(y, -1)).astype(jnp.int32)
+            return ((trainable, non_trainable, opt_vars),
+                    losses.at[i].set(loss.astype(jnp.float32)), correct.at[i].set(hits))
+
+        capacity = xs.shape[0]
+        init = (state, jnp.zeros(capacity, jnp.float32), jnp.zeros(capacity, jnp.int32))
+        return jax.lax.fori_loop(0, n, step, init)  # traced n: one program for every k <= C
+    return run
+
+
+def device_name() -> str:
+    """Name of the GPU JAX computes on, or "CPU"."""
+    device = jax.devices()[0]
+    return device.device_kind if device.platform == "gpu" else "CPU"
+
+
+class JaxEngine:
+    """Runs training steps of one objective on a Keras model with the JAX backend."""
+
+    chunk_steps = 50  # steps per compiled loop; shorter chunks are padded up to it
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+        optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
+        self._model, self._optimizer = model, optimizer
+        self._run = make_chunk_runner(model, optimizer, objective)
+        # The engine's own copy of the state, read once: the model may hold restored weights.
+        self._state = tuple([jnp.array(v.value) for v in group] for group in (
+            model.trainable_variables, model.non_trainable_variables, optimizer.variables))
+        self.device = device_name()
+
+    def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run len(x) steps; x: (k, B, H, W, C), y: (k, B, K). Returns losses (k,) and correct (k,)."""
+        losses, correct = [], []
+        for first in range(0, len(x), self.chunk_steps):
+            xs, ys = x[first:first + self.chunk_steps], y[first:first + self.chunk_steps]
+            n = len(xs)
+            if n < self.chunk_steps:  # pad with copies of the last batch; those steps never run
+                pad = self.chunk_steps - n
+                xs = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
+                ys = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
+            self._state, chunk_losses, chunk_correct = self._run(
+                self._state, jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.float32),
+                jnp.int32(n))
+            losses.append(np.asarray(chunk_losses, dtype=np.float64)[:n])  # one host sync
+            correct.append(np.asarray(chunk_correct, dtype=np.int64)[:n])
+        return np.concatenate(losses), np.concatenate(correct)
+
+    def sync_to_model(self) -> None:
+        """Write weights and optimizer state back into the Keras variables."""
+        trainable, non_trainable, opt_vars = self._state
+        for variables, values in ((self._model.trainable_variables, trainable),
+                                  (self._model.non_trainable_variables, non_trainable),
+                                  (self._optimizer.variables, opt_vars)):
+            for variable, value in zip(variables, values):
+                variable.assign(jnp.copy(value))  # Keras may donate its buffers; keep ours

@@ -1,0 +1,139 @@
+"""The engines agree: TensorFlow here, JAX in a subprocess (the Keras backend is fixed per process).
+
+Both sides start from the same weights (a .weights.h5 file in tmp_path) and the same batch. The
+JAX side writes what it computed to an .npz file that this, the TensorFlow, process compares.
+Skipped where jax is not installed.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gradloss.config import TrainConfig
+from gradloss.data import load_dataset
+from gradloss.engine_tf import TensorFlowEngine
+from gradloss.losses import gradient_loss_closed_y
+from gradloss.models import build_cnn, predict
+from gradloss.training import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+# float32 on both sides; measured differences are ~1e-7 relative on the loss and ~2e-6 of each
+# variable's largest gradient, so these leave a wide margin while still catching a wrong formula.
+LOSS_RTOL = 1e-5
+GRAD_RTOL, GRAD_ATOL_OF_MAX = 1e-4, 1e-4  # atol = GRAD_ATOL_OF_MAX * max |gradient| per variable
+
+# Runs under KERAS_BACKEND=jax. argv: folder with init.weights.h5 and batch.npz, objective.
+JAX_GRADIENTS = """
+import sys, numpy as np
+from gradloss.models import build_cnn
+from gradloss.engine_jax import JaxEngine, make_value_and_grad
+import keras
+folder, objective = sys.argv[1], sys.argv[2]
+model = build_cnn()
+model.load_weights(f"{folder}/init.weights.h5")
+batch = np.load(f"{folder}/batch.npz")
+loss, grads = make_value_and_grad(model, objective)(
+    [v.value for v in model.trainable_variables], [], batch["x"], batch["y"])
+optimizer = keras.optimizers.Adam()
+engine = JaxEngine(model, optimizer, objective)
+engine.chunk_steps = 2  # 3 steps: one full chunk and one padded one
+losses, correct = engine.run_steps(batch["xs"], batch["ys"])
+engine.sync_to_model()
+np.savez(f"{folder}/jax.npz", loss=np.float64(loss), losses=losses, correct=correct,
+         iterations=np.asarray(optimizer.iterations.value), device=engine.device,
+         **{f"grad_{i}": np.asarray(g) for i, g in enumerate(grads)},
+         **{f"weight_{i}": np.asarray(v.value) for i, v in enumerate(model.trainable_variables)})
+"""
+
+# Runs under KERAS_BACKEND=jax. argv: run folder, TrainConfig as JSON.
+JAX_TRAIN = """
+import json, sys
+from gradloss.config import TrainConfig
+from gradloss.training import train
+result = train(TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1])
+print(json.dumps({"status": result.status, "device": result.device, "final": result.final,
+                  "model_path": str(result.model_path)}))
+"""
+
+
+def _run_jax(script: str, *args: str, timeout: int = 600) -> str:
+    """Run `script` in a fresh Python with Keras on JAX; return its stdout."""
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"JAX side failed:\n{done.stderr[-4000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", train_size=300, seed=0)
+
+
+def _tf_loss_and_grads(model, x, y, objective):
+    with tf.GradientTape() as tape:
+        if objective == "gradient":
+            loss, _ = gradient_loss_closed_y(model, tf.constant(x), tf.constant(y))
+        else:
+            p = model(x, training=True)
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, p))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(loss), [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("objective", ["gradient", "baseline"])
+def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digits, tmp_path):
+    """Check that from the same weights both engines give the same loss, weight gradients and steps."""
+    keras.utils.set_random_seed(0)
+    model = build_cnn()
+    model.save_weights(tmp_path / "init.weights.h5")
+    x, y = digits.x_train[:32], digits.y_train[:32]
+    xs = digits.x_train[:96].reshape(3, 32, 28, 28, 1)  # three steps for the engines
+    ys = digits.y_train[:96].reshape(3, 32, 10)
+    np.savez(tmp_path / "batch.npz", x=x, y=y, xs=xs, ys=ys)
+
+    _run_jax(JAX_GRADIENTS, str(tmp_path), objective)
+    jax_out = np.load(tmp_path / "jax.npz")
+
+    loss, grads = _tf_loss_and_grads(model, x, y, objective)
+    assert float(jax_out["loss"]) == pytest.approx(loss, rel=LOSS_RTOL)
+    for i, (variable, grad) in enumerate(zip(model.trainable_variables, grads)):
+        np.testing.assert_allclose(jax_out[f"grad_{i}"], grad, rtol=GRAD_RTOL,
+                                   atol=GRAD_ATOL_OF_MAX * np.abs(grad).max(),
+                                   err_msg=f"gradient of {variable.path}")
+
+    optimizer = keras.optimizers.Adam()
+    losses, correct = TensorFlowEngine(model, optimizer, objective).run_steps(xs, ys)
+    # Adam's first steps are about lr * sign(gradient): rounding differences in tiny gradients
+    # move weights by up to 2 lr, so later losses agree less tightly than the first one.
+    np.testing.assert_allclose(jax_out["losses"], losses, rtol=1e-3)
+    np.testing.assert_array_equal(jax_out["correct"], correct)
+    assert int(jax_out["iterations"]) == 3 == int(optimizer.iterations.numpy())
+    for i, variable in enumerate(model.trainable_variables):
+        np.testing.assert_allclose(jax_out[f"weight_{i}"], variable.numpy(), atol=2.5e-3,
+                                   err_msg=f"weights of {variable.path} after 3 steps")
+
+
+def test_jax_engine_trains_and_saves_a_model_tensorflow_loads(digits, tmp_path):
+    """Check that a short JAX run learns and its saved model predicts the same under TensorFlow."""
+    config = TrainConfig(objective="gradient", dataset="digits", epochs=3, batch_size=32,
+                         train_size=300, seed=3, engine="jax")
+    out = json.loads(_run_jax(JAX_TRAIN, str(tmp_path), json.dumps(config.to_dict()))
+                     .strip().splitlines()[-1])
+    assert out["status"] == "done" and out["device"]  # "CPU" or the GPU's name
+    full = load_dataset("digits")  # train() tests on the whole digits test set
+    assert out["final"]["test_accuracy"] > 0.5  # chance is 0.1
+    model = load_model(out["model_path"])
+    acc = np.mean(predict(model, full.x_test).argmax(-1) == full.y_test.argmax(-1))
+    assert acc == pytest.approx(out["final"]["test_accuracy"], abs=2 / len(full.x_test))
+    # the checkpoint holds the engine's optimizer state, written back by sync_to_model
+    with np.load(tmp_path / "checkpoint" / "optimizer.npz") as saved:
+        assert int(saved["arr_0"]) == 3 * (300 // 32)  # Adam's iteration count
