@@ -125,7 +125,7 @@ class RunStore:
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable enough, no fsync per step
+            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, and no fsync per step
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield conn
@@ -141,12 +141,14 @@ class RunStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise GradlossError(
-                    f"The run store {self.path} has schema version {version}, newer than this gradloss "
-                    f"understands ({SCHEMA_VERSION}); upgrade gradloss or set GRADLOSS_HOME to another folder.")
+                    f"The run store {self.path} has schema version {version}, newer than this "
+                    f"gradloss understands ({SCHEMA_VERSION}); upgrade gradloss or set "
+                    "GRADLOSS_HOME to another folder.")
             self._enable_wal(conn)
         if version < SCHEMA_VERSION:
             with self.connect(write=True) as conn:
-                version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+                # Read again under the write lock: another process may have migrated meanwhile.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
                 for statements in MIGRATIONS[version:]:
                     for statement in statements:
                         conn.execute(statement)
@@ -182,7 +184,7 @@ class RunStore:
         with self.connect(write=True) as conn:
             self._require(conn, run_id)
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", rows)  # both have 6 columns
+            conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", rows)  # 6 columns each
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, config: TrainConfig | dict, task_id: str | None = None) -> str:
@@ -192,8 +194,8 @@ class RunStore:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
         with self.connect(write=True) as conn:
             conn.execute(
-                "INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status, task_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                "INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
+                " task_id) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
                 (run_id, time.time(), json.dumps(config.to_dict()), config.objective, config.dataset,
                  config.engine, task_id))
         return run_id
@@ -203,7 +205,8 @@ class RunStore:
             self._require(conn, run_id)
             return _to_run(conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone())
 
-    def list_runs(self, status: str | Iterable[str] | None = None, limit: int | None = None) -> list[Run]:
+    def list_runs(self, status: str | Iterable[str] | None = None,
+                  limit: int | None = None) -> list[Run]:
         """Runs newest first, optionally only those in `status` (one status or several)."""
         sql, params = "SELECT * FROM runs", []
         if status is not None:
@@ -222,8 +225,8 @@ class RunStore:
         now = time.time()
         return self._update(
             run_id,
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?), heartbeat_at = ?,"
-            " worker_id = ?, device = ?, attempts = attempts + 1, error = NULL"
+            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?),"
+            " heartbeat_at = ?, worker_id = ?, device = ?, attempts = attempts + 1, error = NULL"
             " WHERE run_id = ? AND status = 'queued'",
             (now, now, worker_id, device, run_id))
 
@@ -239,7 +242,8 @@ class RunStore:
                      (json.dumps(progress), time.time(), run_id))
 
     def finish_run(self, run_id: str, status: str, error: str | None = None,
-                   model_path: str | os.PathLike | None = None, *, stale_before: float | None = None) -> bool:
+                   model_path: str | os.PathLike | None = None, *,
+                   stale_before: float | None = None) -> bool:
         """queued/running -> status; False if it had already finished (or, with stale_before,
         if its heartbeat is not older than that: someone is still working on it)."""
         if status not in FINISHED:
@@ -247,13 +251,15 @@ class RunStore:
                              f"Got {status!r} instead.")
         sql = ("UPDATE runs SET status = ?, error = ?, model_path = COALESCE(?, model_path),"
                " finished_at = ? WHERE run_id = ? AND status IN ('queued', 'running')")
-        params: tuple = (status, error, None if model_path is None else str(model_path), time.time(), run_id)
+        model_path = None if model_path is None else str(model_path)
+        params: tuple = (status, error, model_path, time.time(), run_id)
         if stale_before is not None:
             sql += " AND heartbeat_at < ?"
             params += (stale_before,)
         return self._update(run_id, sql, params)
 
-    def requeue(self, run_id: str, task_id: str, *, stale_before: float, count_attempt: bool = True) -> bool:
+    def requeue(self, run_id: str, task_id: str, *, stale_before: float,
+                count_attempt: bool = True) -> bool:
         """running -> queued under a new task id, if its heartbeat is older than stale_before.
 
         The condition makes this safe when several workers find the same lost run.
@@ -270,8 +276,8 @@ class RunStore:
             self._require(conn, run_id)
             row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if row["status"] == "queued":
-                conn.execute("UPDATE runs SET status = 'cancelled', cancel_requested = 1, finished_at = ?"
-                             " WHERE run_id = ?", (time.time(), run_id))
+                conn.execute("UPDATE runs SET status = 'cancelled', cancel_requested = 1,"
+                             " finished_at = ? WHERE run_id = ?", (time.time(), run_id))
                 return "cancelled"
             if row["status"] == "running":
                 conn.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,))
@@ -283,13 +289,15 @@ class RunStore:
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
         """Insert rows {step, epoch, name, value}; a resumed run re-emits steps, so upsert."""
-        params = [(run_id, r["name"], int(r["step"]), None if r.get("epoch") is None else int(r["epoch"]),
-                   float(r["value"])) for r in rows]
+        params = [(run_id, r["name"], int(r["step"]),
+                   None if r.get("epoch") is None else int(r["epoch"]), float(r["value"]))
+                  for r in rows]
         with self.connect(write=True) as conn:
             self._require(conn, run_id)
             conn.executemany(
                 "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, name, step) DO UPDATE SET epoch = excluded.epoch, value = excluded.value",
+                " ON CONFLICT (run_id, name, step)"
+                " DO UPDATE SET epoch = excluded.epoch, value = excluded.value",
                 params)
 
     def metrics(self, run_ids: str | Iterable[str], name: str | None = None) -> pd.DataFrame:
@@ -305,8 +313,9 @@ class RunStore:
 
     def save_robustness(self, run_id: str, table: pd.DataFrame, draws: int, seed: int) -> None:
         """Replace the run's sweep with table[sigma, accuracy, accuracy_std]."""
-        params = [(run_id, float(sigma), float(acc), float(std), int(draws), int(seed)) for sigma, acc, std
-                  in table[["sigma", "accuracy", "accuracy_std"]].itertuples(index=False, name=None)]
+        rows = table[["sigma", "accuracy", "accuracy_std"]].itertuples(index=False, name=None)
+        params = [(run_id, float(sigma), float(acc), float(std), int(draws), int(seed))
+                  for sigma, acc, std in rows]
         self._replace("robustness", run_id, params)
 
     def robustness(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
@@ -317,7 +326,8 @@ class RunStore:
         return self._frame(sql, ids, ["run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed"])
 
     def save_examples(self, run_id: str, table: pd.DataFrame) -> None:
-        """Replace the run's predictions on the grid images, table[sigma, index, label, prediction, confidence]."""
+        """Replace the run's predictions on the grid images:
+        table[sigma, index, label, prediction, confidence]."""
         columns = ["sigma", "index", "label", "prediction", "confidence"]
         params = [(run_id, float(sigma), int(index), int(label), int(prediction), float(confidence))
                   for sigma, index, label, prediction, confidence
@@ -327,7 +337,8 @@ class RunStore:
     def examples(self, run_id: str) -> pd.DataFrame:
         """DataFrame[sigma, index, label, prediction, confidence] of one run."""
         return self._frame(
-            "SELECT sigma, idx, label, prediction, confidence FROM examples WHERE run_id = ? ORDER BY sigma, idx",
+            "SELECT sigma, idx, label, prediction, confidence FROM examples WHERE run_id = ?"
+            " ORDER BY sigma, idx",
             [run_id], ["sigma", "index", "label", "prediction", "confidence"])
 
     def _frame(self, sql: str, params: list, columns: list[str]) -> pd.DataFrame:

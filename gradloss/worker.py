@@ -58,7 +58,7 @@ def _queue(folder: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
 
 
 def __getattr__(name: str):
-    if name == "huey":  # `worker.huey`: the queue of the current home(), which tests and deployments set
+    if name == "huey":  # the queue of the current home(), which tests and deployments set
         return _queue()[0]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -205,7 +205,8 @@ def recover_lost_runs(store: RunStore | None = None) -> list[str]:
         elif run.attempts < MAX_ATTEMPTS:
             acted = _requeue(store, run.run_id, stale_before)
         else:
-            acted = store.finish_run(run.run_id, "failed", error=f"{lost} after {run.attempts} attempts",
+            acted = store.finish_run(run.run_id, "failed",
+                                     error=f"{lost} after {run.attempts} attempts",
                                      stale_before=stale_before)
         if acted:
             log.warning("run %s: %s; now %s", run.run_id, lost, store.get_run(run.run_id).status)
@@ -225,7 +226,9 @@ def _requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: b
 def _release_runs(store: RunStore, worker_id: str) -> None:
     """Put this stopping worker's runs back in the queue, to resume on the next worker at once."""
     for run in store.list_runs(status="running"):
-        if run.worker_id == worker_id and _requeue(store, run.run_id, float("inf"), count_attempt=False):
+        if run.worker_id != worker_id:
+            continue
+        if _requeue(store, run.run_id, float("inf"), count_attempt=False):
             log.warning("run %s: this worker stops; requeued to resume", run.run_id)
 
 
@@ -252,8 +255,8 @@ def _train_run(run_id: str) -> None:
             store.heartbeat(run_id)
     if store.get_run(run_id).status == "running":  # the child ended without finishing the run
         reason = f"signal {-code}" if code < 0 else f"code {code}"
-        store.finish_run(run_id, "failed",
-                         error=f"the training process exited with {reason} before finishing; see the worker log")
+        store.finish_run(run_id, "failed", error=f"the training process exited with {reason} "
+                                                 "before finishing; see the worker log")
 
 
 # -- small helpers -----------------------------------------------------------------------------
@@ -269,7 +272,9 @@ def _child_env(**extra: str) -> dict:
 
 @cache
 def worker_device() -> str:
-    """The GPU this worker may use (honouring CUDA_VISIBLE_DEVICES), else "CPU"; no TensorFlow import."""
+    """The GPU this worker may use (honouring CUDA_VISIBLE_DEVICES), else "CPU".
+
+    Asks nvidia-smi: the consumer never imports TensorFlow."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if shutil.which("nvidia-smi") is None or visible in ("", "-1"):
         return "CPU"

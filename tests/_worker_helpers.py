@@ -35,8 +35,8 @@ def start_consumer(home: Path, **env) -> subprocess.Popen:
     """Start a real huey consumer process (`python -m gradloss worker`'s body) on GRADLOSS_HOME=home."""
     environ = dict(os.environ, GRADLOSS_HOME=str(home), PYTHONPATH=str(REPO), **env)
     log = open(home / f"consumer-{time.time_ns()}.log", "wb")
-    return subprocess.Popen([sys.executable, "-c", "from gradloss import worker; worker.run_consumer()"],
-                            env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+    command = [sys.executable, "-c", "from gradloss import worker; worker.run_consumer()"]
+    return subprocess.Popen(command, env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):

@@ -122,7 +122,7 @@ def test_nan_metric_is_kept_as_nan(store):
 
 
 def test_robustness_and_examples_roundtrip_and_replace(store):
-    """Check that sweeps and grid predictions are stored per run and a second save replaces the first."""
+    """Check that sweeps and grid predictions are stored per run; a second save replaces the first."""
     run_id = store.create_run(TINY)
     table = pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.8], "accuracy_std": [0.0, 0.01]})
     store.save_robustness(run_id, table, draws=3, seed=0)
@@ -143,7 +143,7 @@ def test_request_cancel_queued_now_running_cooperatively(store):
     store.start_run(done, "w", "CPU")
     store.finish_run(done, "done")
     assert store.request_cancel(queued) == "cancelled"
-    assert not store.start_run(queued, "w", "CPU")  # a revoked task that slipped through stays cancelled
+    assert not store.start_run(queued, "w", "CPU")  # a task that slipped past revoke does not start
     assert store.request_cancel(running) == "running" and store.cancel_requested(running)
     assert store.request_cancel(done) == "done" and not store.cancel_requested(done)
     assert store.get_run(queued).finished_at is not None
@@ -172,7 +172,8 @@ def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
         conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status)"
-                 " VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow', 'done')", (json.dumps(TINY),))
+                 " VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow', 'done')",
+                 (json.dumps(TINY),))
     conn.execute("INSERT INTO metrics VALUES ('old', 'loss', 1, 1, 0.25)")
     conn.close()
     store = RunStore(path)
@@ -205,7 +206,7 @@ def test_open_reader_does_not_block_the_writer(store):
 
 
 def test_two_processes_write_and_read_without_lock_errors(tmp_path):
-    """Check that concurrent writers in two processes neither fail with 'database is locked' nor lose runs."""
+    """Check that writers in two processes neither fail with 'database is locked' nor lose runs."""
     path = str(tmp_path / "runs.sqlite")
     RunStore(path)
     context = multiprocessing.get_context("spawn")  # fresh interpreters, like separate programs
