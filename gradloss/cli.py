@@ -156,17 +156,30 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def _last_test_accuracy(runs) -> dict:
+    """Last recorded test accuracy of each run, by run id."""
+    from gradloss.store import RunStore
+    if not runs:
+        return {}
+    table = RunStore.default().metrics([r.run_id for r in runs], name="test_accuracy")
+    return table.sort_values("step").groupby("run_id").value.last().to_dict()
+
+
 def cmd_runs(args) -> int:
     from gradloss.store import RunStore
     runs = RunStore.default().list_runs(limit=args.limit)
     if not runs:
         print("no runs yet; start one with `python -m gradloss train --dataset digits --submit`")
         return 0
-    print(f"{'run':<14} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8}  device")
+    accuracy = _last_test_accuracy(runs)
+    print(f"{'run':<24} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8} "
+          f"{'test acc':>8}  device")
     for run in runs:
         done = run.progress.get("fraction", 1.0 if run.status == "done" else 0.0)
-        print(f"{run.run_id:<14} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
-              f"{done:>8.0%}  {run.device or '-'}" + (f"  error: {run.error}" if run.error else ""))
+        acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
+        print(f"{run.run_id:<24} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
+              f"{done:>8.0%} {acc:>8}  {run.device or '-'}"
+              + (f"  error: {run.error}" if run.error else ""))
     return 0
 
 
