@@ -3,6 +3,8 @@
 Run with `streamlit run dashboard.py`. Pages never import TensorFlow: they read gradloss.store,
 queue work through gradloss.worker and draw with gradloss.views.
 """
+import time
+
 import streamlit as st
 
 from gradloss import data, store, views, worker
@@ -23,7 +25,7 @@ if "worker_checked" not in st.session_state:  # once per browser session, not on
     st.session_state.worker_checked = True
     try:
         if worker.ensure_local_worker():
-            st.toast("Started a local worker.")
+            st.session_state.worker_started_at = time.time()
     except Exception as e:  # noqa: BLE001 - the page must still render
         st.session_state.worker_error = f"Could not start a local worker: {e}"
 
@@ -41,7 +43,7 @@ def submit(configs: list[TrainConfig]) -> None:
         st.error(f"Could not queue the runs: {e}")
         return
     st.success(f"Queued {', '.join(views.short_id(i) for i in ids)}. Follow them on the Train page.")
-    st.page_link("pages/1_Train.py", label="Open the Train page", icon="🏋️")
+    st.page_link("pages/1_Train.py", label="Open the Train page", icon=":material/model_training:")
 
 
 # 1) Worker and data
@@ -54,11 +56,15 @@ fashion = data.find_fashion_mnist()
 quick_dataset = "fashion_mnist" if fashion else "digits"
 
 cols = st.columns(3)
+starting = time.time() - st.session_state.get("worker_started_at", 0) < 60  # no heartbeat yet
 if status is not None:
-    cols[0].metric("Worker", "alive" if status.alive else "down")
+    cols[0].metric("Worker", "alive" if status.alive else "starting…" if starting else "down")
     cols[1].metric("Device", status.device or "–")
-    cols[2].metric("Queued tasks", status.queue_length)
-    if not status.alive:
+    cols[2].metric("Queued runs", status.queue_length)
+    if not status.alive and starting:
+        st.info("Started a local worker; it reports in within a few seconds (its log: worker.log in "
+                f"{store.home()}).")
+    elif not status.alive:
         st.warning("No worker is running, so queued runs wait. Start one in a terminal with "
                    "`python -m gradloss worker`, or click below.")
         if st.button("Start a local worker"):
@@ -113,7 +119,10 @@ st.dataframe(table, hide_index=True, column_config={
 if len(pair) < 2:
     missing = ({"gradient", "baseline"} - set(pair)).pop()
     st.info(f"No finished {missing} run on {table.dataset.iloc[0]} yet to compare against.")
-st.caption(f"σ = {sigma:g}; choose another on the Robustness page. A step is one batch; the two "
-           "objectives use different batch sizes in the reference protocol.")
-st.page_link("pages/3_Robustness.py", label="Accuracy versus noise", icon="📈")
-st.page_link("pages/2_Loss_curves.py", label="Loss curves", icon="📉")
+summary = views.comparison_summary(table, sigma)
+if summary:
+    st.markdown(summary)
+st.caption(f"σ = {sigma:g}: choose another on the Robustness page. ms / step is the median over epochs "
+           "of one batch's training time; the two objectives use different batch sizes.")
+st.page_link("pages/3_Robustness.py", label="Accuracy versus noise", icon=":material/show_chart:")
+st.page_link("pages/2_Loss_curves.py", label="Loss curves", icon=":material/timeline:")

@@ -6,6 +6,7 @@ without a browser. Nothing here imports Streamlit, TensorFlow or Keras, or touch
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pandas as pd
@@ -19,12 +20,14 @@ COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e3
 
 
 def short_id(run_id: str) -> str:
-    return str(run_id)[:8]
+    """The random tail of a store run id ("20260101-120000-3f2a1b" -> "3f2a1b")."""
+    return str(run_id).rsplit("-", 1)[-1][:8]
 
 
 def run_label(run) -> str:
-    """One line naming a run in pickers and legends: objective · dataset · id (status)."""
-    return f"{run.objective} · {run.dataset} · {short_id(run.run_id)} ({run.status})"
+    """One line naming a run in pickers and legends: objective · dataset · created · id (status)."""
+    created = time.strftime("%b %d %H:%M", time.localtime(run.created_at))
+    return f"{run.objective} · {run.dataset} · {created} · {short_id(run.run_id)} ({run.status})"
 
 
 def format_duration(seconds) -> str:
@@ -139,6 +142,22 @@ def comparison_table(pair: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
     return pd.DataFrame(rows)
 
 
+def comparison_summary(table: pd.DataFrame, sigma: float) -> str:
+    """One sentence from comparison_table's two rows: accuracy gap at sigma and step-cost ratio."""
+    if len(table) != 2:
+        return ""
+    (g, b), noisy = table.to_dict("records"), f"accuracy at σ={sigma:g}"
+    parts = []
+    if g[noisy] is not None and b[noisy] is not None and not pd.isna(g[noisy]) and not pd.isna(b[noisy]):
+        gap = (g[noisy] - b[noisy]) * 100
+        side = "above" if gap >= 0 else "below"
+        parts.append(f"At σ = {sigma:g} the gradient-loss model is {abs(gap):.1f} points {side} the baseline")
+    if g["ms / step"] and b["ms / step"]:
+        parts.append(f"one of its training steps costs {g['ms / step'] / b['ms / step']:.1f}× a baseline step "
+                     f"(batches of {g['batch size']} and {b['batch size']})")
+    return ("; ".join(parts) + ".") if parts else ""
+
+
 def downsample(df: pd.DataFrame, max_points: int = 1000) -> tuple[pd.DataFrame, int]:
     """Bucket means of consecutive rows so a line has at most max_points; returns (df, bucket size)."""
     k = max(1, math.ceil(len(df) / max_points))
@@ -165,7 +184,7 @@ def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
                                  line={"color": COLORS[i % len(COLORS)]}),
                       row=1, col=objectives.index(objective) + 1)
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", title_text="loss per step (log scale)")
+    fig.update_yaxes(type="log", title_text="loss per step (log scale)", tickformat=".3g")
     fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
 
@@ -186,7 +205,7 @@ def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
                                          name=f"{label} {text}", legendgroup=run_id,
                                          line={"color": color, "dash": dash}), row=1, col=col)
     fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_yaxes(type="log", title_text="loss", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="loss", tickformat=".3g", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=1, col=2)
     fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig

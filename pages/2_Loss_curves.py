@@ -14,34 +14,34 @@ def finished_metrics(db: str, run_ids: tuple[str, ...]):
 
 try:
     runs_store = store.RunStore.default()
-    runs = [r for r in runs_store.list_runs(limit=200) if r.status != "queued"]
+    runs = runs_store.list_runs(limit=200)
 except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the run store: {e}")
     st.stop()
 if not runs:
-    st.info("No runs have started yet. Queue a pair on the Train page (or click Quick compare on the "
-            "home page); their curves appear here as they train.")
+    st.info("No runs yet. Queue a pair on the Train page (or click Quick compare on the home page); "
+            "their curves appear here as they train.")
     st.stop()
 
 by_id = {r.run_id: r for r in runs}
 if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
     del st.session_state["curve_runs"]  # a selected run was deleted from the store
 if "curve_runs" not in st.session_state:
-    pair = views.latest_pair(runs, statuses=("running", "done", "cancelled", "failed"))
+    pair = views.latest_pair(runs, statuses=views.ACTIVE + views.FINISHED)
     st.session_state.curve_runs = [r.run_id for r in pair.values()]
 selected = st.multiselect("Runs", list(by_id), key="curve_runs", format_func=lambda i: views.run_label(by_id[i]),
                           help="By default the newest gradient-loss run and the newest baseline on the same dataset.")
 if not selected:
     st.info("Pick one or more runs above.")
     st.stop()
-live = any(by_id[i].status == "running" for i in selected)
+live = any(by_id[i].status in views.ACTIVE for i in selected)
 
 
 @st.fragment(run_every=2 if live else None)
 def curves(run_ids: list[str]) -> None:
     try:
         current = {i: runs_store.get_run(i) for i in run_ids}
-        still_live = any(r.status == "running" for r in current.values())
+        still_live = any(r.status in views.ACTIVE for r in current.values())
         metrics = runs_store.metrics(run_ids) if still_live else finished_metrics(str(runs_store.path), tuple(run_ids))
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the metrics: {e}")
@@ -49,8 +49,14 @@ def curves(run_ids: list[str]) -> None:
     if still_live != live:
         st.rerun()  # a run finished: redraw once and stop polling
     labels = {i: (views.run_label(r), r.objective) for i, r in current.items()}
+    for run in current.values():
+        if run.status == "failed":
+            st.error(f"Run {views.short_id(run.run_id)} failed: {views.first_line(run.error)}. "
+                     "Its curves stop where it failed; see the Train page.")
     if metrics.empty:
-        st.info("No metrics yet: the first points appear after a few training steps.")
+        st.info("No metrics yet: the first points appear a few steps after a run starts"
+                + (" (it is still waiting for the worker)." if any(r.status == "queued" for r in current.values())
+                   else "."))
         return
     st.subheader("Training loss per step")
     st.caption("The gradient loss and cross-entropy differ by about three orders of magnitude, "
@@ -58,9 +64,6 @@ def curves(run_ids: list[str]) -> None:
     st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
     st.subheader("Per epoch")
     st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
-    for run in current.values():
-        if run.status == "failed":
-            st.error(f"Run {views.short_id(run.run_id)} failed: {views.first_line(run.error)}")
     if still_live:
         st.caption("Live: refreshing every 2 s while a run trains.")
 

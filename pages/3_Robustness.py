@@ -27,6 +27,10 @@ except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the run store: {e}")
     st.stop()
 if not done:
+    if runs_store.list_runs(status=("queued", "running"), limit=1):
+        st.info("Runs are queued or training: their robustness sweep is stored when they finish. "
+                "Follow them on the Train page.")
+        st.stop()
     st.info("No finished runs yet. Train a gradient-loss model and a baseline (Train page, objective "
             "“both”, or Quick compare on the home page); their accuracy-versus-noise curves appear here.")
     st.stop()
@@ -78,7 +82,8 @@ for col, objective in zip(m, ("gradient", "baseline")):
         col.metric(f"{views.OBJECTIVE_NAMES[objective]} at σ={sigma:g}", f"{acc:.2%}", help=f"± {std:.2%} over noise draws")
 if at.get("gradient") and at.get("baseline"):
     diff = at["gradient"][0] - at["baseline"][0]
-    m[2].metric("gradient − baseline", f"{diff * 100:+.2f} points", delta=f"{diff * 100:+.2f}")
+    m[2].metric("gradient − baseline", f"{diff * 100:+.2f} points",
+                help="Accuracy difference in percentage points at this σ; positive: the gradient loss is more accurate.")
 st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labels),
                    file_name="robustness.csv", mime="text/csv")
 

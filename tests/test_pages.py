@@ -194,3 +194,12 @@ def test_pages_never_import_tensorflow(filled):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_loss_curves_wait_for_a_queued_run(home):
+    """Check that a just-queued pair is selected and the page says its curves are coming."""
+    worker.submit(TrainConfig(objective="gradient", dataset="digits", train_size=100))
+    at = app("pages/2_Loss_curves.py")
+    assert len(at.multiselect(key="curve_runs").value) == 1
+    assert "still waiting for the worker" in texts(at.info)
+    assert "Runs are queued or training" in texts(app("pages/3_Robustness.py").info)

@@ -12,7 +12,7 @@ from gradloss import views
 def make_run(run_id, objective, status="done", dataset="digits", progress=None, **kw):
     base = dict(run_id=run_id, objective=objective, dataset=dataset, status=status, progress=progress or {},
                 config={"epochs": 1, "batch_size": 32, "train_size": None}, device="CPU", error=None,
-                started_at=None, finished_at=None)
+                started_at=None, finished_at=None, created_at=0.0)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -66,6 +66,14 @@ def test_comparison_table_reads_sweep_and_step_cost():
     assert list(table["clean accuracy"]) == [0.9, 0.91]
     assert list(table["accuracy at σ=0.1"]) == [0.85, 0.8]
     assert list(table["ms / step"]) == [30.0, 3.0]
+    assert views.comparison_summary(table, 0.1) == (
+        "At σ = 0.1 the gradient-loss model is 5.0 points above the baseline; one of its training steps "
+        "costs 10.0× a baseline step (batches of 32 and 32).")
+
+
+def test_short_id_keeps_the_random_tail_of_a_run_id():
+    assert views.short_id("20260101-120000-3f2a1b") == "3f2a1b"
+    assert "3f2a1b (done)" in views.run_label(make_run("20260101-120000-3f2a1b", "gradient"))
 
 
 def test_swept_sigmas_are_those_common_to_all_runs():

@@ -1,0 +1,186 @@
+"""End to end in a real headless Chromium: start the dashboard, train a tiny digits pair, read the results.
+
+`streamlit run dashboard.py` runs on a free port with a temporary GRADLOSS_HOME and no Fashion-MNIST, so
+the dashboard starts its own worker and the form defaults to digits. Screenshots of every page go to
+test-artifacts/. Slow (a minute or two): it trains two real models.
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from gradloss.store import RunStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+TRAIN_TIMEOUT_S = 240
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, what: str, every: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def stop_group(pid: int) -> None:
+    """SIGTERM the process group led by pid (it was started in a new session), SIGKILL if it lingers."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.time() + wait
+        while time.time() < deadline:
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def dashboard(tmp_path):
+    """A running dashboard on its own home; yields (url, home). Kills it and its worker afterwards."""
+    home, no_data = tmp_path / "home", tmp_path / "no-data"
+    home.mkdir()
+    no_data.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("GRADLOSS_NO_LOCAL_WORKER", "KERAS_HOME")}
+    env.update(GRADLOSS_HOME=str(home), GRADLOSS_DATA_DIR=str(no_data), KERAS_HOME=str(no_data),
+               PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "e2e-streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(url) or proc.poll() is not None, 60, "streamlit to start")
+        assert proc.poll() is None, (ARTIFACTS / "e2e-streamlit.log").read_text()[-3000:]
+        yield url, home
+    finally:
+        stop_group(proc.pid)
+        log.close()
+        with contextlib.suppress(OSError, ValueError):  # the worker the dashboard started, and its runner
+            stop_group(int((home / "worker.pid").read_text()))
+        with contextlib.suppress(OSError):
+            (ARTIFACTS / "e2e-worker.log").write_bytes((home / "worker.log").read_bytes())
+
+
+@pytest.fixture
+def page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def finished(store: RunStore):
+    """All runs if none is queued or running any more, else None."""
+    runs = store.list_runs()
+    return runs if all(r.status in ("done", "failed", "cancelled") for r in runs) else None
+
+
+def open_page(page, url: str, path: str, title: str) -> None:
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", name=title).first.wait_for()
+    wait_until(lambda: not page.locator("[data-testid='stStatusWidget']").is_visible(), 30, "the page to render")
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def metric_values(page) -> list[str]:
+    return page.locator("[data-testid='stMetricValue']").all_inner_texts()
+
+
+def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
+    url, home = dashboard
+    open_page(page, url, "", "gradloss")
+    page.get_by_text("No finished runs yet").wait_for()
+    wait_until(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    shot(page, "1-home-empty")
+
+    # Queue a tiny pair with the Train page's form (digits is the default: no Fashion-MNIST here).
+    open_page(page, url, "Train", "Train")
+    page.get_by_role("spinbutton", name="Epochs").fill("1")
+    page.get_by_role("spinbutton", name="Training-set size").fill("300")
+    page.get_by_role("button", name="Queue").click()
+    page.get_by_text("Queued gradient run").wait_for()
+    store = RunStore(home / "runs.sqlite")
+    assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == [
+        ("baseline", "digits", 1), ("gradient", "digits", 1)]
+    page.locator("[data-testid='stProgress']").first.wait_for()
+    shot(page, "2-train-running")
+
+    runs = wait_until(lambda: finished(store), TRAIN_TIMEOUT_S, "both runs to finish", every=2)
+    assert [r.status for r in runs] == ["done", "done"], [(r.run_id, r.status, r.error) for r in runs]
+    page.get_by_text("Nothing queued or running").wait_for(timeout=15_000)  # the live area caught up
+    shot(page, "3-train-done")
+
+    open_page(page, url, "Loss_curves", "Loss curves")
+    wait_until(lambda: page.locator(".js-plotly-plot").count() >= 2, 30, "the loss charts")
+    shot(page, "4-loss-curves")
+
+    open_page(page, url, "Robustness", "Robustness to input noise")
+    wait_until(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
+    wait_until(lambda: len(metric_values(page)) == 3, 30, "the accuracies at σ")
+    page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page
+    shot(page, "5-robustness")
+    sweeps = store.robustness([r.run_id for r in runs])
+    by_objective = {r.objective: r.run_id for r in runs}
+
+    def shown_matches_store(sigma: float) -> bool:
+        rows = sweeps[(sweeps.sigma - sigma).abs() < 1e-9].set_index("run_id").accuracy
+        expected = [f"{rows[by_objective[o]]:.2%}" for o in ("gradient", "baseline")]
+        return metric_values(page)[:2] == expected
+
+    assert shown_matches_store(0.1)
+    before = page.locator("[data-testid='stMetric']").all_inner_texts()
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("End")  # the largest swept σ
+    wait_until(lambda: page.locator("[data-testid='stMetric']").all_inner_texts() != before, 30,
+               "the accuracies to follow the slider")
+    wait_until(lambda: shown_matches_store(max(sweeps.sigma)), 30, "the accuracies at the largest σ")
+    page.get_by_text(f"Test images at σ = {max(sweeps.sigma):g}").wait_for()
+    shot(page, "6-robustness-max-sigma")
+
+    open_page(page, url, "", "gradloss")
+    page.get_by_text("Latest comparison").wait_for()
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    page.get_by_text("Accuracy versus noise").wait_for()
+    shot(page, "7-home-comparison")
