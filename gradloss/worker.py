@@ -156,7 +156,9 @@ def ensure_local_worker() -> bool:
 def run_consumer() -> None:
     """Run the huey consumer for home(): one training at a time, until interrupted."""
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
+        logging.getLogger(name).setLevel(logging.INFO)
     store = RunStore.default()
     huey, _ = _queue(store.path.parent)
     record = {"worker_id": _worker_id(), "host": socket.gethostname(), "pid": os.getpid(),
