@@ -32,14 +32,21 @@ from gradloss.store import BUSY_TIMEOUT_S, RunStore, home
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after a lost worker
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # so child processes import this gradloss
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # children import this gradloss, wherever they start
 _queues: dict[Path, tuple[SqliteHuey, TaskWrapper]] = {}
 _lock = threading.Lock()
 
 
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a run or worker counts as lost."""
-    return float(os.environ.get("GRADLOSS_HEARTBEAT_TIMEOUT", "60"))
+    value = os.environ.get("GRADLOSS_HEARTBEAT_TIMEOUT", "60")
+    try:
+        if float(value) > 0:  # NaN fails this too
+            return float(value)
+    except ValueError:
+        pass
+    raise ValueError("The environment variable GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
+                     f"seconds in the range (0, inf). Got {value!r} instead.")
 
 
 def _beat_interval() -> float:
@@ -268,8 +275,10 @@ def _worker_id() -> str:
 
 
 def _child_env(**extra: str) -> dict:
-    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
-    return dict(os.environ, PYTHONPATH=path, **extra)
+    env = dict(os.environ, **extra)
+    if PACKAGE_ROOT.name not in ("site-packages", "dist-packages"):  # a source checkout
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    return env
 
 
 @cache

@@ -61,6 +61,16 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     assert worker.worker_status().queue_length == 0
 
 
+def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
+    """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable and the value."""
+    for value in ("0", "-5", "soon", "nan"):
+        monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
+        with pytest.raises(ValueError, match=f"GRADLOSS_HEARTBEAT_TIMEOUT must be .* Got '{value}'"):
+            worker.heartbeat_timeout()
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "2.5")
+    assert worker.heartbeat_timeout() == 2.5
+
+
 def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     """Check crash recovery without a consumer: resume once, then fail naming the lost worker."""
     monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
