@@ -1,14 +1,15 @@
-"""JAX engine: the same Keras 3 model and optimizer, trained by compiled loops of pure steps.
+"""JAX engine: the same Keras 3 model and optimizer, trained by compiled pure steps.
 
 Runs when Keras is on the JAX backend (`KERAS_BACKEND=jax`, `TrainConfig(engine="jax")`).
 The model is called statelessly (`model.stateless_call`) so its weights are plain arrays that
 JAX can differentiate twice: the gradient loss takes dS/dx with an inner `jax.grad` and
 dG/dtheta with an outer one. The optimizer is Keras Adam through `optimizer.stateless_apply`.
 
-For speed a whole chunk of steps runs inside one jitted loop, so the host only syncs once per
-chunk. Chunks are padded to `chunk_steps` and the loop runs a traced number of steps, so the
-short last chunk of an epoch reuses the one compiled program (no second compile, no wasted
-steps). The engine owns the state between calls; `sync_to_model` writes it back to Keras.
+On a GPU a whole chunk of steps runs inside one jitted loop, so the host syncs once per chunk.
+Chunks are padded to `chunk_steps` and the loop runs a traced number of steps, so the short
+last chunk of an epoch reuses the one compiled program (no second compile, no wasted steps).
+On CPU the same step is jitted alone and dispatched per batch (see `JaxEngine`). The engine
+owns the state between calls; `sync_to_model` writes it back into the Keras variables.
 """
 from __future__ import annotations
 
@@ -61,28 +62,39 @@ def make_value_and_grad(model: keras.Model, objective: str):
     return f
 
 
-def make_chunk_runner(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
-    """Return a jitted run(state, xs, ys, n) that applies steps 0..n-1 of the padded chunk.
+def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+    """Return the pure step(state, x, y) -> (state, loss, number correct).
 
-    state = (trainable, non_trainable, optimizer_variables), lists of arrays; xs (C, B, H, W, C),
-    ys (C, B, K) with C >= n. Returns (state, losses (C,), correct (C,)); entries >= n are 0.
+    state = (trainable, non_trainable, optimizer_variables), each a list of arrays.
     """
     grad_fn = jax.value_and_grad(make_objective(model, objective), has_aux=True)
 
+    def step(state, x, y):
+        trainable, non_trainable, opt_vars = state
+        (loss, (p, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y)
+        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+        hits = jnp.sum(jnp.argmax(p, -1) == jnp.argmax(y, -1)).astype(jnp.int32)
+        return (trainable, non_trainable, opt_vars), loss.astype(jnp.float32), hits
+    return step
+
+
+def make_chunk_runner(step):
+    """Return a jitted run(state, xs, ys, n) that applies `step` to batches 0..n-1 of a chunk.
+
+    xs (C, B, H, W, C'), ys (C, B, K) with C >= n: the chunk padded to a fixed length, and n
+    traced, so every chunk length up to C runs one compiled program. Returns
+    (state, losses (C,), correct (C,)); entries from n on are 0.
+    """
     @jax.jit
     def run(state, xs, ys, n):
-        def step(i, carry):
-            (trainable, non_trainable, opt_vars), losses, correct = carry
-            x, y = xs[i], ys[i]                                   # (B, H, W, C), (B, K)
-            (loss, (p, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y)
-            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            hits = jnp.sum(jnp.argmax(p, -1) == jnp.argmax(y, -1)).astype(jnp.int32)
-            return ((trainable, non_trainable, opt_vars),
-                    losses.at[i].set(loss.astype(jnp.float32)), correct.at[i].set(hits))
+        def body(i, carry):
+            state, losses, correct = carry
+            state, loss, hits = step(state, xs[i], ys[i])         # (B, H, W, C'), (B, K)
+            return state, losses.at[i].set(loss), correct.at[i].set(hits)
 
         capacity = xs.shape[0]
         init = (state, jnp.zeros(capacity, jnp.float32), jnp.zeros(capacity, jnp.int32))
-        return jax.lax.fori_loop(0, n, step, init)  # traced n: one program for every k <= C
+        return jax.lax.fori_loop(0, n, body, init)
     return run
 
 
@@ -93,35 +105,58 @@ def device_name() -> str:
 
 
 class JaxEngine:
-    """Runs training steps of one objective on a Keras model with the JAX backend."""
+    """Runs training steps of one objective on a Keras model with the JAX backend.
 
-    chunk_steps = 50  # steps per compiled loop; shorter chunks are padded up to it
+    `compiled_loop`: run each chunk as one compiled loop (`make_chunk_runner`), or step by
+    step from Python (one jitted step, dispatched asynchronously; the host still syncs once
+    per chunk). None picks the loop on GPUs/TPUs, where it saves a launch per step, and steps
+    on CPU, where XLA runs loop bodies several times slower than the same step jitted alone
+    (measured 4-9x for the reference CNN; see bench/README.md).
+    """
 
-    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+    chunk_steps = 50  # steps per host sync; with a compiled loop, shorter chunks are padded
+
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
+                 *, compiled_loop: bool | None = None):
         optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
         self._model, self._optimizer = model, optimizer
-        self._run = make_chunk_runner(model, optimizer, objective)
+        self.device = device_name()
+        self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
+        step = make_step(model, optimizer, objective)
+        self._run = make_chunk_runner(step) if self.compiled_loop else None
+        self._step = None if self.compiled_loop else jax.jit(step)
         # The engine's own copy of the state, read once: the model may hold restored weights.
         self._state = tuple([jnp.array(v.value) for v in group] for group in (
             model.trainable_variables, model.non_trainable_variables, optimizer.variables))
-        self.device = device_name()
 
     def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run len(x) steps; x: (k, B, H, W, C), y: (k, B, K). Returns losses (k,) and correct (k,)."""
         losses, correct = [], []
         for first in range(0, len(x), self.chunk_steps):
             xs, ys = x[first:first + self.chunk_steps], y[first:first + self.chunk_steps]
-            n = len(xs)
-            if n < self.chunk_steps:  # pad with copies of the last batch; those steps never run
-                pad = self.chunk_steps - n
-                xs = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
-                ys = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
-            self._state, chunk_losses, chunk_correct = self._run(
-                self._state, jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.float32),
-                jnp.int32(n))
-            losses.append(np.asarray(chunk_losses, dtype=np.float64)[:n])  # one host sync
-            correct.append(np.asarray(chunk_correct, dtype=np.int64)[:n])
+            chunk_losses, chunk_correct = (self._run_loop if self.compiled_loop
+                                           else self._run_stepwise)(xs, ys)
+            losses.append(np.asarray(chunk_losses, dtype=np.float64)[:len(xs)])  # host sync
+            correct.append(np.asarray(chunk_correct, dtype=np.int64)[:len(xs)])
         return np.concatenate(losses), np.concatenate(correct)
+
+    def _run_loop(self, xs: np.ndarray, ys: np.ndarray):
+        n = len(xs)
+        if n < self.chunk_steps:  # pad with copies of the last batch; those steps never run
+            pad = self.chunk_steps - n
+            xs = np.concatenate([xs, np.repeat(xs[-1:], pad, axis=0)])
+            ys = np.concatenate([ys, np.repeat(ys[-1:], pad, axis=0)])
+        self._state, losses, correct = self._run(
+            self._state, jnp.asarray(xs, jnp.float32), jnp.asarray(ys, jnp.float32), jnp.int32(n))
+        return losses, correct
+
+    def _run_stepwise(self, xs: np.ndarray, ys: np.ndarray):
+        losses, correct = [], []
+        for x, y in zip(xs, ys):  # no sync inside: each step is queued behind the last
+            self._state, loss, hits = self._step(self._state, x, y)
+            losses.append(loss)
+            correct.append(hits)
+        return jnp.stack(losses), jnp.stack(correct)
 
     def sync_to_model(self) -> None:
         """Write weights and optimizer state back into the Keras variables."""
