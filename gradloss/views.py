@@ -53,6 +53,8 @@ def progress_text(run) -> str:
     p = run.progress or {}
     if run.status == "queued" or not p:
         return "waiting for the worker" if run.status == "queued" else "starting…"
+    if (p.get("fraction") or 0) >= 1:
+        return f"trained {p.get('epochs', '?')} epochs · measuring accuracy under noise…"
     parts = [f"step {p.get('step', 0)}/{p.get('total_steps', '?')}",
              f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
     if p.get("eta_s") is not None:

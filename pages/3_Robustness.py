@@ -89,8 +89,9 @@ st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labe
 
 # 3) A few test images with this noise and each model's prediction.
 st.subheader(f"Test images at σ = {sigma:g}")
-first = by_id[ids[0]]
-seed = int(sweeps[sweeps.run_id == ids[0]].seed.iloc[0])
+shown = [i for i in ids if not sweeps[sweeps.run_id == i].empty]
+first = by_id[shown[0]]
+seed = int(sweeps[sweeps.run_id == shown[0]].seed.iloc[0])  # the sweep's noise seed: the same images it saw
 examples = {o: examples[i] for o, i in picked.items() if not examples[i].empty}
 if not examples:
     st.info("No example predictions stored for these runs.")

@@ -42,6 +42,8 @@ def test_progress_text_shows_step_epoch_and_eta():
     assert views.progress_text(run) == "step 30/60 · epoch 1/2 · ETA 12 s · loss 0.01"
     assert views.progress_fraction(run) == 0.5
     assert views.progress_text(make_run("r2", "gradient", "queued")) == "waiting for the worker"
+    done = make_run("r3", "gradient", "running", progress={"fraction": 1.0, "epochs": 2})
+    assert views.progress_text(done) == "trained 2 epochs · measuring accuracy under noise…"
 
 
 def test_latest_pair_matches_the_newest_run_dataset():
