@@ -56,21 +56,24 @@ fashion = data.find_fashion_mnist()
 quick_dataset = "fashion_mnist" if fashion else "digits"
 
 cols = st.columns(3)
-starting = time.time() - st.session_state.get("worker_started_at", 0) < 60  # no heartbeat yet
+alive = bool(status and status.alive)
+starting = not alive and time.time() - st.session_state.get("worker_started_at", 0) < 60  # no heartbeat yet
 if status is not None:
-    cols[0].metric("Worker", "alive" if status.alive else "starting…" if starting else "down")
+    cols[0].metric("Worker", "alive" if alive else "starting…" if starting else "down")
     cols[1].metric("Device", status.device or "–")
     cols[2].metric("Queued runs", status.queue_length)
-    if not status.alive and starting:
+    if starting:
         st.info("Started a local worker; it reports in within a few seconds (its log: worker.log in "
                 f"{store.home()}).")
-    elif not status.alive:
+    elif not alive:
         st.warning("No worker is running, so queued runs wait. Start one in a terminal with "
                    "`python -m gradloss worker`, or click below.")
         if st.button("Start a local worker"):
             try:
-                worker.ensure_local_worker()
-                st.rerun()
+                if worker.ensure_local_worker():
+                    st.session_state.worker_started_at = time.time()
+                    st.rerun()
+                st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
             except Exception as e:  # noqa: BLE001
                 st.error(f"Could not start a local worker: {e}")
 if "worker_error" in st.session_state:
@@ -100,15 +103,37 @@ if not fashion:
 st.subheader("Latest comparison")
 try:
     runs = store.RunStore.default()
-    pair = views.latest_pair(runs.list_runs(limit=200))
+    recent = runs.list_runs(limit=200)
+    pair = views.latest_pair(recent)
     ids = [r.run_id for r in pair.values()]
     metrics = runs.metrics(ids) if ids else None
     robustness = runs.robustness(ids) if ids else None
 except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the run store: {e}")
     st.stop()
-if not pair:
+active = [r for r in recent if r.status in views.ACTIVE]
+seen = (len(active), alive)
+
+
+@st.fragment(run_every=3 if active or starting else None)
+def watch() -> None:
+    """Invisible: rerun the page when a run finishes or the worker comes up; idle otherwise."""
+    try:
+        now = (len(store.RunStore.default().list_runs(status=views.ACTIVE)), worker.worker_status().alive)
+    except Exception:  # noqa: BLE001 - the next tick tries again
+        return
+    if now != seen:
+        st.rerun()
+
+
+watch()
+if active:
+    st.info(f"{len(active)} run{'s' * (len(active) > 1)} queued or training; the comparison below "
+            "updates when they finish.")
+    st.page_link("pages/1_Train.py", label="Follow them on the Train page", icon=":material/model_training:")
+if not pair and not active:
     st.info("No finished runs yet. Click **Quick compare** above, or launch runs on the Train page.")
+if not pair:
     st.stop()
 sigmas = views.swept_sigmas(robustness, ids)
 sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1)) if sigmas else 0.1

@@ -153,9 +153,11 @@ def comparison_summary(table: pd.DataFrame, sigma: float) -> str:
     if g[noisy] is not None and b[noisy] is not None and not pd.isna(g[noisy]) and not pd.isna(b[noisy]):
         gap = (g[noisy] - b[noisy]) * 100
         side = "above" if gap >= 0 else "below"
-        parts.append(f"At σ = {sigma:g} the gradient-loss model is {abs(gap):.1f} points {side} the baseline")
+        parts.append(f"At σ = {sigma:g} the gradient-loss model is {abs(gap):.1f} points {side} "
+                     "the baseline")
     if g["ms / step"] and b["ms / step"]:
-        parts.append(f"one of its training steps costs {g['ms / step'] / b['ms / step']:.1f}× a baseline step "
+        ratio = g["ms / step"] / b["ms / step"]
+        parts.append(f"one of its training steps costs {ratio:.1f}× a baseline step "
                      f"(batches of {g['batch size']} and {b['batch size']})")
     return ("; ".join(parts) + ".") if parts else ""
 
@@ -169,32 +171,48 @@ def downsample(df: pd.DataFrame, max_points: int = 1000) -> tuple[pd.DataFrame, 
     return df.groupby(buckets).agg({"step": "last", "value": "mean"}), k
 
 
-def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
-    """Per-step training loss, one panel per objective, log y: the two losses differ ~1000x.
+def wide_range(values) -> bool:
+    """True if positive values span more than a factor of 10: worth a log axis."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return len(values) > 1 and values.max() > 10 * values.min()
 
-    labels: {run_id: (label, objective)}."""
-    objectives = [o for o in ("gradient", "baseline") if any(v[1] == o for v in labels.values())]
+
+def _loss_axis(fig: go.Figure, values, **where) -> None:
+    log = wide_range(values)
+    fig.update_yaxes(type="log" if log else "linear", title_text="loss (log scale)" if log else "loss",
+                     exponentformat="power", **where)
+
+
+def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
+    """Per-step training loss, one panel per objective (the two losses differ ~1000x), each on a
+    log axis once its values span more than a factor of 10. labels: {run_id: (label, objective)}."""
+    loss = metrics[(metrics.name == "loss") & metrics.run_id.isin(list(labels))]
+    has_data = {labels[r][1] for r in loss.run_id.unique()}
+    objectives = [o for o in ("gradient", "baseline") if o in has_data]
     fig = make_subplots(rows=1, cols=max(len(objectives), 1), horizontal_spacing=0.08,
                         subplot_titles=[OBJECTIVE_NAMES[o] for o in objectives])
     for i, (run_id, (label, objective)) in enumerate(labels.items()):
-        rows = metrics[(metrics.run_id == run_id) & (metrics.name == "loss")].sort_values("step")
-        if rows.empty or objective not in objectives:
+        rows = loss[loss.run_id == run_id].sort_values("step")
+        if rows.empty:
             continue
         rows, k = downsample(rows)
         name = label if k == 1 else f"{label}, mean of {k} steps"
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, mode="lines", name=name,
                                  line={"color": COLORS[i % len(COLORS)]}),
                       row=1, col=objectives.index(objective) + 1)
+    for col, objective in enumerate(objectives, start=1):
+        ids = [r for r, v in labels.items() if v[1] == objective]
+        _loss_axis(fig, loss[loss.run_id.isin(ids)].value, row=1, col=col)
     fig.update_xaxes(title_text="step")
-    fig.update_yaxes(type="log", title_text="loss per step (log scale)", tickformat=".3g")
     fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig
 
 
 def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
-    """Per-epoch loss (log y) beside train (dashed) and test (solid) accuracy per epoch."""
+    """Per-epoch loss beside train (dashed) and test (solid) accuracy per epoch."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=["loss per epoch (log scale)", "accuracy per epoch"])
+                        subplot_titles=["loss per epoch", "accuracy per epoch"])
     for i, (run_id, (label, _)) in enumerate(labels.items()):
         color = COLORS[i % len(COLORS)]
         run = metrics[metrics.run_id == run_id]
@@ -207,7 +225,8 @@ def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
                                          name=f"{label} {text}", legendgroup=run_id,
                                          line={"color": color, "dash": dash}), row=1, col=col)
     fig.update_xaxes(title_text="epoch", dtick=1)
-    fig.update_yaxes(type="log", title_text="loss", tickformat=".3g", row=1, col=1)
+    epoch_loss = metrics[(metrics.name == "epoch_loss") & metrics.run_id.isin(list(labels))].value
+    _loss_axis(fig, epoch_loss, row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=1, col=2)
     fig.update_layout(height=380, margin={"t": 40, "b": 10}, legend={"orientation": "h", "y": -0.25})
     return fig

@@ -19,8 +19,9 @@ if "worker_checked" not in st.session_state:  # a user may open this page first
 # 1) The form. Dataset and objective sit outside it: they set the other fields' defaults.
 fashion = data.find_fashion_mnist()
 left, right = st.columns(2)
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}
 dataset = left.selectbox("Dataset", DATASETS, index=0 if fashion else 1, key="dataset",
-                         format_func=lambda d: {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}[d])
+                         format_func=DATASET_NAMES.get)
 choice = right.radio("Objective", ("both", "gradient", "baseline"), horizontal=True, key="objective",
                      format_func=lambda o: {"both": "both (a pair)", "gradient": "gradient loss",
                                             "baseline": "baseline (cross-entropy)"}[o])
@@ -98,8 +99,8 @@ def live_runs() -> None:
         st.info("Nothing queued or running. Queue a run with the form above.")
     for run in reversed(active):  # oldest first: the order the worker takes them
         c = st.columns([3, 5, 1], vertical_alignment="center")
-        c[0].markdown(f"**{run.objective}** · {run.dataset} · `{views.short_id(run.run_id)}`  \n{run.status}"
-                      + (" · cancelling…" if run.cancel_requested else ""))
+        state = run.status + (" · cancelling…" if run.cancel_requested else "")
+        c[0].markdown(f"**{run.objective}** · {run.dataset} · `{views.short_id(run.run_id)}`  \n{state}")
         c[1].progress(views.progress_fraction(run), text=views.progress_text(run))
         c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=cancel, args=(run.run_id,),
                     disabled=run.cancel_requested)
@@ -111,7 +112,8 @@ def live_runs() -> None:
     for run in finished[:5]:
         if run.status == "failed":
             st.error(f"Run {views.short_id(run.run_id)} ({run.objective} on {run.dataset}) failed: "
-                     f"{views.first_line(run.error) or 'no error message'}. Check its settings and queue it again.")
+                     f"{views.first_line(run.error) or 'no error message'}. "
+                     "Check its settings and queue it again.")
     st.dataframe(views.runs_table(finished), hide_index=True)
     st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (" · refreshing every 2 s" if polling else ""))
 

@@ -29,8 +29,10 @@ if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
 if "curve_runs" not in st.session_state:
     pair = views.latest_pair(runs, statuses=views.ACTIVE + views.FINISHED)
     st.session_state.curve_runs = [r.run_id for r in pair.values()]
-selected = st.multiselect("Runs", list(by_id), key="curve_runs", format_func=lambda i: views.run_label(by_id[i]),
-                          help="By default the newest gradient-loss run and the newest baseline on the same dataset.")
+selected = st.multiselect("Runs", list(by_id), key="curve_runs",
+                          format_func=lambda i: views.run_label(by_id[i]),
+                          help="By default: the newest run and the newest run of the other objective "
+                               "on the same dataset.")
 if not selected:
     st.info("Pick one or more runs above.")
     st.stop()
@@ -42,7 +44,10 @@ def curves(run_ids: list[str]) -> None:
     try:
         current = {i: runs_store.get_run(i) for i in run_ids}
         still_live = any(r.status in views.ACTIVE for r in current.values())
-        metrics = runs_store.metrics(run_ids) if still_live else finished_metrics(str(runs_store.path), tuple(run_ids))
+        if still_live:
+            metrics = runs_store.metrics(run_ids)
+        else:
+            metrics = finished_metrics(str(runs_store.path), tuple(run_ids))
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the metrics: {e}")
         return
@@ -54,16 +59,19 @@ def curves(run_ids: list[str]) -> None:
             st.error(f"Run {views.short_id(run.run_id)} failed: {views.first_line(run.error)}. "
                      "Its curves stop where it failed; see the Train page.")
     if metrics.empty:
+        waiting = any(r.status == "queued" for r in current.values())
         st.info("No metrics yet: the first points appear a few steps after a run starts"
-                + (" (it is still waiting for the worker)." if any(r.status == "queued" for r in current.values())
-                   else "."))
+                + (" (it is still waiting for the worker)." if waiting else "."))
         return
     st.subheader("Training loss per step")
-    st.caption("The gradient loss and cross-entropy differ by about three orders of magnitude, "
-               "so each objective has its own panel, on a log scale.")
+    st.caption("The gradient loss and cross-entropy differ by about three orders of magnitude, so each "
+               "objective has its own panel; an axis turns logarithmic once its values span a factor of 10.")
     st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
     st.subheader("Per epoch")
-    st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
+    if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
+        st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
+    else:
+        st.caption("Per-epoch loss and accuracy appear after the first epoch.")
     if still_live:
         st.caption("Live: refreshing every 2 s while a run trains.")
 

@@ -69,7 +69,7 @@ if len({by_id[i].dataset for i in ids}) > 1:
 if st.session_state.get("sigma") not in sigmas:
     st.session_state.sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1))
 sigma = st.select_slider("Noise σ", options=sigmas, key="sigma", format_func=lambda s: f"{s:g}",
-                         help="The standard deviation of the Gaussian noise added to every pixel (pixels in [0, 1]).")
+                         help="Standard deviation of the Gaussian noise on each pixel (pixels in [0, 1]).")
 st.session_state.chosen_sigma = sigma  # the home page shows the comparison at this σ
 labels = {i: (views.run_label(by_id[i]), o) for o, i in picked.items()}
 st.plotly_chart(views.robustness_figure(sweeps, labels, sigma), key="robustness_chart")
@@ -79,11 +79,13 @@ m = st.columns(3)
 for col, objective in zip(m, ("gradient", "baseline")):
     if at.get(objective):
         acc, std = at[objective]
-        col.metric(f"{views.OBJECTIVE_NAMES[objective]} at σ={sigma:g}", f"{acc:.2%}", help=f"± {std:.2%} over noise draws")
+        col.metric(f"{views.OBJECTIVE_NAMES[objective]} at σ={sigma:g}", f"{acc:.2%}",
+                   help=f"± {std:.2%} over noise draws")
 if at.get("gradient") and at.get("baseline"):
     diff = at["gradient"][0] - at["baseline"][0]
     m[2].metric("gradient − baseline", f"{diff * 100:+.2f} points",
-                help="Accuracy difference in percentage points at this σ; positive: the gradient loss is more accurate.")
+                help="Accuracy difference in percentage points at this σ; positive: the gradient loss "
+                     "is more accurate.")
 st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labels),
                    file_name="robustness.csv", mime="text/csv")
 

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TRAIN_TIMEOUT_S = 240
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
 
 
 def free_port() -> int:
@@ -119,7 +120,8 @@ def finished(store: RunStore):
 def open_page(page, url: str, path: str, title: str) -> None:
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title).first.wait_for()
-    wait_until(lambda: not page.locator("[data-testid='stStatusWidget']").is_visible(), 60, "the page to render")
+    running = page.locator("[data-testid='stStatusWidget']")  # Streamlit's "running" indicator
+    wait_until(lambda: not running.is_visible(), 60, "the page to render")
 
 
 def shot(page, name: str) -> None:

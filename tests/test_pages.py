@@ -203,3 +203,13 @@ def test_loss_curves_wait_for_a_queued_run(home):
     assert len(at.multiselect(key="curve_runs").value) == 1
     assert "still waiting for the worker" in texts(at.info)
     assert "Runs are queued or training" in texts(app("pages/3_Robustness.py").info)
+
+
+def test_home_points_to_runs_in_progress(home):
+    """Check that queued runs are counted on the home page instead of 'no finished runs'."""
+    for objective in ("gradient", "baseline"):
+        worker.submit(TrainConfig(objective=objective, dataset="digits", train_size=100))
+    at = app()
+    assert "2 runs queued or training" in texts(at.info)
+    assert "No finished runs yet" not in texts(at.info)
+    assert [m.value for m in at.metric][2] == "2"

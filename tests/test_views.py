@@ -24,7 +24,8 @@ def sweep(run_id, accs, stds=None):
 
 def test_views_do_not_import_streamlit_or_tensorflow():
     """Check that the view helpers stay importable without the heavy libraries."""
-    code = "import sys, gradloss.views; print(sorted({'streamlit', 'tensorflow', 'keras'} & set(sys.modules)))"
+    code = ("import sys, gradloss.views\n"
+            "print(sorted({'streamlit', 'tensorflow', 'keras'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -91,14 +92,23 @@ def test_downsample_bounds_points_with_bucket_means():
     assert k == 3 and len(small) <= 1000 and small.value.eq(1.0).all()
 
 
-def test_figures_put_each_objective_on_a_log_panel():
-    metrics = pd.DataFrame({"run_id": ["g", "b", "g", "b"], "step": [1, 1, 1, 1], "epoch": 1,
-                            "name": ["loss", "loss", "epoch_loss", "test_accuracy"],
-                            "value": [1e-4, 0.5, 1e-4, 0.8]})
-    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline")}
+def test_loss_figures_give_each_objective_a_panel_and_wide_ranges_a_log_axis():
+    metrics = pd.DataFrame({"run_id": ["g", "g", "b", "b", "g", "b"], "step": [1, 2, 1, 2, 2, 2],
+                            "epoch": 1, "name": ["loss", "loss", "loss", "loss", "epoch_loss", "epoch_loss"],
+                            "value": [1e-2, 1e-4, 0.5, 0.4, 1e-4, 0.4]})
+    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline"), "q": ("queued", "baseline")}
     fig = views.loss_figure(metrics, labels)
-    assert len(fig.data) == 2 and fig.layout.yaxis.type == "log" and fig.layout.yaxis2.type == "log"
-    assert len(views.epoch_figure(metrics, labels).data) == 2
+    assert len(fig.data) == 2
+    assert (fig.layout.yaxis.type, fig.layout.yaxis2.type) == ("log", "linear")
+    assert fig.layout.yaxis.title.text == "loss (log scale)"
+    epochs = views.epoch_figure(metrics, labels)
+    assert len(epochs.data) == 2 and epochs.layout.yaxis.type == "log"
+
+
+def test_loss_figure_leaves_out_objectives_without_points():
+    metrics = pd.DataFrame({"run_id": ["g"], "step": [1], "epoch": 1, "name": ["loss"], "value": [1e-3]})
+    fig = views.loss_figure(metrics, {"g": ("g", "gradient"), "b": ("b", "baseline")})
+    assert [a.text for a in fig.layout.annotations] == ["gradient loss"]
 
 
 def test_robustness_figure_marks_the_chosen_sigma():
