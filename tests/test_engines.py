@@ -41,8 +41,10 @@ folder, objective = sys.argv[1], sys.argv[2]
 model = build_cnn()
 model.load_weights(f"{folder}/init.weights.h5")
 batch = np.load(f"{folder}/batch.npz")
-loss, grads = make_value_and_grad(model, objective)(
-    [v.value for v in model.trainable_variables], [], batch["x"], batch["y"])
+weights = [v.value for v in model.trainable_variables]
+loss, grads = make_value_and_grad(model, objective)(weights, [], batch["x"], batch["y"])
+nested_loss, nested_grads = make_value_and_grad(model, objective, nested=True)(
+    weights, [], batch["x"], batch["y"])  # the definition: jax.grad of jax.grad
 steps = {}
 for loop in (False, True):  # step by step (CPU default) and one compiled loop (GPU default)
     model.load_weights(f"{folder}/init.weights.h5")
@@ -55,8 +57,9 @@ for loop in (False, True):  # step by step (CPU default) and one compiled loop (
                   f"iterations_{loop}": np.asarray(optimizer.iterations.value)})
     steps.update({f"weight_{loop}_{i}": np.asarray(v.value)
                   for i, v in enumerate(model.trainable_variables)})
-np.savez(f"{folder}/jax.npz", loss=np.float64(loss), **steps,
-         **{f"grad_{i}": np.asarray(g) for i, g in enumerate(grads)})
+np.savez(f"{folder}/jax.npz", loss=np.float64(loss), nested_loss=np.float64(nested_loss), **steps,
+         **{f"grad_{i}": np.asarray(g) for i, g in enumerate(grads)},
+         **{f"nested_grad_{i}": np.asarray(g) for i, g in enumerate(nested_grads)})
 """
 
 # Runs under KERAS_BACKEND=jax. argv: run folder, TrainConfig as JSON.
@@ -112,11 +115,12 @@ def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digit
     jax_out = np.load(tmp_path / "jax.npz")
 
     loss, grads = _tf_loss_and_grads(model, x, y, objective)
-    assert float(jax_out["loss"]) == pytest.approx(loss, rel=LOSS_RTOL)
-    for i, (variable, grad) in enumerate(zip(model.trainable_variables, grads)):
-        np.testing.assert_allclose(jax_out[f"grad_{i}"], grad, rtol=GRAD_RTOL,
-                                   atol=GRAD_ATOL_OF_MAX * np.abs(grad).max(),
-                                   err_msg=f"gradient of {variable.path}")
+    for form in ("", "nested_"):  # as the engine trains, and the nested jax.grad definition
+        assert float(jax_out[f"{form}loss"]) == pytest.approx(loss, rel=LOSS_RTOL)
+        for i, (variable, grad) in enumerate(zip(model.trainable_variables, grads)):
+            np.testing.assert_allclose(jax_out[f"{form}grad_{i}"], grad, rtol=GRAD_RTOL,
+                                       atol=GRAD_ATOL_OF_MAX * np.abs(grad).max(),
+                                       err_msg=f"{form}gradient of {variable.path}")
 
     optimizer = keras.optimizers.Adam()
     losses, correct = TensorFlowEngine(model, optimizer, objective).run_steps(xs, ys)

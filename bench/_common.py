@@ -1,0 +1,124 @@
+"""Shared plumbing of the benchmarks: one engine per subprocess, results appended as JSON lines.
+
+The Keras backend is fixed when keras is first imported, so a benchmark that compares engines
+runs itself once per engine with `--engine NAME` and KERAS_BACKEND=NAME, and the child prints
+one JSON object as its last line of output. Nothing here imports keras.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results.jsonl"  # gitignored; one JSON object per benchmark run
+ENGINE_MODULES = {"tensorflow": "tensorflow", "jax": "jax"}  # engine -> package it needs
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `python bench/x.py` from anywhere finds gradloss
+
+
+def installed_engines() -> list[str]:
+    """Engines whose package can be imported here, TensorFlow first."""
+    return [e for e, module in ENGINE_MODULES.items() if importlib.util.find_spec(module)]
+
+
+def use_backend(engine: str) -> None:
+    """Fix the Keras backend of this process; call before anything imports keras."""
+    os.environ["KERAS_BACKEND"] = engine
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_child(script: str, engine: str, args: list[str], timeout: float | None = None) -> dict:
+    """Run `python script --engine ENGINE *args` under that backend; return its last-line JSON.
+
+    The child's stderr (progress, logs) passes through to ours.
+    """
+    env = {**os.environ, "KERAS_BACKEND": engine, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run([sys.executable, script, "--engine", engine, *args], env=env,
+                          cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=timeout)
+    if done.returncode != 0:  # its stderr went to ours: the traceback is on screen
+        raise RuntimeError(f"{Path(script).name} --engine {engine} failed (exit {done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def emit_child_result(result: dict) -> None:
+    """The child's answer to its parent: one JSON line, last on stdout."""
+    print(json.dumps(result), flush=True)
+
+
+def host_info() -> dict:
+    """What the figures depend on: machine, cores, load, library versions, commit."""
+    versions = {}
+    for name in ("tensorflow", "keras", "jax", "jaxlib", "numpy"):
+        if importlib.util.find_spec(name):
+            from importlib.metadata import PackageNotFoundError, version
+            try:
+                versions[name] = version(name)
+            except PackageNotFoundError:
+                pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip() or None
+    return {"machine": platform.machine(), "processor": platform.processor() or None,
+            "python": platform.python_version(), "cpus": os.cpu_count(),
+            "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "versions": versions, "commit": commit}
+
+
+def append_result(bench: str, args: dict, results) -> dict:
+    """Append one record to bench/results.jsonl and return it."""
+    record = {"bench": bench, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+              "host": host_info(), "args": args, "results": results}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with RESULTS.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
+
+
+def print_table(header: list[str], rows: list[list]) -> None:
+    """A plain, aligned text table; floats with 2 decimals, None as '-'."""
+    cells = [[("-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)) for v in row]
+             for row in [header, *rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for j, row in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class RssSampler:
+    """Sample RSS every `interval_s` in a thread; `peak` is the largest value seen."""
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s, self.peak = interval_s, rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            time.sleep(self.interval_s)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())

@@ -1,0 +1,122 @@
+"""Wall time of the whole reference protocol, per engine: train both objectives, then sweep.
+
+    python bench/reference.py                                  # full protocol: long (hours on CPU)
+    python bench/reference.py --train-size 2000 --epochs 1     # a scaled-down rehearsal
+
+Per engine (each in its own subprocess): train the gradient-loss model (10 epochs, batch 100)
+and the baseline (20 epochs, batch 32) on Fashion-MNIST, then run the robustness sweep
+(8 sigmas x 3 draws on the 10k test set) on each. Prints the time of every part, the
+accuracies next to the reference experiment's, and the ratios between engines and objectives.
+Run by hand; it is not part of the tests.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+
+def measure(engine: str, objectives: list[str], dataset: str, train_size: int | None,
+            epochs: int | None, data_dir: str | None, seed: int) -> dict:
+    """Train and sweep each objective in this process (Keras on `engine`)."""
+    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
+    from gradloss.data import load_dataset
+    from gradloss.robustness import accuracy_vs_noise
+    from gradloss.training import load_model, train
+
+    t_all = time.perf_counter()
+    ds = load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
+    parts = []
+    for objective in objectives:
+        config = TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
+                             train_size=train_size, seed=seed, engine=engine)
+        with tempfile.TemporaryDirectory() as run_dir:
+            result = train(config, run_dir, dataset=ds)
+            t0 = time.perf_counter()
+            curve = accuracy_vs_noise(load_model(result.model_path), ds.x_test, ds.y_test,
+                                      REFERENCE_SIGMAS)  # the saved model, as the worker does
+            sweep_s = time.perf_counter() - t0
+        accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
+        parts.append({"engine": engine, "device": result.device, "objective": objective,
+                      "epochs": config.epochs, "batch_size": config.batch_size,
+                      "train_images": len(ds.x_train), "train_s": result.seconds,
+                      "step_ms": result.final["step_ms"], "sweep_s": sweep_s,
+                      "accuracy": {str(s): float(a) for s, a in accuracy.items()}})
+        print(f"{engine} {objective}: trained in {result.seconds:.0f} s, swept in "
+              f"{sweep_s:.0f} s, accuracy {accuracy[0.0]:.4f}", file=sys.stderr, flush=True)
+    return {"engine": engine, "total_s": time.perf_counter() - t_all, "parts": parts}
+
+
+def report(outcomes: list[dict]) -> list[list]:
+    """Print times, accuracies beside the reference, and ratios; return the table rows."""
+    from gradloss.config import REFERENCE_ACCURACY  # no keras: safe in the parent
+
+    rows = []
+    for out in outcomes:
+        for p in out["parts"]:
+            ref = REFERENCE_ACCURACY[p["objective"]]
+            rows.append([p["engine"], p["device"], p["objective"], p["epochs"], p["batch_size"],
+                         p["train_s"], p["step_ms"], p["sweep_s"],
+                         *(f"{a:.4f}" for a in (p["accuracy"]["0.0"], ref[0.0],
+                                                p["accuracy"]["0.1"], ref[0.1]))])
+    _common.print_table(["engine", "device", "objective", "epochs", "batch", "train s", "step ms",
+                         "sweep s", "acc s=0", "ref s=0", "acc s=0.1", "ref s=0.1"], rows)
+    print()
+    base = outcomes[0]
+    for out in outcomes:
+        line = f"{out['engine']}: whole protocol {out['total_s']:.0f} s"
+        if out is not base:
+            line += f" ({out['total_s'] / base['total_s']:.2f} x {base['engine']})"
+        by_obj = {p["objective"]: p for p in out["parts"]}
+        if {"gradient", "baseline"} <= set(by_obj):
+            g, b = by_obj["gradient"], by_obj["baseline"]
+            line += (f"; training gradient/baseline {g['train_s'] / b['train_s']:.2f}, "
+                     f"step ms gradient/baseline {g['step_ms'] / b['step_ms']:.2f} "
+                     f"(batches {g['batch_size']} vs {b['batch_size']})")
+        print(line)
+    return rows
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default=",".join(_common.installed_engines()),
+                        help="comma-separated engines (default: every installed one)")
+    parser.add_argument("--objectives", default="gradient,baseline")
+    parser.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist or digits")
+    parser.add_argument("--train-size", type=int, help="training images (default: all)")
+    parser.add_argument("--epochs", type=int, help="epochs for every objective "
+                                                   "(default: the protocol's 10 and 20)")
+    parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: this engine only
+    args = parser.parse_args(argv)
+    objectives = args.objectives.split(",")
+    if args.engine:
+        _common.use_backend(args.engine)
+        _common.emit_child_result(measure(args.engine, objectives, args.dataset, args.train_size,
+                                          args.epochs, args.data_dir, args.seed))
+        return
+
+    child_args = ["--objectives", args.objectives, "--dataset", args.dataset,
+                  "--seed", str(args.seed)]
+    for flag, value in (("--train-size", args.train_size), ("--epochs", args.epochs),
+                        ("--data-dir", args.data_dir and str(Path(args.data_dir).resolve()))):
+        child_args += [flag, str(value)] if value is not None else []
+    outcomes = []
+    for engine in args.engines.split(","):
+        print(f"running the protocol with {engine} ...", flush=True)
+        outcomes.append(_common.run_child(__file__, engine, child_args))
+    print()
+    rows = report(outcomes)
+    settings = {k: v for k, v in vars(args).items() if k != "engine"}
+    _common.append_result("reference", settings, {"engines": outcomes, "table": rows})
+    print(f"appended to {_common.RESULTS.relative_to(_common.REPO)}")
+
+
+if __name__ == "__main__":
+    main()
