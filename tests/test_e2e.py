@@ -138,6 +138,7 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
     page.get_by_text("No finished runs yet").wait_for()
     wait_until(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
     shot(page, "1-home-empty")
+    page.get_by_text("alive", exact=True).wait_for()  # the page follows the worker coming up, by itself
 
     # Queue a tiny pair with the Train page's form (digits is the default: no Fashion-MNIST here).
     open_page(page, url, "Train", "Train")
