@@ -159,7 +159,8 @@ class JaxEngine:
     (measured 4-9x for the reference CNN; see bench/README.md).
     """
 
-    chunk_steps = 50  # steps per host sync; with a compiled loop, shorter chunks are padded
+    chunk_steps = 50  # steps per call with a compiled loop; shorter chunks are padded to it
+    stepwise_chunk_steps = 4  # steps per call step by step: progress and cancel polls stay frequent
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
                  *, compiled_loop: bool | None = None):
@@ -167,6 +168,8 @@ class JaxEngine:
         self._model, self._optimizer = model, optimizer
         self.device = device_name()
         self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
+        if not self.compiled_loop:  # steps of 0.1-1 s on CPU: 50 would delay cancel by a minute
+            self.chunk_steps = self.stepwise_chunk_steps
         step = make_step(model, optimizer, objective)
         self._run = make_chunk_runner(step) if self.compiled_loop else None
         self._step = None if self.compiled_loop else jax.jit(step)

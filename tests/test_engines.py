@@ -62,14 +62,19 @@ np.savez(f"{folder}/jax.npz", loss=np.float64(loss), nested_loss=np.float64(nest
          **{f"nested_grad_{i}": np.asarray(g) for i, g in enumerate(nested_grads)})
 """
 
-# Runs under KERAS_BACKEND=jax. argv: run folder, TrainConfig as JSON.
+# Runs under KERAS_BACKEND=jax. argv: run folder, TrainConfig as JSON. Trains, keeps the model
+# as first.keras, then calls train() again: it resumes from the last checkpoint with nothing
+# left to run, so its model comes from the engine's state as read from the restored variables.
 JAX_TRAIN = """
-import json, sys
+import json, shutil, sys
 from gradloss.config import TrainConfig
 from gradloss.training import train
-result = train(TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1])
+config, run_dir = TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1]
+result = train(config, run_dir)
+shutil.copy(result.model_path, f"{run_dir}/first.keras")
+again = train(config, run_dir)
 print(json.dumps({"status": result.status, "device": result.device, "final": result.final,
-                  "model_path": str(result.model_path)}))
+                  "model_path": str(result.model_path), "again_epochs": again.epochs_done}))
 """
 
 
@@ -146,6 +151,11 @@ def test_jax_engine_trains_and_saves_a_model_tensorflow_loads(digits, tmp_path):
     acc = np.mean(predict(model, digits.x_test).argmax(-1) == digits.y_test.argmax(-1))
     # the test set is always whole, as in train(); allow one or two borderline images to flip
     assert acc == pytest.approx(out["final"]["test_accuracy"], abs=2 / len(digits.x_test))
+    # the resumed engine started from the checkpoint: same weights, saved again
+    assert out["again_epochs"] == config.epochs
+    first = load_model(tmp_path / "first.keras")
+    for before, after in zip(first.weights, model.weights):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
     # the checkpoint holds the engine's optimizer state, written back by sync_to_model
     with np.load(tmp_path / "checkpoint" / "optimizer.npz") as saved:
         assert int(saved["arr_0"]) == 3 * (300 // 32)  # Adam's iteration count
