@@ -64,7 +64,7 @@ def _gradient_loss_hvp(model: keras.Model):
     and the first term is a Hessian-vector product: the jvp of x -> dS/dtheta along dx. The
     jvp returns dS/dtheta as its primal, so one pass yields both terms. Nested reverse mode
     instead transposes the input-gradient convolution with respect to its kernel, which XLA on
-    CPU runs through a slow generic kernel (about 2.5x slower for the whole step at batch 100).
+    CPU runs through a slow generic kernel (the whole step 2.5-8x slower at batch 100).
     """
     def s_fn(trainable, non_trainable, x, y):
         p, nt = model.stateless_call(trainable, non_trainable, x, training=True)
@@ -72,7 +72,10 @@ def _gradient_loss_hvp(model: keras.Model):
 
     def loss_and_grads(trainable, non_trainable, x, y):
         dx, (p, nt) = jax.grad(s_fn, argnums=2, has_aux=True)(trainable, non_trainable, x, y)
-        ds_dtheta = lambda x_: jax.grad(s_fn, has_aux=True)(trainable, non_trainable, x_, y)[0]  # noqa: E731
+
+        def ds_dtheta(x_):
+            return jax.grad(s_fn, has_aux=True)(trainable, non_trainable, x_, y)[0]
+
         g, hv = jax.jvp(ds_dtheta, (x,), (dx,))           # dS/dtheta, d/dtheta <dS/dx, dx>
         batch, k = y.shape
         loss = jnp.mean(jnp.square(dx)) + 4.0 * jnp.mean(jnp.square(y - p)) / (k * k)
@@ -144,9 +147,9 @@ def make_chunk_runner(step):
 
 
 def device_name() -> str:
-    """Name of the GPU JAX computes on, or "CPU"."""
+    """Name of the accelerator JAX computes on (e.g. "NVIDIA H100 80GB HBM3"), or "CPU"."""
     device = jax.devices()[0]
-    return device.device_kind if device.platform == "gpu" else "CPU"
+    return "CPU" if device.platform == "cpu" else device.device_kind
 
 
 class JaxEngine:
@@ -159,8 +162,8 @@ class JaxEngine:
     (measured 4-9x for the reference CNN; see bench/README.md).
     """
 
-    chunk_steps = 50  # steps per call with a compiled loop; shorter chunks are padded to it
-    stepwise_chunk_steps = 4  # steps per call step by step: progress and cancel polls stay frequent
+    chunk_steps = 50          # steps per call with a compiled loop; shorter chunks are padded
+    stepwise_chunk_steps = 4  # steps per call step by step: keeps progress and cancel prompt
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
                  *, compiled_loop: bool | None = None):

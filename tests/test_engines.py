@@ -82,6 +82,7 @@ def _run_jax(script: str, *args: str, timeout: int = 600) -> str:
     """Run `script` in a fresh Python with Keras on JAX; return its stdout."""
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax",
+           "JAX_DEFAULT_MATMUL_PRECISION": "highest",  # no TF32 on GPUs: compare true float32
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", script, *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -92,6 +93,15 @@ def _run_jax(script: str, *args: str, timeout: int = 600) -> str:
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits", train_size=300, seed=0)
+
+
+@pytest.fixture
+def full_float32():
+    """TensorFlow without TF32 (it matters on GPUs only): the engines compare in float32."""
+    before = tf.config.experimental.tensor_float_32_execution_enabled()
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    yield
+    tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
 def _tf_loss_and_grads(model, x, y, objective):
@@ -106,7 +116,8 @@ def _tf_loss_and_grads(model, x, y, objective):
 
 
 @pytest.mark.parametrize("objective", ["gradient", "baseline"])
-def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digits, tmp_path):
+def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digits, tmp_path,
+                                                                full_float32):
     """Check that from the same weights both engines give the same loss, weight gradients and steps."""
     keras.utils.set_random_seed(0)
     model = build_cnn()
