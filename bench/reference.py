@@ -8,6 +8,10 @@ and the baseline (20 epochs, batch 32) on Fashion-MNIST, then run the robustness
 (8 sigmas x 3 draws on the 10k test set) on each. Prints the time of every part, the
 accuracies next to the reference experiment's, and the ratios between engines and objectives.
 Run by hand; it is not part of the tests.
+
+`--seed-style` adds the yardstick: the protocol trained the way the seed code did (the plain
+double-tape step over a shuffled tf.data pipeline for the gradient loss, `model.fit` for the
+baseline), in its own subprocess, so the TensorFlow engine's time can be read as a ratio of it.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import argparse
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,6 +57,54 @@ def measure(engine: str, objectives: list[str], dataset: str, train_size: int | 
     return {"engine": engine, "total_s": time.perf_counter() - t_all, "parts": parts}
 
 
+def measure_seed_style(objectives: list[str], dataset: str, train_size: int | None,
+                       epochs: int | None, data_dir: str | None, seed: int) -> dict:
+    """The seed code's way of training (TensorFlow), same data, protocol and sweep."""
+    import keras
+    import tensorflow as tf
+
+    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
+    from gradloss.data import load_dataset
+    from gradloss.engine_tf import make_plain_gradient_step
+    from gradloss.models import build_cnn
+    from gradloss.robustness import accuracy_vs_noise
+
+    t_all = time.perf_counter()
+    ds = load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
+    parts = []
+    for objective in objectives:
+        config = TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
+                             train_size=train_size, seed=seed)
+        keras.utils.set_random_seed(seed)
+        model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
+        t0 = time.perf_counter()
+        if objective == "gradient":
+            optimizer = keras.optimizers.Adam()
+            step = make_plain_gradient_step(model, optimizer)
+            batches = tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train))
+            for _ in range(config.epochs):
+                for x, y in batches.shuffle(len(ds.x_train)).batch(config.batch_size):
+                    step(x, y)
+        else:
+            model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy")
+            model.fit(ds.x_train, ds.y_train, batch_size=config.batch_size, epochs=config.epochs,
+                      verbose=0)
+        train_s = time.perf_counter() - t0
+        steps = config.epochs * -(-len(ds.x_train) // config.batch_size)
+        t0 = time.perf_counter()
+        curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, REFERENCE_SIGMAS)
+        sweep_s = time.perf_counter() - t0
+        accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
+        parts.append({"engine": "seed-style", "device": "CPU", "objective": objective,
+                      "epochs": config.epochs, "batch_size": config.batch_size,
+                      "train_images": len(ds.x_train), "train_s": train_s,
+                      "step_ms": 1000 * train_s / steps, "sweep_s": sweep_s,
+                      "accuracy": {str(s): float(a) for s, a in accuracy.items()}})
+        print(f"seed-style {objective}: trained in {train_s:.0f} s, swept in {sweep_s:.0f} s, "
+              f"accuracy {accuracy[0.0]:.4f}", file=sys.stderr, flush=True)
+    return {"engine": "seed-style", "total_s": time.perf_counter() - t_all, "parts": parts}
+
+
 def report(outcomes: list[dict]) -> list[list]:
     """Print times, accuracies beside the reference, and ratios; return the table rows."""
     from gradloss.config import REFERENCE_ACCURACY  # no keras: safe in the parent
@@ -68,10 +121,13 @@ def report(outcomes: list[dict]) -> list[list]:
                          "sweep s", "acc s=0", "ref s=0", "acc s=0.1", "ref s=0.1"], rows)
     print()
     base = outcomes[0]
+    train_s = {id(out): sum(p["train_s"] for p in out["parts"]) for out in outcomes}
     for out in outcomes:
-        line = f"{out['engine']}: whole protocol {out['total_s']:.0f} s"
+        line = (f"{out['engine']}: whole protocol {out['total_s']:.0f} s, "
+                f"training {train_s[id(out)]:.0f} s")
         if out is not base:
-            line += f" ({out['total_s'] / base['total_s']:.2f} x {base['engine']})"
+            line += (f" ({out['total_s'] / base['total_s']:.2f} x {base['engine']} whole, "
+                     f"{train_s[id(out)] / train_s[id(base)]:.2f} x training)")
         by_obj = {p["objective"]: p for p in out["parts"]}
         if {"gradient", "baseline"} <= set(by_obj):
             g, b = by_obj["gradient"], by_obj["baseline"]
@@ -93,13 +149,16 @@ def main(argv=None) -> None:
                                                    "(default: the protocol's 10 and 20)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed-style", action="store_true",
+                        help="also time the seed code's way of training, as the yardstick")
     parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: this engine only
     args = parser.parse_args(argv)
     objectives = args.objectives.split(",")
     if args.engine:
         _common.use_backend(args.engine)
-        _common.emit_child_result(measure(args.engine, objectives, args.dataset, args.train_size,
-                                          args.epochs, args.data_dir, args.seed))
+        how = measure_seed_style if args.seed_style else partial(measure, args.engine)
+        _common.emit_child_result(how(objectives, args.dataset, args.train_size, args.epochs,
+                                      args.data_dir, args.seed))
         return
 
     child_args = ["--objectives", args.objectives, "--dataset", args.dataset,
@@ -108,6 +167,9 @@ def main(argv=None) -> None:
                         ("--data-dir", args.data_dir and str(Path(args.data_dir).resolve()))):
         child_args += [flag, str(value)] if value is not None else []
     outcomes = []
+    if args.seed_style:  # first: the other engines' times are printed as ratios of it
+        print("running the protocol seed-style ...", flush=True)
+        outcomes.append(_common.run_child(__file__, "tensorflow", child_args + ["--seed-style"]))
     for engine in args.engines.split(","):
         print(f"running the protocol with {engine} ...", flush=True)
         outcomes.append(_common.run_child(__file__, engine, child_args))
