@@ -1,6 +1,6 @@
 """Wall time of the whole reference protocol, per engine: train both objectives, then sweep.
 
-    python bench/reference.py                                  # full protocol: long (hours on CPU)
+    python bench/reference.py                                  # full protocol: ~20 min per engine on 2 CPU cores
     python bench/reference.py --train-size 2000 --epochs 1     # a scaled-down rehearsal
 
 Per engine (each in its own subprocess): train the gradient-loss model (10 epochs, batch 100)
