@@ -16,18 +16,18 @@ def _correct(y, p):
     return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), tf.int32))
 
 
-def make_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
-    """Return a compiled step(x, y) -> (gradient loss, number correct) that updates the weights."""
+def make_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                       compiled: bool = True):
+    """Return step(x, y) -> (gradient loss, number correct) that updates the weights."""
     variables = model.trainable_variables
 
-    @tf.function
     def step(x, y):
         with tf.GradientTape() as outer:  # records the inner tape's gradient: second order
             loss, p = gradient_loss_closed_y(model, x, y)
         grads = outer.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss, _correct(y, p)
-    return step
+    return tf.function(step) if compiled else step
 
 
 def make_plain_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
@@ -45,11 +45,11 @@ def make_plain_gradient_step(model: keras.Model, optimizer: keras.optimizers.Opt
     return step
 
 
-def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
-    """Return a compiled cross-entropy step(x, y) -> (loss, number correct)."""
+def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                       compiled: bool = True):
+    """Return a cross-entropy step(x, y) -> (loss, number correct) that updates the weights."""
     variables = model.trainable_variables
 
-    @tf.function
     def step(x, y):
         with tf.GradientTape() as tape:
             p = model(x, training=True)
@@ -57,7 +57,29 @@ def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer
         grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss, _correct(y, p)
-    return step
+    return tf.function(step) if compiled else step
+
+
+def make_chunk(step, x_batch_shape: tuple, y_batch_shape: tuple):
+    """Compile k steps into one graph loop: chunk(xs, ys) with xs (k, B, ...) -> losses, correct (k,).
+
+    One call per chunk instead of one per step saves Python dispatch (measured at 2 cores: 4 %
+    per gradient step at batch 100, 15 % per baseline step at batch 32).
+    """
+    # k is left open, so the last, shorter chunk of an epoch does not retrace
+    signature = [tf.TensorSpec((None, *x_batch_shape), tf.float32),
+                 tf.TensorSpec((None, *y_batch_shape), tf.float32)]
+
+    @tf.function(input_signature=signature)
+    def chunk(xs, ys):
+        n = tf.shape(xs)[0]
+        losses = tf.TensorArray(tf.float32, size=n)
+        correct = tf.TensorArray(tf.int32, size=n)
+        for i in tf.range(n):  # autograph: a graph while-loop, steps strictly in order
+            loss, c = step(xs[i], ys[i])
+            losses, correct = losses.write(i, loss), correct.write(i, c)
+        return losses.stack(), correct.stack()
+    return chunk
 
 
 def device_name() -> str:
@@ -77,16 +99,16 @@ class TensorFlowEngine:
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
         optimizer.build(model.trainable_variables)  # create slots eagerly, outside tf.function
         factory = make_gradient_step if objective == "gradient" else make_baseline_step
-        self._step = factory(model, optimizer)
+        self._step = factory(model, optimizer, compiled=False)
+        self._chunk = None  # compiled at the first call, when the batch shape is known
         self.device = device_name()
 
     def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run len(x) steps; x: (k, B, H, W, C), y: (k, B, K). Returns losses (k,) and correct (k,)."""
-        outs = [self._step(tf.convert_to_tensor(x[i]), tf.convert_to_tensor(y[i]))
-                for i in range(len(x))]
-        losses = np.array([float(loss) for loss, _ in outs], dtype=np.float64)
-        correct = np.array([int(c) for _, c in outs], dtype=np.int64)
-        return losses, correct
+        if self._chunk is None:
+            self._chunk = make_chunk(self._step, x.shape[1:], y.shape[1:])
+        losses, correct = self._chunk(tf.convert_to_tensor(x), tf.convert_to_tensor(y))
+        return losses.numpy().astype(np.float64), correct.numpy().astype(np.int64)
 
     def sync_to_model(self) -> None:
         """Weights already live in the model's variables; nothing to copy."""
