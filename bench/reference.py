@@ -19,90 +19,76 @@ import argparse
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 
-def measure(engine: str, objectives: list[str], dataset: str, train_size: int | None,
-            epochs: int | None, data_dir: str | None, seed: int) -> dict:
-    """Train and sweep each objective in this process (Keras on `engine`)."""
-    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
-    from gradloss.data import load_dataset
-    from gradloss.robustness import accuracy_vs_noise
+def train_engine(config, ds, run_dir: str):
+    """Train with gradloss (the config's engine); return (model, train s, step ms, device)."""
     from gradloss.training import load_model, train
 
-    t_all = time.perf_counter()
-    ds = load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
-    parts = []
-    for objective in objectives:
-        config = TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
-                             train_size=train_size, seed=seed, engine=engine)
-        with tempfile.TemporaryDirectory() as run_dir:
-            result = train(config, run_dir, dataset=ds)
-            t0 = time.perf_counter()
-            curve = accuracy_vs_noise(load_model(result.model_path), ds.x_test, ds.y_test,
-                                      REFERENCE_SIGMAS)  # the saved model, as the worker does
-            sweep_s = time.perf_counter() - t0
-        accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
-        parts.append({"engine": engine, "device": result.device, "objective": objective,
-                      "epochs": config.epochs, "batch_size": config.batch_size,
-                      "train_images": len(ds.x_train), "train_s": result.seconds,
-                      "step_ms": result.final["step_ms"], "sweep_s": sweep_s,
-                      "accuracy": {str(s): float(a) for s, a in accuracy.items()}})
-        print(f"{engine} {objective}: trained in {result.seconds:.0f} s, swept in "
-              f"{sweep_s:.0f} s, accuracy {accuracy[0.0]:.4f}", file=sys.stderr, flush=True)
-    return {"engine": engine, "total_s": time.perf_counter() - t_all, "parts": parts}
+    result = train(config, run_dir, dataset=ds)
+    model = load_model(result.model_path)  # the saved model, as the worker sweeps it
+    return model, result.seconds, result.final["step_ms"], result.device
 
 
-def measure_seed_style(objectives: list[str], dataset: str, train_size: int | None,
-                       epochs: int | None, data_dir: str | None, seed: int) -> dict:
-    """The seed code's way of training (TensorFlow), same data, protocol and sweep."""
+def train_seed_style(config, ds, run_dir: str):
+    """Train the seed code's way: plain double-tape step over tf.data; model.fit for the baseline."""
     import keras
     import tensorflow as tf
 
-    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
-    from gradloss.data import load_dataset
     from gradloss.engine_tf import make_plain_gradient_step
     from gradloss.models import build_cnn
+
+    keras.utils.set_random_seed(config.seed)
+    model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
+    t0 = time.perf_counter()
+    if config.objective == "gradient":
+        step = make_plain_gradient_step(model, keras.optimizers.Adam())
+        batches = tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train))
+        for _ in range(config.epochs):
+            for x, y in batches.shuffle(len(ds.x_train)).batch(config.batch_size):
+                step(x, y)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy")
+        model.fit(ds.x_train, ds.y_train, batch_size=config.batch_size, epochs=config.epochs,
+                  verbose=0)
+    train_s = time.perf_counter() - t0
+    steps = config.epochs * -(-len(ds.x_train) // config.batch_size)
+    return model, train_s, 1000 * train_s / steps, "CPU"
+
+
+def measure(name: str, objectives: list[str], dataset: str, train_size: int | None,
+            epochs: int | None, data_dir: str | None, seed: int) -> dict:
+    """Train and sweep each objective in this process; `name` is an engine or "seed-style"."""
+    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
+    from gradloss.data import load_dataset
     from gradloss.robustness import accuracy_vs_noise
 
+    trainer = train_seed_style if name == "seed-style" else train_engine
     t_all = time.perf_counter()
     ds = load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     parts = []
     for objective in objectives:
         config = TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
-                             train_size=train_size, seed=seed)
-        keras.utils.set_random_seed(seed)
-        model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
-        t0 = time.perf_counter()
-        if objective == "gradient":
-            optimizer = keras.optimizers.Adam()
-            step = make_plain_gradient_step(model, optimizer)
-            batches = tf.data.Dataset.from_tensor_slices((ds.x_train, ds.y_train))
-            for _ in range(config.epochs):
-                for x, y in batches.shuffle(len(ds.x_train)).batch(config.batch_size):
-                    step(x, y)
-        else:
-            model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy")
-            model.fit(ds.x_train, ds.y_train, batch_size=config.batch_size, epochs=config.epochs,
-                      verbose=0)
-        train_s = time.perf_counter() - t0
-        steps = config.epochs * -(-len(ds.x_train) // config.batch_size)
-        t0 = time.perf_counter()
-        curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, REFERENCE_SIGMAS)
-        sweep_s = time.perf_counter() - t0
+                             train_size=train_size, seed=seed,
+                             engine="tensorflow" if name == "seed-style" else name)
+        with tempfile.TemporaryDirectory() as run_dir:
+            model, train_s, step_ms, device = trainer(config, ds, run_dir)
+            t0 = time.perf_counter()
+            curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, REFERENCE_SIGMAS)
+            sweep_s = time.perf_counter() - t0
         accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
-        parts.append({"engine": "seed-style", "device": "CPU", "objective": objective,
+        parts.append({"engine": name, "device": device, "objective": objective,
                       "epochs": config.epochs, "batch_size": config.batch_size,
                       "train_images": len(ds.x_train), "train_s": train_s,
-                      "step_ms": 1000 * train_s / steps, "sweep_s": sweep_s,
+                      "step_ms": step_ms, "sweep_s": sweep_s,
                       "accuracy": {str(s): float(a) for s, a in accuracy.items()}})
-        print(f"seed-style {objective}: trained in {train_s:.0f} s, swept in {sweep_s:.0f} s, "
+        print(f"{name} {objective}: trained in {train_s:.0f} s, swept in {sweep_s:.0f} s, "
               f"accuracy {accuracy[0.0]:.4f}", file=sys.stderr, flush=True)
-    return {"engine": "seed-style", "total_s": time.perf_counter() - t_all, "parts": parts}
+    return {"engine": name, "total_s": time.perf_counter() - t_all, "parts": parts}
 
 
 def report(outcomes: list[dict]) -> list[list]:
@@ -156,9 +142,9 @@ def main(argv=None) -> None:
     objectives = args.objectives.split(",")
     if args.engine:
         _common.use_backend(args.engine)
-        how = measure_seed_style if args.seed_style else partial(measure, args.engine)
-        _common.emit_child_result(how(objectives, args.dataset, args.train_size, args.epochs,
-                                      args.data_dir, args.seed))
+        name = "seed-style" if args.seed_style else args.engine
+        _common.emit_child_result(measure(name, objectives, args.dataset, args.train_size,
+                                          args.epochs, args.data_dir, args.seed))
         return
 
     child_args = ["--objectives", args.objectives, "--dataset", args.dataset,

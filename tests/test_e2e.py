@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from _worker_helpers import wait_for
 from gradloss.store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,16 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(check, timeout: float, what: str, every: float = 0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def healthy(url: str) -> bool:
@@ -85,7 +76,7 @@ def dashboard(tmp_path):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: healthy(url) or proc.poll() is not None, 90, "streamlit to start")
+        wait_for(lambda: healthy(url) or proc.poll() is not None, 90, "streamlit to start")
         assert proc.poll() is None, (ARTIFACTS / "e2e-streamlit.log").read_text()[-3000:]
         yield url, home
     finally:
@@ -121,7 +112,7 @@ def open_page(page, url: str, path: str, title: str) -> None:
     page.goto(f"{url}/{path}")
     page.get_by_role("heading", name=title).first.wait_for()
     running = page.locator("[data-testid='stStatusWidget']")  # Streamlit's "running" indicator
-    wait_until(lambda: not running.is_visible(), 60, "the page to render")
+    wait_for(lambda: not running.is_visible(), 60, "the page to render")
 
 
 def shot(page, name: str) -> None:
@@ -136,7 +127,7 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
     url, home = dashboard
     open_page(page, url, "", "gradloss")
     page.get_by_text("No finished runs yet").wait_for()
-    wait_until(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
     shot(page, "1-home-empty")
     page.get_by_text("alive", exact=True).wait_for()  # the page follows the worker coming up, by itself
 
@@ -152,18 +143,18 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
     page.locator("[data-testid='stProgress']").first.wait_for()
     shot(page, "2-train-running")
 
-    runs = wait_until(lambda: finished(store), TRAIN_TIMEOUT_S, "both runs to finish", every=2)
+    runs = wait_for(lambda: finished(store), TRAIN_TIMEOUT_S, "both runs to finish", interval=2)
     assert [r.status for r in runs] == ["done", "done"], [(r.run_id, r.status, r.error) for r in runs]
     page.get_by_text("Nothing queued or running").wait_for()  # the live area caught up
     shot(page, "3-train-done")
 
     open_page(page, url, "Loss_curves", "Loss curves")
-    wait_until(lambda: page.locator(".js-plotly-plot").count() >= 2, 30, "the loss charts")
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 2, 30, "the loss charts")
     shot(page, "4-loss-curves")
 
     open_page(page, url, "Robustness", "Robustness to input noise")
-    wait_until(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
-    wait_until(lambda: len(metric_values(page)) == 3, 30, "the accuracies at σ")
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
+    wait_for(lambda: len(metric_values(page)) == 3, 30, "the accuracies at σ")
     page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page
     shot(page, "5-robustness")
     sweeps = store.robustness([r.run_id for r in runs])
@@ -174,13 +165,13 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
         expected = [f"{rows[by_objective[o]]:.2%}" for o in ("gradient", "baseline")]
         return metric_values(page)[:2] == expected
 
-    wait_until(lambda: shown_matches_store(0.1), 30, "the accuracies at σ = 0.1 (the default)")
+    wait_for(lambda: shown_matches_store(0.1), 30, "the accuracies at σ = 0.1 (the default)")
     before = page.locator("[data-testid='stMetric']").all_inner_texts()
     page.get_by_role("slider").first.focus()
     page.keyboard.press("End")  # the largest swept σ
-    wait_until(lambda: page.locator("[data-testid='stMetric']").all_inner_texts() != before, 30,
+    wait_for(lambda: page.locator("[data-testid='stMetric']").all_inner_texts() != before, 30,
                "the accuracies to follow the slider")
-    wait_until(lambda: shown_matches_store(max(sweeps.sigma)), 30, "the accuracies at the largest σ")
+    wait_for(lambda: shown_matches_store(max(sweeps.sigma)), 30, "the accuracies at the largest σ")
     page.get_by_text(f"Test images at σ = {max(sweeps.sigma):g}").wait_for()
     shot(page, "6-robustness-max-sigma")
 
