@@ -71,13 +71,17 @@ def host_info() -> dict:
             "versions": versions, "commit": commit}
 
 
-def append_result(bench: str, args: dict, results) -> dict:
-    """Append one record to bench/results.jsonl and return it."""
+def append_result(bench: str, args, outcomes: list[dict], rows: list[list]) -> dict:
+    """Append one record (settings, machine, every engine's outcome, the table) to
+    bench/results.jsonl, say so, and return it. `args` is the parent's argparse namespace."""
+    settings = {k: v for k, v in vars(args).items() if k != "engine"}  # --engine: child mode only
     record = {"bench": bench, "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "host": host_info(), "args": args, "results": results}
+              "host": host_info(), "args": settings,
+              "results": {"engines": outcomes, "table": rows}}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     with RESULTS.open("a") as f:
         f.write(json.dumps(record) + "\n")
+    print(f"appended to {RESULTS.relative_to(REPO)}")
     return record
 
 

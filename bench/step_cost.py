@@ -139,9 +139,7 @@ def main(argv=None) -> None:
         outcomes.append(_common.run_child(__file__, engine, child_args))
     print()
     rows = report(outcomes)
-    settings = {k: v for k, v in vars(args).items() if k != "engine"}
-    _common.append_result("step_cost", settings, {"engines": outcomes, "table": rows})
-    print(f"appended to {_common.RESULTS.relative_to(_common.REPO)}")
+    _common.append_result("step_cost", args, outcomes, rows)
 
 
 if __name__ == "__main__":
