@@ -110,12 +110,15 @@ def make_value_and_grad(model: keras.Model, objective: str, *, nested: bool = Fa
     return f
 
 
-def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
+              *, nested: bool = False):
     """Return the pure step(state, x, y) -> (state, loss, number correct).
 
     state = (trainable, non_trainable, optimizer_variables), each a list of arrays.
+    nested=True: weight gradients by `jax.value_and_grad` of the definition (`make_objective`).
     """
-    grad_fn = make_loss_and_grads(model, objective)
+    grad_fn = (jax.value_and_grad(make_objective(model, objective), has_aux=True) if nested
+               else make_loss_and_grads(model, objective))
 
     def step(state, x, y):
         trainable, non_trainable, opt_vars = state
@@ -159,21 +162,23 @@ class JaxEngine:
     step from Python (one jitted step, dispatched asynchronously; the host still syncs once
     per chunk). None picks the loop on GPUs/TPUs, where it saves a launch per step, and steps
     on CPU, where XLA runs loop bodies several times slower than the same step jitted alone
-    (measured 4-9x for the reference CNN; see bench/README.md).
+    (measured 4-9x for the reference CNN; see bench/README.md). `nested`: take the weight
+    gradients of the gradient loss by nested reverse mode (the definition; `make_step`), the
+    yardstick `bench/step_cost.py` times beside the engine's forward-over-reverse step.
     """
 
     chunk_steps = 50          # steps per call with a compiled loop; shorter chunks are padded
     stepwise_chunk_steps = 4  # steps per call step by step: keeps progress and cancel prompt
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
-                 *, compiled_loop: bool | None = None):
+                 *, compiled_loop: bool | None = None, nested: bool = False):
         optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
         self._model, self._optimizer = model, optimizer
         self.device = device_name()
         self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
         if not self.compiled_loop:  # steps of 0.1-1 s on CPU: 50 would delay cancel by a minute
             self.chunk_steps = self.stepwise_chunk_steps
-        step = make_step(model, optimizer, objective)
+        step = make_step(model, optimizer, objective, nested=nested)
         self._run = make_chunk_runner(step) if self.compiled_loop else None
         self._step = None if self.compiled_loop else jax.jit(step)
         # The engine's own copy of the state, read once: the model may hold restored weights.
