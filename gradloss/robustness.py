@@ -9,6 +9,8 @@ row's noise can be rebuilt alone (`noisy_images`, for the dashboard's image grid
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -51,11 +53,14 @@ def _predict_classes(model, x: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def accuracy_vs_noise(model, x: np.ndarray, y: np.ndarray, sigmas=SweepConfig().sigmas,
-                      draws: int = 3, seed: int = 0, batch_size: int = 500) -> pd.DataFrame:
+                      draws: int = 3, seed: int = 0, batch_size: int = 500, *,
+                      on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
     """Test accuracy at each sigma: mean and std over `draws` noise draws.
 
     y is one-hot (N, K) or integer labels (N,). Returns columns sigma, accuracy, accuracy_std.
-    Predictions run NOISE_BLOCK rows at a time, in batches of `batch_size`.
+    Predictions run NOISE_BLOCK rows at a time, in batches of `batch_size`. `on_progress(done,
+    total)` is called after each block is predicted at one sigma: `done` of `total` such
+    predictions (sigma 0 is predicted once, not once per draw).
     """
     cfg = SweepConfig(sigmas=sigmas, draws=draws, seed=seed, batch_size=batch_size)
     labels = np.argmax(y, -1) if np.ndim(y) == 2 else np.asarray(y)
@@ -64,6 +69,9 @@ def accuracy_vs_noise(model, x: np.ndarray, y: np.ndarray, sigmas=SweepConfig().
                          f"Got {len(x)} and {len(labels)} instead.")
     correct = np.zeros((len(cfg.sigmas), cfg.draws), dtype=np.int64)
     clean = None
+    blocks = -(-len(x) // NOISE_BLOCK)
+    noisy = sum(1 for s in cfg.sigmas if s != 0)
+    total, done = blocks * (noisy * cfg.draws + (len(cfg.sigmas) - noisy)), 0
     for draw in range(cfg.draws):
         for first in range(0, len(x), NOISE_BLOCK):
             xb, yb = x[first:first + NOISE_BLOCK], labels[first:first + NOISE_BLOCK]
@@ -74,6 +82,9 @@ def accuracy_vs_noise(model, x: np.ndarray, y: np.ndarray, sigmas=SweepConfig().
                     continue
                 pred = _predict_classes(model, (xb + sigma * z).astype(np.float32), cfg.batch_size)
                 correct[j, draw] += int(np.sum(pred == yb))
+                done += 1
+                if on_progress:
+                    on_progress(done, total)
         if 0.0 in cfg.sigmas and clean is None:
             clean = correct[cfg.sigmas.index(0.0), draw]
     acc = correct / len(x)

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from dataclasses import asdict
 
 from gradloss.config import SweepConfig, TrainConfig
@@ -21,6 +22,7 @@ from gradloss.store import RunStore, home
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+SWEEP_REPORT_EVERY_S = 0.5  # at most this often the sweep's progress goes to the store
 
 
 def die_with_parent() -> None:
@@ -58,9 +60,23 @@ def run(run_id: str, store: RunStore) -> str:
     from gradloss.data import load_dataset
 
     ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
+    progress: dict = {}  # training's last Progress; the sweep's counts are added to it
+
+    def on_train_progress(p) -> None:
+        progress.update(asdict(p))
+        store.update_progress(run_id, progress)
+
+    last_sweep_report = 0.0
+
+    def on_sweep_progress(done: int, total: int) -> None:
+        nonlocal last_sweep_report
+        if done == total or time.monotonic() - last_sweep_report >= SWEEP_REPORT_EVERY_S:
+            progress.update(sweep_done=done, sweep_total=total)
+            store.update_progress(run_id, progress)
+            last_sweep_report = time.monotonic()
+
     result = training.train(
-        config, home() / run_id, dataset=ds,
-        on_progress=lambda progress: store.update_progress(run_id, asdict(progress)),
+        config, home() / run_id, dataset=ds, on_progress=on_train_progress,
         on_metrics=lambda rows: store.add_metrics(run_id, rows),
         should_cancel=lambda: store.cancel_requested(run_id))
     if result.status == "cancelled":
@@ -69,7 +85,8 @@ def run(run_id: str, store: RunStore) -> str:
     model = training.load_model(result.model_path)
     sweep = SweepConfig()
     table = robustness.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep.sigmas, sweep.draws,
-                                         sweep.seed, sweep.batch_size)
+                                         sweep.seed, sweep.batch_size,
+                                         on_progress=on_sweep_progress)
     store.save_robustness(run_id, table, sweep.draws, sweep.seed)
     indices = robustness.example_indices(ds.y_test, seed=sweep.seed)
     store.save_examples(run_id, robustness.predict_examples(model, ds.x_test, ds.y_test, indices,

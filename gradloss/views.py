@@ -54,7 +54,10 @@ def progress_text(run) -> str:
     if run.status == "queued" or not p:
         return "waiting for the worker" if run.status == "queued" else "starting…"
     if (p.get("fraction") or 0) >= 1:
-        return f"trained {p.get('epochs', '?')} epochs · measuring accuracy under noise…"
+        text = f"trained {p.get('epochs', '?')} epochs · measuring accuracy under noise"
+        if p.get("sweep_total"):
+            return f"{text} · {p.get('sweep_done', 0)}/{p['sweep_total']} passes"
+        return text + "…"
     parts = [f"step {p.get('step', 0)}/{p.get('total_steps', '?')}",
              f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
     if p.get("eta_s") is not None:
@@ -65,7 +68,11 @@ def progress_text(run) -> str:
 
 
 def progress_fraction(run) -> float:
-    fraction = (run.progress or {}).get("fraction") or 0.0
+    """Training's fraction of steps done; once trained, the robustness sweep's fraction."""
+    p = run.progress or {}
+    fraction = p.get("fraction") or 0.0
+    if fraction >= 1 and p.get("sweep_total"):
+        fraction = (p.get("sweep_done") or 0) / p["sweep_total"]
     return float(min(max(fraction, 0.0), 1.0))
 
 

@@ -64,6 +64,19 @@ def test_predict_runs_in_bounded_batches(test_set):
     assert sum(sizes) == len(x) * (1 + 3)
 
 
+def test_progress_counts_every_prediction_up_to_the_total(test_set):
+    """Check that on_progress counts each (block, sigma) prediction once and ends at its total."""
+    x, y = test_set
+    calls = []
+    spy = Spy(1)
+    accuracy_vs_noise(spy, x, y, sigmas=(0.0, 0.2, 0.4), draws=2,
+                      on_progress=lambda done, total: calls.append((done, total)))
+    blocks = 3  # 2300 rows in blocks of NOISE_BLOCK
+    total = blocks * (1 + 2 * 2)  # sigma 0 once, the two noisy sigmas once per draw
+    assert calls == [(i, total) for i in range(1, total + 1)]
+    assert sum(len(b) for b in spy.batches) == len(x) * (1 + 2 * 2)  # and nothing predicted twice
+
+
 def test_noise_is_gaussian_unclipped_and_rebuildable(test_set):
     """Check the noise's spread, that it is not clipped, and that rows can be rebuilt alone."""
     x, _ = test_set

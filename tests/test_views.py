@@ -45,6 +45,11 @@ def test_progress_text_shows_step_epoch_and_eta():
     assert views.progress_text(make_run("r2", "gradient", "queued")) == "waiting for the worker"
     done = make_run("r3", "gradient", "running", progress={"fraction": 1.0, "epochs": 2})
     assert views.progress_text(done) == "trained 2 epochs · measuring accuracy under noise…"
+    sweeping = make_run("r4", "gradient", "running",
+                        progress={"fraction": 1.0, "epochs": 2, "sweep_done": 11, "sweep_total": 44})
+    assert views.progress_text(sweeping) == ("trained 2 epochs · measuring accuracy under noise"
+                                             " · 11/44 passes")
+    assert views.progress_fraction(sweeping) == 0.25  # the bar follows the sweep once trained
 
 
 def test_latest_pair_matches_the_newest_run_dataset():

@@ -150,6 +150,7 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     run = store.get_run(good)
     assert run.device == "CPU" and run.worker_id and run.attempts == 1
     assert run.progress["fraction"] == 1.0 and run.progress["epochs"] == 2
+    assert run.progress["sweep_done"] == run.progress["sweep_total"] > 0  # the sweep reported too
     metrics = store.metrics(good)
     steps = 2 * (200 // 50)
     assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, steps + 1))
