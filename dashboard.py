@@ -90,13 +90,19 @@ quick_help = (f"Trains a gradient-loss model and a baseline, {QUICK_EPOCHS} epoc
 if left.button("Quick compare", type="primary", help=quick_help, width="stretch"):
     submit(quick_configs(quick_dataset))
 ref = REFERENCE_PROTOCOL
+download = not fashion and data.fashion_mnist_downloadable()  # Keras fetches it on first use
 ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: gradient loss "
             f"{ref['gradient']['epochs']} epochs, batch {ref['gradient']['batch_size']}; baseline "
             f"{ref['baseline']['epochs']} epochs, batch {ref['baseline']['batch_size']}. About 20 minutes on 2 CPU cores."
-            if fashion else "Needs Fashion-MNIST, which was not found: " + data.data_status("fashion_mnist"))
-if right.button("Reproduce the reference", help=ref_help, disabled=not fashion, width="stretch"):
+            if fashion or download else
+            "Needs Fashion-MNIST, which was not found: " + data.data_status("fashion_mnist"))
+if right.button("Reproduce the reference", help=ref_help, disabled=not (fashion or download),
+                width="stretch"):
     submit([TrainConfig(objective=o, dataset="fashion_mnist") for o in ("gradient", "baseline")])
-if not fashion:
+if download:
+    right.caption("Fashion-MNIST is not on this machine: the first run downloads it (about 30 MB, "
+                  "needs internet).")
+elif not fashion:
     right.caption("Disabled: Fashion-MNIST was not found (see above).")
 
 # 3) Latest comparison

@@ -19,14 +19,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results.jsonl"  # gitignored; one JSON object per benchmark run
-ENGINE_MODULES = {"tensorflow": "tensorflow", "jax": "jax"}  # engine -> package it needs
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python bench/x.py` from anywhere finds gradloss
+
+from gradloss.config import available_engines  # noqa: E402  (no keras: safe in the parent)
 
 
 def installed_engines() -> list[str]:
     """Engines whose package can be imported here, TensorFlow first."""
-    return [e for e, module in ENGINE_MODULES.items() if importlib.util.find_spec(module)]
+    return list(available_engines())
 
 
 def use_backend(engine: str) -> None:

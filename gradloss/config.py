@@ -6,6 +6,7 @@ range [1, inf). Got 0 instead."
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import asdict, dataclass, fields
 from numbers import Integral, Real
@@ -13,6 +14,13 @@ from numbers import Integral, Real
 DATASETS = ("fashion_mnist", "digits")
 OBJECTIVES = ("gradient", "baseline")
 ENGINES = ("tensorflow", "jax")
+ENGINE_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax"}  # engine -> package it needs
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engines whose package is installed here, TensorFlow first (imports neither)."""
+    return tuple(e for e in ENGINES if importlib.util.find_spec(ENGINE_PACKAGES[e]))
+
 
 # The reference protocol of the mission (Adam defaults for both).
 REFERENCE_PROTOCOL = {

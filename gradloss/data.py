@@ -87,6 +87,13 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path | None
     return None if _missing(folder) else folder
 
 
+def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> bool:
+    """True when loading Fashion-MNIST would fall back to the Keras downloader (needs internet):
+    no folder is configured and the Keras cache lacks the files."""
+    folder, _ = _configured_dir(data_dir)
+    return folder is None and bool(_missing(_keras_cache()))
+
+
 def data_status(name: str) -> str:
     """One line for people: where the dataset will be read from, or how to make it available."""
     _check_choice("data_status", "name", name, DATASETS)

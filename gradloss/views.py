@@ -95,11 +95,12 @@ def runs_table(runs) -> pd.DataFrame:
     """Finished runs, one row each, for st.dataframe."""
     rows = [{"run": short_id(r.run_id), "objective": r.objective, "dataset": r.dataset,
              "status": r.status, "epochs": r.config.get("epochs"), "batch": r.config.get("batch_size"),
-             "train size": r.config.get("train_size") or "all", "device": r.device or "",
+             "train size": r.config.get("train_size") or "all",
+             "engine": r.config.get("engine", "tensorflow"), "device": r.device or "",
              "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
              "error": first_line(r.error)} for r in runs]
     return pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
-                                       "train size", "device", "took", "error"])
+                                       "train size", "engine", "device", "took", "error"])
 
 
 def final_metric(metrics: pd.DataFrame, run_id: str, name: str):

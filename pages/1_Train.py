@@ -4,7 +4,8 @@ import time
 import streamlit as st
 
 from gradloss import data, store, views, worker
-from gradloss.config import DATASETS, REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig
+from gradloss.config import (DATASETS, REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError,
+                             TrainConfig, available_engines)
 
 st.set_page_config(page_title="Train · gradloss", page_icon="🏋️", layout="wide")
 st.title("Train")
@@ -46,12 +47,16 @@ with st.form("launch"):
                                    placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
                                    help="Empty: the whole training set; else a stratified subset.")
     seed = c[1].number_input("Seed", value=0, step=1, key="seed")
+    engine = c[2].selectbox("Engine", available_engines(), key="engine",
+                            help="The Keras backend that trains. TensorFlow is the fastest on CPU; "
+                                 "JAX (optional install) runs on a GPU when jax has CUDA.")
     submitted = st.form_submit_button("Queue", type="primary")
 
 if submitted:
     try:
         configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
-                               learning_rate=learning_rate, train_size=train_size, seed=seed)
+                               learning_rate=learning_rate, train_size=train_size, seed=seed,
+                               engine=engine)
                    for o in objectives]
     except InvalidParameterError as e:
         st.error(str(e))

@@ -45,3 +45,14 @@ def test_round_trip_and_unknown_keys():
     with pytest.raises(InvalidParameterError, match=r"Unknown TrainConfig parameter\(s\) \['epoch'\]"):
         TrainConfig.from_dict({"epoch": 3})
     assert SweepConfig.from_dict({"sigmas": [0, 0.1]}).sigmas == (0.0, 0.1)
+
+
+def test_available_engines_lists_installed_packages_tensorflow_first(monkeypatch):
+    import importlib.util
+
+    from gradloss import config
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "jax" else real(name))
+    assert config.available_engines() == ("tensorflow",)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert config.available_engines() == ("tensorflow", "jax")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from gradloss.config import TRAIN_SET_SIZES, InvalidParameterError
-from gradloss.data import (FASHION_CLASSES, FASHION_FILES, data_status, find_fashion_mnist,
-                           load_dataset)
+from gradloss.data import (FASHION_CLASSES, FASHION_FILES, data_status, fashion_mnist_downloadable,
+                           find_fashion_mnist, load_dataset)
 from gradloss.exceptions import DataError
 
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared/data/fashion-mnist"
@@ -286,6 +286,22 @@ def test_data_status_says_where_data_is_or_how_to_fix(tmp_path, monkeypatch, sma
     monkeypatch.setenv("GRADLOSS_DATA_DIR", str(tmp_path / "empty"))
     status = data_status("fashion_mnist")
     assert "not found" in status and str(tmp_path / "empty") in status and TRAIN_IMAGES in status
+
+
+def test_download_is_possible_only_when_no_folder_is_configured_and_the_cache_is_empty(
+        tmp_path, monkeypatch, small):
+    monkeypatch.delenv("GRADLOSS_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    assert fashion_mnist_downloadable()
+    assert not fashion_mnist_downloadable(tmp_path / "empty")  # a chosen folder is not replaced
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(small))
+    assert not fashion_mnist_downloadable()
+    monkeypatch.delenv("GRADLOSS_DATA_DIR")
+    cache = tmp_path / "kh" / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for f in small.iterdir():
+        (cache / f.name).write_bytes(f.read_bytes())
+    assert not fashion_mnist_downloadable()  # already in the Keras cache
 
 
 def test_importing_data_does_not_import_keras():

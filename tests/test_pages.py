@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gradloss import worker
-from gradloss.config import TrainConfig
+from gradloss.config import TrainConfig, available_engines
 from gradloss.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +107,17 @@ def test_home_offers_digits_when_fashion_mnist_is_missing(home):
     assert [m.value for m in at.metric][:1] == ["down"]
 
 
+def test_home_lets_keras_download_fashion_mnist_when_no_folder_is_configured(home, monkeypatch):
+    monkeypatch.delenv("GRADLOSS_DATA_DIR")
+    monkeypatch.setenv("KERAS_HOME", str(home / "empty-keras-home"))  # an empty Keras cache
+    at = app()
+    reproduce = next(b for b in at.button if b.label == "Reproduce the reference")
+    assert not reproduce.disabled
+    assert "downloads it" in " ".join(c.value for c in at.caption)
+    reproduce.click().run()
+    assert {r.dataset for r in RunStore.default().list_runs()} == {"fashion_mnist"}
+
+
 def test_quick_compare_queues_a_digits_pair(home):
     at = app()
     next(b for b in at.button if b.label == "Quick compare").click().run()
@@ -140,6 +151,19 @@ def test_train_form_queues_a_run(home):
         ("queued", "gradient", 1, 300)
     assert worker.huey.pending_count() == 1
     assert at.get("progress"), "the queued run is listed with a progress bar"
+
+
+def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
+    at = app("pages/1_Train.py")
+    assert at.selectbox(key="engine").options == list(available_engines())
+    assert at.selectbox(key="engine").value == "tensorflow"  # the default: fastest on CPU
+    if "jax" not in available_engines():
+        pytest.skip("jax is not installed")
+    at.radio(key="objective").set_value("baseline").run()
+    at.selectbox(key="engine").set_value("jax")
+    at.get("form_submit_button")[0].click().run()
+    [run] = RunStore.default().list_runs()
+    assert run.engine == "jax" and run.config["engine"] == "jax"
 
 
 def test_train_pair_gets_reference_epochs_each(home):
