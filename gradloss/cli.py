@@ -173,12 +173,12 @@ def cmd_runs(args) -> int:
         return 0
     accuracy = _last_test_accuracy(runs)
     print(f"{'run':<24} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8} "
-          f"{'test acc':>8}  device")
+          f"{'test acc':>8}  {'engine':<10} device")
     for run in runs:
         done = run.progress.get("fraction", 1.0 if run.status == "done" else 0.0)
         acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
         print(f"{run.run_id:<24} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
-              f"{done:>8.0%} {acc:>8}  {run.device or '-'}"
+              f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-'}"
               + (f"  error: {run.error}" if run.error else ""))
     return 0
 

@@ -56,7 +56,7 @@ def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
 
 
 def test_runs_lists_status_accuracy_and_errors(tmp_path):
-    """Check that `runs` shows each run's status, last test accuracy, device and error."""
+    """Check that `runs` shows each run's status, last test accuracy, engine, device and error."""
     from gradloss.config import TrainConfig
     from gradloss.store import RunStore
 
@@ -65,10 +65,10 @@ def test_runs_lists_status_accuracy_and_errors(tmp_path):
     store.start_run(ok, "w1", "CPU")
     store.add_metrics(ok, [{"step": 28, "epoch": 1, "name": "test_accuracy", "value": 0.8125}])
     store.finish_run(ok, "done")
-    bad = store.create_run(TrainConfig(dataset="digits", epochs=1, objective="baseline"))
+    bad = store.create_run(TrainConfig(dataset="digits", epochs=1, objective="baseline", engine="jax"))
     store.finish_run(bad, "failed", error="The loss became nan at step 3")
     result = _cli("runs", env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
-    assert "done" in lines[ok] and "0.8125" in lines[ok] and "CPU" in lines[ok]
-    assert "failed" in lines[bad] and "error: The loss became nan at step 3" in lines[bad]
+    assert "done" in lines[ok] and "0.8125" in lines[ok] and "tensorflow CPU" in lines[ok]
+    assert "failed" in lines[bad] and " jax " in lines[bad] and "error: The loss became nan at step 3" in lines[bad]
