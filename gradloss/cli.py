@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from gradloss import determinism
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS,
                              SweepConfig, TrainConfig)
 from gradloss.exceptions import GradlossError, InvalidParameterError
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--train-size", type=int, help="stratified training subset (default: all)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--engine", choices=ENGINES, default="tensorflow")
+        p.add_argument("--deterministic", action="store_true",
+                       help="deterministic GPU kernels: bit-repeatable runs, slower GPU steps "
+                            "(CPU runs repeat exactly either way)")
 
     train = sub.add_parser("train", help="train one model (here, or through the queue with --submit)")
     common(train)
@@ -58,15 +62,18 @@ def _train_config(args, objective: str) -> TrainConfig:
     return TrainConfig(objective=objective, dataset=args.dataset, epochs=args.epochs,
                        batch_size=getattr(args, "batch_size", None),
                        learning_rate=getattr(args, "learning_rate", 1e-3),
-                       train_size=args.train_size, seed=args.seed, engine=args.engine)
+                       train_size=args.train_size, seed=args.seed, engine=args.engine,
+                       deterministic=args.deterministic)
 
 
-def _use_engine(engine: str) -> None:
+def _use_engine(engine: str, deterministic: bool = False) -> None:
     """Point Keras at the engine's backend; must run before keras is first imported."""
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != engine:
         raise GradlossError(f"Keras is already imported with another backend; cannot use {engine!r}.")
     os.environ["KERAS_BACKEND"] = engine
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if deterministic:
+        os.environ.update(determinism.environment(engine, os.environ))
 
 
 def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
@@ -89,7 +96,7 @@ def cmd_train(args) -> int:
         run_id = worker.submit(config)
         print(f"queued run {run_id}; follow it with `python -m gradloss runs`")
         return 0
-    _use_engine(config.engine)
+    _use_engine(config.engine, config.deterministic)
     run_dir = args.out or Path("runs") / time.strftime("cli-%Y%m%d-%H%M%S")
     result = _train_with_bar(config, run_dir)
     print(json.dumps({"status": result.status, "model": str(result.model_path),
@@ -100,7 +107,7 @@ def cmd_train(args) -> int:
 def cmd_reproduce(args) -> int:
     configs = [_train_config(args, objective) for objective in OBJECTIVES]
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
-    _use_engine(args.engine)
+    _use_engine(args.engine, args.deterministic)
     import pandas as pd
 
     from gradloss.data import load_dataset

@@ -90,12 +90,15 @@ class TrainConfig:
     train_size: int | None = None   # None: the whole training set; else a stratified subset
     seed: int = 0                   # weights, shuffling and subset all follow from it
     engine: str = "tensorflow"      # Keras backend that trains: "tensorflow" or "jax"
+    deterministic: bool = False     # GPU: deterministic kernels, bit-repeatable, ~3x slower steps
 
     def __post_init__(self):
         owner = "TrainConfig"
         _check_choice(owner, "objective", self.objective, OBJECTIVES)
         _check_choice(owner, "dataset", self.dataset, DATASETS)
         _check_choice(owner, "engine", self.engine, ENGINES)
+        if not isinstance(self.deterministic, bool):
+            _fail(owner, "deterministic", "a bool", self.deterministic)
         reference = REFERENCE_PROTOCOL[self.objective]
         if self.epochs is None:
             object.__setattr__(self, "epochs", reference["epochs"])

@@ -19,6 +19,7 @@ from typing import Callable
 import keras
 import numpy as np
 
+from gradloss import determinism
 from gradloss.config import TrainConfig
 from gradloss.data import Dataset, load_dataset
 from gradloss.exceptions import GradlossError, TrainingDiverged
@@ -78,6 +79,8 @@ def train(config: TrainConfig, run_dir: str | Path, *,
     t_start = time.perf_counter()
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if config.deterministic:
+        determinism.enable(config.engine)
     ds = dataset or load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
     keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
     model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])

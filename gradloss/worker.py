@@ -26,6 +26,7 @@ from pathlib import Path
 from huey import SqliteHuey
 from huey.api import TaskWrapper
 
+from gradloss import determinism
 from gradloss.config import TrainConfig
 from gradloss.store import BUSY_TIMEOUT_S, RunStore, home
 
@@ -247,9 +248,12 @@ def _train_run(run_id: str) -> None:
     if not store.start_run(run_id, _worker_id(), worker_device()):
         log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
         return
-    engine = store.get_run(run_id).engine
+    run = store.get_run(run_id)
+    engine = run.engine
     env = _child_env(KERAS_BACKEND=engine, GRADLOSS_HOME=str(store.path.parent),
                      GRADLOSS_PARENT_PID=str(os.getpid()))  # the runner dies with this process
+    if run.config.get("deterministic"):
+        env = determinism.environment(engine, env)
     if engine == "jax":
         env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX would take 75 % of a shared GPU
     # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops

@@ -50,13 +50,17 @@ with st.form("launch"):
     engine = c[2].selectbox("Engine", available_engines(), key="engine",
                             help="The Keras backend that trains. TensorFlow is the fastest on CPU; "
                                  "JAX (optional install) runs on a GPU when jax has CUDA.")
+    deterministic = c[2].checkbox(
+        "Deterministic", key="deterministic",
+        help="Deterministic GPU kernels: the run repeats bit for bit, at about 3x the time per GPU "
+             "step. CPU runs repeat exactly either way.")
     submitted = st.form_submit_button("Queue", type="primary")
 
 if submitted:
     try:
         configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, train_size=train_size, seed=seed,
-                               engine=engine)
+                               engine=engine, deterministic=deterministic)
                    for o in objectives]
     except InvalidParameterError as e:
         st.error(str(e))

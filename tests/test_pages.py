@@ -161,9 +161,11 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
         pytest.skip("jax is not installed")
     at.radio(key="objective").set_value("baseline").run()
     at.selectbox(key="engine").set_value("jax")
+    at.checkbox(key="deterministic").check()
     at.get("form_submit_button")[0].click().run()
     [run] = RunStore.default().list_runs()
     assert run.engine == "jax" and run.config["engine"] == "jax"
+    assert run.config["deterministic"] is True
 
 
 def test_train_pair_gets_reference_epochs_each(home):
