@@ -16,7 +16,7 @@ from gradloss.config import TrainConfig, available_engines
 from gradloss.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("dashboard.py", "pages/1_Train.py", "pages/2_Loss_curves.py", "pages/3_Robustness.py")
+PAGES = ("dashboard.py", "pages/1_Train.py", "pages/2_Loss_curves.py", "pages/3_Robustness.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
 ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60)}
 

@@ -1,0 +1,155 @@
+"""Home: what gradloss is, the latest comparison, one-click runs, worker status."""
+import time
+
+import streamlit as st
+
+from gradloss import data, store, views, worker
+from gradloss.config import REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+
+QUICK_TRAIN_SIZE = 5000  # Fashion-MNIST subset of the quick comparison; digits uses all its 1437 images
+QUICK_EPOCHS = 2
+
+st.title("gradloss")
+st.markdown(
+    "gradloss trains a small image classifier with a **gradient loss** — the squared gradient of the "
+    "error with respect to the inputs and labels — instead of cross-entropy, and compares it against a "
+    "cross-entropy **baseline**. The question is robustness: how fast each model's test accuracy falls "
+    "when Gaussian noise of growing σ is added to the images.")
+
+if "worker_checked" not in st.session_state:  # once per browser session, not on every rerun
+    st.session_state.worker_checked = True
+    try:
+        if worker.ensure_local_worker():
+            st.session_state.worker_started_at = time.time()
+    except Exception as e:  # noqa: BLE001 - the page must still render
+        st.session_state.worker_error = f"Could not start a local worker: {e}"
+
+
+def quick_configs(dataset: str) -> list[TrainConfig]:
+    size = QUICK_TRAIN_SIZE if dataset == "fashion_mnist" else None
+    return [TrainConfig(objective=o, dataset=dataset, epochs=QUICK_EPOCHS, train_size=size)
+            for o in ("gradient", "baseline")]
+
+
+def submit(configs: list[TrainConfig]) -> None:
+    try:
+        ids = [worker.submit(cfg) for cfg in configs]
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not queue the runs: {e}")
+        return
+    st.success(f"Queued {', '.join(views.short_id(i) for i in ids)}. Follow them on the Train page.")
+    st.page_link("pages/1_Train.py", label="Open the Train page", icon=":material/model_training:")
+
+
+# 1) Worker and data
+status = None
+try:
+    status = worker.worker_status()
+except Exception as e:  # noqa: BLE001
+    st.error(f"Could not read the worker status: {e}")
+fashion = data.find_fashion_mnist()
+quick_dataset = "fashion_mnist" if fashion else "digits"
+
+cols = st.columns(3)
+alive = bool(status and status.alive)
+starting = not alive and time.time() - st.session_state.get("worker_started_at", 0) < 60  # no heartbeat yet
+if status is not None:
+    cols[0].metric("Worker", "alive" if alive else "starting…" if starting else "down")
+    cols[1].metric("Device", status.device or "–")
+    cols[2].metric("Queued runs", status.queue_length)
+    if starting:
+        st.info("Started a local worker; it reports in within a few seconds (its log: worker.log in "
+                f"{store.home()}).")
+    elif not alive:
+        st.warning("No worker is running, so queued runs wait. Start one in a terminal with "
+                   "`python -m gradloss worker`, or click below.")
+        if st.button("Start a local worker"):
+            try:
+                if worker.ensure_local_worker():
+                    st.session_state.worker_started_at = time.time()
+                    st.rerun()
+                st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
+            except Exception as e:  # noqa: BLE001
+                st.error(f"Could not start a local worker: {e}")
+if "worker_error" in st.session_state:
+    st.error(st.session_state.worker_error)
+(st.caption if fashion else st.info)(data.data_status("fashion_mnist"))
+
+# 2) One-click runs
+left, right = st.columns(2)
+quick_help = (f"Trains a gradient-loss model and a baseline, {QUICK_EPOCHS} epochs each, on "
+              + (f"{QUICK_TRAIN_SIZE} Fashion-MNIST training images" if fashion else
+                 f"all {TRAIN_SET_SIZES['digits']} digits training images (Fashion-MNIST not found)")
+              + ", then measures their test accuracy under noise at each σ (most of the time goes there). "
+              "About one to two minutes on a laptop CPU.")
+if left.button("Quick compare", type="primary", help=quick_help, width="stretch"):
+    submit(quick_configs(quick_dataset))
+ref = REFERENCE_PROTOCOL
+download = not fashion and data.fashion_mnist_downloadable()  # Keras fetches it on first use
+ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: gradient loss "
+            f"{ref['gradient']['epochs']} epochs, batch {ref['gradient']['batch_size']}; baseline "
+            f"{ref['baseline']['epochs']} epochs, batch {ref['baseline']['batch_size']}. About 20 minutes on 2 CPU cores."
+            if fashion or download else
+            "Needs Fashion-MNIST, which was not found: " + data.data_status("fashion_mnist"))
+if right.button("Reproduce the reference", help=ref_help, disabled=not (fashion or download),
+                width="stretch"):
+    submit([TrainConfig(objective=o, dataset="fashion_mnist") for o in ("gradient", "baseline")])
+if download:
+    right.caption("Fashion-MNIST is not on this machine: the first run downloads it (about 30 MB, "
+                  "needs internet).")
+elif not fashion:
+    right.caption("Disabled: Fashion-MNIST was not found (see above).")
+
+# 3) Latest comparison
+st.subheader("Latest comparison")
+try:
+    runs = store.RunStore.default()
+    recent = runs.list_runs(limit=200)
+    pair = views.latest_pair(recent)
+    ids = [r.run_id for r in pair.values()]
+    metrics = runs.metrics(ids) if ids else None
+    robustness = runs.robustness(ids) if ids else None
+except Exception as e:  # noqa: BLE001
+    st.error(f"Could not read the run store: {e}")
+    st.stop()
+active = [r for r in recent if r.status in views.ACTIVE]
+seen = (len(active), alive)
+
+
+@st.fragment(run_every=3 if active or starting else None)
+def watch() -> None:
+    """Invisible: rerun the page when a run finishes or the worker comes up; idle otherwise."""
+    try:
+        now = (len(store.RunStore.default().list_runs(status=views.ACTIVE)), worker.worker_status().alive)
+    except Exception:  # noqa: BLE001 - the next tick tries again
+        return
+    if now != seen:
+        st.rerun()
+
+
+watch()
+if active:
+    st.info(f"{len(active)} run{'s' * (len(active) > 1)} queued or training; the comparison below "
+            "updates when they finish.")
+    st.page_link("pages/1_Train.py", label="Follow them on the Train page", icon=":material/model_training:")
+if not pair and not active:
+    st.info("No finished runs yet. Click **Quick compare** above, or launch runs on the Train page.")
+if not pair:
+    st.stop()
+sigmas = views.swept_sigmas(robustness, ids)
+sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1)) if sigmas else 0.1
+table = views.comparison_table(pair, metrics, robustness, sigma)
+st.dataframe(table, hide_index=True, column_config={
+    "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
+    f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
+    "ms / step": st.column_config.NumberColumn(format="%.1f")})
+if len(pair) < 2:
+    missing = ({"gradient", "baseline"} - set(pair)).pop()
+    st.info(f"No finished {missing} run on {table.dataset.iloc[0]} yet to compare against.")
+summary = views.comparison_summary(table, sigma)
+if summary:
+    st.markdown(summary)
+st.caption(f"σ = {sigma:g}: choose another on the Robustness page. ms / step is the median over epochs "
+           "of one batch's training time; the two objectives use different batch sizes.")
+st.page_link("pages/3_Robustness.py", label="Accuracy versus noise", icon=":material/show_chart:")
+st.page_link("pages/2_Loss_curves.py", label="Loss curves", icon=":material/timeline:")
