@@ -149,6 +149,9 @@ def train(config: TrainConfig, run_dir: str | Path, *,
                  "test_accuracy": test_acc, "step_ms": step_ms}
         rows.extend({"step": step, "epoch": epoch, "name": name, "value": value}
                     for name, value in final.items())
+        if on_metrics:  # before the checkpoint: a run resumed from it never re-emits these rows
+            on_metrics(rows)  # (a crash in between re-runs the epoch; the store upserts its rows)
+            rows = []
         _save_checkpoint(run_dir, model, optimizer, config, epoch, final)
         log.info("epoch %d/%d: %s", epoch, config.epochs, final)
         if report(epoch, float(epoch_losses[-1])) and epoch < config.epochs:

@@ -69,6 +69,27 @@ def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(digits, tm
     assert resumed.final == pytest.approx({**whole.final, "step_ms": resumed.final["step_ms"]})
 
 
+def test_an_epochs_metrics_are_handed_over_before_its_checkpoint(digits, tmp_path, monkeypatch):
+    """Check that a crash right after an epoch's checkpoint loses none of that epoch's metrics:
+    the resumed run starts after the checkpoint and would never record them again."""
+    from gradloss import training
+
+    save = training._save_checkpoint
+
+    def save_then_crash(run_dir, model, optimizer, config, epoch, final):
+        save(run_dir, model, optimizer, config, epoch, final)
+        if epoch == 2:
+            raise RuntimeError("killed just after the checkpoint")
+
+    monkeypatch.setattr(training, "_save_checkpoint", save_then_crash)
+    rows = []
+    with pytest.raises(RuntimeError, match="killed"):
+        train(_config("baseline", epochs=3), tmp_path, dataset=digits, on_metrics=rows.extend)
+    steps = [r["step"] for r in rows if r["name"] == "loss"]
+    assert steps == list(range(1, 2 * (1437 // 50) + 1))
+    assert [r["epoch"] for r in rows if r["name"] == "epoch_loss"] == [1, 2]
+
+
 def test_checkpoint_of_another_config_is_refused(digits, tmp_path):
     """Check that a run folder is not resumed with a different config."""
     train(_config("baseline", epochs=1), tmp_path, dataset=digits)
