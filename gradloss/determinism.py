@@ -27,7 +27,11 @@ def environment(engine: str, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def enable(engine: str) -> None:
-    """Make this process train `engine` with deterministic kernels, or say why it cannot."""
+    """Make this process train `engine` with deterministic kernels, or say why it cannot.
+
+    Process-wide and for good: TensorFlow's op determinism cannot be turned off again, and
+    XLA's flag holds for the life of the process (the worker trains each run in its own).
+    """
     if engine == "tensorflow":
         import tensorflow as tf
         tf.config.experimental.enable_op_determinism()

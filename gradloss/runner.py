@@ -71,7 +71,8 @@ def run(run_id: str, store: RunStore) -> str:
     def on_sweep_progress(done: int, total: int) -> None:
         nonlocal last_sweep_report
         if done == total or time.monotonic() - last_sweep_report >= SWEEP_REPORT_EVERY_S:
-            progress.update(sweep_done=done, sweep_total=total)
+            # fraction 1: trained (also when a resumed run had no training left to report)
+            progress.update(fraction=1.0, epochs=config.epochs, sweep_done=done, sweep_total=total)
             store.update_progress(run_id, progress)
             last_sweep_report = time.monotonic()
 

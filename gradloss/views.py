@@ -56,7 +56,7 @@ def progress_text(run) -> str:
     if (p.get("fraction") or 0) >= 1:
         text = f"trained {p.get('epochs', '?')} epochs · measuring accuracy under noise"
         if p.get("sweep_total"):
-            return f"{text} · {p.get('sweep_done', 0)}/{p['sweep_total']} passes"
+            return f"{text} · {(p.get('sweep_done') or 0) / p['sweep_total']:.0%}"
         return text + "…"
     parts = [f"step {p.get('step', 0)}/{p.get('total_steps', '?')}",
              f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
