@@ -49,6 +49,21 @@ def run_child(script: str, engine: str, args: list[str], timeout: float | None =
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def run_engines(script: str, engines: str, args: list[str], doing: str) -> list[dict]:
+    """Run `script` once per engine of the comma-separated `engines`; return their outcomes."""
+    outcomes = []
+    for engine in engines.split(","):
+        print(f"{doing} with {engine} ...", flush=True)
+        outcomes.append(run_child(script, engine, args))
+    return outcomes
+
+
+def conclude(bench: str, args, outcomes: list[dict], report) -> None:
+    """Print the table (`report(outcomes)` returns its rows) and append the record."""
+    print()
+    append_result(bench, args, outcomes, report(outcomes))
+
+
 def emit_child_result(result: dict) -> None:
     """The child's answer to its parent: one JSON line, last on stdout."""
     print(json.dumps(result), flush=True)

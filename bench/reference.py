@@ -156,12 +156,8 @@ def main(argv=None) -> None:
     if args.seed_style:  # first: the other engines' times are printed as ratios of it
         print("running the protocol seed-style ...", flush=True)
         outcomes.append(_common.run_child(__file__, "tensorflow", child_args + ["--seed-style"]))
-    for engine in args.engines.split(","):
-        print(f"running the protocol with {engine} ...", flush=True)
-        outcomes.append(_common.run_child(__file__, engine, child_args))
-    print()
-    rows = report(outcomes)
-    _common.append_result("reference", args, outcomes, rows)
+    outcomes += _common.run_engines(__file__, args.engines, child_args, "running the protocol")
+    _common.conclude("reference", args, outcomes, report)
 
 
 if __name__ == "__main__":

@@ -144,13 +144,8 @@ def main(argv=None) -> None:
 
     child_args = ["--batches", args.batches, "--steps", str(args.steps), "--rounds",
                   str(args.rounds), "--warmup", str(args.warmup), "--seed", str(args.seed)]
-    outcomes = []
-    for engine in args.engines.split(","):
-        print(f"timing {engine} ...", flush=True)
-        outcomes.append(_common.run_child(__file__, engine, child_args))
-    print()
-    rows = report(outcomes)
-    _common.append_result("step_cost", args, outcomes, rows)
+    outcomes = _common.run_engines(__file__, args.engines, child_args, "timing")
+    _common.conclude("step_cost", args, outcomes, report)
 
 
 if __name__ == "__main__":

@@ -111,13 +111,8 @@ def main(argv=None) -> None:
     child_args = ["--draws", str(args.draws), "--batch-size", str(args.batch_size)]
     child_args += ["--model", str(Path(args.model).resolve())] if args.model else []
     child_args += ["--data-dir", str(Path(args.data_dir).resolve())] if args.data_dir else []
-    outcomes = []
-    for engine in args.engines.split(","):
-        print(f"sweeping with {engine} ...", flush=True)
-        outcomes.append(_common.run_child(__file__, engine, child_args))
-    print()
-    rows = report(outcomes)
-    _common.append_result("sweep_cost", args, outcomes, rows)
+    outcomes = _common.run_engines(__file__, args.engines, child_args, "sweeping")
+    _common.conclude("sweep_cost", args, outcomes, report)
 
 
 if __name__ == "__main__":
