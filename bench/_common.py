@@ -6,6 +6,7 @@ one JSON object as its last line of output. Nothing here imports keras.
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.util
 import json
@@ -34,6 +35,15 @@ def use_backend(engine: str) -> None:
     """Fix the Keras backend of this process; call before anything imports keras."""
     os.environ["KERAS_BACKEND"] = engine
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """A benchmark's parser: `--engines` to run, and `--engine`, the child mode run_child uses."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--engines", default=",".join(installed_engines()),
+                   help="comma-separated engines (default: every installed one)")
+    p.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: this engine only
+    return p
 
 
 def run_child(script: str, engine: str, args: list[str], timeout: float | None = None) -> dict:

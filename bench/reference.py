@@ -15,7 +15,6 @@ baseline), in its own subprocess, so the TensorFlow engine's time can be read as
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -125,9 +124,7 @@ def report(outcomes: list[dict]) -> list[list]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(_common.installed_engines()),
-                        help="comma-separated engines (default: every installed one)")
+    parser = _common.parser(__doc__)
     parser.add_argument("--objectives", default="gradient,baseline")
     parser.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist or digits")
     parser.add_argument("--train-size", type=int, help="training images (default: all)")
@@ -137,7 +134,6 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seed-style", action="store_true",
                         help="also time the seed code's way of training, as the yardstick")
-    parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: this engine only
     args = parser.parse_args(argv)
     objectives = args.objectives.split(",")
     if args.engine:

@@ -15,7 +15,6 @@ random images: the cost of a step does not depend on the pixel values.
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -125,15 +124,12 @@ def report(outcomes: list[dict]) -> list[list]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(_common.installed_engines()),
-                        help="comma-separated engines to time (default: every installed one)")
+    parser = _common.parser(__doc__)
     parser.add_argument("--batches", default="32,100,256", help="comma-separated batch sizes")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per cell")
     parser.add_argument("--rounds", type=int, default=4, help="alternation rounds per cell")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compiles)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: time this engine only
     args = parser.parse_args(argv)
     batches = [int(b) for b in args.batches.split(",")]
     if args.engine:

@@ -14,7 +14,6 @@ accuracies that mean something.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import resource
 import sys
@@ -92,15 +91,12 @@ def report(outcomes: list[dict]) -> list[list]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(_common.installed_engines()),
-                        help="comma-separated engines (default: every installed one)")
+    parser = _common.parser(__doc__)
     parser.add_argument("--model", help="a saved model.keras to sweep (default: untrained CNN)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files "
                                            "(default: $GRADLOSS_DATA_DIR, then the Keras cache)")
     parser.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     parser.add_argument("--batch-size", type=int, default=500, help="prediction batch")
-    parser.add_argument("--engine", help=argparse.SUPPRESS)  # child mode: this engine only
     args = parser.parse_args(argv)
     if args.engine:
         _common.use_backend(args.engine)
