@@ -1,15 +1,28 @@
-"""gradloss dashboard: `streamlit run dashboard.py`.
+"""gradloss dashboard: `streamlit run dashboard.py` (or `gradloss dashboard`).
 
-The app's navigation: Home (pages/0_Home.py), Train, Loss curves and Robustness. Pages never
-import TensorFlow: they read gradloss.store, queue work through gradloss.worker and draw with
-gradloss.views.
+Declares the app's pages once and starts a local background worker once per browser session.
+Pages never import TensorFlow: they read gradloss.service.store, queue work through
+gradloss.service.client and draw with gradloss.views.
 """
+import time
+
 import streamlit as st
 
+from gradloss.service import consumer
+
 st.set_page_config(page_title="gradloss", page_icon="📉", layout="wide")
+
+if "worker_checked" not in st.session_state:  # once per browser session, whichever page opens first
+    st.session_state.worker_checked = True
+    try:
+        if consumer.ensure_local_worker():
+            st.session_state.worker_started_at = time.time()
+    except Exception as e:  # noqa: BLE001 - the pages must still render
+        st.session_state.worker_error = f"Could not start a local worker: {e}"
+
 st.navigation([
-    st.Page("pages/0_Home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/1_Train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/2_Loss_curves.py", title="Loss curves", icon=":material/timeline:"),
-    st.Page("pages/3_Robustness.py", title="Robustness", icon=":material/show_chart:"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/loss_curves.py", title="Loss curves", icon=":material/timeline:"),
+    st.Page("pages/robustness.py", title="Robustness", icon=":material/show_chart:"),
 ]).run()

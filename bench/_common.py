@@ -23,18 +23,13 @@ RESULTS = REPO / "bench" / "results.jsonl"  # gitignored; one JSON object per be
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # `python bench/x.py` from anywhere finds gradloss
 
-from gradloss.config import available_engines  # noqa: E402  (no keras: safe in the parent)
+from gradloss.engines.backend import available_engines, child_environment  # noqa: E402  (no keras)
+from gradloss.engines.backend import use_backend  # noqa: E402,F401  (the children's set-up)
 
 
 def installed_engines() -> list[str]:
     """Engines whose package can be imported here, TensorFlow first."""
     return list(available_engines())
-
-
-def use_backend(engine: str) -> None:
-    """Fix the Keras backend of this process; call before anything imports keras."""
-    os.environ["KERAS_BACKEND"] = engine
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
@@ -51,7 +46,7 @@ def run_child(script: str, engine: str, args: list[str], timeout: float | None =
 
     The child's stderr (progress, logs) passes through to ours.
     """
-    env = {**os.environ, "KERAS_BACKEND": engine, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = child_environment(engine)
     done = subprocess.run([sys.executable, script, "--engine", engine, *args], env=env,
                           cwd=REPO, stdout=subprocess.PIPE, text=True, timeout=timeout)
     if done.returncode != 0:  # its stderr went to ours: the traceback is on screen

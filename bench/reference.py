@@ -38,7 +38,7 @@ def train_seed_style(config, ds, run_dir: str):
     import keras
     import tensorflow as tf
 
-    from gradloss.engine_tf import make_plain_gradient_step
+    from gradloss.engines.yardsticks import make_plain_gradient_step
     from gradloss.models import build_cnn
 
     keras.utils.set_random_seed(config.seed)
@@ -62,9 +62,9 @@ def train_seed_style(config, ds, run_dir: str):
 def measure(name: str, objectives: list[str], dataset: str, train_size: int | None,
             epochs: int | None, data_dir: str | None, seed: int) -> dict:
     """Train and sweep each objective in this process; `name` is an engine or "seed-style"."""
-    from gradloss.config import REFERENCE_SIGMAS, TrainConfig
+    from gradloss.config import REFERENCE_SIGMAS, SweepConfig, TrainConfig
     from gradloss.data import load_dataset
-    from gradloss.robustness import accuracy_vs_noise
+    from gradloss.perturbations.sweep import accuracy_vs_noise
 
     trainer = train_seed_style if name == "seed-style" else train_engine
     t_all = time.perf_counter()
@@ -77,7 +77,7 @@ def measure(name: str, objectives: list[str], dataset: str, train_size: int | No
         with tempfile.TemporaryDirectory() as run_dir:
             model, train_s, step_ms, device = trainer(config, ds, run_dir)
             t0 = time.perf_counter()
-            curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, REFERENCE_SIGMAS)
+            curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, SweepConfig(REFERENCE_SIGMAS))
             sweep_s = time.perf_counter() - t0
         accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
         parts.append({"engine": name, "device": device, "objective": objective,

@@ -7,7 +7,7 @@ Each engine runs in its own subprocess (the Keras backend is fixed per process).
 steps being compared are timed in the same process, alternating in rounds after a warm-up, so
 load on the machine hits them alike; a cell's figure is the median over its rounds of the mean
 ms/step. For TensorFlow the plain double-tape step of the seed code (both x and y taped,
-`engine_tf.make_plain_gradient_step`) is timed alongside as the yardstick. Steps go through
+`engines.yardsticks.make_plain_gradient_step`) is timed alongside as the yardstick. Steps go through
 the engines' `run_steps`, as in training, host sync (the losses as floats) included. For JAX
 the yardstick is the gradient loss's definition differentiated by nested reverse mode
 (`JaxEngine(nested=True)`: jax.grad of jax.grad), run through the same engine. Inputs are
@@ -46,7 +46,7 @@ def _runners(engine: str, batch: int, seed: int, chunk: int) -> tuple[str, dict]
     if engine == "tensorflow":
         runners["plain"] = _plain_runner(seed)
     else:  # JAX: the definition, jax.grad of jax.grad, through the same engine and loop
-        from gradloss.engine_jax import JaxEngine
+        from gradloss.engines.jax_engine import JaxEngine
 
         keras.utils.set_random_seed(seed)
         model, optimizer = build_cnn(), keras.optimizers.Adam()
@@ -61,7 +61,7 @@ def _plain_runner(seed: int):
     import keras
     import tensorflow as tf
 
-    from gradloss.engine_tf import make_plain_gradient_step
+    from gradloss.engines.yardsticks import make_plain_gradient_step
     from gradloss.models import build_cnn
 
     keras.utils.set_random_seed(seed)

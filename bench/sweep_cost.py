@@ -3,7 +3,7 @@
     python bench/sweep_cost.py                      # every installed engine, untrained CNN
     python bench/sweep_cost.py --engines tensorflow --model runs/<id>/model.keras
 
-Runs `robustness.accuracy_vs_noise` (8 reference sigmas x 3 draws, as the dashboard does) once
+Runs `perturbations.sweep.accuracy_vs_noise` (8 reference sigmas x 3 draws, as the dashboard does) once
 per engine, each in its own subprocess so the memory figures are that process's alone. Memory
 added by the sweep is the peak resident set size sampled every 5 ms during the sweep, minus the
 RSS just before it (data and model loaded, prediction compiled); tracemalloc's peak shows the
@@ -34,10 +34,10 @@ def measure(engine: str, model_path: str | None, data_dir: str | None, draws: in
     import keras
     import numpy as np
 
-    from gradloss.config import REFERENCE_SIGMAS
+    from gradloss.config import REFERENCE_SIGMAS, SweepConfig
     from gradloss.data import load_dataset
     from gradloss.models import build_cnn, predict
-    from gradloss.robustness import accuracy_vs_noise
+    from gradloss.perturbations.sweep import accuracy_vs_noise
     from gradloss.training import load_model
 
     ds = load_dataset("fashion_mnist", data_dir=data_dir, train_size=10)  # test set is whole
@@ -56,8 +56,8 @@ def measure(engine: str, model_path: str | None, data_dir: str | None, draws: in
     tracemalloc.start()
     with _common.RssSampler() as sampler:
         t0 = time.perf_counter()
-        curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, REFERENCE_SIGMAS, draws=draws,
-                                  seed=0, batch_size=batch_size)
+        curve = accuracy_vs_noise(model, ds.x_test, ds.y_test,
+                                  SweepConfig(REFERENCE_SIGMAS, draws=draws, seed=0, batch_size=batch_size))
         seconds = time.perf_counter() - t0
     traced_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

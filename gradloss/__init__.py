@@ -1,7 +1,7 @@
 """gradloss: the gradient loss against ordinary training, and the noise robustness of each.
 
 Importing the package stays light (no TensorFlow): the modules that need Keras import it
-themselves. Public modules: config, data, models, losses, training, robustness, store, worker.
+themselves. The map of the package is in the README's "Library" section.
 """
 from gradloss.config import (OBJECTIVES, DATASETS, ENGINES, REFERENCE_PROTOCOL,
                              REFERENCE_SIGMAS, REFERENCE_ACCURACY, SweepConfig, TrainConfig)

@@ -9,18 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from gradloss import determinism
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS,
                              SweepConfig, TrainConfig)
+from gradloss.engines.backend import use_backend
 from gradloss.exceptions import GradlossError, InvalidParameterError
-
-log = logging.getLogger("gradloss")
+from gradloss.progress import Progress
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,16 +64,6 @@ def _train_config(args, objective: str) -> TrainConfig:
                        deterministic=args.deterministic)
 
 
-def _use_engine(engine: str, deterministic: bool = False) -> None:
-    """Point Keras at the engine's backend; must run before keras is first imported."""
-    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != engine:
-        raise GradlossError(f"Keras is already imported with another backend; cannot use {engine!r}.")
-    os.environ["KERAS_BACKEND"] = engine
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if deterministic:
-        os.environ.update(determinism.environment(engine, os.environ))
-
-
 def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
     from tqdm import tqdm
 
@@ -92,11 +80,11 @@ def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
 def cmd_train(args) -> int:
     config = _train_config(args, args.objective)
     if args.submit:
-        from gradloss import worker
-        run_id = worker.submit(config)
+        from gradloss.service.client import submit
+        run_id = submit(config)
         print(f"queued run {run_id}; follow it with `python -m gradloss runs`")
         return 0
-    _use_engine(config.engine, config.deterministic)
+    use_backend(config.engine, config.deterministic)
     run_dir = args.out or Path("runs") / time.strftime("cli-%Y%m%d-%H%M%S")
     result = _train_with_bar(config, run_dir)
     print(json.dumps({"status": result.status, "model": str(result.model_path),
@@ -107,11 +95,11 @@ def cmd_train(args) -> int:
 def cmd_reproduce(args) -> int:
     configs = [_train_config(args, objective) for objective in OBJECTIVES]
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
-    _use_engine(args.engine, args.deterministic)
+    use_backend(args.engine, args.deterministic)
     import pandas as pd
 
     from gradloss.data import load_dataset
-    from gradloss.robustness import accuracy_vs_noise
+    from gradloss.perturbations.sweep import accuracy_vs_noise
 
     out = args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -123,8 +111,7 @@ def cmd_reproduce(args) -> int:
         from gradloss.training import load_model
         model = load_model(result.model_path)
         print(f"robustness sweep of the {config.objective} model ...", flush=True)
-        tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep.sigmas,
-                                                     sweep.draws, sweep.seed, sweep.batch_size)
+        tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep)
         trained[config.objective] = {"config": config.to_dict(), "seconds": result.seconds,
                                      "device": result.device, "model": str(result.model_path),
                                      **result.final}
@@ -148,24 +135,24 @@ def _side_by_side(tables: dict, with_reference: bool):
     """One row per sigma: both models' accuracy (± std), their difference and the reference."""
     import pandas as pd
 
-    g, b = tables["gradient"], tables["baseline"]
+    g, b = (tables[objective] for objective in OBJECTIVES)
     table = pd.DataFrame({"sigma": g.sigma, "gradient": g.accuracy, "gradient_std": g.accuracy_std,
                           "baseline": b.accuracy, "baseline_std": b.accuracy_std,
                           "difference": g.accuracy - b.accuracy})
-    for objective in ("gradient", "baseline") if with_reference else ():
+    for objective in OBJECTIVES if with_reference else ():
         table[f"reference_{objective}"] = table.sigma.map(REFERENCE_ACCURACY[objective])
     return table
 
 
 def cmd_worker(args) -> int:
-    from gradloss import worker
-    worker.run_consumer()
+    from gradloss.service.consumer import run_consumer
+    run_consumer()
     return 0
 
 
 def _last_test_accuracy(runs) -> dict:
     """Last recorded test accuracy of each run, by run id."""
-    from gradloss.store import RunStore
+    from gradloss.service.store import RunStore
     if not runs:
         return {}
     table = RunStore.default().metrics([r.run_id for r in runs], name="test_accuracy")
@@ -173,7 +160,7 @@ def _last_test_accuracy(runs) -> dict:
 
 
 def cmd_runs(args) -> int:
-    from gradloss.store import RunStore
+    from gradloss.service.store import RunStore
     runs = RunStore.default().list_runs(limit=args.limit)
     if not runs:
         print("no runs yet; start one with `python -m gradloss train --dataset digits --submit`")
@@ -182,7 +169,8 @@ def cmd_runs(args) -> int:
     print(f"{'run':<24} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8} "
           f"{'test acc':>8}  {'engine':<10} device")
     for run in runs:
-        done = run.progress.get("fraction", 1.0 if run.status == "done" else 0.0)
+        done = (Progress.from_dict(run.progress).fraction if run.progress
+                else 1.0 if run.status == "done" else 0.0)
         acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
         print(f"{run.run_id:<24} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
               f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-'}"

@@ -6,22 +6,15 @@ range [1, inf). Got 0 instead."
 """
 from __future__ import annotations
 
-import importlib.util
-import math
 from dataclasses import asdict, dataclass, fields
-from numbers import Integral, Real
+from numbers import Real
+
+from gradloss.exceptions import InvalidParameterError
+from gradloss.validation import check_choice, check_float, check_int, fail
 
 DATASETS = ("fashion_mnist", "digits")
 OBJECTIVES = ("gradient", "baseline")
 ENGINES = ("tensorflow", "jax")
-ENGINE_PACKAGES = {"tensorflow": "tensorflow", "jax": "jax"}  # engine -> package it needs
-
-
-def available_engines() -> tuple[str, ...]:
-    """The engines whose package is installed here, TensorFlow first (imports neither)."""
-    return tuple(e for e in ENGINES if importlib.util.find_spec(ENGINE_PACKAGES[e]))
-
-
 # The reference protocol of the mission (Adam defaults for both).
 REFERENCE_PROTOCOL = {
     "gradient": {"epochs": 10, "batch_size": 100},
@@ -35,38 +28,6 @@ REFERENCE_ACCURACY = {
 }
 # Training-set sizes, for checking batch_size and train_size before any data is read.
 TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437}  # digits: 80 % of 1797
-
-
-class InvalidParameterError(ValueError, TypeError):
-    """A configuration value is outside what is allowed (both a ValueError and a TypeError)."""
-
-
-def _fail(owner: str, name: str, allowed: str, value) -> None:
-    raise InvalidParameterError(
-        f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead.")
-
-
-def _check_int(owner: str, name: str, value, low: int, high: int | None = None) -> None:
-    upper = "inf)" if high is None else f"{high}]"
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (
-            high is not None and value > high):
-        _fail(owner, name, f"an int in the range [{low}, {upper}", value)
-
-
-def _check_float(owner: str, name: str, value, low: float, high: float | None = None,
-                 low_open: bool = False) -> None:
-    upper = "inf)" if high is None else f"{high}]"
-    allowed = f"a float in the range {'(' if low_open else '['}{low}, {upper}"
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        _fail(owner, name, allowed, value)  # NaN and inf are never in range
-    if value < low or (low_open and value == low) or (high is not None and value > high):
-        _fail(owner, name, allowed, value)
-
-
-def _check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        among = "{" + ", ".join(repr(c) for c in choices) + "}"
-        _fail(owner, name, f"a str among {among}", value)
 
 
 def _from_dict(cls, data: dict):
@@ -94,23 +55,23 @@ class TrainConfig:
 
     def __post_init__(self):
         owner = "TrainConfig"
-        _check_choice(owner, "objective", self.objective, OBJECTIVES)
-        _check_choice(owner, "dataset", self.dataset, DATASETS)
-        _check_choice(owner, "engine", self.engine, ENGINES)
+        check_choice(owner, "objective", self.objective, OBJECTIVES)
+        check_choice(owner, "dataset", self.dataset, DATASETS)
+        check_choice(owner, "engine", self.engine, ENGINES)
         if not isinstance(self.deterministic, bool):
-            _fail(owner, "deterministic", "a bool", self.deterministic)
+            fail(owner, "deterministic", "a bool", self.deterministic)
         reference = REFERENCE_PROTOCOL[self.objective]
         if self.epochs is None:
             object.__setattr__(self, "epochs", reference["epochs"])
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", reference["batch_size"])
-        _check_int(owner, "epochs", self.epochs, 1)
-        _check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
-        _check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        check_int(owner, "epochs", self.epochs, 1)
+        check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
         available = TRAIN_SET_SIZES[self.dataset]
         if self.train_size is not None:
-            _check_int(owner, "train_size", self.train_size, 10, available)  # >= one per class
-        _check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
+            check_int(owner, "train_size", self.train_size, 10, available)  # >= one per class
+        check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
 
     @property
     def n_train(self) -> int:
@@ -146,13 +107,13 @@ class SweepConfig:
             sigmas = (sigmas,)
         sigmas = tuple(sigmas)
         if not sigmas:
-            _fail(owner, "sigmas", "a non-empty sequence of floats in the range [0.0, inf)", sigmas)
+            fail(owner, "sigmas", "a non-empty sequence of floats in the range [0.0, inf)", sigmas)
         for s in sigmas:
-            _check_float(owner, "sigmas", s, 0.0)
+            check_float(owner, "sigmas", s, 0.0)
         object.__setattr__(self, "sigmas", tuple(float(s) for s in sigmas))
-        _check_int(owner, "draws", self.draws, 1)
-        _check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        _check_int(owner, "batch_size", self.batch_size, 1)
+        check_int(owner, "draws", self.draws, 1)
+        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        check_int(owner, "batch_size", self.batch_size, 1)
 
     def to_dict(self) -> dict:
         return asdict(self)

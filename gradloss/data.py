@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gradloss.config import DATASETS, _check_choice, _check_int
+from gradloss.config import DATASETS
+from gradloss.validation import check_choice, check_int
 from gradloss.exceptions import DataError
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
     None (or the full size) keeps them all. The test set is always whole.
     Raises DataError when the files are missing or corrupt, InvalidParameterError on bad arguments.
     """
-    _check_choice("load_dataset", "name", name, DATASETS)
-    _check_int("load_dataset", "seed", seed, 0, 2**31 - 1)
+    check_choice("load_dataset", "name", name, DATASETS)
+    check_int("load_dataset", "seed", seed, 0, 2**31 - 1)
     if name == "digits":
         (x_train, y_train), (x_test, y_test), source = _load_digits()
         classes = DIGITS_CLASSES
@@ -69,7 +70,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
         (x_train, y_train), (x_test, y_test), source = _load_fashion(data_dir)
         classes = FASHION_CLASSES
     if train_size is not None:
-        _check_int("load_dataset", "train_size", train_size, 10, len(y_train))  # >= one per class
+        check_int("load_dataset", "train_size", train_size, 10, len(y_train))  # >= one per class
         keep = _stratified_subset(y_train, train_size, seed)
         x_train, y_train = x_train[keep], y_train[keep]  # before the float copy: 4x smaller
     return Dataset(name, _as_images(x_train), _one_hot(y_train), _as_images(x_test),
@@ -96,7 +97,7 @@ def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> boo
 
 def data_status(name: str) -> str:
     """One line for people: where the dataset will be read from, or how to make it available."""
-    _check_choice("data_status", "name", name, DATASETS)
+    check_choice("data_status", "name", name, DATASETS)
     if name == "digits":
         return "digits: bundled with scikit-learn, always available offline."
     folder, origin = _configured_dir(None)

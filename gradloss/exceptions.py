@@ -1,9 +1,12 @@
 """Errors gradloss raises on purpose; each message says what went wrong and how to fix it."""
-from gradloss.config import InvalidParameterError
 
 
 class GradlossError(Exception):
     """Base class of gradloss's own errors."""
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A configuration value is outside what is allowed (both a ValueError and a TypeError)."""
 
 
 class DataError(GradlossError):

@@ -1,7 +1,7 @@
 """One training loop for both objectives: seeded, resumable, cancellable, reporting as it goes.
 
-The loop is backend-neutral: batches are drawn with NumPy, and an engine (`engine_tf` or
-`engine_jax`, chosen by the Keras backend this process runs) executes the steps. Each epoch
+The loop is backend-neutral: batches are drawn with NumPy, and an engine (`engines.tf_engine`
+or `engines.jax_engine`, chosen by the Keras backend this process runs) executes the steps. Each epoch
 ends with a checkpoint (weights, optimizer state, epoch) so a later call resumes from it.
 """
 from __future__ import annotations
@@ -19,26 +19,16 @@ from typing import Callable
 import keras
 import numpy as np
 
-from gradloss import determinism
 from gradloss.config import TrainConfig
 from gradloss.data import Dataset, load_dataset
+from gradloss.engines.backend import enable_determinism
 from gradloss.exceptions import GradlossError, TrainingDiverged
 from gradloss.models import build_cnn, predict
+from gradloss.progress import Progress
 
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 1.0  # progress, metrics flush and cancel poll at most this often
-
-
-@dataclass
-class Progress:
-    fraction: float   # of all steps of the run, in [0, 1]
-    step: int         # global step, 1-based
-    total_steps: int
-    epoch: int        # 1-based
-    epochs: int
-    eta_s: float      # seconds left, from this call's pace
-    loss: float       # last step's loss
 
 
 @dataclass
@@ -59,9 +49,9 @@ def make_engine(model, optimizer, config: TrainConfig):
             f"The run asks for engine {config.engine!r} but Keras runs on {backend!r} in this "
             f"process; start it with KERAS_BACKEND={config.engine} (the CLI and worker do this).")
     if backend == "jax":
-        from gradloss.engine_jax import JaxEngine
+        from gradloss.engines.jax_engine import JaxEngine
         return JaxEngine(model, optimizer, config.objective)
-    from gradloss.engine_tf import TensorFlowEngine
+    from gradloss.engines.tf_engine import TensorFlowEngine
     return TensorFlowEngine(model, optimizer, config.objective)
 
 
@@ -80,7 +70,7 @@ def train(config: TrainConfig, run_dir: str | Path, *,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.deterministic:
-        determinism.enable(config.engine)
+        enable_determinism(config.engine)
     ds = dataset or load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
     keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
     model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])

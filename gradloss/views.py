@@ -13,8 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-ACTIVE = ("queued", "running")
-FINISHED = ("done", "failed", "cancelled")
+from gradloss.config import OBJECTIVES
+from gradloss.progress import Progress
+from gradloss.service.store import ACTIVE, FINISHED  # noqa: F401  (statuses the pages filter on)
+
 OBJECTIVE_NAMES = {"gradient": "gradient loss", "baseline": "baseline (cross-entropy)"}
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -42,37 +44,35 @@ def format_duration(seconds) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def first_line(text) -> str:
-    """The last non-empty line of an error (a traceback ends with the message), or ''."""
+def error_line(text) -> str:
+    """The line of an error worth showing: its last non-empty one (a traceback ends with the
+    message), or ''."""
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
 
 def progress_text(run) -> str:
     """'step 30/90 · epoch 1/2 · ETA 12 s' for a running run; what it waits for otherwise."""
-    p = run.progress or {}
-    if run.status == "queued" or not p:
+    if run.status == "queued" or not run.progress:
         return "waiting for the worker" if run.status == "queued" else "starting…"
-    if (p.get("fraction") or 0) >= 1:
-        text = f"trained {p.get('epochs', '?')} epochs · measuring accuracy under noise"
-        if p.get("sweep_total"):
-            return f"{text} · {(p.get('sweep_done') or 0) / p['sweep_total']:.0%}"
+    p = Progress.from_dict(run.progress)
+    if p.trained:
+        text = f"trained {p.epochs or '?'} epochs · measuring accuracy under noise"
+        if p.sweep_total:
+            return f"{text} · {p.sweep_done / p.sweep_total:.0%}"
         return text + "…"
-    parts = [f"step {p.get('step', 0)}/{p.get('total_steps', '?')}",
-             f"epoch {p.get('epoch', 0)}/{p.get('epochs', '?')}"]
-    if p.get("eta_s") is not None:
-        parts.append(f"ETA {format_duration(p['eta_s'])}")
-    if p.get("loss") is not None:
-        parts.append(f"loss {p['loss']:.4g}")
+    parts = [f"step {p.step}/{p.total_steps or '?'}", f"epoch {p.epoch}/{p.epochs or '?'}"]
+    if p.eta_s is not None:
+        parts.append(f"ETA {format_duration(p.eta_s)}")
+    if p.loss is not None:
+        parts.append(f"loss {p.loss:.4g}")
     return " · ".join(parts)
 
 
 def progress_fraction(run) -> float:
     """Training's fraction of steps done; once trained, the robustness sweep's fraction."""
-    p = run.progress or {}
-    fraction = p.get("fraction") or 0.0
-    if fraction >= 1 and p.get("sweep_total"):
-        fraction = (p.get("sweep_done") or 0) / p["sweep_total"]
+    p = Progress.from_dict(run.progress)
+    fraction = p.sweep_done / p.sweep_total if p.trained and p.sweep_total else p.fraction
     return float(min(max(fraction, 0.0), 1.0))
 
 
@@ -88,7 +88,7 @@ def latest_pair(runs, statuses=("done",)) -> dict:
         if run.objective not in pair and run.dataset == newest.dataset:
             pair[run.objective] = run
             break
-    return {o: pair[o] for o in ("gradient", "baseline") if o in pair}
+    return {o: pair[o] for o in OBJECTIVES if o in pair}
 
 
 def runs_table(runs) -> pd.DataFrame:
@@ -98,7 +98,7 @@ def runs_table(runs) -> pd.DataFrame:
              "train size": r.config.get("train_size") or "all",
              "engine": r.config.get("engine", "tensorflow"), "device": r.device or "",
              "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
-             "error": first_line(r.error)} for r in runs]
+             "error": error_line(r.error)} for r in runs]
     return pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
                                        "train size", "engine", "device", "took", "error"])
 
@@ -197,7 +197,7 @@ def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
     log axis once its values span more than a factor of 10. labels: {run_id: (label, objective)}."""
     loss = metrics[(metrics.name == "loss") & metrics.run_id.isin(list(labels))]
     has_data = {labels[r][1] for r in loss.run_id.unique()}
-    objectives = [o for o in ("gradient", "baseline") if o in has_data]
+    objectives = [o for o in OBJECTIVES if o in has_data]
     fig = make_subplots(rows=1, cols=max(len(objectives), 1), horizontal_spacing=0.08,
                         subplot_titles=[OBJECTIVE_NAMES[o] for o in objectives])
     for i, (run_id, (label, objective)) in enumerate(labels.items()):

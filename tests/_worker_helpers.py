@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from gradloss.store import RunStore
+from gradloss.service.store import RunStore
 
 TINY = {"dataset": "digits", "epochs": 1, "train_size": 200, "batch_size": 50}
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ def hammer_store(path: str, n_runs: int, barrier) -> list[str]:
     for i in range(n_runs):
         run_id = store.create_run(TINY)
         made.append(run_id)
-        store.start_run(run_id, f"pid{os.getpid()}", "CPU")
+        store.start_run(run_id, f"pid{os.getpid()}")
         store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss", "value": 1.0 / s}
                                    for s in range(1, 21)])
         store.update_progress(run_id, {"fraction": 1.0, "step": 20})
@@ -35,7 +35,7 @@ def start_consumer(home: Path, **env) -> subprocess.Popen:
     """Start a real huey consumer process (`python -m gradloss worker`'s body) on GRADLOSS_HOME=home."""
     environ = dict(os.environ, GRADLOSS_HOME=str(home), PYTHONPATH=str(REPO), **env)
     log = open(home / f"consumer-{time.time_ns()}.log", "wb")
-    command = [sys.executable, "-c", "from gradloss import worker; worker.run_consumer()"]
+    command = [sys.executable, "-c", "from gradloss.service.consumer import run_consumer; run_consumer()"]
     return subprocess.Popen(command, env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
@@ -52,18 +52,18 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
 
 def submit_read_cancel(home: str, n_runs: int, barrier) -> list[str]:
     """Submit runs through the queue, read the store, cancel them while queued; return their ids."""
-    from gradloss import worker
+    from gradloss.service import client, consumer
 
     store = RunStore(Path(home) / "runs.sqlite")
     barrier.wait()
     made = []
     for _ in range(n_runs):
-        made.append(worker.submit(TINY, store=store))
+        made.append(client.submit(TINY, store=store))
         store.list_runs(limit=10)
         store.metrics(made)
-        worker.worker_status(store)
+        consumer.worker_status(store)
     for run_id in made:
-        worker.cancel(run_id, store=store)
+        client.cancel(run_id, store=store)
     return made
 
 
@@ -75,6 +75,6 @@ def runner_pids(run_id: str) -> list[int]:
             args = cmdline.read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"gradloss.runner" in args and run_id.encode() in args:
+        if b"gradloss.service.runner" in args and run_id.encode() in args:
             pids.append(int(cmdline.parent.name))
     return pids

@@ -58,11 +58,12 @@ def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
 def test_runs_lists_status_accuracy_and_errors(tmp_path):
     """Check that `runs` shows each run's status, last test accuracy, engine, device and error."""
     from gradloss.config import TrainConfig
-    from gradloss.store import RunStore
+    from gradloss.service.store import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
     ok = store.create_run(TrainConfig(dataset="digits", epochs=1))
-    store.start_run(ok, "w1", "CPU")
+    store.start_run(ok, "w1")
+    store.set_device(ok, "CPU")
     store.add_metrics(ok, [{"step": 28, "epoch": 1, "name": "test_accuracy", "value": 0.8125}])
     store.finish_run(ok, "done")
     bad = store.create_run(TrainConfig(dataset="digits", epochs=1, objective="baseline", engine="jax"))

@@ -50,9 +50,9 @@ def test_round_trip_and_unknown_keys():
 def test_available_engines_lists_installed_packages_tensorflow_first(monkeypatch):
     import importlib.util
 
-    from gradloss import config
+    from gradloss.engines import backend
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "jax" else real(name))
-    assert config.available_engines() == ("tensorflow",)
+    assert backend.available_engines() == ("tensorflow",)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
-    assert config.available_engines() == ("tensorflow", "jax")
+    assert backend.available_engines() == ("tensorflow", "jax")

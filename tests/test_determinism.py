@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from gradloss import determinism, worker
+from gradloss.engines import backend
+from gradloss.service import tasks
 from gradloss.config import InvalidParameterError, TrainConfig
 from gradloss.exceptions import GradlossError
-from gradloss.store import RunStore
+from gradloss.service.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,11 +24,11 @@ def test_deterministic_must_be_a_bool():
 
 
 def test_environment_adds_the_xla_flag_for_jax_once_and_keeps_other_flags():
-    env = determinism.environment("jax", {"XLA_FLAGS": "--xla_dump_to=/tmp/x", "A": "1"})
-    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {determinism.XLA_FLAG}" and env["A"] == "1"
-    assert determinism.environment("jax", env) == env  # idempotent
-    assert determinism.environment("jax", {})["XLA_FLAGS"] == determinism.XLA_FLAG
-    assert "XLA_FLAGS" not in determinism.environment("tensorflow", {})
+    env = backend.child_environment("jax", True, {"XLA_FLAGS": "--xla_dump_to=/tmp/x", "A": "1"})
+    assert env["XLA_FLAGS"] == f"--xla_dump_to=/tmp/x {backend.XLA_FLAG}" and env["A"] == "1"
+    assert backend.child_environment("jax", True, env) == env  # idempotent
+    assert backend.child_environment("jax", True, {})["XLA_FLAGS"] == backend.XLA_FLAG
+    assert "XLA_FLAGS" not in backend.child_environment("tensorflow", True, {})
 
 
 def test_a_jax_gpu_process_started_without_the_flag_is_refused(monkeypatch):
@@ -39,9 +40,9 @@ def test_a_jax_gpu_process_started_without_the_flag_is_refused(monkeypatch):
     monkeypatch.setattr(jax, "devices", lambda: [FakeGpu()])
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     with pytest.raises(GradlossError, match="Fake GPU needs XLA_FLAGS=--xla_gpu_deterministic_ops"):
-        determinism.enable("jax")
-    monkeypatch.setenv("XLA_FLAGS", determinism.XLA_FLAG)
-    determinism.enable("jax")  # set before JAX started: accepted
+        backend.enable_determinism("jax")
+    monkeypatch.setenv("XLA_FLAGS", backend.XLA_FLAG)
+    backend.enable_determinism("jax")  # set before JAX started: accepted
 
 
 def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypatch):
@@ -57,14 +58,14 @@ def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypat
         def wait(self, timeout=None):
             return 0
 
-    monkeypatch.setattr(worker.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr(tasks.subprocess, "Popen", FakeChild)
     store = RunStore.default()
     for deterministic in (True, False):
         run_id = store.create_run(TrainConfig(dataset="digits", engine="jax",
                                               deterministic=deterministic))
-        worker._train_run(run_id)
-    assert determinism.XLA_FLAG in envs[0]["XLA_FLAGS"]
-    assert determinism.XLA_FLAG not in envs[1].get("XLA_FLAGS", "")
+        tasks.train_run(run_id)
+    assert backend.XLA_FLAG in envs[0]["XLA_FLAGS"]
+    assert backend.XLA_FLAG not in envs[1].get("XLA_FLAGS", "")
     assert envs[0]["KERAS_BACKEND"] == "jax"
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from _worker_helpers import wait_for
-from gradloss.store import RunStore
+from gradloss.service.store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]

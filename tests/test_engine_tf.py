@@ -3,8 +3,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradloss.engine_tf import (TensorFlowEngine, make_baseline_step, make_gradient_step,
-                                make_plain_gradient_step)
+from gradloss.engines.tf_engine import TensorFlowEngine, make_baseline_step, make_gradient_step
+from gradloss.engines.yardsticks import make_plain_gradient_step
 from gradloss.models import build_cnn
 
 

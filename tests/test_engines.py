@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from gradloss.config import TrainConfig
 from gradloss.data import load_dataset
-from gradloss.engine_tf import TensorFlowEngine
+from gradloss.engines.tf_engine import TensorFlowEngine
 from gradloss.losses import gradient_loss_closed_y
 from gradloss.models import build_cnn, predict
 from gradloss.training import load_model
@@ -35,7 +35,7 @@ WEIGHT_ATOL = 2e-5
 JAX_GRADIENTS = """
 import sys, numpy as np
 from gradloss.models import build_cnn
-from gradloss.engine_jax import JaxEngine, make_value_and_grad
+from gradloss.engines.jax_engine import JaxEngine, make_value_and_grad
 import keras
 folder, objective = sys.argv[1], sys.argv[2]
 model = build_cnn()

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gradloss import worker
-from gradloss.config import TrainConfig, available_engines
-from gradloss.store import RunStore
+from gradloss.service import client, queue
+from gradloss.config import TrainConfig
+from gradloss.engines.backend import available_engines
+from gradloss.service.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("dashboard.py", "pages/1_Train.py", "pages/2_Loss_curves.py", "pages/3_Robustness.py")  # dashboard.py: Home
+PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
 ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60)}
 
@@ -37,7 +38,7 @@ def home(tmp_path, monkeypatch) -> Path:
 def finished_run(store: RunStore, objective: str) -> str:
     """A done digits run with losses, accuracies, step times, a sweep and example predictions."""
     run_id = store.create_run(TrainConfig(objective=objective, dataset="digits", epochs=2, train_size=200))
-    store.start_run(run_id, "test-worker", "CPU")
+    store.start_run(run_id, "test-worker")
     scale = 1e-4 if objective == "gradient" else 1.0  # the two losses differ ~1000x
     rows = [{"step": s, "epoch": 1 + (s > 4), "name": "loss", "value": scale / s} for s in range(1, 9)]
     for epoch, step in ((1, 4), (2, 8)):
@@ -125,11 +126,11 @@ def test_quick_compare_queues_a_digits_pair(home):
     runs = RunStore.default().list_runs()
     assert sorted(r.objective for r in runs) == ["baseline", "gradient"]
     assert {r.dataset for r in runs} == {"digits"} and {r.status for r in runs} == {"queued"}
-    assert worker.huey.pending_count() == 2
+    assert queue.queue_for()[0].pending_count() == 2
 
 
 def test_train_form_refuses_bad_values(home):
-    at = app("pages/1_Train.py")
+    at = app("pages/train.py")
     at.radio(key="objective").set_value("gradient").run()
     at.number_input(key="epochs_gradient").set_value(0)
     at.get("form_submit_button")[0].click().run()
@@ -140,7 +141,7 @@ def test_train_form_refuses_bad_values(home):
 
 
 def test_train_form_queues_a_run(home):
-    at = app("pages/1_Train.py")
+    at = app("pages/train.py")
     at.radio(key="objective").set_value("gradient").run()
     at.number_input(key="epochs_gradient").set_value(1)
     at.number_input(key="train_size").set_value(300)
@@ -149,12 +150,12 @@ def test_train_form_queues_a_run(home):
     [run] = RunStore.default().list_runs()
     assert (run.status, run.objective, run.config["epochs"], run.config["train_size"]) == \
         ("queued", "gradient", 1, 300)
-    assert worker.huey.pending_count() == 1
+    assert queue.queue_for()[0].pending_count() == 1
     assert at.get("progress"), "the queued run is listed with a progress bar"
 
 
 def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
-    at = app("pages/1_Train.py")
+    at = app("pages/train.py")
     assert at.selectbox(key="engine").options == list(available_engines())
     assert at.selectbox(key="engine").value == "tensorflow"  # the default: fastest on CPU
     if "jax" not in available_engines():
@@ -169,7 +170,7 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
 
 
 def test_train_pair_gets_reference_epochs_each(home):
-    at = app("pages/1_Train.py")
+    at = app("pages/train.py")
     at.selectbox(key="dataset").set_value("digits")
     at.number_input(key="train_size").set_value(200)
     at.get("form_submit_button")[0].click().run()
@@ -181,12 +182,12 @@ def test_train_pair_gets_reference_epochs_each(home):
 def test_train_page_shows_progress_cancel_and_failures(home):
     store = RunStore.default()
     running = store.create_run(TrainConfig(objective="gradient", dataset="digits", train_size=200))
-    store.start_run(running, "w", "CPU")
+    store.start_run(running, "w")
     store.update_progress(running, {"fraction": 0.25, "step": 5, "total_steps": 20, "epoch": 1,
                                     "epochs": 10, "eta_s": 30.0, "loss": 0.001})
     failed = store.create_run(TrainConfig(objective="baseline", dataset="digits"))
     store.finish_run(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
-    at = app("pages/1_Train.py")
+    at = app("pages/train.py")
     assert at.get("progress")[0].value == 25
     assert "step 5/20 · epoch 1/10 · ETA 30 s" in at.get("progress")[0].proto.text
     assert "DataError: disk full" in texts(at.error)
@@ -196,13 +197,13 @@ def test_train_page_shows_progress_cancel_and_failures(home):
 
 
 def test_loss_curves_draw_both_objectives(filled):
-    at = app("pages/2_Loss_curves.py")
+    at = app("pages/loss_curves.py")
     assert at.multiselect(key="curve_runs").value == [filled["gradient"], filled["baseline"]]
     assert len(at.get("plotly_chart")) == 2
 
 
 def test_robustness_slider_changes_the_accuracies(filled):
-    at = app("pages/3_Robustness.py")
+    at = app("pages/robustness.py")
     assert at.select_slider(key="sigma").value == 0.1
     assert [m.value for m in at.metric] == ["86.00%", "81.00%", "+5.00 points"]
     at.select_slider(key="sigma").set_value(0.2).run()
@@ -227,17 +228,17 @@ def test_pages_never_import_tensorflow(filled):
 
 def test_loss_curves_wait_for_a_queued_run(home):
     """Check that a just-queued pair is selected and the page says its curves are coming."""
-    worker.submit(TrainConfig(objective="gradient", dataset="digits", train_size=100))
-    at = app("pages/2_Loss_curves.py")
+    client.submit(TrainConfig(objective="gradient", dataset="digits", train_size=100))
+    at = app("pages/loss_curves.py")
     assert len(at.multiselect(key="curve_runs").value) == 1
     assert "still waiting for the worker" in texts(at.info)
-    assert "Runs are queued or training" in texts(app("pages/3_Robustness.py").info)
+    assert "Runs are queued or training" in texts(app("pages/robustness.py").info)
 
 
 def test_home_points_to_runs_in_progress(home):
     """Check that queued runs are counted on the home page instead of 'no finished runs'."""
     for objective in ("gradient", "baseline"):
-        worker.submit(TrainConfig(objective=objective, dataset="digits", train_size=100))
+        client.submit(TrainConfig(objective=objective, dataset="digits", train_size=100))
     at = app()
     assert "2 runs queued or training" in texts(at.info)
     assert "No finished runs yet" not in texts(at.info)

@@ -5,8 +5,9 @@ import pytest
 
 from gradloss.config import InvalidParameterError
 from gradloss.models import build_cnn, predict
-from gradloss.robustness import (NOISE_BLOCK, accuracy_vs_noise, add_gaussian_noise,
-                                 example_indices, noisy_images, predict_examples)
+from gradloss.config import SweepConfig
+from gradloss.perturbations.gaussian import NOISE_BLOCK, add_gaussian_noise, noisy_images
+from gradloss.perturbations.sweep import accuracy_vs_noise, example_indices, predict_examples
 
 
 class Spy:
@@ -35,7 +36,7 @@ def test_sigma_zero_equals_plain_accuracy(test_set):
     x, y = test_set
     spy = Spy(1)
     plain = np.mean(predict(spy.model, x).argmax(-1) == y.argmax(-1))
-    table = accuracy_vs_noise(spy, x, y, sigmas=(0.0, 0.3), draws=2)
+    table = accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.3), draws=2))
     assert list(table.columns) == ["sigma", "accuracy", "accuracy_std"]
     row = table.set_index("sigma").loc[0.0]
     assert row.accuracy == pytest.approx(plain) and row.accuracy_std == 0.0
@@ -45,9 +46,9 @@ def test_two_models_see_identical_noise_with_the_same_seed(test_set):
     """Check that two different models get byte-identical noisy inputs, and another seed differs."""
     x, y = test_set
     a, b, c = Spy(1), Spy(2), Spy(1)
-    accuracy_vs_noise(a, x, y, sigmas=(0.1, 0.4), draws=2, seed=7)
-    accuracy_vs_noise(b, x, y, sigmas=(0.1, 0.4), draws=2, seed=7)
-    accuracy_vs_noise(c, x, y, sigmas=(0.1, 0.4), draws=2, seed=8)
+    accuracy_vs_noise(a, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
+    accuracy_vs_noise(b, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
+    accuracy_vs_noise(c, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=8))
     assert len(a.batches) == len(b.batches)
     assert all(np.array_equal(p, q) for p, q in zip(a.batches, b.batches))
     assert not np.array_equal(a.batches[0], c.batches[0])
@@ -57,7 +58,7 @@ def test_predict_runs_in_bounded_batches(test_set):
     """Check that no prediction call sees more than batch_size rows, whatever the test-set size."""
     x, y = test_set
     spy = Spy(1)
-    accuracy_vs_noise(spy, x, y, sigmas=(0.0, 0.2), draws=3, batch_size=256)
+    accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.2), draws=3, batch_size=256))
     sizes = [len(batch) for batch in spy.batches]
     assert max(sizes) <= 256
     # sigma 0 is evaluated once; sigma 0.2 once per draw
@@ -69,7 +70,7 @@ def test_progress_counts_every_prediction_up_to_the_total(test_set):
     x, y = test_set
     calls = []
     spy = Spy(1)
-    accuracy_vs_noise(spy, x, y, sigmas=(0.0, 0.2, 0.4), draws=2,
+    accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.2, 0.4), draws=2),
                       on_progress=lambda done, total: calls.append((done, total)))
     blocks = 3  # 2300 rows in blocks of NOISE_BLOCK
     total = blocks * (1 + 2 * 2)  # sigma 0 once, the two noisy sigmas once per draw
@@ -96,7 +97,7 @@ def test_examples_use_the_sweeps_noise(test_set):
     spy = Spy(3)
     idx = example_indices(y, k=12, seed=0)
     assert len(idx) == 12 and len(set(y[idx].argmax(-1))) == 10  # spread over the classes
-    table = predict_examples(spy, x, y, idx, sigmas=(0.0, 0.5), seed=2)
+    table = predict_examples(spy, x, y, idx, SweepConfig(sigmas=(0.0, 0.5), seed=2))
     expected = predict(spy.model, noisy_images(x, idx, 0.5, seed=2)).argmax(-1)
     got = table[table.sigma == 0.5].prediction.to_numpy()
     np.testing.assert_array_equal(got, expected)
@@ -107,4 +108,4 @@ def test_negative_sigma_is_refused(test_set):
     """Check that a negative sigma is refused with the parameter named."""
     x, y = test_set
     with pytest.raises(InvalidParameterError, match=r"'sigmas' parameter of SweepConfig .* Got -0.1"):
-        accuracy_vs_noise(Spy(1), x, y, sigmas=(0.1, -0.1))
+        accuracy_vs_noise(Spy(1), x, y, SweepConfig(sigmas=(0.1, -0.1)))

@@ -7,10 +7,10 @@ import time
 import pandas as pd
 import pytest
 
-from gradloss import store as store_module
+from gradloss.service import store as store_module
 from gradloss.config import InvalidParameterError
 from gradloss.exceptions import GradlossError, RunNotFound
-from gradloss.store import MIGRATIONS, SCHEMA_VERSION, RunStore
+from gradloss.service.store import MIGRATIONS, SCHEMA_VERSION, RunStore
 
 from _worker_helpers import TINY, hammer_store
 
@@ -58,7 +58,7 @@ def test_create_run_refuses_an_invalid_config(store):
 
 def test_unknown_run_id_error_names_it(store):
     """Check that every verb on a missing run raises RunNotFound naming the id."""
-    calls = [lambda: store.get_run("nope"), lambda: store.start_run("nope", "w", "CPU"),
+    calls = [lambda: store.get_run("nope"), lambda: store.start_run("nope", "w"),
              lambda: store.update_progress("nope", {}), lambda: store.finish_run("nope", "done"),
              lambda: store.request_cancel("nope"), lambda: store.add_metrics("nope", []),
              lambda: store.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
@@ -73,7 +73,7 @@ def test_unknown_run_id_error_names_it(store):
 def test_list_runs_newest_first_filtered_and_limited(store):
     """Check list_runs order, status filter (one or several) and limit."""
     ids = [store.create_run(TINY) for _ in range(3)]
-    store.start_run(ids[0], "w", "CPU")
+    store.start_run(ids[0], "w")
     store.finish_run(ids[1], "cancelled")
     assert [r.run_id for r in store.list_runs()] == ids[::-1]
     assert [r.run_id for r in store.list_runs(status="running")] == [ids[0]]
@@ -84,8 +84,8 @@ def test_list_runs_newest_first_filtered_and_limited(store):
 def test_run_lifecycle_only_moves_forward(store):
     """Check that start and finish apply once: a finished run cannot restart or finish again."""
     run_id = store.create_run(TINY)
-    assert store.start_run(run_id, "host:1", "CPU")
-    assert not store.start_run(run_id, "host:2", "CPU")  # already running
+    assert store.start_run(run_id, "host:1")
+    assert not store.start_run(run_id, "host:2")  # already running
     store.update_progress(run_id, {"fraction": 0.5, "step": 2})
     store.set_device(run_id, "NVIDIA H100")
     run = store.get_run(run_id)
@@ -139,11 +139,11 @@ def test_robustness_and_examples_roundtrip_and_replace(store):
 def test_request_cancel_queued_now_running_cooperatively(store):
     """Check that cancelling a queued run finishes it and cancelling a running one raises the flag."""
     queued, running, done = (store.create_run(TINY) for _ in range(3))
-    store.start_run(running, "w", "CPU")
-    store.start_run(done, "w", "CPU")
+    store.start_run(running, "w")
+    store.start_run(done, "w")
     store.finish_run(done, "done")
     assert store.request_cancel(queued) == "cancelled"
-    assert not store.start_run(queued, "w", "CPU")  # a task that slipped past revoke does not start
+    assert not store.start_run(queued, "w")  # a task that slipped past revoke does not start
     assert store.request_cancel(running) == "running" and store.cancel_requested(running)
     assert store.request_cancel(done) == "done" and not store.cancel_requested(done)
     assert store.get_run(queued).finished_at is not None
@@ -152,14 +152,14 @@ def test_request_cancel_queued_now_running_cooperatively(store):
 def test_requeue_and_stale_finish_only_touch_stale_runs(store):
     """Check that crash recovery skips a run whose heartbeat is fresh."""
     run_id = store.create_run(TINY)
-    store.start_run(run_id, "w", "CPU")
+    store.start_run(run_id, "w")
     beat = store.get_run(run_id).heartbeat_at
     assert not store.requeue(run_id, "t2", stale_before=beat - 1)
     assert not store.finish_run(run_id, "failed", error="lost", stale_before=beat - 1)
     assert store.requeue(run_id, "t2", stale_before=beat + 1)
     run = store.get_run(run_id)
     assert (run.status, run.task_id, run.attempts) == ("queued", "t2", 1)
-    assert store.start_run(run_id, "w2", "CPU") and store.get_run(run_id).attempts == 2
+    assert store.start_run(run_id, "w2") and store.get_run(run_id).attempts == 2
     assert store.requeue(run_id, "t3", stale_before=float("inf"), count_attempt=False)
     assert store.get_run(run_id).attempts == 1  # a worker stopped on purpose: that start is refunded
 

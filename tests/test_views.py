@@ -59,9 +59,9 @@ def test_latest_pair_matches_the_newest_run_dataset():
     assert views.latest_pair([make_run("x", "gradient", "running")]) == {}
 
 
-def test_first_line_keeps_the_message_of_a_traceback():
-    assert views.first_line("Traceback...\n  File x\nValueError: bad\n") == "ValueError: bad"
-    assert views.first_line(None) == ""
+def test_error_line_keeps_the_message_of_a_traceback():
+    assert views.error_line("Traceback...\n  File x\nValueError: bad\n") == "ValueError: bad"
+    assert views.error_line(None) == ""
 
 
 def test_comparison_table_reads_sweep_and_step_cost():

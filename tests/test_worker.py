@@ -10,9 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from gradloss import worker
+from gradloss.engines import backend
+from gradloss.service import client, consumer, heartbeat, queue
 from gradloss.config import InvalidParameterError
-from gradloss.store import RunStore
+from gradloss.service.store import RunStore
 
 from _worker_helpers import TINY, runner_pids, start_consumer, submit_read_cancel, wait_for
 
@@ -55,10 +56,10 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
            ({"dataset": "digits", "colour": "red"}, "Unknown TrainConfig parameter")]
     for config, message in bad:
         with pytest.raises(InvalidParameterError, match=message):
-            worker.submit(config)
+            client.submit(config)
     assert RunStore.default().list_runs() == []
-    assert worker.huey.pending_count() == 0
-    assert worker.worker_status().queue_length == 0
+    assert queue.queue_for()[0].pending_count() == 0
+    assert consumer.worker_status().queue_length == 0
 
 
 def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
@@ -66,9 +67,9 @@ def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
     for value in ("0", "-5", "soon", "nan"):
         monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
         with pytest.raises(ValueError, match=f"GRADLOSS_HEARTBEAT_TIMEOUT must be .* Got '{value}'"):
-            worker.heartbeat_timeout()
+            heartbeat.heartbeat_timeout()
     monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "2.5")
-    assert worker.heartbeat_timeout() == 2.5
+    assert heartbeat.heartbeat_timeout() == 2.5
 
 
 def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
@@ -77,19 +78,19 @@ def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     store = RunStore.default()
     first, cancelling, fresh = (store.create_run(TINY) for _ in range(3))
     for run_id in (first, cancelling):
-        store.start_run(run_id, "gone:1", "CPU")
+        store.start_run(run_id, "gone:1")
     store.request_cancel(cancelling)
     time.sleep(0.5)
-    store.start_run(fresh, "alive:2", "CPU")  # heartbeat just now: left alone
-    assert sorted(worker.recover_lost_runs(store)) == sorted([first, cancelling])
-    assert _status(store, first) == "queued" and worker.huey.pending_count() == 1
+    store.start_run(fresh, "alive:2")  # heartbeat just now: left alone
+    assert sorted(consumer.recover_lost_runs(store)) == sorted([first, cancelling])
+    assert _status(store, first) == "queued" and queue.queue_for()[0].pending_count() == 1
     assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
-    store.start_run(first, "gone:3", "CPU")  # the resume, which is lost too
+    store.start_run(first, "gone:3")  # the resume, which is lost too
     time.sleep(0.5)
     store.heartbeat(fresh)
-    assert worker.recover_lost_runs(store) == [first]
+    assert consumer.recover_lost_runs(store) == [first]
     run = store.get_run(first)
-    assert run.status == "failed" and run.attempts == worker.MAX_ATTEMPTS
+    assert run.status == "failed" and run.attempts == consumer.MAX_ATTEMPTS
     assert run.error.startswith("worker gone:3 lost (no heartbeat for")
     assert run.error.endswith("after 2 attempts")
 
@@ -97,22 +98,22 @@ def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
 def test_ensure_local_worker_starts_one_detached_worker(home, monkeypatch):
     """Check that ensure_local_worker starts one worker, honours the opt-out, replaces a dead one."""
     monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
-    assert not worker.ensure_local_worker() and not (home / "worker.pid").exists()
+    assert not consumer.ensure_local_worker() and not (home / "worker.pid").exists()
     monkeypatch.delenv("GRADLOSS_NO_LOCAL_WORKER")
     pids = []
     try:
-        assert worker.ensure_local_worker()
+        assert consumer.ensure_local_worker()
         pids.append(int((home / "worker.pid").read_text()))
-        assert not worker.ensure_local_worker()  # starting up: not heartbeating yet, but not twice
-        status = wait_for(lambda: (s := worker.worker_status()).alive and s, 60, "the local worker")
-        assert status.pid == pids[0] and status.device == worker.worker_device()
-        assert not worker.ensure_local_worker()
+        assert not consumer.ensure_local_worker()  # starting up: not heartbeating yet, but not twice
+        status = wait_for(lambda: (s := consumer.worker_status()).alive and s, 60, "the local worker")
+        assert status.pid == pids[0] and status.device == backend.visible_gpu()
+        assert not consumer.ensure_local_worker()
         os.kill(pids[0], signal.SIGKILL)
-        wait_for(lambda: not worker.worker_status().alive, 10, "the killed worker to count as dead")
-        assert worker.ensure_local_worker()
+        wait_for(lambda: not consumer.worker_status().alive, 10, "the killed worker to count as dead")
+        assert consumer.ensure_local_worker()
         pids.append(int((home / "worker.pid").read_text()))
         assert pids[1] != pids[0]
-        wait_for(lambda: worker.worker_status().alive, 60, "the replacement worker")
+        wait_for(lambda: consumer.worker_status().alive, 60, "the replacement worker")
     finally:
         for pid in pids:
             try:
@@ -129,11 +130,11 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     read meanwhile without lock errors or lost runs."""
     store = RunStore.default()
     consumers()
-    good = worker.submit(dict(TINY, epochs=2))
+    good = client.submit(dict(TINY, epochs=2))
     seen = [_status(store, good)]
-    diverging = worker.submit(dict(TINY, objective="baseline", learning_rate=1e8))
-    never = worker.submit(TINY)
-    assert worker.cancel(never) == "cancelled"
+    diverging = client.submit(dict(TINY, objective="baseline", learning_rate=1e8))
+    never = client.submit(TINY)
+    assert client.cancel(never) == "cancelled"
 
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(2) as pool:
@@ -174,13 +175,13 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
         assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
     assert len(store.list_runs()) == 3 + 8
 
-    slow = worker.submit(dict(TINY, epochs=200))
+    slow = client.submit(dict(TINY, epochs=200))
     wait_for(lambda: len(store.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
-    assert worker.cancel(slow) == "running"
+    assert client.cancel(slow) == "running"
     wait_for(lambda: _status(store, slow) == "cancelled", 60, "the running run to stop")
     run = store.get_run(slow)
     assert run.model_path is None and run.finished_at and len(store.metrics(slow, name="loss")) >= 4
-    assert worker.huey.pending_count() == 0
+    assert queue.queue_for()[0].pending_count() == 0
 
 
 def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers):
@@ -190,7 +191,7 @@ def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers
     store = RunStore.default()
     env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
     epochs = 40
-    run_id = worker.submit(dict(TINY, epochs=epochs))
+    run_id = client.submit(dict(TINY, epochs=epochs))
 
     def epochs_done():
         return len(store.metrics(run_id, name="epoch_loss"))
@@ -239,6 +240,6 @@ def test_worker_device_reads_nvidia_smi_for_the_visible_gpu(tmp_path, monkeypatc
             monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         else:
             monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-        worker.worker_device.cache_clear()
-        assert worker.worker_device() == name, visible
-    worker.worker_device.cache_clear()
+        backend.visible_gpu.cache_clear()
+        assert backend.visible_gpu() == name, visible
+    backend.visible_gpu.cache_clear()

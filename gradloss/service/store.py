@@ -22,7 +22,7 @@ import pandas as pd
 from gradloss.config import TrainConfig
 from gradloss.exceptions import GradlossError, RunNotFound
 
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
 BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer before giving up
 
@@ -220,17 +220,18 @@ class RunStore:
         with self.connect() as conn:
             return [_to_run(row) for row in conn.execute(sql, params)]
 
-    def start_run(self, run_id: str, worker_id: str, device: str) -> bool:
+    def start_run(self, run_id: str, worker_id: str) -> bool:
         """queued -> running; False if the run is no longer queued (cancelled meanwhile)."""
         now = time.time()
         return self._update(
             run_id,
             "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?),"
-            " heartbeat_at = ?, worker_id = ?, device = ?, attempts = attempts + 1, error = NULL"
+            " heartbeat_at = ?, worker_id = ?, attempts = attempts + 1, error = NULL"
             " WHERE run_id = ? AND status = 'queued'",
-            (now, now, worker_id, device, run_id))
+            (now, now, worker_id, run_id))
 
     def set_device(self, run_id: str, device: str) -> None:
+        """Record what the run trains on (the training process names it once it has started)."""
         self._update(run_id, "UPDATE runs SET device = ? WHERE run_id = ?", (device, run_id))
 
     def heartbeat(self, run_id: str) -> None:

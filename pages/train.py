@@ -3,19 +3,15 @@ import time
 
 import streamlit as st
 
-from gradloss import data, store, views, worker
-from gradloss.config import (DATASETS, REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError,
-                             TrainConfig, available_engines)
+from gradloss import data, views
+from gradloss.config import (DATASETS, OBJECTIVES, REFERENCE_PROTOCOL, TRAIN_SET_SIZES,
+                             InvalidParameterError, TrainConfig)
+from gradloss.engines.backend import available_engines
+from gradloss.service import client, consumer, store
 
-st.set_page_config(page_title="Train · gradloss", page_icon="🏋️", layout="wide")
 st.title("Train")
-
-if "worker_checked" not in st.session_state:  # a user may open this page first
-    st.session_state.worker_checked = True
-    try:
-        worker.ensure_local_worker()
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not start a local worker: {e}")
+if "worker_error" in st.session_state:
+    st.error(st.session_state.worker_error)
 
 # 1) The form. Dataset and objective sit outside it: they set the other fields' defaults.
 fashion = data.find_fashion_mnist()
@@ -29,7 +25,7 @@ choice = right.radio("Objective", ("both", "gradient", "baseline"), horizontal=T
 if dataset == "fashion_mnist" and not fashion:
     st.warning(data.data_status("fashion_mnist"))
 
-objectives = ("gradient", "baseline") if choice == "both" else (choice,)
+objectives = OBJECTIVES if choice == "both" else (choice,)
 reference = {k: "/".join(str(REFERENCE_PROTOCOL[o][k]) for o in objectives) for k in ("epochs", "batch_size")}
 with st.form("launch"):
     c = st.columns(3)
@@ -66,7 +62,7 @@ if submitted:
         st.error(str(e))
     else:
         try:
-            ids = [worker.submit(cfg) for cfg in configs]
+            ids = [client.submit(cfg) for cfg in configs]
             st.success("Queued " + ", ".join(f"{cfg.objective} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
@@ -76,7 +72,7 @@ if submitted:
 # 2) The live area: only this part refreshes, and only while something is queued or running.
 def read_runs():
     try:
-        return store.RunStore.default().list_runs(limit=100), worker.worker_status()
+        return store.RunStore.default().list_runs(limit=100), consumer.worker_status()
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the run store: {e}")
         return [], None
@@ -84,7 +80,7 @@ def read_runs():
 
 def cancel(run_id: str) -> None:
     try:
-        worker.cancel(run_id)
+        client.cancel(run_id)
         st.toast(f"Cancel requested for {views.short_id(run_id)}.")
     except Exception as e:  # noqa: BLE001
         st.toast(f"Could not cancel {views.short_id(run_id)}: {e}")
@@ -121,7 +117,7 @@ def live_runs() -> None:
     for run in finished[:5]:
         if run.status == "failed":
             st.error(f"Run {views.short_id(run.run_id)} ({run.objective} on {run.dataset}) failed: "
-                     f"{views.first_line(run.error) or 'no error message'}. "
+                     f"{views.error_line(run.error) or 'no error message'}. "
                      "Check its settings and queue it again.")
     st.dataframe(views.runs_table(finished), hide_index=True)
     st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (" · refreshing every 2 s" if polling else ""))

@@ -1,7 +1,7 @@
 """TensorFlow engine: compiled training steps for both objectives.
 
 This is the one place that knows TensorFlow's training mechanics (tapes, tf.function). The
-training loop in `training.py` only sees `run_steps(x, y) -> (losses, correct)`.
+training loop in `training.py` only sees the `Engine` contract (`gradloss.engines`).
 """
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradloss.losses import gradient_loss, gradient_loss_closed_y, per_example_mse
+from gradloss.engines.backend import device_name
+from gradloss.losses import gradient_loss_closed_y
 
 
 def _correct(y, p):
@@ -30,21 +31,6 @@ def make_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer
     return tf.function(step) if compiled else step
 
 
-def make_plain_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
-    """The definition-following double-tape step (both x and y taped); the benchmark's yardstick."""
-    variables = model.trainable_variables
-    loss_of = gradient_loss(lambda xy: per_example_mse(xy[1], model(xy[0], training=True)))
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as outer:
-            loss = loss_of([x, y])
-        grads = outer.gradient(loss, variables)
-        optimizer.apply(grads, variables)
-        return loss
-    return step
-
-
 def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
                        compiled: bool = True):
     """Return a cross-entropy step(x, y) -> (loss, number correct) that updates the weights."""
@@ -63,8 +49,7 @@ def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer
 def make_chunk(step, x_batch_shape: tuple, y_batch_shape: tuple):
     """Compile k steps into one graph loop: chunk(xs, ys) with xs (k, B, ...) -> losses, correct (k,).
 
-    One call per chunk instead of one per step saves Python dispatch (measured at 2 cores: 4 %
-    per gradient step at batch 100, 15 % per baseline step at batch 32).
+    One call per chunk instead of one per step saves Python dispatch (bench/README.md).
     """
     # k is left open, so the last, shorter chunk of an epoch does not retrace
     signature = [tf.TensorSpec((None, *x_batch_shape), tf.float32),
@@ -82,15 +67,6 @@ def make_chunk(step, x_batch_shape: tuple, y_batch_shape: tuple):
     return chunk
 
 
-def device_name() -> str:
-    """Name of the GPU TensorFlow trains on, or "CPU"."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return details.get("device_name", gpus[0].name)
-
-
 class TensorFlowEngine:
     """Runs training steps of one objective on a Keras model with the TensorFlow backend."""
 
@@ -101,7 +77,7 @@ class TensorFlowEngine:
         factory = make_gradient_step if objective == "gradient" else make_baseline_step
         self._step = factory(model, optimizer, compiled=False)
         self._chunk = None  # compiled at the first call, when the batch shape is known
-        self.device = device_name()
+        self.device = device_name("tensorflow")
 
     def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run len(x) steps; x: (k, B, H, W, C), y: (k, B, K). Returns losses (k,) and correct (k,)."""

@@ -3,8 +3,9 @@ import time
 
 import streamlit as st
 
-from gradloss import data, store, views, worker
-from gradloss.config import REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+from gradloss import data, views
+from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+from gradloss.service import client, consumer, store
 
 QUICK_TRAIN_SIZE = 5000  # Fashion-MNIST subset of the quick comparison; digits uses all its 1437 images
 QUICK_EPOCHS = 2
@@ -16,35 +17,26 @@ st.markdown(
     "cross-entropy **baseline**. The question is robustness: how fast each model's test accuracy falls "
     "when Gaussian noise of growing σ is added to the images.")
 
-if "worker_checked" not in st.session_state:  # once per browser session, not on every rerun
-    st.session_state.worker_checked = True
-    try:
-        if worker.ensure_local_worker():
-            st.session_state.worker_started_at = time.time()
-    except Exception as e:  # noqa: BLE001 - the page must still render
-        st.session_state.worker_error = f"Could not start a local worker: {e}"
-
-
 def quick_configs(dataset: str) -> list[TrainConfig]:
     size = QUICK_TRAIN_SIZE if dataset == "fashion_mnist" else None
     return [TrainConfig(objective=o, dataset=dataset, epochs=QUICK_EPOCHS, train_size=size)
-            for o in ("gradient", "baseline")]
+            for o in OBJECTIVES]
 
 
 def submit(configs: list[TrainConfig]) -> None:
     try:
-        ids = [worker.submit(cfg) for cfg in configs]
+        ids = [client.submit(cfg) for cfg in configs]
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not queue the runs: {e}")
         return
     st.success(f"Queued {', '.join(views.short_id(i) for i in ids)}. Follow them on the Train page.")
-    st.page_link("pages/1_Train.py", label="Open the Train page", icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Open the Train page", icon=":material/model_training:")
 
 
 # 1) Worker and data
 status = None
 try:
-    status = worker.worker_status()
+    status = consumer.worker_status()
 except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the worker status: {e}")
 fashion = data.find_fashion_mnist()
@@ -65,7 +57,7 @@ if status is not None:
                    "`python -m gradloss worker`, or click below.")
         if st.button("Start a local worker"):
             try:
-                if worker.ensure_local_worker():
+                if consumer.ensure_local_worker():
                     st.session_state.worker_started_at = time.time()
                     st.rerun()
                 st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
@@ -93,7 +85,7 @@ ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: gra
             "Needs Fashion-MNIST, which was not found: " + data.data_status("fashion_mnist"))
 if right.button("Reproduce the reference", help=ref_help, disabled=not (fashion or download),
                 width="stretch"):
-    submit([TrainConfig(objective=o, dataset="fashion_mnist") for o in ("gradient", "baseline")])
+    submit([TrainConfig(objective=o, dataset="fashion_mnist") for o in OBJECTIVES])
 if download:
     right.caption("Fashion-MNIST is not on this machine: the first run downloads it (about 30 MB, "
                   "needs internet).")
@@ -120,7 +112,7 @@ seen = (len(active), alive)
 def watch() -> None:
     """Invisible: rerun the page when a run finishes or the worker comes up; idle otherwise."""
     try:
-        now = (len(store.RunStore.default().list_runs(status=views.ACTIVE)), worker.worker_status().alive)
+        now = (len(store.RunStore.default().list_runs(status=views.ACTIVE)), consumer.worker_status().alive)
     except Exception:  # noqa: BLE001 - the next tick tries again
         return
     if now != seen:
@@ -131,7 +123,7 @@ watch()
 if active:
     st.info(f"{len(active)} run{'s' * (len(active) > 1)} queued or training; the comparison below "
             "updates when they finish.")
-    st.page_link("pages/1_Train.py", label="Follow them on the Train page", icon=":material/model_training:")
+    st.page_link("pages/train.py", label="Follow them on the Train page", icon=":material/model_training:")
 if not pair and not active:
     st.info("No finished runs yet. Click **Quick compare** above, or launch runs on the Train page.")
 if not pair:
@@ -144,12 +136,12 @@ st.dataframe(table, hide_index=True, column_config={
     f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
     "ms / step": st.column_config.NumberColumn(format="%.1f")})
 if len(pair) < 2:
-    missing = ({"gradient", "baseline"} - set(pair)).pop()
+    missing = (set(OBJECTIVES) - set(pair)).pop()
     st.info(f"No finished {missing} run on {table.dataset.iloc[0]} yet to compare against.")
 summary = views.comparison_summary(table, sigma)
 if summary:
     st.markdown(summary)
 st.caption(f"σ = {sigma:g}: choose another on the Robustness page. ms / step is the median over epochs "
            "of one batch's training time; the two objectives use different batch sizes.")
-st.page_link("pages/3_Robustness.py", label="Accuracy versus noise", icon=":material/show_chart:")
-st.page_link("pages/2_Loss_curves.py", label="Loss curves", icon=":material/timeline:")
+st.page_link("pages/robustness.py", label="Accuracy versus noise", icon=":material/show_chart:")
+st.page_link("pages/loss_curves.py", label="Loss curves", icon=":material/timeline:")

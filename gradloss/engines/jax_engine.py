@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from gradloss.engines.backend import device_name
+
 
 def _sum_mse(y, p):
     """S: the per-example MSE over classes, summed over the batch."""
@@ -149,12 +151,6 @@ def make_chunk_runner(step):
     return run
 
 
-def device_name() -> str:
-    """Name of the accelerator JAX computes on (e.g. "NVIDIA H100 80GB HBM3"), or "CPU"."""
-    device = jax.devices()[0]
-    return "CPU" if device.platform == "cpu" else device.device_kind
-
-
 class JaxEngine:
     """Runs training steps of one objective on a Keras model with the JAX backend.
 
@@ -174,7 +170,7 @@ class JaxEngine:
                  *, compiled_loop: bool | None = None, nested: bool = False):
         optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
         self._model, self._optimizer = model, optimizer
-        self.device = device_name()
+        self.device = device_name("jax")
         self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
         if not self.compiled_loop:  # steps of 0.1-1 s on CPU: 50 would delay cancel by a minute
             self.chunk_steps = self.stepwise_chunk_steps

@@ -1,9 +1,11 @@
 """Robustness: accuracy versus noise σ of a gradient-loss model and a baseline, side by side."""
 import streamlit as st
 
-from gradloss import data, robustness, store, views
+from gradloss import data, views
+from gradloss.config import OBJECTIVES
+from gradloss.perturbations import gaussian
+from gradloss.service import store
 
-st.set_page_config(page_title="Robustness · gradloss", page_icon="📈", layout="wide")
 st.title("Robustness to input noise")
 
 
@@ -40,7 +42,7 @@ by_id = {r.run_id: r for r in done}
 pair = views.latest_pair(done)
 picked = {}
 cols = st.columns(2)
-for col, objective in zip(cols, ("gradient", "baseline")):
+for col, objective in zip(cols, OBJECTIVES):
     options = [r.run_id for r in done if r.objective == objective]
     if not options:
         col.info(f"No finished {views.OBJECTIVE_NAMES[objective]} run yet.")
@@ -76,7 +78,7 @@ st.plotly_chart(views.robustness_figure(sweeps, labels, sigma), key="robustness_
 
 at = {o: views.accuracy_at(sweeps, i, sigma) for o, i in picked.items()}
 m = st.columns(3)
-for col, objective in zip(m, ("gradient", "baseline")):
+for col, objective in zip(m, OBJECTIVES):
     if at.get(objective):
         acc, std = at[objective]
         col.metric(f"{views.OBJECTIVE_NAMES[objective]} at σ={sigma:g}", f"{acc:.2%}",
@@ -104,7 +106,7 @@ except Exception as e:  # noqa: BLE001
     st.warning(f"Could not load the {first.dataset} test images: {e}")
     st.stop()
 captions = views.example_captions(examples, sigma, class_names)
-images = robustness.noisy_images(x_test, [i for i, _ in captions], sigma, seed=seed)
+images = gaussian.noisy_images(x_test, [i for i, _ in captions], sigma, seed=seed)
 grid = st.columns(6)
 for k, ((index, caption), image) in enumerate(zip(captions, images)):
     with grid[k % 6]:

@@ -1,9 +1,9 @@
 """Loss curves: per-step and per-epoch loss and accuracy of the selected runs, live while they train."""
 import streamlit as st
 
-from gradloss import store, views
+from gradloss import views
+from gradloss.service import store
 
-st.set_page_config(page_title="Loss curves · gradloss", page_icon="📉", layout="wide")
 st.title("Loss curves")
 
 
@@ -56,7 +56,7 @@ def curves(run_ids: list[str]) -> None:
     labels = {i: (views.run_label(r), r.objective) for i, r in current.items()}
     for run in current.values():
         if run.status == "failed":
-            st.error(f"Run {views.short_id(run.run_id)} failed: {views.first_line(run.error)}. "
+            st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
                      "Its curves stop where it failed; see the Train page.")
     if metrics.empty:
         waiting = any(r.status == "queued" for r in current.values())

@@ -1,4 +1,4 @@
-"""Train one stored run in this process: `python -m gradloss.runner RUN_ID`.
+"""Train one stored run in this process: `python -m gradloss.service.runner RUN_ID`.
 
 The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
 and the queue consumer stays light. The run's config comes from the store; progress, metrics,
@@ -8,16 +8,18 @@ the robustness sweep and the grid predictions go back to it, and the run ends do
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import logging
 import os
 import signal
 import sys
 import time
-from dataclasses import asdict
 
 from gradloss.config import SweepConfig, TrainConfig
+from gradloss.engines import backend
 from gradloss.exceptions import TrainingDiverged
-from gradloss.store import RunStore, home
+from gradloss.progress import Progress
+from gradloss.service.store import RunStore, home
 
 log = logging.getLogger(__name__)
 
@@ -38,42 +40,32 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def prepare_device(engine: str) -> str:
-    """Let TensorFlow grow GPU memory as needed (the GPU may be shared); return the device name."""
-    if engine == "jax":
-        import jax
-        first = jax.devices()[0]
-        return "CPU" if first.platform == "cpu" else first.device_kind
-    import tensorflow as tf
-    for gpu in tf.config.list_physical_devices("GPU"):
-        tf.config.experimental.set_memory_growth(gpu, True)  # must precede the first GPU op
-    from gradloss.engine_tf import device_name
-    return device_name()
-
-
 def run(run_id: str, store: RunStore) -> str:
     """Train, sweep and save run `run_id` (already marked running); returns its final status."""
     config = TrainConfig.from_dict(store.get_run(run_id).config)
-    os.environ["KERAS_BACKEND"] = config.engine  # before the first keras import
-    store.set_device(run_id, prepare_device(config.engine))
-    from gradloss import robustness, training
+    os.environ.update(backend.child_environment(config.engine, config.deterministic))  # before keras
+    store.set_device(run_id, backend.prepare_device(config.engine))
+    from gradloss import training
     from gradloss.data import load_dataset
+    from gradloss.perturbations import sweep as noise_sweep
 
     ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
-    progress: dict = {}  # training's last Progress; the sweep's counts are added to it
+    progress = Progress()  # training's last report; the sweep's counts replace it once trained
 
-    def on_train_progress(p) -> None:
-        progress.update(asdict(p))
-        store.update_progress(run_id, progress)
+    def on_train_progress(p: Progress) -> None:
+        nonlocal progress
+        progress = p
+        store.update_progress(run_id, p.to_dict())
 
     last_sweep_report = 0.0
 
     def on_sweep_progress(done: int, total: int) -> None:
-        nonlocal last_sweep_report
+        nonlocal last_sweep_report, progress
         if done == total or time.monotonic() - last_sweep_report >= SWEEP_REPORT_EVERY_S:
             # fraction 1: trained (also when a resumed run had no training left to report)
-            progress.update(fraction=1.0, epochs=config.epochs, sweep_done=done, sweep_total=total)
-            store.update_progress(run_id, progress)
+            progress = dataclasses.replace(progress, fraction=1.0, epochs=config.epochs,
+                                           sweep_done=done, sweep_total=total)
+            store.update_progress(run_id, progress.to_dict())
             last_sweep_report = time.monotonic()
 
     result = training.train(
@@ -85,13 +77,12 @@ def run(run_id: str, store: RunStore) -> str:
         return "cancelled"
     model = training.load_model(result.model_path)
     sweep = SweepConfig()
-    table = robustness.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep.sigmas, sweep.draws,
-                                         sweep.seed, sweep.batch_size,
-                                         on_progress=on_sweep_progress)
+    table = noise_sweep.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep,
+                                          on_progress=on_sweep_progress)
     store.save_robustness(run_id, table, sweep.draws, sweep.seed)
-    indices = robustness.example_indices(ds.y_test, seed=sweep.seed)
-    store.save_examples(run_id, robustness.predict_examples(model, ds.x_test, ds.y_test, indices,
-                                                            sweep.sigmas, seed=sweep.seed))
+    indices = noise_sweep.example_indices(ds.y_test, seed=sweep.seed)
+    store.save_examples(run_id, noise_sweep.predict_examples(model, ds.x_test, ds.y_test, indices,
+                                                             sweep))
     store.finish_run(run_id, "done", model_path=result.model_path)
     return "done"
 

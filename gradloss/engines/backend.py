@@ -1,0 +1,118 @@
+"""Process set-up for an engine: the one place that knows Keras backends, devices and determinism.
+
+Every caller goes through here: the CLI and benchmarks select a backend for their own process
+(`use_backend`), the worker builds the environment of a child that will train (`child_environment`),
+the runner prepares the device and names it (`prepare_device`, `device_name`), and the consumer asks
+which GPU it may use without importing any framework (`visible_gpu`). Nothing here imports
+TensorFlow or JAX at module level.
+
+Determinism: on CPU both engines repeat a seeded run exactly. On a GPU some kernels round
+differently from run to run; `TrainConfig(deterministic=True)` asks for deterministic kernels
+instead (TensorFlow's op determinism; XLA's flag for JAX, which must be set before JAX starts).
+Measured costs are in bench/README.md.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from functools import cache
+
+from gradloss.config import ENGINES
+from gradloss.exceptions import GradlossError
+
+XLA_FLAG = "--xla_gpu_deterministic_ops=true"  # read once, when JAX starts its GPU backend
+
+
+def available_engines() -> tuple[str, ...]:
+    """The engines whose package is installed here, TensorFlow first (imports neither).
+
+    Each engine is named after the Python package (and Keras backend) it needs."""
+    return tuple(e for e in ENGINES if importlib.util.find_spec(e))
+
+
+def child_environment(engine: str, deterministic: bool = False,
+                      env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` (default: this process's) plus what a process that will train `engine` needs at start."""
+    env = dict(os.environ if env is None else env)
+    env["KERAS_BACKEND"] = engine
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if engine == "jax":
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX would take 75 % of a shared GPU
+        if deterministic and XLA_FLAG not in env.get("XLA_FLAGS", ""):
+            env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FLAG}".strip()
+    return env
+
+
+def use_backend(engine: str, deterministic: bool = False) -> None:
+    """Point this process's Keras at `engine`; must run before keras is first imported."""
+    if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != engine:
+        raise GradlossError(f"Keras is already imported with another backend; cannot use {engine!r}.")
+    os.environ.update(child_environment(engine, deterministic))
+
+
+def enable_determinism(engine: str) -> None:
+    """Make this process train `engine` with deterministic kernels, or say why it cannot.
+
+    Process-wide and for good: TensorFlow's op determinism cannot be turned off again, and
+    XLA's flag holds for the life of the process (the worker trains each run in its own).
+    """
+    if engine == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()
+        return
+    import jax
+    if jax.devices()[0].platform == "cpu" or XLA_FLAG in os.environ.get("XLA_FLAGS", ""):
+        return  # XLA on CPU is deterministic; on a GPU the flag was set before JAX started
+    raise GradlossError(
+        f"A deterministic JAX run on {jax.devices()[0].device_kind} needs XLA_FLAGS={XLA_FLAG} "
+        "before JAX starts (the worker and the CLI set it); set it and start the process again.")
+
+
+def prepare_device(engine: str) -> str:
+    """Get this process's device ready to train `engine`; return its name (see `device_name`).
+
+    TensorFlow is told to grow GPU memory as needed (the GPU may be shared); this must precede
+    its first GPU op. JAX's equivalent is XLA_PYTHON_CLIENT_PREALLOCATE (`child_environment`).
+    """
+    if engine == "tensorflow":
+        import tensorflow as tf
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    return device_name(engine)
+
+
+def device_name(engine: str) -> str:
+    """The accelerator `engine` computes on in this process (e.g. "NVIDIA H100 80GB HBM3"), or "CPU"."""
+    if engine == "jax":
+        import jax
+        device = jax.devices()[0]
+        return "CPU" if device.platform == "cpu" else device.device_kind
+    import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+
+
+@cache
+def visible_gpu() -> str:
+    """The GPU a worker may use (the first of CUDA_VISIBLE_DEVICES), else "CPU".
+
+    Asks nvidia-smi, so the consumer never imports a framework."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if shutil.which("nvidia-smi") is None or visible in ("", "-1"):
+        return "CPU"
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "CPU"
+    gpus = [[part.strip() for part in line.split(",", 2)] for line in out.splitlines() if line.strip()]
+    if visible is not None:
+        wanted = visible.split(",")[0].strip()  # the worker trains on the first visible GPU
+        gpus = [g for g in gpus if wanted in (g[0], g[1])]
+    return gpus[0][2] if gpus else "CPU"

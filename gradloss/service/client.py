@@ -1,0 +1,40 @@
+"""What the dashboard and the CLI do to runs: submit one to the queue, cancel one."""
+from __future__ import annotations
+
+import uuid
+
+from gradloss.config import TrainConfig
+from gradloss.service.queue import enqueue, queue_for
+from gradloss.service.store import RunStore
+
+
+def submit(config: TrainConfig | dict, store: RunStore | None = None) -> str:
+    """Validate `config`, record a queued run and enqueue it; returns the run id.
+
+    An invalid config raises InvalidParameterError with the config check's message, and
+    nothing is recorded or queued."""
+    if not isinstance(config, TrainConfig):
+        config = TrainConfig.from_dict(dict(config))
+    store = store or RunStore.default()
+    task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
+    run_id = store.create_run(config, task_id=task_id)
+    try:
+        enqueue(store.path.parent, run_id, task_id)
+    except Exception as exc:
+        store.finish_run(run_id, "failed", error=f"could not be queued: {exc}")
+        raise
+    return run_id
+
+
+def cancel(run_id: str, store: RunStore | None = None) -> str:
+    """Cancel a run: a queued one never starts, a running one stops at its next step.
+
+    Returns the run's status afterwards ("cancelled", "running" until the runner stops, or
+    the final status of a run that had already finished)."""
+    store = store or RunStore.default()
+    run = store.get_run(run_id)
+    if run.status == "queued" and run.task_id:
+        # The store's status is what counts (start_run refuses a cancelled run); revoking
+        # also spares the consumer from dequeuing it.
+        queue_for(store.path.parent)[0].revoke_by_id(run.task_id, revoke_once=True)
+    return store.request_cancel(run_id)

@@ -1,0 +1,56 @@
+"""The queue's task: train one stored run in a child process, heartbeating while it works.
+
+The consumer stays light: this never imports TensorFlow or JAX. It starts
+`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
+the run's heartbeat while the child trains, and fails the run if the child dies without
+finishing it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gradloss.engines import backend
+from gradloss.service.heartbeat import beat_interval, worker_id
+from gradloss.service.store import RunStore
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # children import this gradloss, wherever they start
+
+
+def child_env(**extra: str) -> dict:
+    """This process's environment plus `extra`, with this gradloss importable from anywhere."""
+    env = dict(os.environ, **extra)
+    if PACKAGE_ROOT.name not in ("site-packages", "dist-packages"):  # a source checkout
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def train_run(run_id: str) -> None:
+    """Train run `run_id` in a child process unless it is no longer queued."""
+    store = RunStore.default()
+    if not store.start_run(run_id, worker_id()):
+        log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
+        return
+    run = store.get_run(run_id)
+    env = backend.child_environment(run.engine, bool(run.config.get("deterministic")), child_env(
+        GRADLOSS_HOME=str(store.path.parent),
+        GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
+    # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
+    # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
+    proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", run_id], env=env,
+                            start_new_session=True)
+    while True:
+        try:
+            code = proc.wait(timeout=beat_interval())
+            break
+        except subprocess.TimeoutExpired:
+            store.heartbeat(run_id)
+    if store.get_run(run_id).status == "running":  # the child ended without finishing the run
+        reason = f"signal {-code}" if code < 0 else f"code {code}"
+        store.finish_run(run_id, "failed", error=f"the training process exited with {reason} "
+                                                 "before finishing; see the worker log")

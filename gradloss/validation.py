@@ -1,0 +1,38 @@
+"""Checks of parameters where they enter, in one message shape (after scikit-learn's):
+
+"The 'epochs' parameter of TrainConfig must be an int in the range [1, 500]. Got 0 instead."
+"""
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+from gradloss.exceptions import InvalidParameterError
+
+
+def fail(owner: str, name: str, allowed: str, value) -> None:
+    raise InvalidParameterError(
+        f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead.")
+
+
+def check_int(owner: str, name: str, value, low: int, high: int | None = None) -> None:
+    upper = "inf)" if high is None else f"{high}]"
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (
+            high is not None and value > high):
+        fail(owner, name, f"an int in the range [{low}, {upper}", value)
+
+
+def check_float(owner: str, name: str, value, low: float, high: float | None = None,
+                 low_open: bool = False) -> None:
+    upper = "inf)" if high is None else f"{high}]"
+    allowed = f"a float in the range {'(' if low_open else '['}{low}, {upper}"
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        fail(owner, name, allowed, value)  # NaN and inf are never in range
+    if value < low or (low_open and value == low) or (high is not None and value > high):
+        fail(owner, name, allowed, value)
+
+
+def check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        among = "{" + ", ".join(repr(c) for c in choices) + "}"
+        fail(owner, name, f"a str among {among}", value)
