@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.integrate
 import scipy.stats
 
-from gradloss.config import InvalidParameterError
+from gradloss.exceptions import InvalidParameterError
 
 SUMMARY_COLUMNS = ("arm", "level", "n", "mean", "low", "high",
                    "diff", "diff_low", "diff_high", "p_improve")

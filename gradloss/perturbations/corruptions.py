@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from gradloss.config import _check_choice, _check_int
+from gradloss.validation import check_choice, check_int
 
 
 class Severities(NamedTuple):
@@ -161,10 +161,10 @@ def corrupt(x: np.ndarray, name: str, severity: int, *, seed: int = 0,
     The result is float32 in [0, 1], shaped like x; corrupt(x[i:i + 1], ..., offset=i) equals
     corrupt(x, ...)[i] whatever the corruption.
     """
-    _check_choice("corrupt", "name", name, CORRUPTIONS)
-    _check_int("corrupt", "severity", severity, 1, 5)
-    _check_int("corrupt", "seed", seed, 0, 2**31 - 1)
-    _check_int("corrupt", "offset", offset, 0)
+    check_choice("corrupt", "name", name, CORRUPTIONS)
+    check_int("corrupt", "severity", severity, 1, 5)
+    check_int("corrupt", "seed", seed, 0, 2**31 - 1)
+    check_int("corrupt", "offset", offset, 0)
     if np.ndim(x) != 4:
         raise ValueError(f"The 'x' parameter of corrupt must be an array of shape "
                          f"(N, H, W, C). Got shape {np.shape(x)} instead.")
@@ -194,10 +194,10 @@ def corruption_accuracy(model_predict: Callable[[np.ndarray], np.ndarray], x: np
     """
     names, severities = tuple(names), tuple(severities)
     for name in names:
-        _check_choice("corruption_accuracy", "names", name, CORRUPTIONS)
+        check_choice("corruption_accuracy", "names", name, CORRUPTIONS)
     for severity in severities:
-        _check_int("corruption_accuracy", "severities", severity, 1, 5)
-    _check_int("corruption_accuracy", "batch_size", batch_size, 1)
+        check_int("corruption_accuracy", "severities", severity, 1, 5)
+    check_int("corruption_accuracy", "batch_size", batch_size, 1)
     labels = np.argmax(y, -1) if np.ndim(y) == 2 else np.asarray(y)
     if len(labels) != len(x) or len(x) == 0:
         raise ValueError(f"x and y must hold the same, non-zero number of rows. "
