@@ -1,4 +1,4 @@
-"""Command line: `python -m gradloss {train,reproduce,worker,runs}`.
+"""Command line: `gradloss {train,reproduce,worker,runs,dashboard}` (or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
 value prints the validation message and exits with status 2. Keras is imported only after
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -22,7 +23,7 @@ from gradloss.progress import Progress
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gradloss", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="gradloss", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
 
     sub.add_parser("worker", help="run the background training worker (Huey consumer)")
+    sub.add_parser("dashboard", help="start the Streamlit dashboard, as `streamlit run dashboard.py`; "
+                                     "other arguments go to streamlit (e.g. --server.port 8502)")
     runs = sub.add_parser("runs", help="list the runs in the store")
     runs.add_argument("--limit", type=int, default=20)
     return parser
@@ -150,6 +153,31 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def app_folder() -> Path:
+    """The folder holding dashboard.py: this checkout's root, or <prefix>/share/gradloss once installed."""
+    for folder in (Path(__file__).resolve().parents[1], Path(sys.prefix) / "share" / "gradloss"):
+        if (folder / "dashboard.py").is_file():
+            return folder
+    raise GradlossError(f"The dashboard's files (dashboard.py, pages/) were found neither beside the "
+                        f"gradloss package nor in {Path(sys.prefix) / 'share' / 'gradloss'}; "
+                        "reinstall gradloss (`pip install .` from its repository).")
+
+
+def cmd_dashboard(args, streamlit_args: list[str]) -> int:
+    import subprocess
+
+    from gradloss.service.store import home
+    folder = app_folder()
+    # Streamlit reads .streamlit/config.toml from its working folder: run it in the app's, with
+    # the run store kept where this command was started (GRADLOSS_HOME, else ./runs).
+    env = dict(os.environ, GRADLOSS_HOME=str(home()))
+    command = [sys.executable, "-m", "streamlit", "run", str(folder / "dashboard.py"), *streamlit_args]
+    try:
+        return subprocess.call(command, cwd=folder, env=env)
+    except KeyboardInterrupt:
+        return 0
+
+
 def _last_test_accuracy(runs) -> dict:
     """Last recorded test accuracy of each run, by run id."""
     from gradloss.service.store import RunStore
@@ -180,7 +208,11 @@ def cmd_runs(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "dashboard":
+        return cmd_dashboard(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     command = {"train": cmd_train, "reproduce": cmd_reproduce, "worker": cmd_worker,
