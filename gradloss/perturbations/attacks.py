@@ -31,7 +31,8 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from gradloss.config import _check_choice, _check_float, _check_int, _fail, _from_dict
+from gradloss.config import _from_dict
+from gradloss.validation import check_choice, check_float, check_int, fail
 
 ATTACKS = ("fgsm", "pgd", "square")
 PGD_STEP_FACTOR = 2.5  # step size = PGD_STEP_FACTOR * eps / steps (Madry et al.)
@@ -54,17 +55,17 @@ class AttackConfig:
         owner = "AttackConfig"
         epsilons = (self.epsilons,) if isinstance(self.epsilons, Real) else tuple(self.epsilons)
         if not epsilons:
-            _fail(owner, "epsilons", "a non-empty sequence of floats in the range [0.0, 1.0]",
+            fail(owner, "epsilons", "a non-empty sequence of floats in the range [0.0, 1.0]",
                   epsilons)
         for eps in epsilons:
-            _check_float(owner, "epsilons", eps, 0.0, 1.0)  # images live in [0, 1]
+            check_float(owner, "epsilons", eps, 0.0, 1.0)  # images live in [0, 1]
         object.__setattr__(self, "epsilons", tuple(float(e) for e in epsilons))
-        _check_int(owner, "steps", self.steps, 1)
-        _check_int(owner, "restarts", self.restarts, 1)
-        _check_int(owner, "square_queries", self.square_queries, 1)
-        _check_int(owner, "n_images", self.n_images, 1)
-        _check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        _check_int(owner, "batch_size", self.batch_size, 1)
+        check_int(owner, "steps", self.steps, 1)
+        check_int(owner, "restarts", self.restarts, 1)
+        check_int(owner, "square_queries", self.square_queries, 1)
+        check_int(owner, "n_images", self.n_images, 1)
+        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        check_int(owner, "batch_size", self.batch_size, 1)
 
     def strong(self) -> "AttackConfig":
         """The same sweep with the masking check's stronger PGD (40 steps, 5 random starts)."""
@@ -139,8 +140,8 @@ def adversarial_examples(model, x: np.ndarray, y: np.ndarray, attack: str, eps: 
 
 
 def _adversarial(model, classifier, x, y, attack: str, eps: float, config: AttackConfig):
-    _check_choice("adversarial_examples", "attack", attack, ATTACKS)
-    _check_float("adversarial_examples", "eps", eps, 0.0, 1.0)
+    check_choice("adversarial_examples", "attack", attack, ATTACKS)
+    check_float("adversarial_examples", "eps", eps, 0.0, 1.0)
     x = np.asarray(x, dtype=np.float32)
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"x and y must hold the same, non-zero number of rows. "
@@ -172,7 +173,7 @@ def accuracy_vs_epsilon(model, x: np.ndarray, y: np.ndarray, attack: str,
     `config.seed` (all of them when there are fewer), the same subset for every model and
     attack. eps = 0 is the clean accuracy. `on_progress(done, total)` is called after each eps.
     """
-    _check_choice("accuracy_vs_epsilon", "attack", attack, ATTACKS)
+    check_choice("accuracy_vs_epsilon", "attack", attack, ATTACKS)
     from gradloss.models import predict
 
     labels = np.argmax(y, -1) if np.ndim(y) == 2 else np.asarray(y)

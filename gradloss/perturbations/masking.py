@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gradloss.config import _fail
+from gradloss.validation import fail
 
 BLACK_BOX_TOLERANCE = 0.02  # (a): Square may beat PGD by this much (sampling noise) unflagged
 RISE_TOLERANCE = 0.02       # (b): PGD accuracy may rise by this much, or stay this close to clean
@@ -29,7 +29,7 @@ COLUMNS = ("perturbation", "epsilon", "accuracy")
 def _curve(table: pd.DataFrame, attack: str, name: str) -> pd.Series:
     """Accuracy by epsilon for one attack, sorted by epsilon (empty when the attack is absent)."""
     if not isinstance(table, pd.DataFrame) or not set(COLUMNS) <= set(table.columns):
-        _fail("masking_flags", name, f"a DataFrame with columns {list(COLUMNS)}",
+        fail("masking_flags", name, f"a DataFrame with columns {list(COLUMNS)}",
               type(table).__name__ if not isinstance(table, pd.DataFrame) else list(table.columns))
     rows = table[table["perturbation"] == attack]
     return rows.groupby("epsilon")["accuracy"].mean().sort_index()
