@@ -6,11 +6,11 @@ range [1, inf). Got 0 instead."
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from numbers import Real
 
 from gradloss.exceptions import InvalidParameterError
-from gradloss.validation import check_choice, check_float, check_int, fail
+from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 DATASETS = ("fashion_mnist", "digits")
 OBJECTIVES = ("gradient", "baseline")
@@ -28,15 +28,6 @@ REFERENCE_ACCURACY = {
 }
 # Training-set sizes, for checking batch_size and train_size before any data is read.
 TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437}  # digits: 80 % of 1797
-
-
-def _from_dict(cls, data: dict):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise InvalidParameterError(
-            f"Unknown {cls.__name__} parameter(s) {unknown}; allowed: {sorted(known)}.")
-    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -88,7 +79,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         """Build from a plain dict (a stored row, a form); unknown keys are refused."""
-        return _from_dict(cls, data)
+        return build_from_dict(cls, data)
 
 
 @dataclass(frozen=True)
@@ -120,4 +111,4 @@ class SweepConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SweepConfig":
-        return _from_dict(cls, data)
+        return build_from_dict(cls, data)

@@ -71,7 +71,7 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
         classes = FASHION_CLASSES
     if train_size is not None:
         check_int("load_dataset", "train_size", train_size, 10, len(y_train))  # >= one per class
-        keep = _stratified_subset(y_train, train_size, seed)
+        keep = stratified_subset(y_train, train_size, seed)
         x_train, y_train = x_train[keep], y_train[keep]  # before the float copy: 4x smaller
     return Dataset(name, _as_images(x_train), _one_hot(y_train), _as_images(x_test),
                    _one_hot(y_test), classes, source)
@@ -224,7 +224,7 @@ def _load_digits():
     return (x_train, y_train), (x_test, y_test), "scikit-learn digits (8x8 resized to 28x28)"
 
 
-def _stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     """Sorted indices of `size` rows with the class proportions of `labels`; seeded."""
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from numbers import Integral, Real
 
 from gradloss.exceptions import InvalidParameterError
@@ -36,3 +37,13 @@ def check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None
     if value not in choices:
         among = "{" + ", ".join(repr(c) for c in choices) + "}"
         fail(owner, name, f"a str among {among}", value)
+
+
+def build_from_dict(cls, data: dict):
+    """cls(**data) for a config dataclass, refusing unknown keys by name."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise InvalidParameterError(
+            f"Unknown {cls.__name__} parameter(s) {unknown}; allowed: {sorted(known)}.")
+    return cls(**data)

@@ -37,7 +37,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from gradloss.config import _from_dict
+from gradloss.validation import build_from_dict
 from gradloss.validation import check_choice, check_float, check_int, fail
 
 ATTACKS = ("fgsm", "pgd", "square")
@@ -82,7 +82,7 @@ class AttackConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AttackConfig":
-        return _from_dict(cls, data)
+        return build_from_dict(cls, data)
 
 
 @contextmanager
@@ -162,12 +162,12 @@ def _adversarial(model, classifier, x, y, attack: str, eps: float, config: Attac
 
 def attack_subset(y: np.ndarray, n_images: int, seed: int) -> np.ndarray:
     """Sorted indices of min(n_images, N) test rows, drawn per class (stratified), seeded."""
-    from gradloss.data import _stratified_subset
+    from gradloss.data import stratified_subset
 
     labels = np.argmax(y, -1) if np.ndim(y) == 2 else np.asarray(y)
     if n_images >= len(labels):
         return np.arange(len(labels))
-    return _stratified_subset(labels, n_images, seed)
+    return stratified_subset(labels, n_images, seed)
 
 
 def accuracy_vs_epsilon(model, x: np.ndarray, y: np.ndarray, attack: str,
