@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from numbers import Real
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.exceptions import InvalidParameterError  # noqa: F401  (re-exported: callers import it from here)
 from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 DATASETS = ("fashion_mnist", "digits")
