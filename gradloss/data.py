@@ -77,6 +77,14 @@ def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
                    _one_hot(y_test), classes, source)
 
 
+def train_rows(ds: Dataset, train_size: int | None, seed: int) -> np.ndarray:
+    """Rows of `ds`'s whole training set that load_dataset(train_size=, seed=) would keep."""
+    if train_size is None:
+        return np.arange(len(ds.y_train))
+    check_int("train_rows", "train_size", train_size, 10, len(ds.y_train))
+    return stratified_subset(ds.y_train.argmax(-1), train_size, seed)
+
+
 def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The folder holding the four Fashion-MNIST files, or None.
 

@@ -72,16 +72,16 @@ def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(digits, tm
 def test_an_epochs_metrics_are_handed_over_before_its_checkpoint(digits, tmp_path, monkeypatch):
     """Check that a crash right after an epoch's checkpoint loses none of that epoch's metrics:
     the resumed run starts after the checkpoint and would never record them again."""
-    from gradloss import training
+    from gradloss import checkpoint
 
-    save = training._save_checkpoint
+    save = checkpoint.save
 
     def save_then_crash(run_dir, model, optimizer, config, epoch, final):
         save(run_dir, model, optimizer, config, epoch, final)
         if epoch == 2:
             raise RuntimeError("killed just after the checkpoint")
 
-    monkeypatch.setattr(training, "_save_checkpoint", save_then_crash)
+    monkeypatch.setattr(checkpoint, "save", save_then_crash)
     rows = []
     with pytest.raises(RuntimeError, match="killed"):
         train(_config("baseline", epochs=3), tmp_path, dataset=digits, on_metrics=rows.extend)

@@ -151,6 +151,21 @@ def make_chunk_runner(step):
     return run
 
 
+def read_state(model: keras.Model, optimizer: keras.optimizers.Optimizer) -> tuple:
+    """The (trainable, non_trainable, optimizer variables) state of `make_step`, copied from Keras."""
+    optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
+    return tuple([jnp.array(v.value) for v in group] for group in (
+        model.trainable_variables, model.non_trainable_variables, optimizer.variables))
+
+
+def write_state(state: tuple, model: keras.Model, optimizer: keras.optimizers.Optimizer) -> None:
+    """Write a `make_step` state back into the Keras variables of model and optimizer."""
+    for variables, values in zip((model.trainable_variables, model.non_trainable_variables,
+                                  optimizer.variables), state):
+        for variable, value in zip(variables, values):
+            variable.assign(jnp.copy(value))  # Keras may donate its buffers; keep ours
+
+
 class JaxEngine:
     """Runs training steps of one objective on a Keras model with the JAX backend.
 
@@ -168,7 +183,6 @@ class JaxEngine:
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
                  *, compiled_loop: bool | None = None, nested: bool = False):
-        optimizer.build(model.trainable_variables)  # no-op when already built (and restored)
         self._model, self._optimizer = model, optimizer
         self.device = device_name("jax")
         self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
@@ -177,9 +191,7 @@ class JaxEngine:
         step = make_step(model, optimizer, objective, nested=nested)
         self._run = make_chunk_runner(step) if self.compiled_loop else None
         self._step = None if self.compiled_loop else jax.jit(step)
-        # The engine's own copy of the state, read once: the model may hold restored weights.
-        self._state = tuple([jnp.array(v.value) for v in group] for group in (
-            model.trainable_variables, model.non_trainable_variables, optimizer.variables))
+        self._state = read_state(model, optimizer)  # once: the model may hold restored weights
 
     def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Run len(x) steps; x: (k, B, H, W, C), y: (k, B, K). Returns losses (k,) and correct (k,)."""
@@ -212,9 +224,4 @@ class JaxEngine:
 
     def sync_to_model(self) -> None:
         """Write weights and optimizer state back into the Keras variables."""
-        trainable, non_trainable, opt_vars = self._state
-        for variables, values in ((self._model.trainable_variables, trainable),
-                                  (self._model.non_trainable_variables, non_trainable),
-                                  (self._optimizer.variables, opt_vars)):
-            for variable, value in zip(variables, values):
-                variable.assign(jnp.copy(value))  # Keras may donate its buffers; keep ours
+        write_state(self._state, self._model, self._optimizer)
