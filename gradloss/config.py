@@ -82,6 +82,15 @@ class TrainConfig:
         return build_from_dict(cls, data)
 
 
+def batchable(configs: list[TrainConfig]) -> bool:
+    """True when `configs` may train as one seed batch (`seed_batch.train_seeds`): all on the
+    jax engine, alike but for their seeds, which are distinct."""
+    if not configs or any(c.engine != "jax" for c in configs):
+        return False
+    alike = {tuple(sorted({**c.to_dict(), "seed": 0}.items())) for c in configs}
+    return len(alike) == 1 and len({c.seed for c in configs}) == len(configs)
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """A robustness sweep: test accuracy under Gaussian noise N(0, sigma^2)."""

@@ -1,6 +1,7 @@
 """Several seeds of one arm trained as one program on the device (JAX), each still its own run.
 
-`train_seeds` is `training.train` for configs that differ only in their seed (`batchable`):
+`train_seeds` is `training.train` for configs that differ only in their seed
+(`config.batchable`):
 each seed starts from its own initial weights (seeded exactly as a lone run), sees its own
 batches (its shuffle, its stratified subset) and checkpoints into its own run folder every
 epoch, so `train` can resume any seed alone. The seeds' states are stacked and trained by
@@ -20,22 +21,15 @@ import keras
 import numpy as np
 
 from gradloss import checkpoint
-from gradloss.config import TrainConfig
+from gradloss.config import TrainConfig, batchable
 from gradloss.data import Dataset, load_dataset, train_rows
 from gradloss.engines.backend import enable_determinism
 from gradloss.exceptions import GradlossError, TrainingDiverged
 from gradloss.models import build_cnn
-from gradloss.training import (Progress, RunRecord, TrainResult, check_engine, epoch_order)
+from gradloss.progress import Progress
+from gradloss.training import RunRecord, TrainResult, check_engine, epoch_order
 
 log = logging.getLogger(__name__)
-
-
-def batchable(configs: list[TrainConfig]) -> bool:
-    """True when `configs` can train as one batch: jax engine, alike but for distinct seeds."""
-    if not configs or any(c.engine != "jax" for c in configs):
-        return False
-    alike = {tuple(sorted({**c.to_dict(), "seed": 0}.items())) for c in configs}
-    return len(alike) == 1 and len({c.seed for c in configs}) == len(configs)
 
 
 def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,

@@ -12,8 +12,7 @@ import json
 import numpy as np
 import pytest
 
-from gradloss.config import TrainConfig
-from gradloss.seed_batch import batchable
+from gradloss.config import TrainConfig, batchable
 from test_engines import _run_jax
 
 # Float32 sums in another order (a step inside a compiled loop) change losses by ~1e-5

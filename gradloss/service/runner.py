@@ -1,9 +1,12 @@
-"""Train one stored run in this process: `python -m gradloss.service.runner RUN_ID`.
+"""Train stored runs in this process: `python -m gradloss.service.runner RUN_ID [RUN_ID ...]`.
 
 The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
 and the queue consumer stays light. The run's config comes from the store; progress, metrics,
 the robustness sweep and the grid predictions go back to it, and the run ends done, failed
-(with a one-line reason; the traceback goes to the log) or cancelled.
+(with a one-line reason; the traceback goes to the log) or cancelled. Several run ids that
+are seeds of one arm (`config.batchable`) train as one seed batch (`seed_batch.train_seeds`),
+each still its own run in the store; others train one after another. The runs are already
+marked running, as the worker marks the one it starts.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import signal
 import sys
 import time
 
-from gradloss.config import SweepConfig, TrainConfig
+from gradloss.config import SweepConfig, TrainConfig, batchable
 from gradloss.engines import backend
 from gradloss.exceptions import TrainingDiverged
 from gradloss.progress import Progress
@@ -47,15 +50,54 @@ def run(run_id: str, store: RunStore) -> str:
     store.set_device(run_id, backend.prepare_device(config.engine))
     from gradloss import training
     from gradloss.data import load_dataset
-    from gradloss.perturbations import sweep as noise_sweep
 
     ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
-    progress = Progress()  # training's last report; the sweep's counts replace it once trained
+    progress = [Progress()]  # training's last report; the sweep's counts replace it once trained
 
     def on_train_progress(p: Progress) -> None:
-        nonlocal progress
-        progress = p
+        progress[0] = p
         store.update_progress(run_id, p.to_dict())
+
+    result = training.train(
+        config, home() / run_id, dataset=ds, on_progress=on_train_progress,
+        on_metrics=lambda rows: store.add_metrics(run_id, rows),
+        should_cancel=lambda: store.cancel_requested(run_id))
+    return _finish(run_id, store, config, ds, result, progress[0])
+
+
+def run_batch(run_ids: list[str], store: RunStore) -> list[str]:
+    """Train the seed batch `run_ids` as one program, then sweep and save each; their statuses."""
+    configs = [TrainConfig.from_dict(store.get_run(r).config) for r in run_ids]
+    os.environ.update(backend.child_environment(configs[0].engine, configs[0].deterministic))
+    device = backend.prepare_device(configs[0].engine)
+    for run_id in run_ids:
+        store.set_device(run_id, device)
+    from gradloss import seed_batch
+    from gradloss.data import load_dataset
+
+    ds = load_dataset(configs[0].dataset)  # the whole training set: each seed takes its rows
+    progress = [Progress() for _ in run_ids]
+
+    def on_train_progress(i: int, p: Progress) -> None:
+        progress[i] = p
+        store.update_progress(run_ids[i], p.to_dict())
+
+    results = seed_batch.train_seeds(
+        configs, [home() / r for r in run_ids], dataset=ds, on_progress=on_train_progress,
+        on_metrics=lambda i, rows: store.add_metrics(run_ids[i], rows),
+        should_cancel=lambda i: store.cancel_requested(run_ids[i]))
+    return [_finish(run_id, store, config, ds, result, p)
+            for run_id, config, result, p in zip(run_ids, configs, results, progress)]
+
+
+def _finish(run_id: str, store: RunStore, config: TrainConfig, ds, result,
+            progress: Progress) -> str:
+    """End a trained run: cancelled or failed as training left it, else swept, saved and done."""
+    if result.status in ("cancelled", "failed"):
+        store.finish_run(run_id, result.status, error=result.error)
+        return result.status
+    from gradloss import training
+    from gradloss.perturbations import sweep as noise_sweep
 
     last_sweep_report = 0.0
 
@@ -68,13 +110,6 @@ def run(run_id: str, store: RunStore) -> str:
             store.update_progress(run_id, progress.to_dict())
             last_sweep_report = time.monotonic()
 
-    result = training.train(
-        config, home() / run_id, dataset=ds, on_progress=on_train_progress,
-        on_metrics=lambda rows: store.add_metrics(run_id, rows),
-        should_cancel=lambda: store.cancel_requested(run_id))
-    if result.status == "cancelled":
-        store.finish_run(run_id, "cancelled")
-        return "cancelled"
     model = training.load_model(result.model_path)
     sweep = SweepConfig()
     table = noise_sweep.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep,
@@ -87,23 +122,38 @@ def run(run_id: str, store: RunStore) -> str:
     return "done"
 
 
+def _guarded(run_ids: list[str], store: RunStore, train) -> None:
+    """Call train(); if it raises, fail every unfinished run of `run_ids` with a one-line reason."""
+    try:
+        train()
+        return
+    except TrainingDiverged as exc:
+        error = str(exc)
+    except Exception as exc:
+        log.exception("run(s) %s failed", ", ".join(run_ids))
+        reason = (str(exc).strip().splitlines() or [""])[0]
+        error = f"{type(exc).__name__}: {reason}"
+    for run_id in run_ids:
+        store.finish_run(run_id, "failed", error=error)
+
+
 def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
                                                    "%(levelname)s %(message)s")
-    [run_id] = sys.argv[1:] if argv is None else argv
+    run_ids = sys.argv[1:] if argv is None else argv
+    if not run_ids:
+        raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")
     store = RunStore.default()
-    try:
-        status = run(run_id, store)
-    except TrainingDiverged as exc:
-        store.finish_run(run_id, "failed", error=str(exc))
-        status = "failed"
-    except Exception as exc:
-        log.exception("run %s failed", run_id)
-        reason = (str(exc).strip().splitlines() or [""])[0]
-        store.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {reason}")
-        status = "failed"
-    log.info("run %s %s", run_id, status)
+    configs = [TrainConfig.from_dict(store.get_run(r).config) for r in run_ids]
+    if len(run_ids) > 1 and batchable(configs):
+        log.info("training runs %s as one seed batch", ", ".join(run_ids))
+        _guarded(run_ids, store, lambda: run_batch(run_ids, store))
+    else:
+        for run_id in run_ids:
+            _guarded([run_id], store, lambda: run(run_id, store))
+    for run_id in run_ids:
+        log.info("run %s %s", run_id, store.get_run(run_id).status)
     return 0
 
 
