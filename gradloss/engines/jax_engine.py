@@ -12,6 +12,8 @@ Chunks are padded to `chunk_steps` and the loop runs a traced number of steps, s
 last chunk of an epoch reuses the one compiled program (no second compile, no wasted steps).
 On CPU the same step is jitted alone and dispatched per batch (see `JaxEngine`). The engine
 owns the state between calls; `sync_to_model` writes it back into the Keras variables.
+Whole epochs on the device, and seeds trained together, build on `make_step` in
+`gradloss.engines.jax_epochs`.
 """
 from __future__ import annotations
 
