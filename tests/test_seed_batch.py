@@ -8,17 +8,23 @@ asked for; the same crashing while it writes seed 2's first checkpoint (seed 1's
 then resumed by seed 1 alone with `train` and by the whole batch again.
 """
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from gradloss.config import TrainConfig, batchable
+from gradloss.store import RunStore
 from test_engines import _run_jax
 
 # Float32 sums in another order (a step inside a compiled loop) change losses by ~1e-5
 # relative over 20 steps. Adam turns such noise in a near-zero gradient into a full step of
 # either sign, so single weights may differ by up to lr = 1e-3 (measured: 4e-4) while the
 # mean difference stays ~1e-5; other seeds differ by ~5e-2 on average.
+REPO = Path(__file__).resolve().parents[1]
 LOSS_RTOL = 1e-4
 WEIGHT_ATOL, WEIGHT_MEAN_ATOL = 1e-3, 1e-4
 SEEDS = (1, 2, 3)
@@ -156,3 +162,28 @@ def test_batchable_wants_jax_configs_that_differ_only_in_seed():
     assert not batchable([TrainConfig(**{**CONFIG, "engine": "tensorflow"}, seed=s)
                           for s in SEEDS])
     assert not batchable([])
+
+
+def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
+    """Check that `python -m gradloss.runner ID1 ID2` trains two seeds of one arm and leaves
+    each an ordinary done run: its own metrics, robustness table and model."""
+    pytest.importorskip("jax")
+    store = RunStore(tmp_path / "runs.sqlite")
+    run_ids = [store.create_run(TrainConfig(**{**CONFIG, "epochs": 1}, objective="baseline",
+                                            seed=s)) for s in (4, 5)]
+    for run_id in run_ids:
+        store.start_run(run_id, "test", "CPU")
+    env = {**os.environ, "GRADLOSS_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "gradloss.runner", *run_ids], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "seed batch" in done.stderr
+    losses = store.metrics(run_ids, name="loss")
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        assert run.status == "done", run.error
+        assert (tmp_path / run_id / "model.keras").exists()
+        assert len(losses[losses.run_id == run_id]) == 200 // 20
+        assert len(store.robustness(run_id)) > 0
+    first, second = (losses[losses.run_id == r].value.to_numpy() for r in run_ids)
+    assert not np.allclose(first, second)  # two seeds, two runs
