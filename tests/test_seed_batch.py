@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from gradloss.config import TrainConfig, batchable
-from gradloss.store import RunStore
+from gradloss.service.store import RunStore
 from test_engines import _run_jax
 
 # Float32 sums in another order (a step inside a compiled loop) change losses by ~1e-5
@@ -165,7 +165,7 @@ def test_batchable_wants_jax_configs_that_differ_only_in_seed():
 
 
 def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
-    """Check that `python -m gradloss.runner ID1 ID2` trains two seeds of one arm and leaves
+    """Check that `python -m gradloss.service.runner ID1 ID2` trains two seeds of one arm and leaves
     each an ordinary done run: its own metrics, robustness table and model."""
     pytest.importorskip("jax")
     store = RunStore(tmp_path / "runs.sqlite")
@@ -174,7 +174,7 @@ def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
     for run_id in run_ids:
         store.start_run(run_id, "test", "CPU")
     env = {**os.environ, "GRADLOSS_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, "-m", "gradloss.runner", *run_ids], cwd=REPO, env=env,
+    done = subprocess.run([sys.executable, "-m", "gradloss.service.runner", *run_ids], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "seed batch" in done.stderr
