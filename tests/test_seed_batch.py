@@ -172,7 +172,7 @@ def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
     run_ids = [store.create_run(TrainConfig(**{**CONFIG, "epochs": 1}, objective="baseline",
                                             seed=s)) for s in (4, 5)]
     for run_id in run_ids:
-        store.start_run(run_id, "test", "CPU")
+        store.start_run(run_id, "test")
     env = {**os.environ, "GRADLOSS_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "gradloss.service.runner", *run_ids], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600)
