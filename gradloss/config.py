@@ -28,6 +28,10 @@ REFERENCE_ACCURACY = {
 }
 # Training-set sizes, for checking batch_size and train_size before any data is read.
 TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437}  # digits: 80 % of 1797
+# Documented maxima (README "Limits"); batch_size is at most the training-set size in use.
+MAX_EPOCHS = 500              # 25x the reference protocol's longest (20); beyond is a typo
+MAX_SEED = 2**31 - 1          # what every backend's seeding accepts
+MIN_TRAIN_SIZE = 10           # one image per class; the maximum is TRAIN_SET_SIZES[dataset]
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,12 @@ class TrainConfig:
             object.__setattr__(self, "epochs", reference["epochs"])
         if self.batch_size is None:
             object.__setattr__(self, "batch_size", reference["batch_size"])
-        check_int(owner, "epochs", self.epochs, 1)
+        check_int(owner, "epochs", self.epochs, 1, MAX_EPOCHS)
         check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        check_int(owner, "seed", self.seed, 0, MAX_SEED)
         available = TRAIN_SET_SIZES[self.dataset]
         if self.train_size is not None:
-            check_int(owner, "train_size", self.train_size, 10, available)  # >= one per class
+            check_int(owner, "train_size", self.train_size, MIN_TRAIN_SIZE, available)
         check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
 
     @property

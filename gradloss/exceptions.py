@@ -6,7 +6,18 @@ class GradlossError(Exception):
 
 
 class InvalidParameterError(ValueError, TypeError):
-    """A configuration value is outside what is allowed (both a ValueError and a TypeError)."""
+    """A configuration value is outside what is allowed (both a ValueError and a TypeError).
+
+    Raised by gradloss.validation with `parameter`, `value` and `words` (the rule for people)."""
+
+    parameter: str | None = None
+    value: object = None
+    words: str | None = None
+
+
+class SettingsError(GradlossError, ValueError):
+    """A setting (an environment variable, GRADLOSS_HOME, an output folder) cannot be used; the
+    message names it, says why and how to fix it. The CLI exits with status 2."""
 
 
 class DataError(GradlossError):
@@ -24,4 +35,4 @@ class RunNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "run not found"
 
 
-__all__ = ["GradlossError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError"]
+__all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError"]

@@ -11,32 +11,40 @@ from numbers import Integral, Real
 from gradloss.exceptions import InvalidParameterError
 
 
-def fail(owner: str, name: str, allowed: str, value) -> None:
-    raise InvalidParameterError(
+def fail(owner: str, name: str, allowed: str, value, words: str | None = None) -> None:
+    """Raise InvalidParameterError; `words` is the rule for people ("a whole number from 1 to
+    500"), kept on the error with the parameter and the value so a form can name its own field."""
+    error = InvalidParameterError(
         f"The {name!r} parameter of {owner} must be {allowed}. Got {value!r} instead.")
+    error.parameter, error.value, error.words = name, value, words or allowed
+    raise error
 
 
 def check_int(owner: str, name: str, value, low: int, high: int | None = None) -> None:
     upper = "inf)" if high is None else f"{high}]"
     if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (
             high is not None and value > high):
-        fail(owner, name, f"an int in the range [{low}, {upper}", value)
+        words = f"a whole number of at least {low}" if high is None else \
+            f"a whole number from {low} to {high}"
+        fail(owner, name, f"an int in the range [{low}, {upper}", value, words)
 
 
 def check_float(owner: str, name: str, value, low: float, high: float | None = None,
                  low_open: bool = False) -> None:
     upper = "inf)" if high is None else f"{high}]"
     allowed = f"a float in the range {'(' if low_open else '['}{low}, {upper}"
+    words = f"a number {'greater than' if low_open else 'of at least'} {low:g}" + (
+        "" if high is None else f" and at most {high:g}")
     if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-        fail(owner, name, allowed, value)  # NaN and inf are never in range
+        fail(owner, name, allowed, value, words)  # NaN and inf are never in range
     if value < low or (low_open and value == low) or (high is not None and value > high):
-        fail(owner, name, allowed, value)
+        fail(owner, name, allowed, value, words)
 
 
 def check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None:
     if value not in choices:
         among = "{" + ", ".join(repr(c) for c in choices) + "}"
-        fail(owner, name, f"a str among {among}", value)
+        fail(owner, name, f"a str among {among}", value, "one of " + ", ".join(choices))
 
 
 def build_from_dict(cls, data: dict):

@@ -3,7 +3,8 @@ import math
 
 import pytest
 
-from gradloss.config import InvalidParameterError, SweepConfig, TrainConfig
+from gradloss.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, InvalidParameterError,
+                             SweepConfig, TrainConfig)
 
 
 def test_defaults_follow_the_reference_protocol():
@@ -13,7 +14,7 @@ def test_defaults_follow_the_reference_protocol():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"epochs": 0}, r"'epochs' parameter of TrainConfig must be an int in the range \[1, inf\)\. Got 0"),
+    ({"epochs": 0}, r"'epochs' parameter of TrainConfig must be an int in the range \[1, 500\]\. Got 0"),
     ({"batch_size": -5}, r"'batch_size' .* \[1, 60000\]\. Got -5"),
     ({"batch_size": 101, "train_size": 100}, r"'batch_size' .* \[1, 100\]\. Got 101"),
     ({"dataset": "cifar"}, r"'dataset' .* among \{'fashion_mnist', 'digits'\}\. Got 'cifar'"),
@@ -30,6 +31,29 @@ def test_train_config_refuses_bad_values(kwargs, message):
     """Check that a bad TrainConfig value raises a ValueError that names field, rule and value."""
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_sizes_have_documented_maxima():
+    """Check that epochs, seed and train_size above their named maxima are refused, naming the maximum."""
+    assert (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE) == (500, 2**31 - 1, 10)
+    assert TrainConfig(epochs=MAX_EPOCHS, seed=MAX_SEED).epochs == 500
+    with pytest.raises(InvalidParameterError, match=r"'epochs' .* \[1, 500\]\. Got 100000 instead"):
+        TrainConfig(epochs=100000)
+    with pytest.raises(InvalidParameterError, match=rf"'seed' .* \[0, {MAX_SEED}\]\. Got {MAX_SEED + 1}"):
+        TrainConfig(seed=MAX_SEED + 1)
+    with pytest.raises(InvalidParameterError, match=r"'train_size' .* \[10, 1437\]\. Got 9 instead"):
+        TrainConfig(dataset="digits", train_size=MIN_TRAIN_SIZE - 1)
+
+
+def test_errors_carry_the_parameter_the_rule_in_words_and_the_value():
+    """Check that a refused value can be reported in a form's words: parameter, rule, value."""
+    with pytest.raises(InvalidParameterError) as info:
+        TrainConfig(epochs=0)
+    assert (info.value.parameter, info.value.words, info.value.value) == \
+        ("epochs", "a whole number from 1 to 500", 0)
+    with pytest.raises(InvalidParameterError) as info:
+        TrainConfig(learning_rate=0.0)
+    assert (info.value.parameter, info.value.words) == ("learning_rate", "a number greater than 0")
 
 
 def test_config_rejects_negative_sigma():
