@@ -51,28 +51,41 @@ def error_line(text) -> str:
     return lines[-1] if lines else ""
 
 
-def progress_text(run) -> str:
-    """'step 30/90 · epoch 1/2 · ETA 12 s' for a running run; what it waits for otherwise."""
+def progress_bar(run) -> tuple[float, str]:
+    """(fill in [0, 1], text) of a run's progress bar, from one reading so the two agree.
+
+    Training: the fraction of steps, 'step 30/90 · epoch 1/2 · ETA 12 s · loss 0.01'. Once
+    trained: the robustness sweep's fraction, 'trained 2 epochs · measuring accuracy under
+    noise · 25%'. Queued or not started: 0 and what it waits for."""
     if run.status == "queued" or not run.progress:
-        return "waiting for the worker" if run.status == "queued" else "starting…"
+        return 0.0, "waiting for the worker" if run.status == "queued" else "starting…"
     p = Progress.from_dict(run.progress)
     if p.trained:
-        text = f"trained {p.epochs or '?'} epochs · measuring accuracy under noise"
-        if p.sweep_total:
-            return f"{text} · {p.sweep_done / p.sweep_total:.0%}"
-        return text + "…"
+        epochs = f"{p.epochs} epoch{'s' * (p.epochs != 1)}" if p.epochs else "? epochs"
+        text = f"trained {epochs} · measuring accuracy under noise"
+        if not p.sweep_total:
+            return 1.0, text + "…"
+        fraction = _clip(p.sweep_done / p.sweep_total)
+        return fraction, f"{text} · {fraction:.0%}"
     parts = [f"step {p.step}/{p.total_steps or '?'}", f"epoch {p.epoch}/{p.epochs or '?'}"]
     if p.eta_s is not None:
         parts.append(f"ETA {format_duration(p.eta_s)}")
     if p.loss is not None:
         parts.append(f"loss {p.loss:.4g}")
-    return " · ".join(parts)
+    return _clip(p.fraction), " · ".join(parts)
+
+
+def progress_text(run) -> str:
+    """The text of progress_bar(run)."""
+    return progress_bar(run)[1]
 
 
 def progress_fraction(run) -> float:
-    """Training's fraction of steps done; once trained, the robustness sweep's fraction."""
-    p = Progress.from_dict(run.progress)
-    fraction = p.sweep_done / p.sweep_total if p.trained and p.sweep_total else p.fraction
+    """The fill of progress_bar(run): training's fraction of steps, then the sweep's."""
+    return progress_bar(run)[0]
+
+
+def _clip(fraction: float) -> float:
     return float(min(max(fraction, 0.0), 1.0))
 
 
@@ -92,15 +105,35 @@ def latest_pair(runs, statuses=("done",)) -> dict:
 
 
 def runs_table(runs) -> pd.DataFrame:
-    """Finished runs, one row each, for st.dataframe."""
+    """Runs, newest first, one row each, for st.dataframe; `reason` is a failure's (or an
+    unreadable row's) one-line cause. Every column has one type ("train size" is empty for
+    the whole training set), so the table converts to Arrow."""
+    runs = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
     rows = [{"run": short_id(r.run_id), "objective": r.objective, "dataset": r.dataset,
              "status": r.status, "epochs": r.config.get("epochs"), "batch": r.config.get("batch_size"),
-             "train size": r.config.get("train_size") or "all",
+             "train size": r.config.get("train_size"),
              "engine": r.config.get("engine", "tensorflow"), "device": r.device or "",
              "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
-             "error": error_line(r.error)} for r in runs]
-    return pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
-                                       "train size", "engine", "device", "took", "error"])
+             "reason": f"unreadable: {r.unreadable}" if r.unreadable else error_line(r.error)}
+            for r in runs]
+    table = pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
+                                        "train size", "engine", "device", "took", "reason"])
+    return table.astype({"epochs": "Int64", "batch": "Int64", "train size": "Int64"})
+
+
+FORM_LABELS = {"objective": "Objective", "dataset": "Dataset", "epochs": "Epochs",
+               "batch_size": "Batch size", "learning_rate": "Learning rate",
+               "train_size": "Training-set size", "seed": "Seed", "engine": "Engine",
+               "deterministic": "Deterministic"}  # TrainConfig field -> the Train form's label
+
+
+def form_message(error) -> str:
+    """A refused TrainConfig value in the Train form's words: 'Epochs must be a whole number
+    from 1 to 500; got 0.' Errors about no single field keep their own message."""
+    label = FORM_LABELS.get(getattr(error, "parameter", None))
+    if label is None:
+        return str(error)
+    return f"{label} must be {error.words}; got {error.value}."
 
 
 def final_metric(metrics: pd.DataFrame, run_id: str, name: str):
@@ -135,7 +168,8 @@ def nearest(options, target: float) -> float:
 
 def comparison_table(pair: dict, metrics: pd.DataFrame, robustness: pd.DataFrame,
                      sigma: float) -> pd.DataFrame:
-    """One row per objective: clean accuracy, accuracy at sigma, step cost.
+    """One row per objective: clean accuracy, accuracy at sigma, training cost per 1000 images
+    (a step's time over its batch size, so runs with different batch sizes compare).
 
     Clean accuracy is the sweep's sigma = 0 if swept, else the last test accuracy of training."""
     rows = []
@@ -147,13 +181,19 @@ def comparison_table(pair: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
             "dataset": run.dataset,
             "clean accuracy": clean[0] if clean else final_metric(metrics, run.run_id, "test_accuracy"),
             f"accuracy at σ={sigma:g}": noisy[0] if noisy else None,
-            "ms / step": step_ms(metrics, run.run_id), "batch size": run.config.get("batch_size"),
+            "ms / 1000 images": _ms_per_1000_images(metrics, run), "batch size": run.config.get("batch_size"),
         })
     return pd.DataFrame(rows)
 
 
+def _ms_per_1000_images(metrics: pd.DataFrame, run):
+    ms, batch = step_ms(metrics, run.run_id), run.config.get("batch_size")
+    return None if ms is None or not batch else ms / batch * 1000
+
+
 def comparison_summary(table: pd.DataFrame, sigma: float) -> str:
-    """One sentence from comparison_table's two rows: accuracy gap at sigma and step-cost ratio."""
+    """One sentence from comparison_table's two rows: accuracy gap at sigma and the ratio of
+    training time per image."""
     if len(table) != 2:
         return ""
     (g, b), noisy = table.to_dict("records"), f"accuracy at σ={sigma:g}"
@@ -163,10 +203,9 @@ def comparison_summary(table: pd.DataFrame, sigma: float) -> str:
         side = "above" if gap >= 0 else "below"
         parts.append(f"At σ = {sigma:g} the gradient-loss model is {abs(gap):.1f} points {side} "
                      "the baseline")
-    if g["ms / step"] and b["ms / step"]:
-        ratio = g["ms / step"] / b["ms / step"]
-        parts.append(f"one of its training steps costs {ratio:.1f}× a baseline step "
-                     f"(batches of {g['batch size']} and {b['batch size']})")
+    cost = "ms / 1000 images"
+    if g[cost] and b[cost] and not pd.isna(g[cost]) and not pd.isna(b[cost]):
+        parts.append(f"training it costs {g[cost] / b[cost]:.1f}× the baseline's time per training image")
     return ("; ".join(parts) + ".") if parts else ""
 
 
@@ -189,7 +228,7 @@ def wide_range(values) -> bool:
 def _loss_axis(fig: go.Figure, values, **where) -> None:
     log = wide_range(values)
     fig.update_yaxes(type="log" if log else "linear", title_text="loss (log scale)" if log else "loss",
-                     exponentformat="power", **where)
+                     exponentformat="power", dtick=1 if log else None, **where)  # log: a tick per decade
 
 
 def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:

@@ -12,7 +12,7 @@ from gradloss import views
 def make_run(run_id, objective, status="done", dataset="digits", progress=None, **kw):
     base = dict(run_id=run_id, objective=objective, dataset=dataset, status=status, progress=progress or {},
                 config={"epochs": 1, "batch_size": 32, "train_size": None}, device="CPU", error=None,
-                started_at=None, finished_at=None, created_at=0.0)
+                started_at=None, finished_at=None, created_at=0.0, unreadable=None)
     return SimpleNamespace(**{**base, **kw})
 
 
@@ -45,10 +45,23 @@ def test_progress_text_shows_step_epoch_and_eta():
     assert views.progress_text(make_run("r2", "gradient", "queued")) == "waiting for the worker"
     done = make_run("r3", "gradient", "running", progress={"fraction": 1.0, "epochs": 2})
     assert views.progress_text(done) == "trained 2 epochs · measuring accuracy under noise…"
+    one = make_run("r5", "gradient", "running", progress={"fraction": 1.0, "epochs": 1})
+    assert views.progress_text(one) == "trained 1 epoch · measuring accuracy under noise…"
     sweeping = make_run("r4", "gradient", "running",
                         progress={"fraction": 1.0, "epochs": 2, "sweep_done": 11, "sweep_total": 44})
     assert views.progress_text(sweeping) == "trained 2 epochs · measuring accuracy under noise · 25%"
     assert views.progress_fraction(sweeping) == 0.25  # the bar follows the sweep once trained
+
+
+def test_progress_text_and_bar_agree_at_every_point_of_a_run():
+    """Check that what is written beside the bar is the bar's own fill, training or sweeping."""
+    training = {"fraction": 0.9, "step": 9, "total_steps": 10, "epoch": 1, "epochs": 1}
+    fraction, text = views.progress_bar(make_run("r", "gradient", "running", progress=training))
+    assert fraction == 0.9 and text.startswith("step 9/10 · epoch 1/1")
+    for done in (1, 12, 23):
+        sweeping = {"fraction": 1.0, "epochs": 1, "sweep_done": done, "sweep_total": 24}
+        fraction, text = views.progress_bar(make_run("r", "gradient", "running", progress=sweeping))
+        assert fraction == done / 24 and text.endswith(f"noise · {fraction:.0%}"), (fraction, text)
 
 
 def test_latest_pair_matches_the_newest_run_dataset():
@@ -72,10 +85,69 @@ def test_comparison_table_reads_sweep_and_step_cost():
     table = views.comparison_table(pair, metrics, rob, 0.1)
     assert list(table["clean accuracy"]) == [0.9, 0.91]
     assert list(table["accuracy at σ=0.1"]) == [0.85, 0.8]
-    assert list(table["ms / step"]) == [30.0, 3.0]
+    assert list(table["ms / 1000 images"]) == [30.0 / 32 * 1000, 3.0 / 32 * 1000]
     assert views.comparison_summary(table, 0.1) == (
-        "At σ = 0.1 the gradient-loss model is 5.0 points above the baseline; one of its training steps "
-        "costs 10.0× a baseline step (batches of 32 and 32).")
+        "At σ = 0.1 the gradient-loss model is 5.0 points above the baseline; training it costs "
+        "10.0× the baseline's time per training image.")
+
+
+def test_step_cost_is_compared_per_training_image_across_batch_sizes():
+    """Check that a 20 ms step of 100 images against a 5 ms step of 32 reads as 1.3x per image, not 4x."""
+    pair = {"gradient": make_run("g", "gradient", config={"batch_size": 100}),
+            "baseline": make_run("b", "baseline", config={"batch_size": 32})}
+    metrics = pd.DataFrame({"run_id": ["g", "b"], "step": [10, 10], "epoch": 1, "name": "step_ms",
+                            "value": [20.0, 5.0]})
+    table = views.comparison_table(pair, metrics, pd.concat([sweep("g", [0.9]), sweep("b", [0.9])]), 0.0)
+    assert list(table["ms / 1000 images"]) == [200.0, 156.25]
+    assert "costs 1.3× the baseline's time per training image" in views.comparison_summary(table, 0.0)
+
+
+def test_runs_table_converts_to_arrow_with_a_whole_and_a_subset_run():
+    """Check that the table st.dataframe shows has one type per column (no ArrowInvalid)."""
+    import pyarrow as pa
+
+    runs = [make_run("a", "gradient", config={"epochs": 1, "batch_size": 32, "train_size": None},
+                     created_at=2.0),
+            make_run("b", "baseline", config={"epochs": 1, "batch_size": 32, "train_size": 200},
+                     created_at=1.0)]
+    table = views.runs_table(runs)
+    pa.Table.from_pandas(table)
+    assert table["train size"].isna().tolist() == [True, False]
+
+
+def test_runs_table_lists_newest_first_with_the_reason_of_a_failure():
+    """Check that failures sit in the table by age with a one-line reason."""
+    runs = [make_run("old", "gradient", "failed", created_at=1.0, error="Traceback\nDataError: disk full"),
+            make_run("new", "baseline", "done", created_at=2.0)]
+    table = views.runs_table(runs)
+    assert table["run"].tolist() == ["new", "old"]
+    assert table["reason"].tolist() == ["", "DataError: disk full"]
+
+
+def test_form_messages_name_the_field_in_words():
+    """Check that a refused value is reported with the Train form's label, not the config class."""
+    from gradloss.config import TrainConfig
+    from gradloss.exceptions import InvalidParameterError
+
+    for kwargs, message in (({"epochs": 0}, "Epochs must be a whole number from 1 to 500; got 0."),
+                            ({"dataset": "digits", "train_size": 200, "batch_size": 300},
+                             "Batch size must be a whole number from 1 to 200; got 300."),
+                            ({"learning_rate": 0.0}, "Learning rate must be a number greater than 0; got 0.0.")):
+        try:
+            TrainConfig(**kwargs)
+        except InvalidParameterError as error:
+            assert views.form_message(error) == message
+        else:
+            raise AssertionError(f"{kwargs} was accepted")
+
+
+def test_log_loss_axes_label_only_powers_of_ten():
+    """Check that a log axis puts labelled ticks at each decade only (no 2..9 minor labels)."""
+    metrics = pd.DataFrame({"run_id": "g", "step": [1, 2, 3], "epoch": 1, "name": "loss",
+                            "value": [1e-2, 3e-3, 1e-4]})
+    fig = views.loss_figure(metrics, {"g": ("g", "gradient")})
+    assert fig.layout.yaxis.type == "log" and fig.layout.yaxis.dtick == 1
+
 
 
 def test_short_id_keeps_the_random_tail_of_a_run_id():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradloss.config import TrainConfig
-from gradloss.exceptions import GradlossError, RunNotFound
+from gradloss.exceptions import GradlossError, RunNotFound, SettingsError
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -55,15 +55,41 @@ MIGRATIONS: list[tuple[str, ...]] = [
             idx INTEGER NOT NULL, label INTEGER, prediction INTEGER, confidence REAL,
             PRIMARY KEY (run_id, sigma, idx))""",
     ),
+    (  # 3: where the run's data was found when it was submitted (None: not chosen then)
+        "ALTER TABLE runs ADD COLUMN data_dir TEXT",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def home() -> Path:
-    """The folder holding the store, the queue, logs and run folders: $GRADLOSS_HOME or ./runs."""
+    """The folder holding the store, the queue, logs and run folders: $GRADLOSS_HOME or ./runs.
+
+    Created readable by its owner only (0700): anyone who can write the queue or the store
+    decides what the worker trains. A folder that cannot be created or written raises
+    SettingsError naming it, the reason and the fix."""
     path = Path(os.environ.get("GRADLOSS_HOME") or "runs").resolve()  # absolute: child processes agree
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _unusable(path, PermissionError(13, "Permission denied (not writable)", str(path)))
     return path
+
+
+def _unusable(path: Path, exc: OSError) -> SettingsError:
+    where = "" if exc.filename in (None, str(path)) else f" ({exc.filename})"
+    return SettingsError(
+        f"gradloss cannot use its folder {path} (GRADLOSS_HOME): {exc.strerror or exc}{where}. "
+        "Set GRADLOSS_HOME to a folder you can write, or fix that folder's permissions.")
+
+
+def create_private(path: Path) -> None:
+    """Create the file `path` readable and writable by its owner only (0600), if it is missing.
+
+    SQLite gives a database's -wal and -shm files the mode of the database file."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 @dataclass
@@ -88,14 +114,28 @@ class Run:
     cancel_requested: bool = False
     attempts: int = 0            # how many times a worker started it (> 1: resumed after a crash)
     task_id: str | None = None   # huey task id, to revoke a queued run
+    data_dir: str | None = None  # the data folder found at submission; None: the trainer's default
+    unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
 
 
 def _to_run(row: sqlite3.Row) -> Run:
-    data = {f.name: row[f.name] for f in fields(Run)}
-    data["config"] = json.loads(data["config"])
-    data["progress"] = json.loads(data["progress"])
+    """A Run from a row; a malformed JSON column makes only this run unreadable, with the reason."""
+    data = {f.name: row[f.name] for f in fields(Run) if f.name in row.keys()}
+    data["config"], bad_config = _json_object(data["config"], "config")
+    data["progress"], bad_progress = _json_object(data["progress"], "progress")
     data["cancel_requested"] = bool(data["cancel_requested"])
-    return Run(**data)
+    return Run(**data, unreadable=bad_config or bad_progress)
+
+
+def _json_object(text, what: str) -> tuple[dict, str | None]:
+    """(the JSON object in `text`, None), or ({}, why it is not one)."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        return {}, f"its stored {what} is not a JSON object ({exc})"
+    if not isinstance(value, dict):
+        return {}, f"its stored {what} is not a JSON object (it is {str(text)[:40]!r})"
+    return value, None
 
 
 def _ids(run_ids: str | Iterable[str]) -> list[str]:
@@ -107,7 +147,14 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # here, not as sqlite's "unable to open database file" without the path
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_private(self.path)
+        except OSError as exc:
+            raise SettingsError(
+                f"gradloss cannot open its run store {self.path} in {self.path.parent} "
+                f"(GRADLOSS_HOME): {exc.strerror or exc}. Set GRADLOSS_HOME to a folder you can "
+                f"write, or move {self.path} out of the way.") from exc
         self._migrate()
 
     @classmethod
@@ -187,17 +234,21 @@ class RunStore:
             conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", rows)  # 6 columns each
 
     # -- runs ----------------------------------------------------------------------------------
-    def create_run(self, config: TrainConfig | dict, task_id: str | None = None) -> str:
-        """Record a queued run; config is validated (TrainConfig.from_dict) and stored whole."""
+    def create_run(self, config: TrainConfig | dict, task_id: str | None = None,
+                   data_dir: str | None = None) -> str:
+        """Record a queued run; config is validated (TrainConfig.from_dict) and stored whole.
+
+        data_dir: where its data was found when it was submitted, so whichever worker trains it
+        reads the same files."""
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_dict(dict(config))
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
         with self.connect(write=True) as conn:
             conn.execute(
                 "INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
-                " task_id) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?)",
+                " task_id, data_dir) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
                 (run_id, time.time(), json.dumps(config.to_dict()), config.objective, config.dataset,
-                 config.engine, task_id))
+                 config.engine, task_id, data_dir))
         return run_id
 
     def get_run(self, run_id: str) -> Run:
