@@ -1,7 +1,8 @@
 """Command line: `gradloss {train,reproduce,worker,runs,dashboard}` (or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
-value prints the validation message and exits with status 2. Keras is imported only after
+value, an unusable GRADLOSS_HOME or --out folder, or a bad environment setting prints one
+message and exits with status 2. Keras is imported only after
 KERAS_BACKEND is set from the requested engine.
 """
 from __future__ import annotations
@@ -12,13 +13,14 @@ import logging
 import os
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS,
                              SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
-from gradloss.exceptions import GradlossError, InvalidParameterError
+from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
 from gradloss.progress import Progress
 
 
@@ -43,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     common(train)
     train.add_argument("--batch-size", type=int, help="default: the reference protocol's")
     train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--out", type=Path, help="run folder (default: runs/cli-<time>)")
+    train.add_argument("--out", type=Path,
+                       help="run folder (default: $GRADLOSS_HOME/cli-<time>-<random>)")
     train.add_argument("--submit", action="store_true", help="queue it for the background worker")
 
     rep = sub.add_parser("reproduce", help="train both objectives and compare robustness")
@@ -80,6 +83,23 @@ def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
         return train(config, run_dir, on_progress=on_progress, dataset=dataset)
 
 
+def run_folder(out: Path | None, prefix: str = "cli") -> Path:
+    """`out`, or a new folder of its own under home(); created now, so a path that cannot be a
+    folder is refused before any training (SettingsError naming it)."""
+    if out is None:
+        from gradloss.service.store import home
+        out = home() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise SettingsError(f"--out {out} is a file, not a folder: name a folder (new or "
+                            "existing) for the results.") from exc
+    except OSError as exc:
+        raise SettingsError(f"--out {out} cannot be created: {exc.strerror or exc}. Name a folder "
+                            "you can write.") from exc
+    return out
+
+
 def cmd_train(args) -> int:
     config = _train_config(args, args.objective)
     if args.submit:
@@ -87,8 +107,8 @@ def cmd_train(args) -> int:
         run_id = submit(config)
         print(f"queued run {run_id}; follow it with `python -m gradloss runs`")
         return 0
+    run_dir = run_folder(args.out)
     use_backend(config.engine, config.deterministic)
-    run_dir = args.out or Path("runs") / time.strftime("cli-%Y%m%d-%H%M%S")
     result = _train_with_bar(config, run_dir)
     print(json.dumps({"status": result.status, "model": str(result.model_path),
                       "device": result.device, **result.final}, indent=2))
@@ -98,14 +118,13 @@ def cmd_train(args) -> int:
 def cmd_reproduce(args) -> int:
     configs = [_train_config(args, objective) for objective in OBJECTIVES]
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
+    out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     use_backend(args.engine, args.deterministic)
     import pandas as pd
 
     from gradloss.data import load_dataset
     from gradloss.perturbations.sweep import accuracy_vs_noise
 
-    out = args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.dataset, train_size=args.train_size, seed=args.seed)
     print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
     tables, trained = {}, {}
@@ -202,6 +221,7 @@ def cmd_runs(args) -> int:
         acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
         print(f"{run.run_id:<24} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
               f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-'}"
+              + (f"  unreadable: {run.unreadable}" if run.unreadable else "")
               + (f"  error: {run.error}" if run.error else ""))
     return 0
 
@@ -221,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except InvalidParameterError as error:
         parser.error(str(error))  # prints usage and the message, exits with status 2
+    except SettingsError as error:
+        print(f"gradloss: error: {error}", file=sys.stderr)
+        return 2
     except GradlossError as error:
         print(f"gradloss: error: {error}", file=sys.stderr)
         return 1

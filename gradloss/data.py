@@ -96,6 +96,18 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path | None
     return None if _missing(folder) else folder
 
 
+def submission_data_dir(name: str) -> str | None:
+    """The data folder a run of dataset `name` submitted now should read, as an absolute path:
+    the configured folder ($GRADLOSS_DATA_DIR; a run there fails naming it if it lacks the files)
+    or the Keras cache where it holds the files; None for digits, or when the files will be
+    downloaded. Stored with the run, so the worker that trains it need not share this environment."""
+    if name != "fashion_mnist":
+        return None
+    folder, _ = _configured_dir(None)
+    folder = folder if folder is not None else find_fashion_mnist()
+    return None if folder is None else str(folder.resolve())
+
+
 def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> bool:
     """True when loading Fashion-MNIST would fall back to the Keras downloader (needs internet):
     no folder is configured and the Keras cache lacks the files."""

@@ -73,3 +73,76 @@ def test_runs_lists_status_accuracy_and_errors(tmp_path):
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert "done" in lines[ok] and "0.8125" in lines[ok] and "tensorflow CPU" in lines[ok]
     assert "failed" in lines[bad] and " jax " in lines[bad] and "error: The loss became nan at step 3" in lines[bad]
+
+
+def _unusable_home(tmp_path, kind: str):
+    """A GRADLOSS_HOME that cannot be created (its parent is a file) or holds a folder where the
+    run store should be."""
+    if kind == "uncreatable":
+        (tmp_path / "file").write_text("")
+        return tmp_path / "file" / "home"
+    (tmp_path / "home" / "runs.sqlite").mkdir(parents=True)
+    return tmp_path / "home"
+
+
+@pytest.mark.parametrize("kind", ["uncreatable", "store is a folder"])
+@pytest.mark.parametrize("args", [["train", "--dataset", "digits", "--submit"], ["runs"], ["worker"]])
+def test_an_unusable_home_exits_2_naming_the_folder(tmp_path, args, kind):
+    """Check that train --submit, runs and worker refuse an unusable GRADLOSS_HOME in one message."""
+    folder = _unusable_home(tmp_path, kind)
+    try:
+        result = _cli(*args, env={"GRADLOSS_HOME": str(folder)}, timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{args} kept running with GRADLOSS_HOME={folder}")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert str(folder) in result.stderr and "Set GRADLOSS_HOME to a folder you can write" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_refuses_a_bad_heartbeat_timeout_at_start(tmp_path):
+    """Check that `worker` exits 2 naming GRADLOSS_HEARTBEAT_TIMEOUT instead of starting."""
+    try:
+        result = _cli("worker", env={"GRADLOSS_HOME": str(tmp_path), "GRADLOSS_HEARTBEAT_TIMEOUT": "abc"},
+                      timeout=60)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the worker started with GRADLOSS_HEARTBEAT_TIMEOUT=abc")
+    assert result.returncode == 2
+    assert "GRADLOSS_HEARTBEAT_TIMEOUT must be a number of seconds" in result.stderr
+    assert "Got 'abc' instead" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_local_runs_get_their_own_folder_under_gradloss_home(tmp_path, monkeypatch):
+    """Check that two local runs started in the same second never share a folder."""
+    from gradloss import cli
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    first, second = cli.run_folder(None), cli.run_folder(None)
+    assert first != second and first.parent == second.parent == tmp_path
+    assert first.is_dir() and first.name.startswith("cli-")
+
+
+@pytest.mark.parametrize("where", ["an existing file", "below a file", "in /proc"])
+def test_out_that_cannot_be_a_folder_exits_2_naming_it(tmp_path, where):
+    """Check that --out naming a file or an unwritable place is refused before any training."""
+    (tmp_path / "taken").write_text("")
+    out = {"an existing file": tmp_path / "taken", "below a file": tmp_path / "taken" / "run",
+           "in /proc": "/proc/gradloss-out"}[where]
+    result = _cli("train", "--dataset", "digits", "--epochs", "1", "--train-size", "100",
+                  "--out", str(out), env={"GRADLOSS_HOME": str(tmp_path)}, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"--out {out}" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
+    """Check that a run whose stored config is malformed is listed as unreadable, not a crash."""
+    from gradloss.service.store import RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    good, broken = store.create_run({"dataset": "digits"}), store.create_run({"dataset": "digits"})
+    with store.connect(write=True) as conn:
+        conn.execute("UPDATE runs SET config = 'null' WHERE run_id = ?", (broken,))
+    result = _cli("runs", env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert set(lines) == {good, broken}
+    assert "unreadable: its stored config is not a JSON object" in lines[broken]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from gradloss.config import TrainConfig
+from gradloss.data import submission_data_dir
 from gradloss.service.queue import enqueue, queue_for
 from gradloss.service.store import RunStore
 
@@ -11,13 +12,14 @@ from gradloss.service.store import RunStore
 def submit(config: TrainConfig | dict, store: RunStore | None = None) -> str:
     """Validate `config`, record a queued run and enqueue it; returns the run id.
 
-    An invalid config raises InvalidParameterError with the config check's message, and
-    nothing is recorded or queued."""
+    The data location is resolved here and stored with the run, so the worker reads the files
+    this process would, whatever its own environment. An invalid config raises
+    InvalidParameterError with the config check's message, and nothing is recorded or queued."""
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))
     store = store or RunStore.default()
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
-    run_id = store.create_run(config, task_id=task_id)
+    run_id = store.create_run(config, task_id=task_id, data_dir=submission_data_dir(config.dataset))
     try:
         enqueue(store.path.parent, run_id, task_id)
     except Exception as exc:

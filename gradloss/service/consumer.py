@@ -3,13 +3,15 @@
 `run_consumer` is `python -m gradloss worker`. While it runs, a thread beats this worker's
 heartbeat file and puts runs whose worker stopped beating back in the queue, to resume from
 their last epoch checkpoint (or fails them after MAX_ATTEMPTS). `ensure_local_worker` starts a
-detached consumer for the dashboard; `worker_status` tells who is alive.
+detached consumer for the dashboard, `restart_local_worker` replaces it (say, after the
+dashboard's settings changed); `worker_status` tells who is alive and with which settings.
 """
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,16 +20,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from gradloss.engines.backend import visible_gpu
+from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.service import heartbeat
 from gradloss.service.queue import enqueue, queue_for
 from gradloss.service.store import RunStore, home
-from gradloss.service.tasks import child_env
+from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
 log = logging.getLogger(__name__)
-
-MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after a lost worker
-
 
 @dataclass
 class WorkerStatus:
@@ -46,6 +45,13 @@ def worker_status(store: RunStore | None = None) -> WorkerStatus:
     if not live:
         return WorkerStatus(False, None, queued, None)
     return WorkerStatus(True, live[0]["device"], queued, live[0]["pid"], live)
+
+
+def worker_settings() -> dict:
+    """What of this process's set-up decides how a worker here trains; a worker publishes it in
+    its heartbeat record, so the dashboard can show it and tell when its own differs."""
+    return {"GRADLOSS_DATA_DIR": os.environ.get("GRADLOSS_DATA_DIR") or None,
+            "code": str(PACKAGE_ROOT), "engines": list(available_engines())}
 
 
 def ensure_local_worker() -> bool:
@@ -73,8 +79,30 @@ def ensure_local_worker() -> bool:
         return True
 
 
+def restart_local_worker(timeout: float = 30.0) -> bool:
+    """Stop this host's workers on home() and start a fresh one with this process's settings.
+
+    Each gets SIGTERM: it stops at once and its run goes back in the queue, to resume from its
+    last epoch on the new worker. True if a new worker was started."""
+    folder = home()
+    pids = [w["pid"] for w in heartbeat.live_workers(folder) if w["host"] == socket.gethostname()]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(heartbeat.pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (folder / "worker.pid").unlink(missing_ok=True)
+    return ensure_local_worker()
+
+
 def run_consumer() -> None:
-    """Run the huey consumer for home(): one training at a time, until interrupted."""
+    """Run the huey consumer for home(): one training at a time, until interrupted.
+
+    Refuses an unusable GRADLOSS_HOME or GRADLOSS_HEARTBEAT_TIMEOUT at once (SettingsError)."""
+    heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
@@ -82,7 +110,7 @@ def run_consumer() -> None:
     store = RunStore.default()
     huey, _ = queue_for(store.path.parent)
     record = {"worker_id": heartbeat.worker_id(), "host": socket.gethostname(), "pid": os.getpid(),
-              "device": visible_gpu(), "started_at": time.time()}
+              "device": visible_gpu(), "started_at": time.time(), "settings": worker_settings()}
     log.info("worker %s on %s, store %s", record["worker_id"], record["device"], store.path)
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
@@ -118,7 +146,10 @@ def recover_lost_runs(store: RunStore | None = None) -> list[str]:
         # Every change below is conditional on the heartbeat still being stale: when several
         # workers find the same lost run, one of them acts.
         lost = f"worker {run.worker_id} lost (no heartbeat for {now - run.heartbeat_at:.0f} s)"
-        if run.cancel_requested:
+        if run.unreadable:  # resuming it cannot help
+            acted = store.finish_run(run.run_id, "failed", error=f"the run cannot be read: "
+                                     f"{run.unreadable}", stale_before=stale_before)
+        elif run.cancel_requested:
             acted = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
                                      stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:

@@ -11,6 +11,8 @@ import socket
 import time
 from pathlib import Path
 
+from gradloss.exceptions import SettingsError
+
 
 def heartbeat_timeout() -> float:
     """Seconds without a heartbeat after which a run or worker counts as lost."""
@@ -20,8 +22,8 @@ def heartbeat_timeout() -> float:
             return float(value)
     except ValueError:
         pass
-    raise ValueError("The environment variable GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
-                     f"seconds in the range (0, inf). Got {value!r} instead.")
+    raise SettingsError("The environment variable GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
+                        f"seconds in the range (0, inf). Got {value!r} instead.")
 
 
 def beat_interval() -> float:

@@ -45,13 +45,19 @@ def die_with_parent() -> None:
 
 def run(run_id: str, store: RunStore) -> str:
     """Train, sweep and save run `run_id` (already marked running); returns its final status."""
-    config = TrainConfig.from_dict(store.get_run(run_id).config)
+    stored = store.get_run(run_id)
+    if stored.unreadable:
+        raise ValueError(f"the run cannot be read: {stored.unreadable}")
+    config = TrainConfig.from_dict(stored.config)
     os.environ.update(backend.child_environment(config.engine, config.deterministic))  # before keras
     store.set_device(run_id, backend.prepare_device(config.engine))
     from gradloss import training
     from gradloss.data import load_dataset
 
-    ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
+    # The data folder found at submission, not this process's environment (a worker started
+    # before GRADLOSS_DATA_DIR was set would otherwise look elsewhere).
+    ds = load_dataset(config.dataset, data_dir=stored.data_dir, train_size=config.train_size,
+                      seed=config.seed)
     progress = [Progress()]  # training's last report; the sweep's counts replace it once trained
 
     def on_train_progress(p: Progress) -> None:
@@ -75,7 +81,8 @@ def run_batch(run_ids: list[str], store: RunStore) -> list[str]:
     from gradloss import seed_batch
     from gradloss.data import load_dataset
 
-    ds = load_dataset(configs[0].dataset)  # the whole training set: each seed takes its rows
+    # the whole training set (each seed takes its rows), from where it was found at submission
+    ds = load_dataset(configs[0].dataset, data_dir=store.get_run(run_ids[0]).data_dir)
     progress = [Progress() for _ in run_ids]
 
     def on_train_progress(i: int, p: Progress) -> None:

@@ -1,9 +1,10 @@
 """The queue's task: train one stored run in a child process, heartbeating while it works.
 
 The consumer stays light: this never imports TensorFlow or JAX. It starts
-`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
-the run's heartbeat while the child trains, and fails the run if the child dies without
-finishing it.
+`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs and
+beats the run's heartbeat while the child trains. If the child dies without finishing the run
+(killed, out of memory), the run goes back in the queue to resume from its last epoch
+checkpoint while it has attempts left, and fails with the reason otherwise.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import logging
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from gradloss.engines import backend
@@ -20,6 +22,7 @@ from gradloss.service.store import RunStore
 log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # children import this gradloss, wherever they start
+MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after its worker or trainer was lost
 
 
 def child_env(**extra: str) -> dict:
@@ -37,6 +40,10 @@ def train_run(run_id: str) -> None:
         log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
         return
     run = store.get_run(run_id)
+    if run.unreadable:  # nothing to train from; fail it rather than leave it running
+        store.finish_run(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
+        log.error("run %s cannot be read: %s", run_id, run.unreadable)
+        return
     env = backend.child_environment(run.engine, bool(run.config.get("deterministic")), child_env(
         GRADLOSS_HOME=str(store.path.parent),
         GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
@@ -50,7 +57,21 @@ def train_run(run_id: str) -> None:
             break
         except subprocess.TimeoutExpired:
             store.heartbeat(run_id)
-    if store.get_run(run_id).status == "running":  # the child ended without finishing the run
-        reason = f"signal {-code}" if code < 0 else f"code {code}"
-        store.finish_run(run_id, "failed", error=f"the training process exited with {reason} "
-                                                 "before finishing; see the worker log")
+    run = store.get_run(run_id)
+    if run.status != "running":
+        return
+    # The child ended without finishing the run.
+    lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
+           "before finishing"
+    checkpoint = store.path.parent / run_id / "checkpoint"
+    if run.cancel_requested:
+        store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling")
+    elif run.attempts < MAX_ATTEMPTS and checkpoint.is_dir():
+        from gradloss.service.queue import enqueue  # queue imports this module
+        task_id = str(uuid.uuid4())
+        if store.requeue(run_id, task_id, stale_before=float("inf")):
+            enqueue(store.path.parent, run_id, task_id)
+            log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
+    else:
+        tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
+        store.finish_run(run_id, "failed", error=f"{lost}{tries}; see the worker log")
