@@ -1,4 +1,4 @@
-"""Shared test set-up: Keras on TensorFlow, quiet logs, paths to the shared data."""
+"""Shared test set-up: Keras on TensorFlow, quiet logs, where the Fashion-MNIST files are."""
 import os
 from pathlib import Path
 
@@ -10,9 +10,19 @@ import pytest  # noqa: E402
 SHARED_FASHION = Path(__file__).resolve().parents[2] / "shared" / "data" / "fashion-mnist"
 
 
+def fashion_folder(environ=os.environ) -> Path:
+    """Where tests read the real Fashion-MNIST: $GRADLOSS_DATA_DIR if set, else the shared copy
+    beside the repository (../shared/data/fashion-mnist)."""
+    configured = environ.get("GRADLOSS_DATA_DIR")
+    return Path(configured).expanduser() if configured else SHARED_FASHION
+
+
+FASHION_DIR = fashion_folder()  # read once, before any test changes the environment
+
+
 @pytest.fixture
 def fashion_dir() -> Path:
-    """The official Fashion-MNIST files beside the repository; skip where they are absent."""
-    if not (SHARED_FASHION / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"Fashion-MNIST files not found in {SHARED_FASHION}")
-    return SHARED_FASHION
+    """The official Fashion-MNIST files; skip where they are absent."""
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST files not found in {FASHION_DIR} (set GRADLOSS_DATA_DIR)")
+    return FASHION_DIR

@@ -14,7 +14,7 @@ from gradloss.data import (FASHION_CLASSES, FASHION_FILES, data_status, fashion_
                            find_fashion_mnist, load_dataset)
 from gradloss.exceptions import DataError
 
-REAL_DIR = Path(__file__).resolve().parents[2] / "shared/data/fashion-mnist"
+from conftest import FASHION_DIR as REAL_DIR, SHARED_FASHION, fashion_folder
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FASHION_FILES
 
 
@@ -302,6 +302,12 @@ def test_download_is_possible_only_when_no_folder_is_configured_and_the_cache_is
     for f in small.iterdir():
         (cache / f.name).write_bytes(f.read_bytes())
     assert not fashion_mnist_downloadable()  # already in the Keras cache
+
+
+def test_tests_look_for_fashion_mnist_in_gradloss_data_dir_first(tmp_path):
+    """Check that the real-data tests read $GRADLOSS_DATA_DIR when set, the shared copy otherwise."""
+    assert fashion_folder({"GRADLOSS_DATA_DIR": str(tmp_path)}) == tmp_path
+    assert fashion_folder({}) == SHARED_FASHION
 
 
 def test_importing_data_does_not_import_keras():
