@@ -89,6 +89,16 @@ def _clip(fraction: float) -> float:
     return float(min(max(fraction, 0.0), 1.0))
 
 
+def settings_differences(worker: dict, mine: dict) -> list[str]:
+    """'GRADLOSS_DATA_DIR: worker not set, dashboard /data' for each setting that differs
+    between a worker's heartbeat record and this process."""
+    def shown(value):
+        return "not set" if value in (None, "", []) else ", ".join(value) if isinstance(value, list) else str(value)
+
+    return [f"{key}: worker {shown(worker.get(key))}, dashboard {shown(value)}"
+            for key, value in mine.items() if key in worker and worker[key] != value]
+
+
 def latest_pair(runs, statuses=("done",)) -> dict:
     """{objective: run} for the newest run in `statuses` and the newest run of the other objective
     on the same dataset. `runs` is newest first (as RunStore.list_runs returns them)."""

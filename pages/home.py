@@ -63,6 +63,28 @@ if status is not None:
                 st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
             except Exception as e:  # noqa: BLE001
                 st.error(f"Could not start a local worker: {e}")
+    if alive:
+        worker = status.workers[0]
+        settings = worker.get("settings")
+        if settings:
+            st.caption(f"Worker pid {worker['pid']} on {worker['host']}: data folder "
+                       f"{settings['GRADLOSS_DATA_DIR'] or 'not set'} (GRADLOSS_DATA_DIR), code in "
+                       f"{settings['code']}, engines {', '.join(settings['engines'])}.")
+            differences = views.settings_differences(settings, consumer.worker_settings())
+            if differences:
+                st.warning("The worker was started with other settings than this dashboard: "
+                           + "; ".join(differences) + ". Runs read the data folder found when they "
+                           "were queued; restart the worker to apply the rest.")
+        if any(map(consumer.is_local, status.workers)) and consumer.local_worker_allowed() and st.button(
+                "Restart worker", help="Stops this machine's worker (a training run goes back in the "
+                                       "queue and resumes from its last epoch) and starts one with "
+                                       "this dashboard's settings."):
+            try:
+                if consumer.restart_local_worker():
+                    st.session_state.worker_started_at = time.time()
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                st.error(f"Could not restart the worker: {e}")
 if "worker_error" in st.session_state:
     st.error(st.session_state.worker_error)
 (st.caption if fashion else st.info)(data.data_status("fashion_mnist"))
@@ -134,14 +156,15 @@ table = views.comparison_table(pair, metrics, robustness, sigma)
 st.dataframe(table, hide_index=True, column_config={
     "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
     f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
-    "ms / step": st.column_config.NumberColumn(format="%.1f")})
+    "ms / 1000 images": st.column_config.NumberColumn(format="%.0f")})
 if len(pair) < 2:
     missing = (set(OBJECTIVES) - set(pair)).pop()
     st.info(f"No finished {missing} run on {table.dataset.iloc[0]} yet to compare against.")
 summary = views.comparison_summary(table, sigma)
 if summary:
     st.markdown(summary)
-st.caption(f"σ = {sigma:g}: choose another on the Robustness page. ms / step is the median over epochs "
-           "of one batch's training time; the two objectives use different batch sizes.")
+st.caption(f"σ = {sigma:g}: choose another on the Robustness page. ms / 1000 images: the median over "
+           "epochs of one training step's time divided by its batch size, so the two objectives' "
+           "different batch sizes compare.")
 st.page_link("pages/robustness.py", label="Accuracy versus noise", icon=":material/show_chart:")
 st.page_link("pages/loss_curves.py", label="Loss curves", icon=":material/timeline:")

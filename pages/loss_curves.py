@@ -51,9 +51,9 @@ def curves(run_ids: list[str]) -> None:
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the metrics: {e}")
         return
-    if still_live != live:
-        st.rerun()  # a run finished: redraw once and stop polling
-    labels = {i: (views.run_label(r), r.objective) for i, r in current.items()}
+    if any(r.status != by_id[i].status for i, r in current.items()):
+        st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
+    labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in run_ids}  # as the picker
     for run in current.values():
         if run.status == "failed":
             st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "

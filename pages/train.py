@@ -4,8 +4,8 @@ import time
 import streamlit as st
 
 from gradloss import data, views
-from gradloss.config import (DATASETS, OBJECTIVES, REFERENCE_PROTOCOL, TRAIN_SET_SIZES,
-                             InvalidParameterError, TrainConfig)
+from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
+                             REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
 from gradloss.engines.backend import available_engines
 from gradloss.service import client, consumer, store
 
@@ -31,18 +31,27 @@ with st.form("launch"):
     c = st.columns(3)
     # For a pair the fields start empty: each run then gets its own reference value.
     single = REFERENCE_PROTOCOL[choice] if choice != "both" else {"epochs": None, "batch_size": None}
+    # Each input carries its allowed range; the size limits follow the dataset, hence their keys.
+    available = TRAIN_SET_SIZES[dataset]
     epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{choice}",
+                               min_value=1, max_value=MAX_EPOCHS,
                                placeholder=f"reference ({reference['epochs']})",
-                               help="Empty: the reference protocol (gradient 10, baseline 20).")
-    batch_size = c[1].number_input("Batch size", value=single["batch_size"], step=1, key=f"batch_{choice}",
+                               help=f"1 to {MAX_EPOCHS}. Empty: the reference protocol (gradient 10, "
+                                    "baseline 20).")
+    batch_size = c[1].number_input("Batch size", value=single["batch_size"], step=1,
+                                   key=f"batch_{choice}_{dataset}", min_value=1, max_value=available,
                                    placeholder=f"reference ({reference['batch_size']})",
-                                   help="Empty: the reference protocol (gradient 100, baseline 32).")
-    learning_rate = c[2].number_input("Learning rate (Adam)", value=1e-3, step=1e-4, format="%.5f",
-                                      key="learning_rate")
-    train_size = c[0].number_input("Training-set size", value=None, step=100, key="train_size",
-                                   placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
-                                   help="Empty: the whole training set; else a stratified subset.")
-    seed = c[1].number_input("Seed", value=0, step=1, key="seed")
+                                   help="At most the training-set size. Empty: the reference protocol "
+                                        "(gradient 100, baseline 32).")
+    learning_rate = c[2].number_input("Learning rate", value=1e-3, step=1e-4, format="%.5f",
+                                      min_value=0.0, key="learning_rate",
+                                      help="Adam's learning rate; greater than 0.")
+    train_size = c[0].number_input("Training-set size", value=None, step=100, key=f"train_size_{dataset}",
+                                   min_value=MIN_TRAIN_SIZE, max_value=available,
+                                   placeholder=f"all {available}",
+                                   help=f"{MIN_TRAIN_SIZE} to {available}. Empty: the whole training set; "
+                                        "else a stratified subset.")
+    seed = c[1].number_input("Seed", value=0, step=1, key="seed", min_value=0, max_value=MAX_SEED)
     engine = c[2].selectbox("Engine", available_engines(), key="engine",
                             help="The Keras backend that trains. TensorFlow is the fastest on CPU; "
                                  "JAX (optional install) runs on a GPU when jax has CUDA.")
@@ -59,7 +68,7 @@ if submitted:
                                engine=engine, deterministic=deterministic)
                    for o in objectives]
     except InvalidParameterError as e:
-        st.error(str(e))
+        st.error(views.form_message(e))
     else:
         try:
             ids = [client.submit(cfg) for cfg in configs]
@@ -106,7 +115,8 @@ def live_runs() -> None:
         c = st.columns([3, 5, 1], vertical_alignment="center")
         state = run.status + (" · cancelling…" if run.cancel_requested else "")
         c[0].markdown(f"**{run.objective}** · {run.dataset} · `{views.short_id(run.run_id)}`  \n{state}")
-        c[1].progress(views.progress_fraction(run), text=views.progress_text(run))
+        fraction, text = views.progress_bar(run)
+        c[1].progress(fraction, text=text)
         c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=cancel, args=(run.run_id,),
                     disabled=run.cancel_requested)
     finished = [r for r in runs if r.status in views.FINISHED]
@@ -114,12 +124,17 @@ def live_runs() -> None:
     if not finished:
         st.caption("No finished runs yet.")
         return
-    for run in finished[:5]:
-        if run.status == "failed":
-            st.error(f"Run {views.short_id(run.run_id)} ({run.objective} on {run.dataset}) failed: "
-                     f"{views.error_line(run.error) or 'no error message'}. "
-                     "Check its settings and queue it again.")
-    st.dataframe(views.runs_table(finished), hide_index=True)
+    st.dataframe(views.runs_table(finished), hide_index=True, column_config={
+        "train size": st.column_config.NumberColumn(help="Empty: the whole training set."),
+        "reason": st.column_config.TextColumn(help="Why it failed, in one line; the whole message "
+                                                   "is under “Why runs failed” below.")})
+    failed = [r for r in finished if r.status == "failed" or r.unreadable]
+    if failed:
+        with st.expander(f"Why runs failed ({len(failed)})"):
+            for run in failed:
+                st.markdown(f"**{views.run_label(run)}**")
+                st.code(run.error or (f"unreadable: {run.unreadable}" if run.unreadable else
+                                      "no error message"), language=None)
     st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (" · refreshing every 2 s" if polling else ""))
 
 

@@ -3,6 +3,7 @@
 Every test points GRADLOSS_HOME at a fresh tmp_path store and sets GRADLOSS_NO_LOCAL_WORKER=1, so
 no worker process starts; the store is filled through the real RunStore verbs.
 """
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -97,7 +98,8 @@ def test_home_compares_the_latest_pair(filled):
     table = at.dataframe[0].value
     assert list(table["clean accuracy"]) == [0.90, 0.91]
     assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
-    assert list(table["ms / step"]) == [20.0, 5.0]
+    assert list(table["ms / 1000 images"]) == [20.0 / 100 * 1000, 5.0 / 32 * 1000]  # batches 100, 32
+    assert "costs 1.3× the baseline's time per training image" in "\n".join(m.value for m in at.markdown)
 
 
 def test_home_offers_digits_when_fashion_mnist_is_missing(home):
@@ -129,22 +131,40 @@ def test_quick_compare_queues_a_digits_pair(home):
     assert queue.queue_for()[0].pending_count() == 2
 
 
-def test_train_form_refuses_bad_values(home):
+def test_train_form_refuses_bad_values_naming_the_field(home):
+    """Check that a refused value is reported with the form's label in words, and nothing is queued."""
     at = app("pages/train.py")
+    at.selectbox(key="dataset").set_value("digits").run()
     at.radio(key="objective").set_value("gradient").run()
-    at.number_input(key="epochs_gradient").set_value(0)
+    at.number_input(key="train_size_digits").set_value(200)
+    at.number_input(key="batch_gradient_digits").set_value(300)
     at.get("form_submit_button")[0].click().run()
     assert not at.exception
-    assert "The 'epochs' parameter of TrainConfig must be an int in the range [1, inf). Got 0 instead." \
-        in texts(at.error)
+    assert texts(at.error) == "Batch size must be a whole number from 1 to 200; got 300."
     assert RunStore.default().list_runs() == []
+
+
+def test_train_form_number_inputs_carry_their_allowed_range(home):
+    """Check that every number input has the config's limits, so an out-of-range value cannot be typed."""
+    from gradloss.config import MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, TRAIN_SET_SIZES
+
+    at = app("pages/train.py")
+    at.selectbox(key="dataset").set_value("digits").run()
+    at.radio(key="objective").set_value("gradient").run()
+    limits = {key: (at.number_input(key=key).min, at.number_input(key=key).max) for key in
+              ("epochs_gradient", "batch_gradient_digits", "train_size_digits", "seed")}
+    assert limits == {"epochs_gradient": (1, MAX_EPOCHS),
+                      "batch_gradient_digits": (1, TRAIN_SET_SIZES["digits"]),
+                      "train_size_digits": (MIN_TRAIN_SIZE, TRAIN_SET_SIZES["digits"]),
+                      "seed": (0, MAX_SEED)}
+    assert at.number_input(key="learning_rate").min == 0.0
 
 
 def test_train_form_queues_a_run(home):
     at = app("pages/train.py")
     at.radio(key="objective").set_value("gradient").run()
     at.number_input(key="epochs_gradient").set_value(1)
-    at.number_input(key="train_size").set_value(300)
+    at.number_input(key="train_size_digits").set_value(300)
     at.get("form_submit_button")[0].click().run()
     assert not at.exception and not at.error, texts(at.error)
     [run] = RunStore.default().list_runs()
@@ -171,8 +191,8 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
 
 def test_train_pair_gets_reference_epochs_each(home):
     at = app("pages/train.py")
-    at.selectbox(key="dataset").set_value("digits")
-    at.number_input(key="train_size").set_value(200)
+    at.selectbox(key="dataset").set_value("digits").run()
+    at.number_input(key="train_size_digits").set_value(200)
     at.get("form_submit_button")[0].click().run()
     runs = {r.objective: r.config for r in RunStore.default().list_runs()}
     assert (runs["gradient"]["epochs"], runs["baseline"]["epochs"]) == (10, 20)
@@ -180,6 +200,8 @@ def test_train_pair_gets_reference_epochs_each(home):
 
 
 def test_train_page_shows_progress_cancel_and_failures(home):
+    """Check the live area: the progress bar and its text, Cancel, and failures as rows of the
+    runs table (newest first, one-line reason, the whole error on demand), not red alerts."""
     store = RunStore.default()
     running = store.create_run(TrainConfig(objective="gradient", dataset="digits", train_size=200))
     store.start_run(running, "w")
@@ -187,10 +209,15 @@ def test_train_page_shows_progress_cancel_and_failures(home):
                                     "epochs": 10, "eta_s": 30.0, "loss": 0.001})
     failed = store.create_run(TrainConfig(objective="baseline", dataset="digits"))
     store.finish_run(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
+    newer = finished_run(store, "gradient")
     at = app("pages/train.py")
     assert at.get("progress")[0].value == 25
     assert "step 5/20 · epoch 1/10 · ETA 30 s" in at.get("progress")[0].proto.text
-    assert "DataError: disk full" in texts(at.error)
+    assert not at.error, texts(at.error)
+    table = at.dataframe[0].value
+    assert table["run"].tolist()[:2] == [newer[-6:], failed[-6:]]
+    assert table["reason"].tolist()[:2] == ["", "DataError: disk full"]
+    assert "Traceback (most recent call last)" in texts(at.expander[0].code)
     at.button(key=f"cancel_{running}").click().run()
     assert not at.exception
     assert store.get_run(running).cancel_requested
@@ -243,3 +270,86 @@ def test_home_points_to_runs_in_progress(home):
     assert "2 runs queued or training" in texts(at.info)
     assert "No finished runs yet" not in texts(at.info)
     assert [m.value for m in at.metric][2] == "2"
+
+
+def test_train_page_lists_an_unreadable_run_and_the_others(filled):
+    """Check that one malformed row shows as unreadable in the runs table; every page still renders."""
+    store = RunStore.default()
+    broken = store.create_run(TrainConfig(dataset="digits"))
+    with store.connect(write=True) as conn:
+        conn.execute("UPDATE runs SET config = '[]', status = 'failed' WHERE run_id = ?", (broken,))
+    for page in PAGES:
+        at = app(page)
+        assert "Could not read the run store" not in texts(at.error), page
+    table = app("pages/train.py").dataframe[0].value
+    row = table[table.run == broken[-6:]].iloc[0]
+    assert row.reason.startswith("unreadable: its stored config is not a JSON object")
+    assert set(table.run) == {broken[-6:], filled["gradient"][-6:], filled["baseline"][-6:]}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_name_an_unusable_home_and_the_fix(home, monkeypatch, page):
+    """Check that a GRADLOSS_HOME holding a folder where the run store belongs is named, with the fix."""
+    folder = home / "broken-home"
+    (folder / "runs.sqlite").mkdir(parents=True)
+    monkeypatch.setenv("GRADLOSS_HOME", str(folder))
+    at = app(page)
+    message = texts(at.error)
+    assert str(folder) in message and "Set GRADLOSS_HOME to a folder you can write" in message
+    assert "unable to open database file" not in message
+
+
+def test_home_shows_the_worker_settings_and_restarts_it(home, monkeypatch):
+    """Check that Home shows a live worker's data folder, warns when it differs from the
+    dashboard's, and that Restart worker restarts it."""
+    import os
+    import socket
+    import time
+
+    from gradloss.service import consumer
+
+    record = {"worker_id": "w:1", "host": socket.gethostname(), "pid": os.getpid(), "device": "CPU",
+              "heartbeat_at": time.time(), "started_at": time.time(),
+              "settings": {"GRADLOSS_DATA_DIR": None, "code": "/old/checkout", "engines": ["tensorflow"]}}
+    (home / "workers").mkdir()
+    (home / "workers" / "w-1.json").write_text(json.dumps(record))
+    monkeypatch.delenv("GRADLOSS_NO_LOCAL_WORKER")  # the record above is the live local worker
+    restarts = []
+    monkeypatch.setattr(consumer, "restart_local_worker", lambda: restarts.append(1) or True)
+    at = app()
+    warning = texts(at.warning)
+    assert "GRADLOSS_DATA_DIR" in warning and str(home / "no-data") in warning and "not set" in warning
+    assert "/old/checkout" in warning
+    next(b for b in at.button if b.label == "Restart worker").click().run()
+    assert not at.exception and restarts == [1]
+
+
+def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
+    """Check that a run finishing between the picker's read and the chart's, while another still
+    trains, is labelled alike in both."""
+    import dataclasses
+
+    store = RunStore.default()
+    running, other = (store.create_run(TrainConfig(objective=o, dataset="digits", train_size=200))
+                      for o in ("gradient", "baseline"))
+    for run_id in (running, other):
+        store.start_run(run_id, "w")
+        store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": 1e-3}])
+    real_get = RunStore.get_run
+    reads = []
+
+    def get_run(self, run_id):  # the first chart read sees the run already done
+        run = real_get(self, run_id)
+        reads.append(run_id)
+        return dataclasses.replace(run, status="done") if reads.count(running) == 1 and run_id == running else run
+
+    monkeypatch.setattr(RunStore, "get_run", get_run)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("pages/loss_curves.py")
+    at.session_state["curve_runs"] = [running, other]
+    at.run()
+    assert not at.exception, at.exception
+    picker = at.multiselect(key="curve_runs")
+    chosen = {o for o in picker.options if running[-6:] in o or other[-6:] in o}
+    legend = {t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert legend == chosen

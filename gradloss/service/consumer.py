@@ -54,11 +54,21 @@ def worker_settings() -> dict:
             "code": str(PACKAGE_ROOT), "engines": list(available_engines())}
 
 
+def is_local(record: dict) -> bool:
+    """True if the worker of this heartbeat record runs on this machine."""
+    return record["host"] == socket.gethostname()
+
+
+def local_worker_allowed() -> bool:
+    """False when GRADLOSS_NO_LOCAL_WORKER is set: workers run elsewhere, the dashboard starts none."""
+    return os.environ.get("GRADLOSS_NO_LOCAL_WORKER", "").lower() not in ("1", "true", "yes")
+
+
 def ensure_local_worker() -> bool:
     """Start a detached local worker unless one is alive; True if this call started one.
 
     GRADLOSS_NO_LOCAL_WORKER=1 turns this off (workers run elsewhere)."""
-    if os.environ.get("GRADLOSS_NO_LOCAL_WORKER", "").lower() in ("1", "true", "yes"):
+    if not local_worker_allowed():
         return False
     folder = home()
     with open(folder / "worker.lock", "w") as lock:
@@ -83,9 +93,12 @@ def restart_local_worker(timeout: float = 30.0) -> bool:
     """Stop this host's workers on home() and start a fresh one with this process's settings.
 
     Each gets SIGTERM: it stops at once and its run goes back in the queue, to resume from its
-    last epoch on the new worker. True if a new worker was started."""
+    last epoch on the new worker. True if a new worker was started; with
+    GRADLOSS_NO_LOCAL_WORKER set it does nothing and returns False."""
+    if not local_worker_allowed():
+        return False
     folder = home()
-    pids = [w["pid"] for w in heartbeat.live_workers(folder) if w["host"] == socket.gethostname()]
+    pids = [w["pid"] for w in heartbeat.live_workers(folder) if is_local(w)]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
