@@ -93,7 +93,9 @@ def settings_differences(worker: dict, mine: dict) -> list[str]:
     """'GRADLOSS_DATA_DIR: worker not set, dashboard /data' for each setting that differs
     between a worker's heartbeat record and this process."""
     def shown(value):
-        return "not set" if value in (None, "", []) else ", ".join(value) if isinstance(value, list) else str(value)
+        if value in (None, "", []):
+            return "not set"
+        return ", ".join(value) if isinstance(value, list) else str(value)
 
     return [f"{key}: worker {shown(worker.get(key))}, dashboard {shown(value)}"
             for key, value in mine.items() if key in worker and worker[key] != value]

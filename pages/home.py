@@ -75,7 +75,8 @@ if status is not None:
                 st.warning("The worker was started with other settings than this dashboard: "
                            + "; ".join(differences) + ". Runs read the data folder found when they "
                            "were queued; restart the worker to apply the rest.")
-        if any(map(consumer.is_local, status.workers)) and consumer.local_worker_allowed() and st.button(
+        restartable = any(map(consumer.is_local, status.workers)) and consumer.local_worker_allowed()
+        if restartable and st.button(
                 "Restart worker", help="Stops this machine's worker (a training run goes back in the "
                                        "queue and resumes from its last epoch) and starts one with "
                                        "this dashboard's settings."):
