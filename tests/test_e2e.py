@@ -132,7 +132,7 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
     page.get_by_text("alive", exact=True).wait_for()  # the page follows the worker coming up, by itself
 
     # Queue a tiny pair with the Train page's form (digits is the default: no Fashion-MNIST here).
-    open_page(page, url, "Train", "Train")
+    open_page(page, url, "train", "Train")
     page.get_by_role("spinbutton", name="Epochs").fill("1")
     page.get_by_role("spinbutton", name="Training-set size").fill("300")
     page.get_by_role("button", name="Queue").click()
@@ -148,11 +148,11 @@ def test_train_a_pair_and_compare_it_in_the_browser(dashboard, page):
     page.get_by_text("Nothing queued or running").wait_for()  # the live area caught up
     shot(page, "3-train-done")
 
-    open_page(page, url, "Loss_curves", "Loss curves")
+    open_page(page, url, "loss_curves", "Loss curves")
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 2, 30, "the loss charts")
     shot(page, "4-loss-curves")
 
-    open_page(page, url, "Robustness", "Robustness to input noise")
+    open_page(page, url, "robustness", "Robustness to input noise")
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
     wait_for(lambda: len(metric_values(page)) == 3, 30, "the accuracies at σ")
     page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page

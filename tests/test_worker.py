@@ -304,8 +304,8 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
         monkeypatch.setenv("GRADLOSS_DATA_DIR", str(data))  # the dashboard, restarted with data
         run_id = client.submit({"dataset": "fashion_mnist", "train_size": 200, "epochs": 1,
                                 "batch_size": 50})
-        wait_for(lambda: _status(RunStore.default(), run_id) in ("done", "failed"), TIMEOUT,
-                 "the Fashion-MNIST run")
+        wait_for(lambda: _status(RunStore.default(), run_id) in ("done", "failed"), 3 * TIMEOUT,
+                 "the Fashion-MNIST run")  # reads 70 000 images and sweeps all 10 000 test images
         run = RunStore.default().get_run(run_id)
         assert run.status == "done", run.error
         assert run.data_dir == str(data) and run.worker_id.endswith(f":{pids[0]}")
