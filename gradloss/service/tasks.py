@@ -63,10 +63,11 @@ def train_run(run_id: str) -> None:
     # The child ended without finishing the run.
     lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
            "before finishing"
-    checkpoint = store.path.parent / run_id / "checkpoint"
+    run_dir = store.path.parent / run_id  # checkpoint.old holds it while a new one is swapped in
+    checkpoint = any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
     if run.cancel_requested:
         store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling")
-    elif run.attempts < MAX_ATTEMPTS and checkpoint.is_dir():
+    elif run.attempts < MAX_ATTEMPTS and checkpoint:
         from gradloss.service.queue import enqueue  # queue imports this module
         task_id = str(uuid.uuid4())
         if store.requeue(run_id, task_id, stale_before=float("inf")):
