@@ -100,8 +100,10 @@ class TrainConfig:
 
 def batchable(configs: list[TrainConfig]) -> bool:
     """True when `configs` may train as one seed batch (`seed_batch.train_seeds`): all on the
-    jax engine, alike but for their seeds, which are distinct."""
+    jax engine, alike but for their seeds, which are distinct, and drawing no training noise."""
     if not configs or any(c.engine != "jax" for c in configs):
+        return False
+    if configs[0].objective == "noise_augmented":  # its noise follows each run's own seed
         return False
     alike = {tuple(sorted({**c.to_dict(), "seed": 0}.items())) for c in configs}
     return len(alike) == 1 and len({c.seed for c in configs}) == len(configs)

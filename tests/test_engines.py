@@ -18,7 +18,7 @@ import tensorflow as tf
 from gradloss.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.engines.tf_engine import TensorFlowEngine
-from gradloss.losses import gradient_loss_closed_y
+from gradloss.objectives.tf_losses import gradient_loss_closed_y
 from gradloss.models import build_cnn, predict
 from gradloss.training import load_model
 

@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradloss.losses import gradient_loss, gradient_loss_closed_y, per_example_mse
+from gradloss.objectives.tf_losses import gradient_loss, gradient_loss_closed_y, per_example_mse
 
 
 def _softmax_model(d: int, k: int, seed: int = 0) -> keras.Model:
