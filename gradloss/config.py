@@ -58,7 +58,7 @@ class TrainConfig:
         for name in ("epochs", "batch_size", *objectives.PARAMETERS):
             if getattr(self, name) is None and name in reference:
                 object.__setattr__(self, name, reference[name])
-        for name, ((low, high), _) in objectives.PARAMETERS.items():
+        for name, ((low, high), _, _) in objectives.PARAMETERS.items():
             value = getattr(self, name)
             if name not in reference and value is not None:
                 takers = [o for o in OBJECTIVES if name in REFERENCE_PROTOCOL[o]]

@@ -32,12 +32,14 @@ class Objective:
         return {"epochs": self.epochs, "batch_size": self.batch_size, **self.params}
 
 
-# Parameters some objectives take: (low, high) of the allowed range and a line for forms.
+# Parameters some objectives take: ((low, high) allowed, label, help line for forms).
 PARAMETERS = {
-    "train_noise_sigma": ((0.0, 1.0), "σ of the Gaussian noise added to each training batch "
-                                      "(pixels in [0, 1]), drawn fresh each step"),
-    # 1e4: far above any useful weight (the sweep's best is 0.1), low enough to catch a typo
-    "penalty_weight": ((0.0, 1e4), "λ, weight of the input-gradient penalty mean‖∂CE/∂x‖²"),
+    "train_noise_sigma": ((0.0, 1.0), "Training noise σ",
+                          "σ of the Gaussian noise added to each training batch (pixels in "
+                          "[0, 1]), drawn fresh each step"),
+    # 1e4: far above any useful weight (the sweep: bench/README.md), low enough to catch a typo
+    "penalty_weight": ((0.0, 1e4), "Penalty weight λ",
+                       "weight of the input-gradient penalty mean_i ‖∂CE_i/∂x_i‖²"),
 }
 
 REGISTRY = {o.name: o for o in (
