@@ -5,7 +5,7 @@
     python bench/penalty_sweep.py --table-only      # the table of what --out holds so far
 
 Fashion-MNIST, TensorFlow engine, the input_gradient objective's protocol (batch 32) with
-`--epochs`; weight 0 is plain cross-entropy. Per weight: mean test accuracy at sigma 0, 0.1,
+`--epochs`; weight 0 is plain cross-entropy (the baseline). Results are grouped by (λ, epochs). Per weight: mean test accuracy at sigma 0, 0.1,
 0.2 over the seeds (3 noise draws each), each seed's accuracy at 0.2, the mean input-gradient
 norm over the first 500 test images after training, and training seconds.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import _objectives as common
 
-HEADER = ["λ", "seeds", "clean", "σ=0.1", "σ=0.2", "σ=0.2 per seed", "‖∂CE/∂x‖", "train s"]
+HEADER = ["λ", "epochs", "seeds", "clean", "σ=0.1", "σ=0.2", "σ=0.2 per seed", "‖∂CE/∂x‖", "train s"]
 
 
 def main() -> None:
@@ -41,7 +41,8 @@ def main() -> None:
                 row = common.train_and_sweep(config, data, common.RUNS / f"lambda{weight:g}-{seed}")
                 common.append(args.out, {"weight": weight, **row})
                 print(f"λ={weight:g} seed {seed}: {row}", flush=True)
-    rows = common.summarise(common.load(args.out), key=lambda r: (f"{r['weight']:g}",))
+    rows = common.summarise(common.load(args.out), key=lambda r: (f"{r['weight']:g}",
+                                                                 r["config"]["epochs"]))
     print(common.markdown(HEADER, rows))
 
 
