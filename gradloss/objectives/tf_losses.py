@@ -1,6 +1,6 @@
-"""The gradient loss: train the weights so that every data point is a stationary point of S.
+"""TensorFlow forms of the objectives' losses (the registry is `gradloss.objectives`).
 
-For a base loss S(x, y, theta) the gradient loss is
+The gradient loss trains the weights so that every data point is a stationary point of S. For a base loss S(x, y, theta) the gradient loss is
 
     G(theta) = mean((dS/dx)^2) + mean((dS/dy)^2),
 
@@ -12,6 +12,10 @@ tape for dS/d(x, y) recorded inside an outer tape for dG/dtheta.
 `gradient_loss` is the generic, definition-following form (any list of inputs, every gradient
 taped). `gradient_loss_closed_y` is the same value with dS/dy = 2 (y - p) / K written out, which
 saves taping y; the TensorFlow engine trains with it and the tests check both agree.
+
+The other objectives: `cross_entropy` (baseline; noise_augmented on x plus `training_noise`),
+`mse` (S alone) and `input_gradient_penalty` (cross-entropy plus lambda times the mean squared
+norm of each example's input gradient). `input_gradient_norms` is what every run records.
 """
 from __future__ import annotations
 
