@@ -80,3 +80,11 @@ def test_available_engines_lists_installed_packages_tensorflow_first(monkeypatch
     assert backend.available_engines() == ("tensorflow",)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert backend.available_engines() == ("tensorflow", "jax")
+
+
+def test_seeds_batch_for_every_objective_but_the_noise_augmented_one():
+    """Check that seeds of noise_augmented never share a batch: its noise follows each run's seed."""
+    from gradloss.config import OBJECTIVES, batchable
+    for objective in OBJECTIVES:
+        seeds = [TrainConfig(objective, dataset="digits", engine="jax", seed=s) for s in (0, 1)]
+        assert batchable(seeds) == (objective != "noise_augmented")
