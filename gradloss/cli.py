@@ -17,8 +17,8 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
-from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS,
-                             SweepConfig, TrainConfig)
+from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
+                             REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
 from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
 from gradloss.progress import Progress
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train one model (here, or through the queue with --submit)")
     common(train)
     train.add_argument("--batch-size", type=int, help="default: the reference protocol's")
+    train.add_argument("--train-noise-sigma", type=float,
+                       help="noise_augmented only: sigma of the training noise (default: "
+                            f"{REFERENCE_PROTOCOL['noise_augmented']['train_noise_sigma']})")
+    train.add_argument("--penalty-weight", type=float,
+                       help="input_gradient only: lambda of the input-gradient penalty (default: "
+                            f"{REFERENCE_PROTOCOL['input_gradient']['penalty_weight']})")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--out", type=Path,
                        help="run folder (default: $GRADLOSS_HOME/cli-<time>-<random>)")
@@ -67,7 +73,9 @@ def _train_config(args, objective: str) -> TrainConfig:
                        batch_size=getattr(args, "batch_size", None),
                        learning_rate=getattr(args, "learning_rate", 1e-3),
                        train_size=args.train_size, seed=args.seed, engine=args.engine,
-                       deterministic=args.deterministic)
+                       deterministic=args.deterministic,
+                       train_noise_sigma=getattr(args, "train_noise_sigma", None),
+                       penalty_weight=getattr(args, "penalty_weight", None))
 
 
 def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
@@ -116,7 +124,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    configs = [_train_config(args, objective) for objective in OBJECTIVES]
+    configs = [_train_config(args, objective) for objective in REFERENCE_ACCURACY]
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
     out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     use_backend(args.engine, args.deterministic)
@@ -157,11 +165,11 @@ def _side_by_side(tables: dict, with_reference: bool):
     """One row per sigma: both models' accuracy (± std), their difference and the reference."""
     import pandas as pd
 
-    g, b = (tables[objective] for objective in OBJECTIVES)
+    g, b = (tables[objective] for objective in REFERENCE_ACCURACY)
     table = pd.DataFrame({"sigma": g.sigma, "gradient": g.accuracy, "gradient_std": g.accuracy_std,
                           "baseline": b.accuracy, "baseline_std": b.accuracy_std,
                           "difference": g.accuracy - b.accuracy})
-    for objective in OBJECTIVES if with_reference else ():
+    for objective in REFERENCE_ACCURACY if with_reference else ():
         table[f"reference_{objective}"] = table.sigma.map(REFERENCE_ACCURACY[objective])
     return table
 
@@ -213,13 +221,13 @@ def cmd_runs(args) -> int:
         print("no runs yet; start one with `python -m gradloss train --dataset digits --submit`")
         return 0
     accuracy = _last_test_accuracy(runs)
-    print(f"{'run':<24} {'status':<10} {'objective':<9} {'dataset':<14} {'progress':>8} "
+    print(f"{'run':<24} {'status':<10} {'objective':<15} {'dataset':<14} {'progress':>8} "
           f"{'test acc':>8}  {'engine':<10} device")
     for run in runs:
         done = (Progress.from_dict(run.progress).fraction if run.progress
                 else 1.0 if run.status == "done" else 0.0)
         acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
-        print(f"{run.run_id:<24} {run.status:<10} {run.objective:<9} {run.dataset:<14} "
+        print(f"{run.run_id:<24} {run.status:<10} {run.objective:<15} {run.dataset:<14} "
               f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-'}"
               + (f"  unreadable: {run.unreadable}" if run.unreadable else "")
               + (f"  error: {run.error}" if run.error else ""))

@@ -9,17 +9,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from numbers import Real
 
+from gradloss import objectives
 from gradloss.exceptions import InvalidParameterError  # noqa: F401  (re-exported: callers import it from here)
 from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 DATASETS = ("fashion_mnist", "digits")
-OBJECTIVES = ("gradient", "baseline")
+OBJECTIVES = objectives.NAMES  # gradient, baseline, noise_augmented, input_gradient, mse
 ENGINES = ("tensorflow", "jax")
-# The reference protocol of the mission (Adam defaults for both).
-REFERENCE_PROTOCOL = {
-    "gradient": {"epochs": 10, "batch_size": 100},
-    "baseline": {"epochs": 20, "batch_size": 32},  # Keras fit() defaults
-}
+# Each objective's reference protocol (batch size, epochs, own parameters; Adam defaults for
+# all), from the registry in gradloss/objectives.
+REFERENCE_PROTOCOL = {name: o.protocol for name, o in objectives.REGISTRY.items()}
 REFERENCE_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 # Accuracies reported by the reference experiment, by objective and sigma.
 REFERENCE_ACCURACY = {
@@ -38,15 +37,19 @@ MIN_TRAIN_SIZE = 10           # one image per class; the maximum is TRAIN_SET_SI
 class TrainConfig:
     """One training run: which objective, on which data, for how long."""
 
-    objective: str = "gradient"     # "gradient": gradient loss; "baseline": cross-entropy
+    objective: str = "gradient"     # one of OBJECTIVES (gradloss/objectives: what each trains)
     dataset: str = "fashion_mnist"  # "digits" is bundled with scikit-learn and works offline
-    epochs: int | None = None       # None: the reference protocol (gradient 10, baseline 20)
-    batch_size: int | None = None   # None: the reference protocol (gradient 100, baseline 32)
+    epochs: int | None = None       # None: the objective's reference protocol (gradient 10, ...)
+    batch_size: int | None = None   # None: the objective's reference protocol (gradient 100, ...)
     learning_rate: float = 1e-3     # Adam's default
     train_size: int | None = None   # None: the whole training set; else a stratified subset
     seed: int = 0                   # weights, shuffling and subset all follow from it
     engine: str = "tensorflow"      # Keras backend that trains: "tensorflow" or "jax"
     deterministic: bool = False     # GPU: deterministic kernels, bit-repeatable, ~3x slower steps
+    # The objectives' own parameters. None: the reference value where the objective takes the
+    # parameter, else absent; a value for an objective that does not take it is an error.
+    train_noise_sigma: float | None = None  # noise_augmented: sigma of N(0, sigma^2) on x
+    penalty_weight: float | None = None     # input_gradient: lambda of the penalty
 
     def __post_init__(self):
         owner = "TrainConfig"
@@ -56,10 +59,17 @@ class TrainConfig:
         if not isinstance(self.deterministic, bool):
             fail(owner, "deterministic", "a bool", self.deterministic)
         reference = REFERENCE_PROTOCOL[self.objective]
-        if self.epochs is None:
-            object.__setattr__(self, "epochs", reference["epochs"])
-        if self.batch_size is None:
-            object.__setattr__(self, "batch_size", reference["batch_size"])
+        for name in ("epochs", "batch_size", *objectives.PARAMETERS):
+            if getattr(self, name) is None and name in reference:
+                object.__setattr__(self, name, reference[name])
+        for name, ((low, high), _, _) in objectives.PARAMETERS.items():
+            value = getattr(self, name)
+            if name not in reference and value is not None:
+                takers = [o for o in OBJECTIVES if name in REFERENCE_PROTOCOL[o]]
+                fail(owner, name, f"None for objective {self.objective!r} (it applies to "
+                     f"{' and '.join(map(repr, takers))} only)", value)
+            if value is not None:
+                check_float(owner, name, value, low, high)
         check_int(owner, "epochs", self.epochs, 1, MAX_EPOCHS)
         check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
         check_int(owner, "seed", self.seed, 0, MAX_SEED)
@@ -67,6 +77,12 @@ class TrainConfig:
         if self.train_size is not None:
             check_int(owner, "train_size", self.train_size, MIN_TRAIN_SIZE, available)
         check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
+
+    @property
+    def objective_params(self) -> dict:
+        """The objective's own parameters and their values ({} for most objectives)."""
+        return {name: getattr(self, name) for name in objectives.PARAMETERS
+                if getattr(self, name) is not None}
 
     @property
     def n_train(self) -> int:
@@ -88,8 +104,10 @@ class TrainConfig:
 
 def batchable(configs: list[TrainConfig]) -> bool:
     """True when `configs` may train as one seed batch (`seed_batch.train_seeds`): all on the
-    jax engine, alike but for their seeds, which are distinct."""
+    jax engine, alike but for their seeds, which are distinct, and drawing no training noise."""
     if not configs or any(c.engine != "jax" for c in configs):
+        return False
+    if configs[0].objective == "noise_augmented":  # its noise follows each run's own seed
         return False
     alike = {tuple(sorted({**c.to_dict(), "seed": 0}.items())) for c in configs}
     return len(alike) == 1 and len({c.seed for c in configs}) == len(configs)

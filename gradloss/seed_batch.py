@@ -27,7 +27,8 @@ from gradloss.engines.backend import enable_determinism
 from gradloss.exceptions import GradlossError, TrainingDiverged
 from gradloss.models import build_cnn
 from gradloss.progress import Progress
-from gradloss.training import RunRecord, TrainResult, check_engine, epoch_order
+from gradloss.training import (RunRecord, TrainResult, check_engine, epoch_order,
+                               input_grad_norm)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
         records.append(RunRecord(config, steps_per_epoch, start, t_start, *(
             f and functools.partial(f, i) for f in (on_progress, on_metrics, should_cancel))))
     device = DeviceEpochs(models[0], optimizers[0], first.objective, ds, first.batch_size,
-                          batched=True)
+                          batched=True, params=first.objective_params)  # batchable: no noise
     results: list[TrainResult | None] = [None] * len(configs)
 
     def end(i: int, status: str, epochs_done: int, error: str | None = None) -> None:
@@ -118,7 +119,7 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
             if i not in live:
                 continue
             write_state(unstack(device.state, j), models[i], optimizers[i])
-            finals[i] = records[i].end_epoch(epoch, accuracies[j])
+            finals[i] = records[i].end_epoch(epoch, accuracies[j], input_grad_norm(models[i], ds))
             checkpoint.save(run_dirs[i], models[i], optimizers[i], configs[i], epoch, finals[i])
             log.info("seed %d epoch %d/%d: %s", configs[i].seed, epoch, first.epochs, finals[i])
             if records[i].report(epoch, records[i].last_loss) and epoch < first.epochs:

@@ -1,4 +1,4 @@
-"""One training loop for both objectives: seeded, resumable, cancellable, reporting as it goes.
+"""One training loop for every objective: seeded, resumable, cancellable, reporting as it goes.
 
 The loop is backend-neutral: each epoch's order is drawn with NumPy, and an `Epochs` runs
 its steps: `HostBatches` gathers batches on the host for a step `Engine` (`engines.tf_engine`
@@ -30,6 +30,8 @@ from gradloss.progress import Progress
 log = logging.getLogger(__name__)
 
 REPORT_EVERY_S = 1.0  # progress, metrics flush and cancel poll at most this often
+# input_grad_norm each epoch: over the first test images, the same ones for every run
+INPUT_GRAD_IMAGES = 500
 
 
 @dataclass
@@ -112,11 +114,23 @@ def check_engine(config: TrainConfig) -> None:
 def make_engine(model, optimizer, config: TrainConfig) -> Engine:
     """The step engine for the Keras backend of this process; it must be the one the config asks for."""
     check_engine(config)
+    params, seed = config.objective_params, config.seed
     if config.engine == "jax":
         from gradloss.engines.jax_engine import JaxEngine
-        return JaxEngine(model, optimizer, config.objective)
+        return JaxEngine(model, optimizer, config.objective, params=params, seed=seed)
     from gradloss.engines.tf_engine import TensorFlowEngine
-    return TensorFlowEngine(model, optimizer, config.objective)
+    return TensorFlowEngine(model, optimizer, config.objective, params, seed)
+
+
+def input_grad_norm(model, ds: Dataset) -> float:
+    """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
+    sensitivity), at the model's weights."""
+    if keras.backend.backend() == "jax":
+        from gradloss.objectives.jax_losses import input_gradient_norms
+    else:
+        from gradloss.objectives.tf_losses import input_gradient_norms
+    x, y = ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]
+    return float(np.mean(keras.ops.convert_to_numpy(input_gradient_norms(model, x, y))))
 
 
 def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
@@ -131,7 +145,8 @@ def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
         raise GradlossError(f"Whole epochs on the device need the jax engine; the run asks for "
                             f"{config.engine!r}.")
     from gradloss.engines.jax_epochs import DeviceEpochs
-    return DeviceEpochs(model, optimizer, config.objective, ds, config.batch_size).attach()
+    return DeviceEpochs(model, optimizer, config.objective, ds, config.batch_size,
+                        params=config.objective_params, seed=config.seed).attach()
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -202,14 +217,15 @@ class RunRecord:
     def last_loss(self) -> float:
         return float(self._epoch_losses[-1])
 
-    def end_epoch(self, epoch: int, test_accuracy: float) -> dict:
+    def end_epoch(self, epoch: int, test_accuracy: float, input_grad_norm: float) -> dict:
         """The epoch's summary metrics, handed over with its step rows; returns them."""
         final = {"epoch_loss": float(np.mean(self._epoch_losses)),
                  # running accuracy over the epoch's batches, as Keras fit() reports it
                  "train_accuracy": self._epoch_correct / (self.steps_per_epoch
                                                           * self.config.batch_size),
                  "test_accuracy": float(test_accuracy),
-                 "step_ms": 1000 * self._timed_s / self._timed_steps}
+                 "step_ms": 1000 * self._timed_s / self._timed_steps,
+                 "input_grad_norm": float(input_grad_norm)}
         self.rows.extend({"step": self.step, "epoch": epoch, "name": name, "value": value}
                          for name, value in final.items())
         if self._on_metrics:  # before the checkpoint: a run resumed from it never re-emits these
@@ -252,7 +268,7 @@ def train(config: TrainConfig, run_dir: str | Path, *,
         if not train_epoch(epochs, record, epoch, epoch_order(config.seed, epoch, n)):
             return _result("cancelled", config, run_dir, epoch - 1, t_start, epochs.device, final)
         epochs.sync_to_model()
-        final = record.end_epoch(epoch, epochs.test_accuracy())
+        final = record.end_epoch(epoch, epochs.test_accuracy(), input_grad_norm(model, ds))
         checkpoint.save(run_dir, model, optimizer, config, epoch, final)
         log.info("epoch %d/%d: %s", epoch, config.epochs, final)
         if record.report(epoch, record.last_loss) and epoch < config.epochs:

@@ -13,12 +13,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gradloss import objectives
 from gradloss.config import OBJECTIVES
 from gradloss.progress import Progress
 from gradloss.service.store import ACTIVE, FINISHED  # noqa: F401  (statuses the pages filter on)
 
-OBJECTIVE_NAMES = {"gradient": "gradient loss", "baseline": "baseline (cross-entropy)"}
-COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # runs of one objective: one dash each
 
 
 def short_id(run_id: str) -> str:
@@ -29,7 +29,8 @@ def short_id(run_id: str) -> str:
 def run_label(run) -> str:
     """One line naming a run in pickers and legends: objective · dataset · created · id (status)."""
     created = time.strftime("%b %d %H:%M", time.localtime(run.created_at))
-    return f"{run.objective} · {run.dataset} · {created} · {short_id(run.run_id)} ({run.status})"
+    return (f"{objectives.label(run.objective)} · {run.dataset} · {created} · "
+            f"{short_id(run.run_id)} ({run.status})")
 
 
 def format_duration(seconds) -> str:
@@ -101,19 +102,35 @@ def settings_differences(worker: dict, mine: dict) -> list[str]:
             for key, value in mine.items() if key in worker and worker[key] != value]
 
 
-def latest_pair(runs, statuses=("done",)) -> dict:
-    """{objective: run} for the newest run in `statuses` and the newest run of the other objective
-    on the same dataset. `runs` is newest first (as RunStore.list_runs returns them)."""
+def latest_per_objective(runs, statuses=("done",)) -> dict:
+    """{objective: run}: the newest run in `statuses`, and the newest run of each other objective
+    on the same dataset, in registry order. `runs` is newest first (as RunStore.list_runs gives)."""
     runs = [r for r in runs if r.status in statuses]
     if not runs:
         return {}
-    newest = runs[0]
-    pair = {newest.objective: newest}
-    for run in runs[1:]:
-        if run.objective not in pair and run.dataset == newest.dataset:
-            pair[run.objective] = run
-            break
-    return {o: pair[o] for o in OBJECTIVES if o in pair}
+    latest = {}
+    for run in runs:
+        if run.objective not in latest and run.dataset == runs[0].dataset:
+            latest[run.objective] = run
+    return {o: latest[o] for o in OBJECTIVES if o in latest}
+
+
+def default_reference(runs) -> str | None:
+    """The run differences are taken against by default: the newest cross-entropy baseline among
+    `runs` (newest first), else the first of them."""
+    runs = list(runs)
+    baselines = [r for r in runs if r.objective == "baseline"]
+    return (baselines or runs)[0].run_id if runs else None
+
+
+def run_styles(labels: dict) -> dict:
+    """{run_id: (colour, dash)}: the objective's colour; a dash per run among its objective's."""
+    seen: dict = {}
+    styles = {}
+    for run_id, (_, objective) in labels.items():
+        k = seen[objective] = seen.get(objective, -1) + 1
+        styles[run_id] = (objectives.color(objective), DASHES[k % len(DASHES)])
+    return styles
 
 
 def runs_table(runs) -> pd.DataFrame:
@@ -121,7 +138,7 @@ def runs_table(runs) -> pd.DataFrame:
     unreadable row's) one-line cause. Every column has one type ("train size" is empty for
     the whole training set), so the table converts to Arrow."""
     runs = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
-    rows = [{"run": short_id(r.run_id), "objective": r.objective, "dataset": r.dataset,
+    rows = [{"run": short_id(r.run_id), "objective": objectives.label(r.objective), "dataset": r.dataset,
              "status": r.status, "epochs": r.config.get("epochs"), "batch": r.config.get("batch_size"),
              "train size": r.config.get("train_size"),
              "engine": r.config.get("engine", "tensorflow"), "device": r.device or "",
@@ -178,24 +195,33 @@ def nearest(options, target: float) -> float:
     return min(options, key=lambda s: abs(s - target))
 
 
-def comparison_table(pair: dict, metrics: pd.DataFrame, robustness: pd.DataFrame,
-                     sigma: float) -> pd.DataFrame:
-    """One row per objective: clean accuracy, accuracy at sigma, training cost per 1000 images
-    (a step's time over its batch size, so runs with different batch sizes compare).
+def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame, sigma: float,
+                     reference: str | None = None) -> pd.DataFrame:
+    """One row per run ({run_id: run}): clean accuracy, accuracy at sigma and its difference in
+    points from the reference run, final input-gradient norm, training cost per 1000 images (a step's time over its
+    batch size, so runs with different batch sizes compare).
 
     Clean accuracy is the sweep's sigma = 0 if swept, else the last test accuracy of training."""
+    noisy_col = f"accuracy at σ={sigma:g}"
     rows = []
-    for objective, run in pair.items():
-        clean = accuracy_at(robustness, run.run_id, 0.0)
-        noisy = accuracy_at(robustness, run.run_id, sigma)
+    for run_id, run in runs.items():
+        clean = accuracy_at(robustness, run_id, 0.0)
+        noisy = accuracy_at(robustness, run_id, sigma)
         rows.append({
-            "objective": OBJECTIVE_NAMES.get(objective, objective), "run": short_id(run.run_id),
+            "objective": objectives.label(run.objective), "run": short_id(run_id),
             "dataset": run.dataset,
-            "clean accuracy": clean[0] if clean else final_metric(metrics, run.run_id, "test_accuracy"),
-            f"accuracy at σ={sigma:g}": noisy[0] if noisy else None,
+            "clean accuracy": clean[0] if clean else final_metric(metrics, run_id, "test_accuracy"),
+            noisy_col: noisy[0] if noisy else None,
+            "‖∂CE/∂x‖": final_metric(metrics, run_id, "input_grad_norm"),
             "ms / 1000 images": _ms_per_1000_images(metrics, run), "batch size": run.config.get("batch_size"),
         })
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=["objective", "run", "dataset", "clean accuracy", noisy_col,
+                                        "‖∂CE/∂x‖", "ms / 1000 images", "batch size"])
+    ref = list(runs).index(reference) if reference in runs else None
+    base = table[noisy_col].iloc[ref] if ref is not None else None
+    table.insert(5, "points vs reference", [None if base is None or pd.isna(v) or pd.isna(base)
+                                            else round((v - base) * 100, 2) for v in table[noisy_col]])
+    return table
 
 
 def _ms_per_1000_images(metrics: pd.DataFrame, run):
@@ -203,22 +229,30 @@ def _ms_per_1000_images(metrics: pd.DataFrame, run):
     return None if ms is None or not batch else ms / batch * 1000
 
 
-def comparison_summary(table: pd.DataFrame, sigma: float) -> str:
-    """One sentence from comparison_table's two rows: accuracy gap at sigma and the ratio of
-    training time per image."""
-    if len(table) != 2:
+def comparison_summary(table: pd.DataFrame, sigma: float, reference_run: str | None) -> str:
+    """Sentences from comparison_table: each run's gap at sigma to the reference, in points, and
+    what training it costs per training image against the reference."""
+    noisy = f"accuracy at σ={sigma:g}"
+    records = table.to_dict("records")
+    ref = next((r for r in records if r["run"] == reference_run), None)
+    if ref is None or ref[noisy] is None or pd.isna(ref[noisy]):
         return ""
-    (g, b), noisy = table.to_dict("records"), f"accuracy at σ={sigma:g}"
     parts = []
-    if g[noisy] is not None and b[noisy] is not None and not pd.isna(g[noisy]) and not pd.isna(b[noisy]):
-        gap = (g[noisy] - b[noisy]) * 100
-        side = "above" if gap >= 0 else "below"
-        parts.append(f"At σ = {sigma:g} the gradient-loss model is {abs(gap):.1f} points {side} "
-                     "the baseline")
+    for r in records:
+        if r is ref or r[noisy] is None or pd.isna(r[noisy]):
+            continue
+        gap = (r[noisy] - ref[noisy]) * 100
+        parts.append(f"{r['objective']} ({r['run']}) {abs(gap):.1f} points "
+                     f"{'above' if gap >= 0 else 'below'}")
+    if not parts:
+        return ""
     cost = "ms / 1000 images"
-    if g[cost] and b[cost] and not pd.isna(g[cost]) and not pd.isna(b[cost]):
-        parts.append(f"training it costs {g[cost] / b[cost]:.1f}× the baseline's time per training image")
-    return ("; ".join(parts) + ".") if parts else ""
+    costs = [f"training {r['objective']} ({r['run']}) costs {r[cost] / ref[cost]:.1f}× the "
+             "reference's time per training image" for r in records
+             if r is not ref and r.get(cost) and ref.get(cost) and not pd.isna(r[cost]) and not pd.isna(ref[cost])]
+    return (f"At σ = {sigma:g}, against {ref['objective']} ({ref['run']}): " + "; ".join(parts)
+            + ". One seed each: differences between two seeds of one objective can reach several "
+              "points at σ = 0.2." + (" " + "; ".join(costs).capitalize() + "." if costs else ""))
 
 
 def downsample(df: pd.DataFrame, max_points: int = 1000) -> tuple[pd.DataFrame, int]:
@@ -244,23 +278,25 @@ def _loss_axis(fig: go.Figure, values, **where) -> None:
 
 
 def loss_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
-    """Per-step training loss, one panel per objective (the two losses differ ~1000x), each on a
+    """Per-step training loss, one panel per objective (the losses differ up to ~1000x), each on a
     log axis once its values span more than a factor of 10. labels: {run_id: (label, objective)}."""
     loss = metrics[(metrics.name == "loss") & metrics.run_id.isin(list(labels))]
     has_data = {labels[r][1] for r in loss.run_id.unique()}
-    objectives = [o for o in OBJECTIVES if o in has_data]
-    fig = make_subplots(rows=1, cols=max(len(objectives), 1), horizontal_spacing=0.08,
-                        subplot_titles=[OBJECTIVE_NAMES[o] for o in objectives])
-    for i, (run_id, (label, objective)) in enumerate(labels.items()):
+    panels = [o for o in OBJECTIVES if o in has_data]
+    fig = make_subplots(rows=1, cols=max(len(panels), 1), horizontal_spacing=0.05,
+                        subplot_titles=[objectives.label(o) for o in panels])
+    styles = run_styles(labels)
+    for run_id, (label, objective) in labels.items():
         rows = loss[loss.run_id == run_id].sort_values("step")
         if rows.empty:
             continue
         rows, k = downsample(rows)
         name = label if k == 1 else f"{label}, mean of {k} steps"
+        color, dash = styles[run_id]
         fig.add_trace(go.Scatter(x=rows.step, y=rows.value, mode="lines", name=name,
-                                 line={"color": COLORS[i % len(COLORS)]}),
-                      row=1, col=objectives.index(objective) + 1)
-    for col, objective in enumerate(objectives, start=1):
+                                 line={"color": color, "dash": dash}),
+                      row=1, col=panels.index(objective) + 1)
+    for col, objective in enumerate(panels, start=1):
         ids = [r for r, v in labels.items() if v[1] == objective]
         _loss_axis(fig, loss[loss.run_id.isin(ids)].value, row=1, col=col)
     fig.update_xaxes(title_text="step")
@@ -272,8 +308,9 @@ def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
     """Per-epoch loss beside train (dashed) and test (solid) accuracy per epoch."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
                         subplot_titles=["loss per epoch", "accuracy per epoch"])
-    for i, (run_id, (label, _)) in enumerate(labels.items()):
-        color = COLORS[i % len(COLORS)]
+    styles = run_styles(labels)
+    for run_id, (label, _) in labels.items():
+        color = styles[run_id][0]
         run = metrics[metrics.run_id == run_id]
         for name, col, dash, text in (("epoch_loss", 1, "solid", "loss"),
                                       ("train_accuracy", 2, "dash", "train"),
@@ -291,22 +328,44 @@ def epoch_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
     return fig
 
 
-def robustness_figure(robustness: pd.DataFrame, labels: dict, sigma: float | None = None) -> go.Figure:
-    """Accuracy versus sigma, one line per run with a ± one std band over noise draws;
-    a dotted line and markers at the chosen sigma."""
+def input_grad_figure(metrics: pd.DataFrame, labels: dict) -> go.Figure:
+    """Mean ||dCE/dx||_2 over the first 500 test images, per epoch: one line per run, log axis
+    once the values span a factor of 10 (the loss sensitivity the gradient loss drives down)."""
     fig = go.Figure()
-    for i, (run_id, (label, _)) in enumerate(labels.items()):
+    rows_all = metrics[(metrics.name == "input_grad_norm") & metrics.run_id.isin(list(labels))]
+    for run_id, (label, _) in labels.items():
+        rows = rows_all[rows_all.run_id == run_id].sort_values("epoch")
+        if rows.empty:
+            continue
+        color, dash = run_styles(labels)[run_id]
+        fig.add_trace(go.Scatter(x=rows.epoch, y=rows.value, mode="lines+markers", name=label,
+                                 line={"color": color, "dash": dash}))
+    log = wide_range(rows_all.value)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(type="log" if log else "linear", exponentformat="power",
+                     title_text="mean ‖∂CE/∂x‖₂" + (" (log scale)" if log else ""))
+    fig.update_layout(height=340, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+def comparison_figure(robustness: pd.DataFrame, labels: dict, sigma: float | None = None) -> go.Figure:
+    """Accuracy versus sigma of any runs ({run_id: (label, objective)}): one line each in its
+    objective's colour, with a ± one std band over noise draws; a dotted line and markers at the
+    chosen sigma."""
+    fig = go.Figure()
+    styles = run_styles(labels)
+    for run_id, (label, _) in labels.items():
         rows = robustness[robustness.run_id == run_id].sort_values("sigma")
         if rows.empty:
             continue
-        color = COLORS[i % len(COLORS)]
+        color, dash = styles[run_id]
         upper, lower = rows.accuracy + rows.accuracy_std, rows.accuracy - rows.accuracy_std
         fig.add_trace(go.Scatter(x=list(rows.sigma) + list(rows.sigma[::-1]),
                                  y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=color,
                                  opacity=0.2, line={"width": 0}, hoverinfo="skip",
                                  showlegend=False, legendgroup=run_id))
         fig.add_trace(go.Scatter(x=rows.sigma, y=rows.accuracy, mode="lines+markers", name=label,
-                                 legendgroup=run_id, line={"color": color},
+                                 legendgroup=run_id, line={"color": color, "dash": dash},
                                  customdata=rows.accuracy_std,
                                  hovertemplate="σ=%{x}<br>accuracy %{y:.4f} ± %{customdata:.4f}"))
         at = accuracy_at(robustness, run_id, sigma) if sigma is not None else None
@@ -337,7 +396,7 @@ def upscale(image: np.ndarray, factor: int = 4) -> np.ndarray:
 
 def example_captions(examples: dict, sigma: float, class_names) -> list[tuple[int, str]]:
     """[(test index, markdown caption)] at sigma: the label and each model's prediction,
-    green ✓ if right, red ✗ if wrong. examples: {objective: store.examples() DataFrame}."""
+    green ✓ if right, red ✗ if wrong. examples: {model name: store.examples() DataFrame}."""
     per_index: dict[int, list[str]] = {}
     labels: dict[int, int] = {}
     for objective, df in examples.items():

@@ -19,7 +19,7 @@ except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the run store: {e}")
     st.stop()
 if not runs:
-    st.info("No runs yet. Queue a pair on the Train page (or click Quick compare on the home page); "
+    st.info("No runs yet. Queue runs on the Train page (or click Quick compare on the home page); "
             "their curves appear here as they train.")
     st.stop()
 
@@ -27,12 +27,12 @@ by_id = {r.run_id: r for r in runs}
 if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
     del st.session_state["curve_runs"]  # a selected run was deleted from the store
 if "curve_runs" not in st.session_state:
-    pair = views.latest_pair(runs, statuses=views.ACTIVE + views.FINISHED)
-    st.session_state.curve_runs = [r.run_id for r in pair.values()]
+    latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
+    st.session_state.curve_runs = [r.run_id for r in latest.values()]
 selected = st.multiselect("Runs", list(by_id), key="curve_runs",
                           format_func=lambda i: views.run_label(by_id[i]),
-                          help="By default: the newest run and the newest run of the other objective "
-                               "on the same dataset.")
+                          help="By default: the newest run, and the newest run of each other "
+                               "objective on the same dataset.")
 if not selected:
     st.info("Pick one or more runs above.")
     st.stop()
@@ -64,14 +64,23 @@ def curves(run_ids: list[str]) -> None:
                 + (" (it is still waiting for the worker)." if waiting else "."))
         return
     st.subheader("Training loss per step")
-    st.caption("The gradient loss and cross-entropy differ by about three orders of magnitude, so each "
-               "objective has its own panel; an axis turns logarithmic once its values span a factor of 10.")
+    st.caption("The objectives' losses differ by up to three orders of magnitude, so each objective "
+               "has its own panel; an axis turns logarithmic once its values span a factor of 10.")
     st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
     st.subheader("Per epoch")
     if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
         st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
     else:
         st.caption("Per-epoch loss and accuracy appear after the first epoch.")
+    st.subheader("Input-gradient size")
+    if metrics.name.eq("input_grad_norm").any():
+        st.plotly_chart(views.input_grad_figure(metrics, labels), key="input_grad_chart")
+        st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over the "
+                   "first 500 test images, after each epoch, whatever the objective trained: how "
+                   "sensitive the model's loss is to small changes of its input.")
+    else:
+        st.caption("The input-gradient size appears after the first epoch (runs trained by an "
+                   "older version have none).")
     if still_live:
         st.caption("Live: refreshing every 2 s while a run trains.")
 

@@ -1,8 +1,7 @@
-"""Robustness: accuracy versus noise σ of a gradient-loss model and a baseline, side by side."""
+"""Robustness: accuracy versus noise σ of any runs side by side, differences against a reference run."""
 import streamlit as st
 
 from gradloss import data, views
-from gradloss.config import OBJECTIVES
 from gradloss.perturbations import gaussian
 from gradloss.service import store
 
@@ -33,70 +32,74 @@ if not done:
         st.info("Runs are queued or training: their robustness sweep is stored when they finish. "
                 "Follow them on the Train page.")
         st.stop()
-    st.info("No finished runs yet. Train a gradient-loss model and a baseline (Train page, objective "
-            "“both”, or Quick compare on the home page); their accuracy-versus-noise curves appear here.")
+    st.info("No finished runs yet. Train models of the objectives to compare (Train page, or Quick "
+            "compare on the home page); their accuracy-versus-noise curves appear here.")
     st.stop()
 
-# 1) Which runs: the latest pair by default.
+# 1) Which runs: any finished runs, several at once; the newest of each objective by default.
 by_id = {r.run_id: r for r in done}
-pair = views.latest_pair(done)
-picked = {}
-cols = st.columns(2)
-for col, objective in zip(cols, OBJECTIVES):
-    options = [r.run_id for r in done if r.objective == objective]
-    if not options:
-        col.info(f"No finished {views.OBJECTIVE_NAMES[objective]} run yet.")
-        continue
-    default = pair[objective].run_id if objective in pair else options[0]
-    picked[objective] = col.selectbox(views.OBJECTIVE_NAMES[objective].capitalize() + " run", options,
-                                      index=options.index(default), key=f"run_{objective}",
-                                      format_func=lambda i: views.run_label(by_id[i]))
-ids = tuple(picked.values())
+if [i for i in st.session_state.get("compare_runs", []) if i not in by_id]:
+    del st.session_state["compare_runs"]  # a picked run was deleted from the store
+if "compare_runs" not in st.session_state:
+    st.session_state.compare_runs = [r.run_id for r in views.latest_per_objective(done).values()]
+ids = tuple(st.multiselect(
+    "Runs", list(by_id), key="compare_runs", format_func=lambda i: views.run_label(by_id[i]),
+    help="Any finished runs, of any objectives: one curve each, in its objective's colour. By "
+         "default the newest run of each objective on the newest run's dataset."))
+if not ids:
+    st.info("Pick one or more runs above.")
+    st.stop()
+picked = {i: by_id[i] for i in ids}
+reference = st.selectbox("Reference run", ids, index=ids.index(views.default_reference(picked.values())),
+                         format_func=lambda i: views.run_label(by_id[i]), key="reference_run",
+                         help="Differences at σ are taken against this run (default: the newest "
+                              "cross-entropy baseline among those picked).")
 try:
     sweeps, examples = sweep_tables(str(runs_store.path), ids)
 except Exception as e:  # noqa: BLE001
     st.error(f"Could not read the robustness results: {e}")
     st.stop()
-missing = [o for o, i in picked.items() if sweeps[sweeps.run_id == i].empty]
+missing = [i for i in ids if sweeps[sweeps.run_id == i].empty]
 if missing:
-    st.warning(f"The {' and '.join(missing)} run has no robustness sweep stored (it may have been "
-               "cancelled before the sweep, or trained by an older version). Train it again to get one.")
-sigmas = views.swept_sigmas(sweeps, [i for i in ids if i not in {picked[o] for o in missing}])
+    st.warning(f"Run{'s' * (len(missing) > 1)} {', '.join(views.short_id(i) for i in missing)} "
+               "have no robustness sweep stored (cancelled before the sweep, or trained by an older "
+               "version). Train again to get one.")
+sigmas = views.swept_sigmas(sweeps, [i for i in ids if i not in missing])
 if not sigmas:
     st.stop()
-if len({by_id[i].dataset for i in ids}) > 1:
+if len({r.dataset for r in picked.values()}) > 1:
     st.warning("These runs were trained on different datasets, so their accuracies are not comparable.")
 
-# 2) The σ slider, the chart and the accuracies at σ.
+# 2) The σ slider, the chart and each run's accuracy at σ against the reference.
 if st.session_state.get("sigma") not in sigmas:
     st.session_state.sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1))
 sigma = st.select_slider("Noise σ", options=sigmas, key="sigma", format_func=lambda s: f"{s:g}",
                          help="Standard deviation of the Gaussian noise on each pixel (pixels in [0, 1]).")
 st.session_state.chosen_sigma = sigma  # the home page shows the comparison at this σ
-labels = {i: (views.run_label(by_id[i]), o) for o, i in picked.items()}
-st.plotly_chart(views.robustness_figure(sweeps, labels, sigma), key="robustness_chart")
-
-at = {o: views.accuracy_at(sweeps, i, sigma) for o, i in picked.items()}
-m = st.columns(3)
-for col, objective in zip(m, OBJECTIVES):
-    if at.get(objective):
-        acc, std = at[objective]
-        col.metric(f"{views.OBJECTIVE_NAMES[objective]} at σ={sigma:g}", f"{acc:.2%}",
-                   help=f"± {std:.2%} over noise draws")
-if at.get("gradient") and at.get("baseline"):
-    diff = at["gradient"][0] - at["baseline"][0]
-    m[2].metric("gradient − baseline", f"{diff * 100:+.2f} points",
-                help="Accuracy difference in percentage points at this σ; positive: the gradient loss "
-                     "is more accurate.")
+labels = {i: (views.run_label(r), r.objective) for i, r in picked.items()}
+st.plotly_chart(views.comparison_figure(sweeps, labels, sigma), key="robustness_chart")
+with st.spinner("Reading metrics…"):
+    metrics = runs_store.metrics(list(ids))
+table = views.comparison_table(picked, metrics, sweeps, sigma, reference)
+st.dataframe(table, hide_index=True, column_config={
+    "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
+    f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
+    "points vs reference": st.column_config.NumberColumn(format="%+.2f"),
+    "‖∂CE/∂x‖": st.column_config.NumberColumn(format="%.3g"),
+    "ms / step": st.column_config.NumberColumn(format="%.1f")})
+summary = views.comparison_summary(table, sigma, views.short_id(reference))
+if summary:
+    st.markdown(summary)
 st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labels),
                    file_name="robustness.csv", mime="text/csv")
 
 # 3) A few test images with this noise and each model's prediction.
 st.subheader(f"Test images at σ = {sigma:g}")
-shown = [i for i in ids if not sweeps[sweeps.run_id == i].empty]
+shown = [i for i in ids if i not in missing]
 first = by_id[shown[0]]
 seed = int(sweeps[sweeps.run_id == shown[0]].seed.iloc[0])  # the sweep's noise seed: the same images it saw
-examples = {o: examples[i] for o, i in picked.items() if not examples[i].empty}
+examples = {f"{r.objective} {views.short_id(i)}": examples[i] for i, r in picked.items()
+            if not examples[i].empty and r.dataset == first.dataset}
 if not examples:
     st.info("No example predictions stored for these runs.")
     st.stop()

@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from gradloss import data, views
+from gradloss import data, objectives, views
 from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                              REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
 from gradloss.engines.backend import available_engines
@@ -13,36 +13,38 @@ st.title("Train")
 if "worker_error" in st.session_state:
     st.error(st.session_state.worker_error)
 
-# 1) The form. Dataset and objective sit outside it: they set the other fields' defaults.
+# 1) The form. Dataset and objectives sit outside it: they set the other fields' defaults.
 fashion = data.find_fashion_mnist()
 left, right = st.columns(2)
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}
 dataset = left.selectbox("Dataset", DATASETS, index=0 if fashion else 1, key="dataset",
                          format_func=DATASET_NAMES.get)
-choice = right.radio("Objective", ("both", "gradient", "baseline"), horizontal=True, key="objective",
-                     format_func=lambda o: {"both": "both (a pair)", "gradient": "gradient loss",
-                                            "baseline": "baseline (cross-entropy)"}[o])
+chosen = right.multiselect("Objectives", OBJECTIVES, default=["gradient", "baseline"], key="objectives",
+                          format_func=objectives.label,
+                          help="One run per objective, with the settings below. "
+                               + " ".join(f"**{objectives.label(o)}**: {objectives.get(o).description}."
+                                          for o in OBJECTIVES))
 if dataset == "fashion_mnist" and not fashion:
     st.warning(data.data_status("fashion_mnist"))
 
-objectives = OBJECTIVES if choice == "both" else (choice,)
-reference = {k: "/".join(str(REFERENCE_PROTOCOL[o][k]) for o in objectives) for k in ("epochs", "batch_size")}
+chosen = [o for o in OBJECTIVES if o in chosen]  # registry order
+reference = {k: "/".join(str(REFERENCE_PROTOCOL[o][k]) for o in chosen) for k in ("epochs", "batch_size")}
 with st.form("launch"):
     c = st.columns(3)
-    # For a pair the fields start empty: each run then gets its own reference value.
-    single = REFERENCE_PROTOCOL[choice] if choice != "both" else {"epochs": None, "batch_size": None}
+    # For several objectives the fields start empty: each run then gets its own reference value.
+    single = REFERENCE_PROTOCOL[chosen[0]] if len(chosen) == 1 else {"epochs": None, "batch_size": None}
+    key = "_".join(chosen)
     # Each input carries its allowed range; the size limits follow the dataset, hence their keys.
     available = TRAIN_SET_SIZES[dataset]
-    epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{choice}",
+    epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{key}",
                                min_value=1, max_value=MAX_EPOCHS,
-                               placeholder=f"reference ({reference['epochs']})",
-                               help=f"1 to {MAX_EPOCHS}. Empty: the reference protocol (gradient 10, "
-                                    "baseline 20).")
+                               placeholder=f"reference ({reference['epochs'] or '–'})",
+                               help=f"1 to {MAX_EPOCHS}. Empty: each objective's reference protocol.")
     batch_size = c[1].number_input("Batch size", value=single["batch_size"], step=1,
-                                   key=f"batch_{choice}_{dataset}", min_value=1, max_value=available,
-                                   placeholder=f"reference ({reference['batch_size']})",
-                                   help="At most the training-set size. Empty: the reference protocol "
-                                        "(gradient 100, baseline 32).")
+                                   key=f"batch_{key}_{dataset}", min_value=1, max_value=available,
+                                   placeholder=f"reference ({reference['batch_size'] or '–'})",
+                                   help="At most the training-set size. Empty: each objective's "
+                                        "reference protocol.")
     learning_rate = c[2].number_input("Learning rate", value=1e-3, step=1e-4, format="%.5f",
                                       min_value=0.0, key="learning_rate",
                                       help="Adam's learning rate; greater than 0.")
@@ -59,20 +61,31 @@ with st.form("launch"):
         "Deterministic", key="deterministic",
         help="Deterministic GPU kernels: the run repeats bit for bit, at about 3x the time per GPU "
              "step. CPU runs repeat exactly either way.")
-    submitted = st.form_submit_button("Queue", type="primary")
+    # The objectives' own parameters, for the chosen objectives that take them.
+    params = {}
+    for name, ((low, high), label, text) in objectives.PARAMETERS.items():
+        takers = [o for o in chosen if name in REFERENCE_PROTOCOL[o]]
+        if takers:
+            params[name] = c[len(params) % 2].number_input(
+                f"{label} ({', '.join(objectives.label(o) for o in takers)})",
+                value=float(REFERENCE_PROTOCOL[takers[0]][name]), min_value=low, max_value=high,
+                step=0.01, format="%.4g", key=name, help=f"{text}; reference "
+                f"{REFERENCE_PROTOCOL[takers[0]][name]:g}.")
+    submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
 
 if submitted:
     try:
         configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, train_size=train_size, seed=seed,
-                               engine=engine, deterministic=deterministic)
-                   for o in objectives]
+                               engine=engine, deterministic=deterministic,
+                               **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
+                   for o in chosen]
     except InvalidParameterError as e:
         st.error(views.form_message(e))
     else:
         try:
             ids = [client.submit(cfg) for cfg in configs]
-            st.success("Queued " + ", ".join(f"{cfg.objective} run {views.short_id(i)}"
+            st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
             st.error(f"Could not queue the run: {e}")
@@ -114,7 +127,8 @@ def live_runs() -> None:
     for run in reversed(active):  # oldest first: the order the worker takes them
         c = st.columns([3, 5, 1], vertical_alignment="center")
         state = run.status + (" · cancelling…" if run.cancel_requested else "")
-        c[0].markdown(f"**{run.objective}** · {run.dataset} · `{views.short_id(run.run_id)}`  \n{state}")
+        c[0].markdown(f"**{objectives.label(run.objective)}** · {run.dataset} · "
+                      f"`{views.short_id(run.run_id)}`  \n{state}")
         fraction, text = views.progress_bar(run)
         c[1].progress(fraction, text=text)
         c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=cancel, args=(run.run_id,),

@@ -21,6 +21,14 @@ def _cli(*args, env=None, timeout=300):
     (["reproduce", "--train-size", "5"], "The 'train_size' parameter"),
     (["train", "--learning-rate", "nan"], "The 'learning_rate' parameter"),
     (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--objective", "noise_augmented", "--train-noise-sigma", "1.5"],
+     "The 'train_noise_sigma' parameter of TrainConfig must be a float in the range [0.0, 1.0]"),
+    (["train", "--objective", "input_gradient", "--penalty-weight", "-1"],
+     "The 'penalty_weight' parameter of TrainConfig must be a float in the range [0.0, 10000.0]"),
+    (["train", "--objective", "baseline", "--penalty-weight", "0.1"],
+     "The 'penalty_weight' parameter of TrainConfig must be None for objective 'baseline'"),
+    (["train", "--objective", "gradient", "--train-noise-sigma", "0.1"],
+     "must be None for objective 'gradient' (it applies to 'noise_augmented' only)"),
 ])
 def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     """Check that bad values print the validation message, exit 2 and show no traceback."""
@@ -28,6 +36,22 @@ def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("objective, extra", [
+    ("noise_augmented", ["--train-noise-sigma", "0.2"]), ("input_gradient", ["--penalty-weight", "0.5"]),
+    ("mse", [])])
+def test_train_runs_each_new_objective_with_its_parameters(objective, extra, tmp_path):
+    """Check that `train --objective OBJ` trains, stores the parameter and records input_grad_norm."""
+    result = _cli("train", "--objective", objective, "--dataset", "digits", "--epochs", "1",
+                  "--train-size", "200", *extra, "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout[result.stdout.index("{"):])
+    assert out["status"] == "done" and out["input_grad_norm"] > 0
+    config = json.loads((tmp_path / "checkpoint" / "state.json").read_text())["config"]
+    assert config["objective"] == objective
+    if extra:
+        assert config[extra[0][2:].replace("-", "_")] == float(extra[1])
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path):

@@ -11,6 +11,20 @@ def test_defaults_follow_the_reference_protocol():
     """Check that each objective defaults to its reference epochs and batch size."""
     assert (TrainConfig("gradient").epochs, TrainConfig("gradient").batch_size) == (10, 100)
     assert (TrainConfig("baseline").epochs, TrainConfig("baseline").batch_size) == (20, 32)
+    assert (TrainConfig("mse").epochs, TrainConfig("mse").batch_size) == (10, 100)
+    noisy, penalised = TrainConfig("noise_augmented"), TrainConfig("input_gradient")
+    assert (noisy.epochs, noisy.batch_size, noisy.train_noise_sigma, noisy.penalty_weight) == (20, 32, 0.1, None)
+    assert (penalised.penalty_weight, penalised.train_noise_sigma) == (0.1, None)
+    assert penalised.objective_params == {"penalty_weight": 0.1} and TrainConfig().objective_params == {}
+
+
+def test_reference_protocol_is_read_from_the_objectives_registry():
+    """Check that config's protocol table and objective names come from the one registry."""
+    from gradloss import objectives
+    from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL
+    assert OBJECTIVES[:2] == ("gradient", "baseline") and len(OBJECTIVES) == 5
+    assert REFERENCE_PROTOCOL["input_gradient"] == {
+        "epochs": 20, "batch_size": 32, "penalty_weight": objectives.get("input_gradient").params["penalty_weight"]}
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -26,6 +40,16 @@ def test_defaults_follow_the_reference_protocol():
     ({"train_size": 70000}, r"'train_size' .* \[10, 60000\]\. Got 70000"),
     ({"epochs": 2.5}, r"'epochs' .* Got 2\.5"),
     ({"epochs": True}, r"'epochs' .* Got True"),
+    ({"objective": "noise_augmented", "train_noise_sigma": 1.01},
+     r"'train_noise_sigma' .* a float in the range \[0\.0, 1\.0\]\. Got 1\.01"),
+    ({"objective": "noise_augmented", "train_noise_sigma": "0.1"}, r"'train_noise_sigma' .* Got '0\.1'"),
+    ({"objective": "input_gradient", "penalty_weight": -0.5},
+     r"'penalty_weight' .* \[0\.0, 10000\.0\]\. Got -0\.5"),
+    ({"objective": "input_gradient", "penalty_weight": math.nan}, r"'penalty_weight' .* Got nan"),
+    ({"objective": "mse", "penalty_weight": 0.1},
+     r"'penalty_weight' .* must be None for objective 'mse' \(it applies to 'input_gradient' only\)"),
+    ({"objective": "input_gradient", "train_noise_sigma": 0.0},
+     r"'train_noise_sigma' .* must be None for objective 'input_gradient'"),
 ])
 def test_train_config_refuses_bad_values(kwargs, message):
     """Check that a bad TrainConfig value raises a ValueError that names field, rule and value."""
@@ -80,3 +104,11 @@ def test_available_engines_lists_installed_packages_tensorflow_first(monkeypatch
     assert backend.available_engines() == ("tensorflow",)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
     assert backend.available_engines() == ("tensorflow", "jax")
+
+
+def test_seeds_batch_for_every_objective_but_the_noise_augmented_one():
+    """Check that seeds of noise_augmented never share a batch: its noise follows each run's seed."""
+    from gradloss.config import OBJECTIVES, batchable
+    for objective in OBJECTIVES:
+        seeds = [TrainConfig(objective, dataset="digits", engine="jax", seed=s) for s in (0, 1)]
+        assert batchable(seeds) == (objective != "noise_augmented")

@@ -1,9 +1,9 @@
-"""The TensorFlow engine's steps: the trained step gives the plain double-tape step's numbers."""
+"""The TensorFlow engine's steps: the plain double-tape step's numbers; seeded training noise."""
 import keras
 import numpy as np
 import tensorflow as tf
 
-from gradloss.engines.tf_engine import TensorFlowEngine, make_baseline_step, make_gradient_step
+from gradloss.engines.tf_engine import TensorFlowEngine, make_step
 from gradloss.engines.yardsticks import make_plain_gradient_step
 from gradloss.models import build_cnn
 
@@ -26,7 +26,7 @@ def _batch(b=16, seed=1):
 def test_gradient_step_equals_the_plain_double_tape_step():
     """Check that the engine's step gives the plain step's loss and updated weights."""
     (m1, o1), (m2, o2) = _setup(), _setup()
-    fast, plain = make_gradient_step(m1, o1), make_plain_gradient_step(m2, o2)
+    fast, plain = make_step(m1, o1, "gradient"), make_plain_gradient_step(m2, o2)
     for i in range(3):
         x, y = _batch(seed=i)
         loss_fast, correct = fast(x, y)
@@ -43,7 +43,7 @@ def test_baseline_step_is_categorical_cross_entropy():
     model, optimizer = _setup()
     x, y = _batch()
     expected = float(tf.reduce_mean(keras.losses.categorical_crossentropy(y, model(x))))
-    loss, correct = make_baseline_step(model, optimizer)(x, y)
+    loss, correct = make_step(model, optimizer, "baseline")(x, y)
     np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
 
@@ -59,3 +59,36 @@ def test_engine_runs_a_chunk_of_steps_and_counts_correct_predictions():
     assert np.all(np.isfinite(losses)) and np.all((0 <= correct) & (correct <= 24))
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.weights))
     assert engine.device == "CPU"
+
+
+def _noise_run(sigma, seed=0, chunks=(3,)):
+    """Losses and final weights of noise_augmented steps from fixed weights, in the given chunks."""
+    model, optimizer = _setup()
+    engine = TensorFlowEngine(model, optimizer, "noise_augmented", {"train_noise_sigma": sigma},
+                              seed=seed)
+    x, y = _batch(b=8)
+    losses = [engine.run_steps(np.stack([x.numpy()] * k), np.stack([y.numpy()] * k))[0]
+              for k in chunks]
+    return np.concatenate(losses), [w.numpy() for w in model.weights]
+
+
+def test_noise_augmented_steps_repeat_exactly_and_resume_with_the_same_noise():
+    """Check that training noise follows (seed, step): reruns and split chunks give the same run."""
+    losses, weights = _noise_run(0.3)
+    again, again_weights = _noise_run(0.3, chunks=(1, 2))  # a resumed run continues the count
+    np.testing.assert_array_equal(losses, again)
+    for a, b in zip(weights, again_weights):
+        np.testing.assert_array_equal(a, b)
+    other_seed, _ = _noise_run(0.3, seed=1)
+    assert not np.allclose(losses, other_seed)
+    assert not np.allclose(losses, _noise_run(0.0)[0])
+
+
+def test_noise_augmented_with_sigma_zero_is_the_baseline():
+    """Check that with no noise the noise-augmented step is the cross-entropy step."""
+    losses, weights = _noise_run(0.0)
+    model, optimizer = _setup()
+    x, y = _batch(b=8)
+    base = TensorFlowEngine(model, optimizer, "baseline").run_steps(
+        np.stack([x.numpy()] * 3), np.stack([y.numpy()] * 3))[0]
+    np.testing.assert_allclose(losses, base, rtol=1e-6)

@@ -18,7 +18,7 @@ import tensorflow as tf
 from gradloss.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.engines.tf_engine import TensorFlowEngine
-from gradloss.losses import gradient_loss_closed_y
+from gradloss.objectives import tf_losses
 from gradloss.models import build_cnn, predict
 from gradloss.training import load_model
 
@@ -33,23 +33,29 @@ WEIGHT_ATOL = 2e-5
 
 # Runs under KERAS_BACKEND=jax. argv: folder with init.weights.h5 and batch.npz, objective.
 JAX_GRADIENTS = """
-import sys, numpy as np
+import json, sys, numpy as np
 from gradloss.models import build_cnn
 from gradloss.engines.jax_engine import JaxEngine, make_value_and_grad
 import keras
-folder, objective = sys.argv[1], sys.argv[2]
+folder, objective, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 model = build_cnn()
 model.load_weights(f"{folder}/init.weights.h5")
 batch = np.load(f"{folder}/batch.npz")
 weights = [v.value for v in model.trainable_variables]
-loss, grads = make_value_and_grad(model, objective)(weights, [], batch["x"], batch["y"])
-nested_loss, nested_grads = make_value_and_grad(model, objective, nested=True)(
+loss, grads = make_value_and_grad(model, objective, params=params)(weights, [], batch["x"], batch["y"])
+nested_loss, nested_grads = make_value_and_grad(model, objective, nested=True, params=params)(
     weights, [], batch["x"], batch["y"])  # the definition: jax.grad of jax.grad
 steps = {}
+if "train_noise_sigma" in params:  # seeded noise: the same losses twice, other than without noise
+    for i in range(2):
+        model.load_weights(f"{folder}/init.weights.h5")
+        engine = JaxEngine(model, keras.optimizers.Adam(), objective, seed=3,
+                           params={"train_noise_sigma": 0.3})
+        steps[f"noisy_{i}"] = engine.run_steps(batch["xs"], batch["ys"])[0]
 for loop in (False, True):  # step by step (CPU default) and one compiled loop (GPU default)
     model.load_weights(f"{folder}/init.weights.h5")
     optimizer = keras.optimizers.Adam()
-    engine = JaxEngine(model, optimizer, objective, compiled_loop=loop)
+    engine = JaxEngine(model, optimizer, objective, compiled_loop=loop, params=params)
     engine.chunk_steps = 2  # 3 steps: one full chunk and one short (padded) one
     losses, correct = engine.run_steps(batch["xs"], batch["ys"])
     engine.sync_to_model()
@@ -104,21 +110,24 @@ def full_float32():
     tf.config.experimental.enable_tensor_float_32_execution(before)
 
 
-def _tf_loss_and_grads(model, x, y, objective):
+def _tf_loss_and_grads(model, x, y, objective, params):
     with tf.GradientTape() as tape:
-        if objective == "gradient":
-            loss, _ = gradient_loss_closed_y(model, tf.constant(x), tf.constant(y))
-        else:
-            p = model(x, training=True)
-            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, p))
+        loss, _ = tf_losses.loss_function(objective, params)(model, tf.constant(x), tf.constant(y))
     grads = tape.gradient(loss, model.trainable_variables)
     return float(loss), [g.numpy() for g in grads]
 
 
-@pytest.mark.parametrize("objective", ["gradient", "baseline"])
+# noise_augmented with sigma 0 here: the two engines draw noise from different generators; the
+# noise itself is checked for repeatability on each engine (here and in test_engine_tf.py).
+PARAMS = {"gradient": {}, "baseline": {}, "noise_augmented": {"train_noise_sigma": 0.0},
+          "input_gradient": {"penalty_weight": 1.0}, "mse": {}}
+
+
+@pytest.mark.parametrize("objective", list(PARAMS))
 def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digits, tmp_path,
                                                                 full_float32):
     """Check that from the same weights both engines give the same loss, weight gradients and steps."""
+    params = PARAMS[objective]
     keras.utils.set_random_seed(0)
     model = build_cnn()
     model.save_weights(tmp_path / "init.weights.h5")
@@ -127,10 +136,10 @@ def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digit
     ys = digits.y_train[:96].reshape(3, 32, 10)
     np.savez(tmp_path / "batch.npz", x=x, y=y, xs=xs, ys=ys)
 
-    _run_jax(JAX_GRADIENTS, str(tmp_path), objective)
+    _run_jax(JAX_GRADIENTS, str(tmp_path), objective, json.dumps(params))
     jax_out = np.load(tmp_path / "jax.npz")
 
-    loss, grads = _tf_loss_and_grads(model, x, y, objective)
+    loss, grads = _tf_loss_and_grads(model, x, y, objective, params)
     for form in ("", "nested_"):  # as the engine trains, and the nested jax.grad definition
         assert float(jax_out[f"{form}loss"]) == pytest.approx(loss, rel=LOSS_RTOL)
         for i, (variable, grad) in enumerate(zip(model.trainable_variables, grads)):
@@ -139,7 +148,10 @@ def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digit
                                        err_msg=f"{form}gradient of {variable.path}")
 
     optimizer = keras.optimizers.Adam()
-    losses, correct = TensorFlowEngine(model, optimizer, objective).run_steps(xs, ys)
+    losses, correct = TensorFlowEngine(model, optimizer, objective, params).run_steps(xs, ys)
+    if "train_noise_sigma" in params:
+        np.testing.assert_array_equal(jax_out["noisy_0"], jax_out["noisy_1"])
+        assert not np.allclose(jax_out["noisy_0"], losses)
     for loop in (False, True):
         np.testing.assert_allclose(jax_out[f"losses_{loop}"], losses, rtol=LOSS_RTOL)
         np.testing.assert_array_equal(jax_out[f"correct_{loop}"], correct)

@@ -1,9 +1,11 @@
-"""The gradient loss against hand-derived and numerical derivatives."""
+"""Every objective's TensorFlow loss against its plain definition and numerical derivatives."""
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from gradloss.losses import gradient_loss, gradient_loss_closed_y, per_example_mse
+from gradloss.objectives import tf_losses
+from gradloss.objectives.tf_losses import gradient_loss, gradient_loss_closed_y, per_example_mse
 
 
 def _softmax_model(d: int, k: int, seed: int = 0) -> keras.Model:
@@ -84,3 +86,90 @@ def test_outer_gradient_matches_central_differences():
             var.assign(flat.reshape(var.shape))
             numeric = (shifted[0] - shifted[1]) / (2 * eps)
             np.testing.assert_allclose(grad.numpy().ravel()[i], numeric, rtol=1e-5, atol=1e-10)
+
+
+# --- the other objectives: plain NumPy definitions on a dense softmax layer ----------------
+
+def _softmax(x, w, bias):
+    z = x @ w + bias
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def _plain_cross_entropy(w, bias, x, y):
+    return float(np.mean(-np.sum(y * np.log(_softmax(x, w, bias)), 1)))
+
+
+def _plain_input_gradient(w, bias, x, y, weight):
+    """CE + weight * mean_i ||dCE_i/dx_i||^2; for softmax(x W + b), dCE_i/dx_i = (p_i - y_i) W^T."""
+    dx = (_softmax(x, w, bias) - y) @ w.T                     # (B, D)
+    return _plain_cross_entropy(w, bias, x, y) + weight * float(np.mean(np.sum(dx ** 2, 1)))
+
+
+def _plain_mse(w, bias, x, y):
+    return float(np.mean(np.mean((y - _softmax(x, w, bias)) ** 2, 1)))
+
+
+NOISE = np.random.default_rng(5).normal(0, 0.1, (5, 6))  # one fixed draw for noise_augmented
+PLAIN = {  # objective -> (library loss(model, x, y), plain definition(w, b, x, y))
+    "baseline": (tf_losses.cross_entropy, _plain_cross_entropy),
+    "noise_augmented": (lambda m, x, y: tf_losses.cross_entropy(m, x + NOISE, y),
+                        lambda w, b, x, y: _plain_cross_entropy(w, b, x + NOISE, y)),
+    "input_gradient": (lambda m, x, y: tf_losses.input_gradient_penalty(m, x, y, 0.7),
+                       lambda w, b, x, y: _plain_input_gradient(w, b, x, y, 0.7)),
+    "mse": (tf_losses.mse, _plain_mse),
+    "gradient": (tf_losses.gradient_loss_closed_y, _closed_form),
+}
+
+
+@pytest.mark.parametrize("objective", list(PLAIN))
+def test_objective_value_matches_its_plain_definition(objective):
+    """Check that each objective's TensorFlow loss equals its definition written out in NumPy."""
+    model = _softmax_model(6, 4, seed=11)
+    x, y = _batch(5, 6, 4, seed=12)
+    loss_of, plain = PLAIN[objective]
+    value, p = loss_of(model, x, y)
+    w, b = (v.numpy() for v in model.weights)
+    np.testing.assert_allclose(float(value), plain(w, b, x.numpy(), y.numpy()), rtol=1e-9)
+    assert p.shape == (5, 4)
+
+
+@pytest.mark.parametrize("objective", list(PLAIN))
+def test_objective_weight_gradients_match_differences_of_the_plain_definition(objective):
+    """Check that the taped weight gradients equal central differences of the NumPy definition."""
+    model = _softmax_model(6, 4, seed=13)
+    x, y = _batch(5, 6, 4, seed=14)
+    loss_of, plain = PLAIN[objective]
+    with tf.GradientTape() as tape:
+        value, _ = loss_of(model, x, y)
+    grads = [g.numpy() for g in tape.gradient(value, model.trainable_variables)]
+    params = [v.numpy() for v in model.weights]  # [W (6, 4), b (4,)]
+    eps = 1e-6
+    for which, grad in enumerate(grads):
+        for i in range(params[which].size):
+            shifted = []
+            for sign in (1, -1):
+                trial = [a.copy() for a in params]
+                trial[which].flat[i] += sign * eps
+                shifted.append(plain(*trial, x.numpy(), y.numpy()))
+            numeric = (shifted[0] - shifted[1]) / (2 * eps)
+            np.testing.assert_allclose(grad.flat[i], numeric, rtol=1e-5, atol=1e-9)
+
+
+def test_input_gradient_norms_are_per_example_euclidean_norms():
+    """Check that input_gradient_norms gives ||(p_i - y_i) W^T||_2 for each example."""
+    model = _softmax_model(6, 4, seed=15)
+    x, y = _batch(5, 6, 4, seed=16)
+    w, b = (v.numpy() for v in model.weights)
+    expected = np.linalg.norm((_softmax(x.numpy(), w, b) - y.numpy()) @ w.T, axis=1)
+    np.testing.assert_allclose(tf_losses.input_gradient_norms(model, x, y).numpy(), expected,
+                               rtol=1e-9)
+
+
+def test_training_noise_repeats_for_a_seed_and_step_and_changes_with_either():
+    """Check that the training noise is a function of (seed, step) with the asked-for sigma."""
+    draw = lambda seed, step: tf_losses.training_noise((200, 28, 28, 1), 0.3, seed, step).numpy()  # noqa: E731
+    first = draw(0, 5)
+    np.testing.assert_array_equal(first, draw(0, 5))
+    assert not np.allclose(first, draw(0, 6)) and not np.allclose(first, draw(1, 5))
+    assert abs(first.mean()) < 0.01 and first.std() == pytest.approx(0.3, rel=0.02)

@@ -20,7 +20,10 @@ from gradloss.service.store import RunStore
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
-ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60)}
+ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60),
+            "noise_augmented": (0.90, 0.88, 0.80), "input_gradient": (0.89, 0.84, 0.70),
+            "mse": (0.88, 0.82, 0.65)}
+OBJECTIVES = tuple(ACCURACY)
 
 
 @pytest.fixture
@@ -45,7 +48,8 @@ def finished_run(store: RunStore, objective: str) -> str:
     for epoch, step in ((1, 4), (2, 8)):
         rows += [{"step": step, "epoch": epoch, "name": name, "value": value} for name, value in
                  (("epoch_loss", scale / step), ("train_accuracy", 0.8 + epoch / 20),
-                  ("test_accuracy", 0.8 + epoch / 25), ("step_ms", 20.0 if objective == "gradient" else 5.0))]
+                  ("test_accuracy", 0.8 + epoch / 25), ("step_ms", 20.0 if objective == "gradient" else 5.0),
+                  ("input_grad_norm", 0.1 / epoch))]
     store.add_metrics(run_id, rows)
     acc = ACCURACY[objective]
     store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc, "accuracy_std": 0.01}),
@@ -63,6 +67,13 @@ def filled(home) -> dict:
     """The home fixture holding a finished gradient-loss run and a finished baseline."""
     store = RunStore.default()
     return {o: finished_run(store, o) for o in ("gradient", "baseline")}
+
+
+@pytest.fixture
+def every(home) -> dict:
+    """The home fixture holding a finished run of every objective."""
+    store = RunStore.default()
+    return {o: finished_run(store, o) for o in OBJECTIVES}
 
 
 def app(page: str = "dashboard.py") -> AppTest:
@@ -99,7 +110,7 @@ def test_home_compares_the_latest_pair(filled):
     assert list(table["clean accuracy"]) == [0.90, 0.91]
     assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
     assert list(table["ms / 1000 images"]) == [20.0 / 100 * 1000, 5.0 / 32 * 1000]  # batches 100, 32
-    assert "costs 1.3× the baseline's time per training image" in "\n".join(m.value for m in at.markdown)
+    assert "costs 1.3× the reference's time per training image" in "\n".join(m.value for m in at.markdown)
 
 
 def test_home_offers_digits_when_fashion_mnist_is_missing(home):
@@ -135,7 +146,7 @@ def test_train_form_refuses_bad_values_naming_the_field(home):
     """Check that a refused value is reported with the form's label in words, and nothing is queued."""
     at = app("pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
-    at.radio(key="objective").set_value("gradient").run()
+    at.multiselect(key="objectives").set_value(["gradient"]).run()
     at.number_input(key="train_size_digits").set_value(200)
     at.number_input(key="batch_gradient_digits").set_value(300)
     at.get("form_submit_button")[0].click().run()
@@ -150,7 +161,7 @@ def test_train_form_number_inputs_carry_their_allowed_range(home):
 
     at = app("pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
-    at.radio(key="objective").set_value("gradient").run()
+    at.multiselect(key="objectives").set_value(["gradient"]).run()
     limits = {key: (at.number_input(key=key).min, at.number_input(key=key).max) for key in
               ("epochs_gradient", "batch_gradient_digits", "train_size_digits", "seed")}
     assert limits == {"epochs_gradient": (1, MAX_EPOCHS),
@@ -162,7 +173,7 @@ def test_train_form_number_inputs_carry_their_allowed_range(home):
 
 def test_train_form_queues_a_run(home):
     at = app("pages/train.py")
-    at.radio(key="objective").set_value("gradient").run()
+    at.multiselect(key="objectives").set_value(["gradient"]).run()
     at.number_input(key="epochs_gradient").set_value(1)
     at.number_input(key="train_size_digits").set_value(300)
     at.get("form_submit_button")[0].click().run()
@@ -180,7 +191,7 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
     assert at.selectbox(key="engine").value == "tensorflow"  # the default: fastest on CPU
     if "jax" not in available_engines():
         pytest.skip("jax is not installed")
-    at.radio(key="objective").set_value("baseline").run()
+    at.multiselect(key="objectives").set_value(["baseline"]).run()
     at.selectbox(key="engine").set_value("jax")
     at.checkbox(key="deterministic").check()
     at.get("form_submit_button")[0].click().run()
@@ -223,21 +234,71 @@ def test_train_page_shows_progress_cancel_and_failures(home):
     assert store.get_run(running).cancel_requested
 
 
+def test_train_form_queues_every_objective_with_its_own_parameters(home):
+    """Check that picking all objectives shows their parameters and queues one run each."""
+    at = app("pages/train.py")
+    at.selectbox(key="dataset").set_value("digits")
+    at.multiselect(key="objectives").set_value(list(OBJECTIVES)).run()
+    assert at.number_input(key="train_noise_sigma").value == 0.1
+    at.number_input(key="train_noise_sigma").set_value(0.2)
+    at.number_input(key="penalty_weight").set_value(0.5)
+    at.number_input(key="train_size_digits").set_value(200)
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    runs = {r.objective: r.config for r in RunStore.default().list_runs()}
+    assert sorted(runs) == sorted(OBJECTIVES)
+    assert runs["noise_augmented"]["train_noise_sigma"] == 0.2
+    assert runs["input_gradient"]["penalty_weight"] == 0.5
+    assert runs["baseline"]["train_noise_sigma"] is None and runs["mse"]["penalty_weight"] is None
+    assert (runs["mse"]["epochs"], runs["mse"]["batch_size"]) == (10, 100)
+
+
+def test_train_form_hides_parameters_of_objectives_not_picked(home):
+    at = app("pages/train.py")
+    at.multiselect(key="objectives").set_value(["noise_augmented"]).run()
+    assert [n.key for n in at.number_input if n.key in ("train_noise_sigma", "penalty_weight")] == \
+        ["train_noise_sigma"]
+
+
 def test_loss_curves_draw_both_objectives(filled):
     at = app("pages/loss_curves.py")
     assert at.multiselect(key="curve_runs").value == [filled["gradient"], filled["baseline"]]
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) == 3  # per step, per epoch, input-gradient size
 
 
 def test_robustness_slider_changes_the_accuracies(filled):
     at = app("pages/robustness.py")
     assert at.select_slider(key="sigma").value == 0.1
-    assert [m.value for m in at.metric] == ["86.00%", "81.00%", "+5.00 points"]
+    table = at.dataframe[0].value
+    assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
+    assert list(table["points vs reference"]) == [5.0, 0.0]  # against the baseline by default
     at.select_slider(key="sigma").set_value(0.2).run()
     assert not at.exception
-    assert [m.value for m in at.metric] == ["75.00%", "60.00%", "+15.00 points"]
+    assert list(at.dataframe[0].value["points vs reference"]) == [15.0, 0.0]
     assert len(at.image) == 3 and "✗" in texts(at.caption)
     assert at.get("download_button")
+
+
+def test_every_objective_side_by_side_on_home_robustness_and_loss_curves(every):
+    """Check that a run of each of the five objectives shows on every page, one row or curve each."""
+    labels = ["gradient loss", "baseline (cross-entropy)", "noise augmentation",
+              "input-gradient penalty", "plain MSE"]
+    home_table = app().dataframe[0].value
+    assert list(home_table.objective) == labels
+    assert list(home_table["points vs reference"]) == [5.0, 0.0, 7.0, 3.0, 1.0]
+    at = app("pages/robustness.py")
+    assert at.multiselect(key="compare_runs").value == [every[o] for o in OBJECTIVES]
+    assert at.selectbox(key="reference_run").value == every["baseline"]
+    curves = at.get("plotly_chart")[0].proto.spec
+    for label in labels:
+        assert label in curves
+    at.selectbox(key="reference_run").set_value(every["noise_augmented"]).run()
+    assert list(at.dataframe[0].value["points vs reference"]) == [-2.0, -7.0, 0.0, -4.0, -6.0]
+    assert "against noise augmentation" in texts(at.markdown)
+    assert len(at.image) == 3
+    curves = app("pages/loss_curves.py")
+    assert curves.multiselect(key="curve_runs").value == [every[o] for o in OBJECTIVES]
+    assert len(curves.get("plotly_chart")) == 3
 
 
 def test_pages_never_import_tensorflow(filled):

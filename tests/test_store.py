@@ -47,6 +47,18 @@ def test_create_run_stores_the_resolved_config(store):
     assert run.progress == {} and run.started_at is None and not run.cancel_requested
 
 
+@pytest.mark.parametrize("params", [{"objective": "noise_augmented", "train_noise_sigma": 0.25},
+                                    {"objective": "input_gradient"}, {"objective": "mse"}])
+def test_runs_of_every_objective_keep_their_parameters(store, params):
+    """Check that a run of a new objective stores its name and parameters and rebuilds its config."""
+    from gradloss.config import TrainConfig
+    config = TrainConfig(dataset="digits", **params)
+    run = store.get_run(store.create_run(config))
+    assert run.objective == params["objective"]
+    assert TrainConfig.from_dict(run.config) == config
+    assert run.config["penalty_weight"] == (0.1 if params["objective"] == "input_gradient" else None)
+
+
 def test_create_run_refuses_an_invalid_config(store):
     """Check that a bad config raises the config check's message and stores nothing."""
     with pytest.raises(InvalidParameterError, match="The 'epochs' parameter of TrainConfig"):

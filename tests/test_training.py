@@ -38,7 +38,8 @@ def test_short_run_beats_chance_and_saves_a_loadable_model(objective, digits, tm
     steps = [r["step"] for r in rows if r["name"] == "loss"]
     assert steps == list(range(1, 3 * (1437 // 50) + 1))
     per_epoch = {r["name"] for r in rows if r["name"] != "loss"}
-    assert per_epoch == {"epoch_loss", "train_accuracy", "test_accuracy", "step_ms"}
+    assert per_epoch == {"epoch_loss", "train_accuracy", "test_accuracy", "step_ms", "input_grad_norm"}
+    assert 0 < result.final["input_grad_norm"] < 100
 
 
 def test_same_seed_gives_the_same_run(digits, tmp_path):
@@ -50,9 +51,11 @@ def test_same_seed_gives_the_same_run(digits, tmp_path):
     assert runs[0].final["epoch_loss"] != runs[2].final["epoch_loss"]
 
 
-def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(digits, tmp_path):
-    """Check that cancel stops the run, and a second call resumes to the uninterrupted result."""
-    config = _config("baseline", epochs=3)
+@pytest.mark.parametrize("objective", ["baseline", "noise_augmented"])
+def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(objective, digits, tmp_path):
+    """Check that cancel stops the run, and a second call resumes to the uninterrupted result
+    (for noise_augmented: with the training noise the uninterrupted run drew)."""
+    config = _config(objective, epochs=3)
     whole = train(config, tmp_path / "whole", dataset=digits)
 
     epochs_seen = []

@@ -64,12 +64,30 @@ def test_progress_text_and_bar_agree_at_every_point_of_a_run():
         assert fraction == done / 24 and text.endswith(f"noise · {fraction:.0%}"), (fraction, text)
 
 
-def test_latest_pair_matches_the_newest_run_dataset():
-    runs = [make_run("a", "baseline"), make_run("b", "gradient", dataset="fashion_mnist"),
-            make_run("c", "gradient"), make_run("d", "baseline", "failed")]
-    pair = views.latest_pair(runs)
-    assert [(o, r.run_id) for o, r in pair.items()] == [("gradient", "c"), ("baseline", "a")]
-    assert views.latest_pair([make_run("x", "gradient", "running")]) == {}
+def test_latest_per_objective_keeps_the_newest_run_of_each_on_the_newest_dataset():
+    """Check that the default runs are the newest of each objective, on the newest run's dataset."""
+    runs = [make_run("a", "mse"), make_run("b", "gradient", dataset="fashion_mnist"),
+            make_run("c", "gradient"), make_run("d", "baseline", "failed"), make_run("e", "baseline"),
+            make_run("f", "input_gradient"), make_run("g", "mse")]
+    latest = views.latest_per_objective(runs)
+    assert [(o, r.run_id) for o, r in latest.items()] == [
+        ("gradient", "c"), ("baseline", "e"), ("input_gradient", "f"), ("mse", "a")]
+    assert views.latest_per_objective([make_run("x", "gradient", "running")]) == {}
+
+
+def test_default_reference_is_the_newest_baseline_else_the_first_run():
+    runs = [make_run("n", "noise_augmented"), make_run("b1", "baseline"), make_run("b0", "baseline")]
+    assert views.default_reference(runs) == "b1"
+    assert views.default_reference(runs[:1]) == "n"
+    assert views.default_reference([]) is None
+
+
+def test_run_styles_give_one_colour_per_objective_and_a_dash_per_repeat():
+    labels = {"g1": ("", "gradient"), "b": ("", "baseline"), "g2": ("", "gradient")}
+    styles = views.run_styles(labels)
+    assert styles["g1"][0] == styles["g2"][0] != styles["b"][0]
+    assert styles["g1"][1] != styles["g2"][1]
+    assert len({views.run_styles({o: ("", o)})[o][0] for o in views.OBJECTIVES}) == 5
 
 
 def test_error_line_keeps_the_message_of_a_traceback():
@@ -77,29 +95,37 @@ def test_error_line_keeps_the_message_of_a_traceback():
     assert views.error_line(None) == ""
 
 
-def test_comparison_table_reads_sweep_and_step_cost():
-    pair = {"gradient": make_run("g", "gradient"), "baseline": make_run("b", "baseline")}
-    rob = pd.concat([sweep("g", [0.9, 0.85]), sweep("b", [0.91, 0.8])])
-    metrics = pd.DataFrame({"run_id": ["g", "g", "b"], "step": [10, 20, 10], "epoch": [1, 2, 1],
-                            "name": "step_ms", "value": [50.0, 10.0, 3.0]})
-    table = views.comparison_table(pair, metrics, rob, 0.1)
-    assert list(table["clean accuracy"]) == [0.9, 0.91]
-    assert list(table["accuracy at σ=0.1"]) == [0.85, 0.8]
-    assert list(table["ms / 1000 images"]) == [30.0 / 32 * 1000, 3.0 / 32 * 1000]
-    assert views.comparison_summary(table, 0.1) == (
-        "At σ = 0.1 the gradient-loss model is 5.0 points above the baseline; training it costs "
-        "10.0× the baseline's time per training image.")
+def test_comparison_table_gives_each_run_its_gap_to_the_reference():
+    """Check the table's accuracies, points against the reference run, input-gradient norm and step cost."""
+    runs = {"g": make_run("g", "gradient"), "b": make_run("b", "baseline"),
+            "n": make_run("n", "noise_augmented")}
+    rob = pd.concat([sweep("g", [0.9, 0.85]), sweep("b", [0.91, 0.8]), sweep("n", [0.9, 0.78])])
+    metrics = pd.DataFrame({"run_id": ["g", "g", "b", "g"], "step": [10, 20, 10, 20],
+                            "epoch": [1, 2, 1, 2], "name": ["step_ms"] * 3 + ["input_grad_norm"],
+                            "value": [50.0, 10.0, 3.0, 0.02]})
+    table = views.comparison_table(runs, metrics, rob, 0.1, reference="b")
+    assert list(table.objective) == ["gradient loss", "baseline (cross-entropy)", "noise augmentation"]
+    assert list(table["clean accuracy"]) == [0.9, 0.91, 0.9]
+    assert list(table["accuracy at σ=0.1"]) == [0.85, 0.8, 0.78]
+    assert list(table["points vs reference"]) == [5.0, 0.0, -2.0]
+    assert table["‖∂CE/∂x‖"].iloc[0] == 0.02 and pd.isna(table["‖∂CE/∂x‖"].iloc[1])
+    assert list(table["ms / 1000 images"].iloc[:2]) == [30.0 / 32 * 1000, 3.0 / 32 * 1000]
+    assert views.comparison_summary(table, 0.1, "b").startswith(
+        "At σ = 0.1, against baseline (cross-entropy) (b): gradient loss (g) 5.0 points above; "
+        "noise augmentation (n) 2.0 points below.")
+    assert views.comparison_summary(table, 0.1, "missing") == ""
 
 
 def test_step_cost_is_compared_per_training_image_across_batch_sizes():
     """Check that a 20 ms step of 100 images against a 5 ms step of 32 reads as 1.3x per image, not 4x."""
-    pair = {"gradient": make_run("g", "gradient", config={"batch_size": 100}),
-            "baseline": make_run("b", "baseline", config={"batch_size": 32})}
+    pair = {"g": make_run("g", "gradient", config={"batch_size": 100}),
+            "b": make_run("b", "baseline", config={"batch_size": 32})}
     metrics = pd.DataFrame({"run_id": ["g", "b"], "step": [10, 10], "epoch": 1, "name": "step_ms",
                             "value": [20.0, 5.0]})
-    table = views.comparison_table(pair, metrics, pd.concat([sweep("g", [0.9]), sweep("b", [0.9])]), 0.0)
+    table = views.comparison_table(pair, metrics, pd.concat([sweep("g", [0.9]), sweep("b", [0.9])]), 0.0,
+                                   reference="b")
     assert list(table["ms / 1000 images"]) == [200.0, 156.25]
-    assert "costs 1.3× the baseline's time per training image" in views.comparison_summary(table, 0.0)
+    assert "costs 1.3× the reference's time per training image" in views.comparison_summary(table, 0.0, "b")
 
 
 def test_runs_table_converts_to_arrow_with_a_whole_and_a_subset_run():
@@ -181,18 +207,29 @@ def test_loss_figures_give_each_objective_a_panel_and_wide_ranges_a_log_axis():
     assert len(epochs.data) == 2 and epochs.layout.yaxis.type == "log"
 
 
+def test_input_grad_figure_draws_one_line_per_run_with_a_log_axis_for_wide_ranges():
+    metrics = pd.DataFrame({"run_id": ["g", "g", "b", "b"], "step": [5, 10, 5, 10], "epoch": [1, 2, 1, 2],
+                            "name": "input_grad_norm", "value": [0.01, 0.005, 0.3, 0.5]})
+    fig = views.input_grad_figure(metrics, {"g": ("g", "gradient"), "b": ("b", "baseline")})
+    assert [list(t.y) for t in fig.data] == [[0.01, 0.005], [0.3, 0.5]]
+    assert fig.layout.yaxis.type == "log"
+
+
 def test_loss_figure_leaves_out_objectives_without_points():
     metrics = pd.DataFrame({"run_id": ["g"], "step": [1], "epoch": 1, "name": ["loss"], "value": [1e-3]})
     fig = views.loss_figure(metrics, {"g": ("g", "gradient"), "b": ("b", "baseline")})
     assert [a.text for a in fig.layout.annotations] == ["gradient loss"]
 
 
-def test_robustness_figure_marks_the_chosen_sigma():
-    rob = pd.concat([sweep("g", [0.9, 0.85], [0.0, 0.01]), sweep("b", [0.91, 0.8])])
-    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline")}
-    fig = views.robustness_figure(rob, labels, 0.1)
+def test_comparison_figure_draws_each_run_in_its_objective_colour_and_marks_sigma():
+    rob = pd.concat([sweep("g", [0.9, 0.85], [0.0, 0.01]), sweep("b", [0.91, 0.8]),
+                     sweep("m", [0.88, 0.7])])
+    labels = {"g": ("g-label", "gradient"), "b": ("b-label", "baseline"), "m": ("m-label", "mse")}
+    fig = views.comparison_figure(rob, labels, 0.1)
     markers = [t for t in fig.data if t.marker.symbol == "diamond"]
-    assert [list(t.y) for t in markers] == [[0.85], [0.8]]
+    assert [list(t.y) for t in markers] == [[0.85], [0.8], [0.7]]
+    lines = {t.name: t.line.color for t in fig.data if t.name}
+    assert lines == {"g-label": "#1f77b4", "b-label": "#ff7f0e", "m-label": "#9467bd"}
     assert views.accuracy_at(rob, "g", 0.1) == (0.85, 0.01)
     assert "objective" in views.robustness_csv(rob, labels).splitlines()[0]
 

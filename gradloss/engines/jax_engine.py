@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from gradloss.engines.backend import device_name
+from gradloss.objectives import jax_losses
 
 
 def _sum_mse(y, p):
@@ -30,12 +31,12 @@ def _sum_mse(y, p):
     return jnp.sum(jnp.mean(jnp.square(y - p), axis=-1))
 
 
-def make_objective(model: keras.Model, objective: str):
+def make_objective(model: keras.Model, objective: str, params: dict | None = None):
     """Return loss_fn(trainable, non_trainable, x, y) -> (loss, (p, non_trainable)).
 
     "gradient": G = mean((dS/dx)^2) + mean((dS/dy)^2) with dS/dx from an inner jax.grad and
-    dS/dy = 2 (y - p) / K in closed form, as `gradloss.losses.gradient_loss_closed_y`.
-    "baseline": mean categorical cross-entropy.
+    dS/dy = 2 (y - p) / K in closed form, as `gradloss.objectives.tf_losses.gradient_loss_closed_y`.
+    The other objectives: `gradloss.objectives.jax_losses`.
     """
     if objective == "gradient":
         def loss_fn(trainable, non_trainable, x, y):
@@ -47,13 +48,8 @@ def make_objective(model: keras.Model, objective: str):
             k = y.shape[-1]
             dy_term = 4.0 * jnp.mean(jnp.square(y - p)) / (k * k)
             return jnp.mean(jnp.square(dx)) + dy_term, (p, nt)
-    elif objective == "baseline":
-        def loss_fn(trainable, non_trainable, x, y):
-            p, nt = model.stateless_call(trainable, non_trainable, x, training=True)
-            return jnp.mean(keras.losses.categorical_crossentropy(y, p)), (p, nt)
     else:
-        raise ValueError(f"The 'objective' parameter of JaxEngine must be a str among "
-                         f"{{'gradient', 'baseline'}}. Got {objective!r} instead.")
+        loss_fn = jax_losses.loss_function(model, objective, params)
     return loss_fn
 
 
@@ -88,7 +84,7 @@ def _gradient_loss_hvp(model: keras.Model):
     return loss_and_grads
 
 
-def make_loss_and_grads(model: keras.Model, objective: str):
+def make_loss_and_grads(model: keras.Model, objective: str, params: dict | None = None):
     """Return f(trainable, non_trainable, x, y) -> ((loss, (p, non_trainable)), grads).
 
     The shape of `jax.value_and_grad(..., has_aux=True)` of `make_objective`'s loss; the
@@ -96,16 +92,17 @@ def make_loss_and_grads(model: keras.Model, objective: str):
     """
     if objective == "gradient":
         return _gradient_loss_hvp(model)
-    return jax.value_and_grad(make_objective(model, objective), has_aux=True)
+    return jax.value_and_grad(make_objective(model, objective, params), has_aux=True)
 
 
-def make_value_and_grad(model: keras.Model, objective: str, *, nested: bool = False):
+def make_value_and_grad(model: keras.Model, objective: str, *, nested: bool = False,
+                        params: dict | None = None):
     """Return a jitted f(trainable, non_trainable, x, y) -> (loss, grads), as the engine trains.
 
     nested=True: plain `jax.value_and_grad` of the definition (`make_objective`) instead.
     """
-    grad_fn = (jax.value_and_grad(make_objective(model, objective), has_aux=True) if nested
-               else make_loss_and_grads(model, objective))
+    grad_fn = (jax.value_and_grad(make_objective(model, objective, params), has_aux=True) if nested
+               else make_loss_and_grads(model, objective, params))
 
     @jax.jit
     def f(trainable, non_trainable, x, y):
@@ -115,17 +112,23 @@ def make_value_and_grad(model: keras.Model, objective: str, *, nested: bool = Fa
 
 
 def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
-              *, nested: bool = False):
+              *, nested: bool = False, params: dict | None = None, seed: int = 0):
     """Return the pure step(state, x, y) -> (state, loss, number correct).
 
     state = (trainable, non_trainable, optimizer_variables), each a list of arrays.
     nested=True: weight gradients by `jax.value_and_grad` of the definition (`make_objective`).
+    "noise_augmented" adds noise drawn from (seed, the optimizer's iteration count) to x.
     """
-    grad_fn = (jax.value_and_grad(make_objective(model, objective), has_aux=True) if nested
-               else make_loss_and_grads(model, objective))
+    grad_fn = (jax.value_and_grad(make_objective(model, objective, params), has_aux=True) if nested
+               else make_loss_and_grads(model, objective, params))
+    sigma = (params or {}).get("train_noise_sigma") if objective == "noise_augmented" else None
+    if sigma is not None:  # where the iteration count sits in the optimizer state
+        iteration = [v is optimizer.iterations for v in optimizer.variables].index(True)
 
     def step(state, x, y):
         trainable, non_trainable, opt_vars = state
+        if sigma is not None:
+            x = x + jax_losses.training_noise(x.shape, sigma, seed, opt_vars[iteration])
         (loss, (p, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y)
         trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
         hits = jnp.sum(jnp.argmax(p, -1) == jnp.argmax(y, -1)).astype(jnp.int32)
@@ -184,13 +187,14 @@ class JaxEngine:
     stepwise_chunk_steps = 4  # steps per call step by step: keeps progress and cancel prompt
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
-                 *, compiled_loop: bool | None = None, nested: bool = False):
+                 *, compiled_loop: bool | None = None, nested: bool = False,
+                 params: dict | None = None, seed: int = 0):
         self._model, self._optimizer = model, optimizer
         self.device = device_name("jax")
         self.compiled_loop = self.device != "CPU" if compiled_loop is None else compiled_loop
         if not self.compiled_loop:  # steps of 0.1-1 s on CPU: 50 would delay cancel by a minute
             self.chunk_steps = self.stepwise_chunk_steps
-        step = make_step(model, optimizer, objective, nested=nested)
+        step = make_step(model, optimizer, objective, nested=nested, params=params, seed=seed)
         self._run = make_chunk_runner(step) if self.compiled_loop else None
         self._step = None if self.compiled_loop else jax.jit(step)
         self._state = read_state(model, optimizer)  # once: the model may hold restored weights

@@ -84,11 +84,13 @@ class DeviceEpochs:
     """
 
     def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
-                 dataset: Dataset, batch_size: int, *, batched: bool = False):
+                 dataset: Dataset, batch_size: int, *, batched: bool = False,
+                 params: dict | None = None, seed: int = 0):
         optimizer.build(model.trainable_variables)
         self._model, self._optimizer, self._batch = model, optimizer, batch_size
         self.device = device_name("jax")
-        step = make_step(model, optimizer, objective)
+        # params, seed: the objective's own parameters and the run's seed (`make_step`)
+        step = make_step(model, optimizer, objective, params=params, seed=seed)
         self._run = make_epoch_program(jax.vmap(step) if batched else step, batch_size)
         count = make_correct_count(model)
         self._count = jax.jit(jax.vmap(count, in_axes=(0, 0, None, None)) if batched else count)

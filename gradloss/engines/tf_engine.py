@@ -1,4 +1,4 @@
-"""TensorFlow engine: compiled training steps for both objectives.
+"""TensorFlow engine: compiled training steps for every objective.
 
 This is the one place that knows TensorFlow's training mechanics (tapes, tf.function). The
 training loop in `training.py` only sees the `Engine` contract (`gradloss.engines`).
@@ -10,37 +10,31 @@ import numpy as np
 import tensorflow as tf
 
 from gradloss.engines.backend import device_name
-from gradloss.losses import gradient_loss_closed_y
+from gradloss.objectives import tf_losses
 
 
 def _correct(y, p):
     return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(y, -1), tf.argmax(p, -1)), tf.int32))
 
 
-def make_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                       compiled: bool = True):
-    """Return step(x, y) -> (gradient loss, number correct) that updates the weights."""
+def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
+              params: dict | None = None, seed: int = 0, compiled: bool = True):
+    """Return step(x, y) -> (loss, number correct) of `objective` that updates the weights.
+
+    params: the objective's own parameters (`TrainConfig.objective_params`). "noise_augmented"
+    adds N(0, train_noise_sigma^2) noise to x, drawn from (seed, optimizer iteration): the
+    iteration count lives in the checkpoint, so a resumed run draws the same noise.
+    """
     variables = model.trainable_variables
+    loss_of = tf_losses.loss_function(objective, params)
+    sigma = (params or {}).get("train_noise_sigma") if objective == "noise_augmented" else None
 
     def step(x, y):
-        with tf.GradientTape() as outer:  # records the inner tape's gradient: second order
-            loss, p = gradient_loss_closed_y(model, x, y)
+        if sigma is not None:
+            x = x + tf_losses.training_noise(tf.shape(x), sigma, seed, optimizer.iterations)
+        with tf.GradientTape() as outer:  # for the gradient loss it records the inner tape too
+            loss, p = loss_of(model, x, y)
         grads = outer.gradient(loss, variables)
-        optimizer.apply(grads, variables)
-        return loss, _correct(y, p)
-    return tf.function(step) if compiled else step
-
-
-def make_baseline_step(model: keras.Model, optimizer: keras.optimizers.Optimizer,
-                       compiled: bool = True):
-    """Return a cross-entropy step(x, y) -> (loss, number correct) that updates the weights."""
-    variables = model.trainable_variables
-
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            p = model(x, training=True)
-            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, p))
-        grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss, _correct(y, p)
     return tf.function(step) if compiled else step
@@ -72,10 +66,10 @@ class TensorFlowEngine:
 
     chunk_steps = 10  # steps run between host syncs (float() of the losses)
 
-    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str):
+    def __init__(self, model: keras.Model, optimizer: keras.optimizers.Optimizer, objective: str,
+                 params: dict | None = None, seed: int = 0):
         optimizer.build(model.trainable_variables)  # create slots eagerly, outside tf.function
-        factory = make_gradient_step if objective == "gradient" else make_baseline_step
-        self._step = factory(model, optimizer, compiled=False)
+        self._step = make_step(model, optimizer, objective, params, seed, compiled=False)
         self._chunk = None  # compiled at the first call, when the batch shape is known
         self.device = device_name("tensorflow")
 

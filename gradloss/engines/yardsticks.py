@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from gradloss.losses import gradient_loss, per_example_mse
+from gradloss.objectives.tf_losses import gradient_loss, per_example_mse
 
 
 def make_plain_gradient_step(model: keras.Model, optimizer: keras.optimizers.Optimizer):
