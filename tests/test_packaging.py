@@ -1,5 +1,6 @@
 """Packaging: `pip install .` gives a `gradloss` command whose CLI and dashboard work outside the checkout."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,8 +26,16 @@ def installed(tmp_path_factory) -> Path:
     --system-site-packages lends it the dependencies already installed here (no download);
     gradloss itself comes only from the wheel."""
     root = tmp_path_factory.mktemp("pkg")
+    # Build from a copy of the tracked files: setuptools leaves build/ in its source folder, and
+    # a stale build/ in the checkout would ship modules that no longer exist.
+    source = root / "source"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(root / "dist"), str(REPO)], check=True, cwd=root, timeout=300)
+                    "-w", str(root / "dist"), str(source)], check=True, cwd=root, timeout=300)
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")],
                    check=True, timeout=120)
     [wheel] = (root / "dist").glob("gradloss-*.whl")
