@@ -20,7 +20,7 @@ from pathlib import Path
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
                              REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
-from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
+from gradloss.exceptions import GradlossError, InvalidParameterError, ServiceUnavailable
 from gradloss.progress import Progress
 
 
@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
 
-    sub.add_parser("worker", help="run the background training worker (Huey consumer)")
+    worker = sub.add_parser("worker", help="run the background training worker (Huey consumer)")
+    worker.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
+                                       "each pinned to its GPU (default: one worker)")
     sub.add_parser("dashboard", help="start the Streamlit dashboard, as `streamlit run dashboard.py`; "
                                      "other arguments go to streamlit (e.g. --server.port 8502)")
     runs = sub.add_parser("runs", help="list the runs in the store")
@@ -175,6 +177,9 @@ def _side_by_side(tables: dict, with_reference: bool):
 
 
 def cmd_worker(args) -> int:
+    if args.gpus is not None:
+        from gradloss.service.fleet import run_fleet
+        return run_fleet(args.gpus)
     from gradloss.service.consumer import run_consumer
     run_consumer()
     return 0
@@ -214,6 +219,13 @@ def _last_test_accuracy(runs) -> dict:
     return table.sort_values("step").groupby("run_id").value.last().to_dict()
 
 
+def _where(run) -> str:
+    """host, or host:GPU index, of the machine that trains (trained) the run."""
+    if run.host is None:
+        return "-"
+    return run.host if run.gpu is None else f"{run.host}:{run.gpu}"
+
+
 def cmd_runs(args) -> int:
     from gradloss.service.store import RunStore
     runs = RunStore.default().list_runs(limit=args.limit)
@@ -249,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except InvalidParameterError as error:
         parser.error(str(error))  # prints usage and the message, exits with status 2
-    except SettingsError as error:
+    except ServiceUnavailable as error:  # a setting to fix: names it, password masked
         print(f"gradloss: error: {error}", file=sys.stderr)
         return 2
     except GradlossError as error:

@@ -28,6 +28,11 @@ class TrainingDiverged(GradlossError):
     """The training loss became NaN or infinite."""
 
 
+class ServiceUnavailable(GradlossError):
+    """The run store or the queue named by a setting is malformed or cannot be used; the message
+    names the setting, with any password masked. The CLI exits with status 2."""
+
+
 class RunNotFound(GradlossError, KeyError):
     """No run with that id is in the store."""
 
@@ -35,4 +40,5 @@ class RunNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "run not found"
 
 
-__all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError"]
+__all__ = ["GradlossError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError",
+           "ServiceUnavailable"]

@@ -37,6 +37,7 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
                 on_progress: Callable[[int, Progress], None] | None = None,
                 on_metrics: Callable[[int, list[dict]], None] | None = None,
                 should_cancel: Callable[[int], bool] | None = None,
+                on_checkpoint: Callable[[int, Path], None] | None = None,
                 dataset: Dataset | None = None) -> list[TrainResult]:
     """Train the seeds of `configs` together; run_dirs[i] holds seed i's checkpoint and model.
 
@@ -121,6 +122,8 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
             write_state(unstack(device.state, j), models[i], optimizers[i])
             finals[i] = records[i].end_epoch(epoch, accuracies[j], input_grad_norm(models[i], ds))
             checkpoint.save(run_dirs[i], models[i], optimizers[i], configs[i], epoch, finals[i])
+            if on_checkpoint:
+                on_checkpoint(i, run_dirs[i] / "checkpoint")
             log.info("seed %d epoch %d/%d: %s", configs[i].seed, epoch, first.epochs, finals[i])
             if records[i].report(epoch, records[i].last_loss) and epoch < first.epochs:
                 end(i, "cancelled", epoch)

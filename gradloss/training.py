@@ -243,9 +243,11 @@ def train(config: TrainConfig, run_dir: str | Path, *,
           on_progress: Callable[[Progress], None] | None = None,
           on_metrics: Callable[[list[dict]], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
+          on_checkpoint: Callable[[Path], None] | None = None,
           dataset: Dataset | None = None, whole_epochs: bool | None = None) -> TrainResult:
     """Train one model as `config` says; resume from run_dir/checkpoint when there is one.
 
+    on_checkpoint(folder) is called after each epoch's checkpoint is written to `folder`.
     whole_epochs: run each epoch as one program on the device (jax engine only); None: when
     JAX runs on an accelerator. Same steps, losses and checkpoints either way.
     """
@@ -270,6 +272,8 @@ def train(config: TrainConfig, run_dir: str | Path, *,
         epochs.sync_to_model()
         final = record.end_epoch(epoch, epochs.test_accuracy(), input_grad_norm(model, ds))
         checkpoint.save(run_dir, model, optimizer, config, epoch, final)
+        if on_checkpoint:
+            on_checkpoint(run_dir / "checkpoint")
         log.info("epoch %d/%d: %s", epoch, config.epochs, final)
         if record.report(epoch, record.last_loss) and epoch < config.epochs:
             return _result("cancelled", config, run_dir, epoch, t_start, epochs.device, final)

@@ -22,7 +22,51 @@ FASHION_DIR = fashion_folder()  # read once, before any test changes the environ
 
 @pytest.fixture
 def fashion_dir() -> Path:
-    """The official Fashion-MNIST files; skip where they are absent."""
-    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"Fashion-MNIST files not found in {FASHION_DIR} (set GRADLOSS_DATA_DIR)")
-    return FASHION_DIR
+    """The official Fashion-MNIST files beside the repository; skip where they are absent."""
+    if not (SHARED_FASHION / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"Fashion-MNIST files not found in {SHARED_FASHION}")
+    return SHARED_FASHION
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A password-protected redis-server on a loopback port for the whole session (services.py)."""
+    from services import Redis
+    if reason := Redis.missing():
+        pytest.skip(reason)
+    server = Redis()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL 15 cluster on a loopback port for the whole session (services.py)."""
+    from services import Postgres
+    if reason := Postgres.missing():
+        pytest.skip(reason)
+    server = Postgres()
+    server.init()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["embedded", "network"])
+def backend(request, tmp_path, monkeypatch):
+    """The store and queue URLs of one backend, set in the environment (workers inherit them):
+    embedded: SQLite files in a folder of their own (not any worker's GRADLOSS_HOME);
+    network: a fresh PostgreSQL database and an emptied Redis."""
+    if request.param == "embedded":
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        urls = {"GRADLOSS_STORE_URL": f"sqlite:///{shared / 'runs.sqlite'}",
+                "GRADLOSS_QUEUE_URL": f"sqlite:///{shared / 'queue.sqlite'}"}
+    else:
+        redis_server = request.getfixturevalue("redis_server")
+        redis_server.flush()
+        urls = {"GRADLOSS_STORE_URL": request.getfixturevalue("postgres_server").database(),
+                "GRADLOSS_QUEUE_URL": redis_server.url}
+    for name, url in urls.items():
+        monkeypatch.setenv(name, url)
+    return urls

@@ -1,4 +1,5 @@
-"""Tests for gradloss.store: a real SQLite file in tmp_path, no training."""
+"""Tests for gradloss.service.store on both backends: a SQLite file in tmp_path and a fresh database
+on a real PostgreSQL server (skipped, with the reason, where PostgreSQL is not installed)."""
 import json
 import multiprocessing
 import sqlite3
@@ -6,17 +7,33 @@ import time
 
 import pandas as pd
 import pytest
+import sqlalchemy
 
 from gradloss.service import store as store_module
 from gradloss.config import InvalidParameterError
-from gradloss.exceptions import GradlossError, RunNotFound
-from gradloss.service.store import MIGRATIONS, SCHEMA_VERSION, RunStore
+from gradloss.exceptions import GradlossError, RunNotFound, ServiceUnavailable
+from gradloss.service import database, schema
+from gradloss.service.store import SCHEMA_VERSION, RunStore
 
 from _worker_helpers import TINY, hammer_store
+from legacy_store import legacy_file
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """Where a new store lives: a SQLite file path, or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "runs.sqlite")
+    return request.getfixturevalue("postgres_server").database()
 
 
 @pytest.fixture
-def store(tmp_path):
+def store(location):
+    return RunStore(location)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
     return RunStore(tmp_path / "runs.sqlite")
 
 
@@ -30,9 +47,9 @@ def test_home_is_gradloss_home_or_runs_folder(tmp_path, monkeypatch):
     assert RunStore.default().path == tmp_path / "runs" / "runs.sqlite"
 
 
-def test_new_store_is_wal_at_latest_schema(store):
+def test_new_store_is_wal_at_latest_schema(sqlite_store):
     """Check that a fresh file gets every migration and WAL journaling."""
-    conn = sqlite3.connect(store.path)
+    conn = sqlite3.connect(sqlite_store.path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -179,10 +196,7 @@ def test_requeue_and_stale_finish_only_touch_stale_runs(store):
 def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
     """Check that opening a store written at schema 1 upgrades it in place, data intact."""
     path = tmp_path / "old.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    for statement in MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("PRAGMA user_version = 1")
+    conn = legacy_file(path, version=1)
     conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status)"
                  " VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow', 'done')",
                  (json.dumps(TINY),))
@@ -204,8 +218,9 @@ def test_refuses_a_store_from_a_newer_version(tmp_path):
         RunStore(path)
 
 
-def test_open_reader_does_not_block_the_writer(store):
+def test_open_reader_does_not_block_the_writer(sqlite_store):
     """Check that a dashboard holding a read transaction never stalls a worker's write (WAL)."""
+    store = sqlite_store
     run_id = store.create_run(TINY)
     reader = sqlite3.connect(store.path, isolation_level=None, timeout=0)
     reader.execute("BEGIN")
@@ -217,9 +232,9 @@ def test_open_reader_does_not_block_the_writer(store):
     reader.execute("COMMIT")
 
 
-def test_two_processes_write_and_read_without_lock_errors(tmp_path):
+def test_two_processes_write_and_read_without_lock_errors(location):
     """Check that writers in two processes neither fail with 'database is locked' nor lose runs."""
-    path = str(tmp_path / "runs.sqlite")
+    path = location
     RunStore(path)
     context = multiprocessing.get_context("spawn")  # fresh interpreters, like separate programs
     with context.Manager() as manager, context.Pool(2) as pool:
@@ -231,63 +246,103 @@ def test_two_processes_write_and_read_without_lock_errors(tmp_path):
     assert len(store.metrics(made[0] + made[1], name="loss")) == 30 * 20
 
 
-@pytest.mark.parametrize("bad", ["{not json", "null", "[]", '"text"'])
-def test_a_malformed_row_is_listed_unreadable_and_spares_the_others(store, bad):
-    """Check that a run whose stored config is not a JSON object is listed with the reason,
-    and every other run reads as before."""
-    good, broken = store.create_run(TINY), store.create_run(TINY)
-    with store.connect(write=True) as conn:
-        conn.execute("UPDATE runs SET config = ? WHERE run_id = ?", (bad, broken))
-    runs = {r.run_id: r for r in store.list_runs()}
-    assert set(runs) == {good, broken}
-    assert runs[good].unreadable is None and runs[good].config["epochs"] == 1
-    assert runs[broken].unreadable.startswith("its stored config is not a JSON object")
-    assert runs[broken].status == "queued" and runs[broken].config == {}
-    assert store.get_run(broken).unreadable == runs[broken].unreadable
+def _columns(store: RunStore) -> dict:
+    """{table: [(column, type affinity, in the primary key, nullable)]} as the database reports them
+    (SQLite lets an old-style TEXT PRIMARY KEY hold NULL; a key column counts as not nullable)."""
+    inspector = sqlalchemy.inspect(database.engine(store.url))
+    tables = {}
+    for table in sorted(inspector.get_table_names()):
+        key = set(inspector.get_pk_constraint(table)["constrained_columns"])
+        tables[table] = sorted((c["name"], c["type"]._type_affinity.__name__, c["name"] in key,
+                                c["nullable"] and c["name"] not in key)
+                               for c in inspector.get_columns(table))
+    return tables
 
 
-def test_a_run_records_where_its_data_was_found_at_submission(store, tmp_path):
-    """Check that the data folder given at creation is stored with the run (None: not chosen)."""
-    with_dir = store.create_run(TINY, data_dir=str(tmp_path))
-    assert store.get_run(with_dir).data_dir == str(tmp_path)
-    assert store.get_run(store.create_run(TINY)).data_dir is None
+def test_migrates_a_version_2_file_to_the_schema_of_a_new_store(tmp_path):
+    """Check that a file written by the pre-SQLAlchemy store (user_version 2) upgrades in place to
+    exactly the tables and columns a new store gets, keeping its rows, and is then usable."""
+    conn = legacy_file(tmp_path / "old.sqlite", version=2)
+    conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
+                 " attempts, task_id, model_path) VALUES ('old', 1.0, ?, 'gradient', 'digits',"
+                 " 'tensorflow', 'done', 1, 't0', '/w/old/model.keras')", (json.dumps(TINY),))
+    conn.execute("INSERT INTO examples VALUES ('old', 0.1, 3, 4, 4, 0.9)")
+    conn.close()
+    old, new = RunStore(tmp_path / "old.sqlite"), RunStore(tmp_path / "new.sqlite")
+    assert _columns(old) == _columns(new)
+    run = old.get_run("old")
+    assert (run.status, run.attempts, run.task_id, run.host, run.gpu) == ("done", 1, "t0", None, None)
+    assert old.examples("old")["prediction"].tolist() == [4]
+    assert old.get_artifact("old", "model.keras") is None
+    old.put_artifact("old", "model.keras", b"weights")
+    assert old.get_artifact("old", "model.keras") == b"weights"
+    versions = sqlite3.connect(tmp_path / "old.sqlite")
+    assert versions.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    assert versions.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-@pytest.mark.parametrize("make", ["parent is a file", "home is a file", "store is a folder"])
-def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monkeypatch, make):
-    """Check that a GRADLOSS_HOME that cannot be created or holds no usable store gives one
-    SettingsError naming the folder, the OS's reason and what to do."""
-    from gradloss.exceptions import SettingsError
-
-    blocker = tmp_path / "blocker"
-    if make == "parent is a file":
-        blocker.write_text("")
-        folder = blocker / "home"
-    elif make == "home is a file":
-        blocker.write_text("")
-        folder = blocker
-    else:
-        folder = tmp_path / "home"
-        (folder / "runs.sqlite").mkdir(parents=True)
-    monkeypatch.setenv("GRADLOSS_HOME", str(folder))
-    with pytest.raises(SettingsError) as info:
-        RunStore.default()
-    message = str(info.value)
-    assert str(folder) in message and "GRADLOSS_HOME" in message
-    assert "unable to open database file" not in message
-    assert "Set GRADLOSS_HOME to a folder you can write" in message
+def test_sqlite_and_postgresql_get_the_same_schema(tmp_path, postgres_server):
+    """Check that one set of migration steps gives both databases the same tables and columns."""
+    assert _columns(RunStore(tmp_path / "runs.sqlite")) == _columns(RunStore(postgres_server.database()))
 
 
-def test_home_and_store_are_readable_by_the_owner_only(tmp_path, monkeypatch):
-    """Check that a GRADLOSS_HOME gradloss creates is 0700 and its database files 0600."""
-    import stat
+def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    """Check that the steps run in one transaction: one that fails midway writes nothing."""
+    legacy_file(tmp_path / "old.sqlite", version=2).close()
+    broken = [*schema.MIGRATIONS[:-1], (*schema.MIGRATIONS[-1], schema.Create("runs", ("run_id",)))]
+    monkeypatch.setattr(database, "MIGRATIONS", broken)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", len(broken))
+    with pytest.raises(ServiceUnavailable, match="already exists"):
+        RunStore(tmp_path / "old.sqlite")
+    conn = sqlite3.connect(tmp_path / "old.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"runs", "metrics", "robustness", "examples"}
 
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "new" / "home"))
-    store = RunStore.default()
-    store.create_run(TINY)
-    folder = tmp_path / "new" / "home"
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    with store.connect():  # an open connection keeps the -wal and -shm files
-        files = sorted(folder.glob("runs.sqlite*"))
-        assert {f.name for f in files} == {"runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"}
-        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+
+def test_artifacts_roundtrip_replace_and_belong_to_a_run(store):
+    """Check that a run's files are stored whole, replaced by name, and refused for unknown runs."""
+    run_id = store.create_run(TINY)
+    blob = bytes(range(256)) * 2000  # 0.5 MB, every byte value
+    store.put_artifact(run_id, "model.keras", blob)
+    store.put_artifact(run_id, "checkpoint.tar", b"epoch 1")
+    store.put_artifact(run_id, "checkpoint.tar", b"epoch 2")
+    assert store.get_artifact(run_id, "model.keras") == blob
+    assert store.get_artifact(run_id, "checkpoint.tar") == b"epoch 2"
+    assert store.get_artifact(run_id, "other") is None
+    with pytest.raises(RunNotFound, match="No run with id 'nope'"):
+        store.put_artifact("nope", "model.keras", b"")
+
+
+def test_workers_beat_list_and_leave(store):
+    """Check that a worker's row is created by its first beat, refreshed by the next, and removed."""
+    record = {"worker_id": "h1:10", "host": "h1", "pid": 10, "device": "NVIDIA H100", "gpu": 1,
+              "started_at": 5.0, "run_id": None, "settings": {"queue": "redis://h:6379/0"}}
+    store.beat_worker(record)
+    store.beat_worker(dict(record, worker_id="h2:20", host="h2", pid=20, device="CPU", gpu=None))
+    first = store.list_workers()[1]["heartbeat_at"]
+    store.beat_worker(dict(record, run_id="r1"))
+    workers = store.list_workers()
+    assert [w["worker_id"] for w in workers] == ["h1:10", "h2:20"]  # the freshest beat first
+    assert workers[0]["run_id"] == "r1" and workers[0]["heartbeat_at"] >= first
+    assert workers[0]["settings"] == {"queue": "redis://h:6379/0"} and workers[0]["gpu"] == 1
+    assert store.prune_workers(silent_before=workers[1]["heartbeat_at"]) == 0
+    store.remove_worker("h1:10")
+    assert [w["worker_id"] for w in store.list_workers()] == ["h2:20"]
+    assert store.prune_workers(silent_before=time.time() + 1) == 1 and store.list_workers() == []
+
+
+def test_start_run_records_host_and_gpu_and_finish_is_fenced_by_worker(store):
+    """Check that a run records where it trains, and that a worker that lost the run to another
+    cannot finish it (nor beat its heartbeat)."""
+    run_id = store.create_run(TINY)
+    assert store.start_run(run_id, "h1:10", host="h1", gpu=1)
+    run = store.get_run(run_id)
+    assert (run.host, run.gpu) == ("h1", 1)
+    assert store.requeue(run_id, "t2", stale_before=float("inf"))
+    assert store.start_run(run_id, "h2:20", host="h2")
+    assert not store.heartbeat(run_id, worker_id="h1:10") and store.heartbeat(run_id, worker_id="h2:20")
+    assert not store.finish_run(run_id, "done", worker_id="h1:10")
+    assert store.finish_run(run_id, "done", worker_id="h2:20")
+    run = store.get_run(run_id)
+    assert (run.status, run.host, run.gpu, run.attempts) == ("done", "h2", None, 2)

@@ -3,8 +3,8 @@
 Every caller goes through here: the CLI and benchmarks select a backend for their own process
 (`use_backend`), the worker builds the environment of a child that will train (`child_environment`),
 the runner prepares the device and names it (`prepare_device`, `device_name`), and the consumer asks
-which GPU it may use without importing any framework (`visible_gpu`). Nothing here imports
-TensorFlow or JAX at module level.
+which GPUs there are and which it may use without importing any framework (`list_gpus`,
+`visible_gpu`). Nothing here imports TensorFlow or JAX at module level.
 
 Determinism: on CPU both engines repeat a seeded run exactly. On a GPU some kernels round
 differently from run to run; `TrainConfig(deterministic=True)` asks for deterministic kernels
@@ -98,21 +98,29 @@ def device_name(engine: str) -> str:
     return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
 
 
-@cache
-def visible_gpu() -> str:
-    """The GPU a worker may use (the first of CUDA_VISIBLE_DEVICES), else "CPU".
+def list_gpus() -> list[tuple[int, str, str]]:
+    """(index, uuid, name) of every NVIDIA GPU on this machine, by nvidia-smi; [] if none.
 
-    Asks nvidia-smi, so the consumer never imports a framework."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if shutil.which("nvidia-smi") is None or visible in ("", "-1"):
-        return "CPU"
+    Indices are the machine's, whatever CUDA_VISIBLE_DEVICES says; no framework is imported."""
+    if shutil.which("nvidia-smi") is None:
+        return []
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=index,uuid,name", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
+        return []
+    rows = [[part.strip() for part in line.split(",", 2)] for line in out.splitlines() if line.strip()]
+    return [(int(index), uuid, name) for index, uuid, name in rows]
+
+
+@cache
+def visible_gpu() -> str:
+    """The GPU a worker may use (the first of CUDA_VISIBLE_DEVICES), else "CPU"."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible in ("", "-1"):
         return "CPU"
-    gpus = [[part.strip() for part in line.split(",", 2)] for line in out.splitlines() if line.strip()]
+    gpus = list_gpus()
     if visible is not None:
         wanted = visible.split(",")[0].strip()  # the worker trains on the first visible GPU
-        gpus = [g for g in gpus if wanted in (g[0], g[1])]
+        gpus = [g for g in gpus if wanted in (str(g[0]), g[1])]
     return gpus[0][2] if gpus else "CPU"

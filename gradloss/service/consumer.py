@@ -1,18 +1,17 @@
 """The worker process: a Huey consumer that trains one run at a time and recovers lost runs.
 
-`run_consumer` is `python -m gradloss worker`. While it runs, a thread beats this worker's
-heartbeat file and puts runs whose worker stopped beating back in the queue, to resume from
-their last epoch checkpoint (or fails them after MAX_ATTEMPTS). `ensure_local_worker` starts a
-detached consumer for the dashboard, `restart_local_worker` replaces it (say, after the
-dashboard's settings changed); `worker_status` tells who is alive and with which settings.
+`run_consumer` is `python -m gradloss worker` (one per GPU with --gpus: see `fleet`). While it
+runs, a thread beats this worker's row in the store's workers table and puts runs whose worker
+stopped beating back in the queue, to resume from their last checkpoint in the store (or fails
+them after MAX_ATTEMPTS). Workers on every machine share the store, so any of them recovers any
+other's runs. `ensure_local_worker` starts a detached consumer for the dashboard;
+`worker_status` lists every worker.
 """
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,13 +19,19 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from gradloss.engines.backend import available_engines, visible_gpu
+from gradloss.engines.backend import visible_gpu
+from gradloss.exceptions import ServiceUnavailable
 from gradloss.service import heartbeat
-from gradloss.service.queue import enqueue, queue_for
-from gradloss.service.store import RunStore, home
-from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
+from gradloss.service.queue import enqueue, pending_count, queue_for
+from gradloss.service.settings import home, queue_url, redact
+from gradloss.service.store import RunStore
+from gradloss.service.tasks import child_env
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2          # starts of one run: the first, plus one resume after a lost worker
+FORGET_AFTER_TIMEOUTS = 60  # a worker silent this many heartbeat timeouts leaves the list
+
 
 @dataclass
 class WorkerStatus:
@@ -34,17 +39,23 @@ class WorkerStatus:
     device: str | None     # what the newest live worker can train on: GPU name or "CPU"
     queue_length: int      # runs waiting (status queued)
     pid: int | None
-    workers: list[dict] = field(default_factory=list)  # every live worker's heartbeat record
+    workers: list[dict] = field(default_factory=list)  # every recorded worker, with alive and age_s
 
 
 def worker_status(store: RunStore | None = None) -> WorkerStatus:
-    """Live workers (fresh heartbeat file and, on this host, an existing process) and queue length."""
+    """Every worker in the store (alive: a fresh heartbeat and, on this host, a live process),
+    and the number of queued runs."""
     store = store or RunStore.default()
-    live = heartbeat.live_workers(store.path.parent)
+    now, timeout, here = time.time(), heartbeat.heartbeat_timeout(), heartbeat.host()
+    workers = [dict(w, age_s=now - w["heartbeat_at"],
+                    alive=now - w["heartbeat_at"] < timeout
+                    and (w["host"] != here or heartbeat.pid_alive(w["pid"])))
+               for w in store.list_workers()]
+    live = [w for w in workers if w["alive"]]
     queued = len(store.list_runs(status="queued"))
     if not live:
-        return WorkerStatus(False, None, queued, None)
-    return WorkerStatus(True, live[0]["device"], queued, live[0]["pid"], live)
+        return WorkerStatus(False, None, queued, None, workers)
+    return WorkerStatus(True, live[0]["device"], queued, live[0]["pid"], workers)
 
 
 def worker_settings() -> dict:
@@ -65,7 +76,7 @@ def local_worker_allowed() -> bool:
 
 
 def ensure_local_worker() -> bool:
-    """Start a detached local worker unless one is alive; True if this call started one.
+    """Start a detached local worker unless one is alive (here or elsewhere); True if started.
 
     GRADLOSS_NO_LOCAL_WORKER=1 turns this off (workers run elsewhere)."""
     if not local_worker_allowed():
@@ -73,7 +84,7 @@ def ensure_local_worker() -> bool:
     folder = home()
     with open(folder / "worker.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two dashboard sessions must not both start one
-        if worker_status(RunStore(folder / "runs.sqlite")).alive:
+        if worker_status().alive:
             return False
         pid_file = folder / "worker.pid"
         if pid_file.exists() and time.time() - pid_file.stat().st_mtime < heartbeat.heartbeat_timeout():
@@ -112,36 +123,56 @@ def restart_local_worker(timeout: float = 30.0) -> bool:
 
 
 def run_consumer() -> None:
-    """Run the huey consumer for home(): one training at a time, until interrupted.
+    """Run the huey consumer: one training at a time, until interrupted.
 
-    Refuses an unusable GRADLOSS_HOME or GRADLOSS_HEARTBEAT_TIMEOUT at once (SettingsError)."""
-    heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
+    Raises ServiceUnavailable, naming the setting, if the store or the queue cannot be reached
+    at start; later outages are waited out."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     store = RunStore.default()
-    huey, _ = queue_for(store.path.parent)
-    record = {"worker_id": heartbeat.worker_id(), "host": socket.gethostname(), "pid": os.getpid(),
-              "device": visible_gpu(), "started_at": time.time(), "settings": worker_settings()}
-    log.info("worker %s on %s, store %s", record["worker_id"], record["device"], store.path)
+    pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
+    huey, _ = queue_for()
+    gpu = heartbeat.gpu_index()
+    record = {"worker_id": heartbeat.worker_id(), "host": heartbeat.host(), "pid": os.getpid(),
+              "device": visible_gpu(), "gpu": gpu, "started_at": time.time(), "run_id": None,
+              "settings": {"store": redact(store.url), "queue": redact(queue_url()),
+                           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}}
+    store.beat_worker(record)
+    log.info("worker %s on %s%s, store %s, queue %s", record["worker_id"], record["device"],
+             "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()))
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
     try:  # max_delay: an idle worker notices a new run within a second
         huey.create_consumer(workers=1, periodic=False, max_delay=1.0).run()
     finally:
         stop.set()
-        _release_runs(store, record["worker_id"])
-        heartbeat.worker_file(store.path.parent, record["worker_id"]).unlink(missing_ok=True)
+        try:
+            _release_runs(store, record["worker_id"])
+            store.remove_worker(record["worker_id"])
+        except ServiceUnavailable as exc:  # its runs are recovered by the heartbeat timeout
+            log.warning("%s; could not hand back this worker's runs", exc)
 
 
 def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
-    """Every beat: say this worker is alive (a file in home()/workers), recover lost runs."""
+    """Every beat: say this worker is alive (and what it trains), recover lost runs.
+
+    A worker judges others lost only after it has itself reached the store for a whole timeout:
+    after an outage every heartbeat is old, and the other workers need a beat to refresh theirs."""
+    reachable_since = time.monotonic()
     while True:
         try:
-            heartbeat.write_beat(store.path.parent, record)
-            recover_lost_runs(store)
-        except Exception:  # a full disk or a locked file must not end the heartbeat
+            running = [r.run_id for r in store.list_runs(status="running")
+                       if r.worker_id == record["worker_id"]]
+            store.beat_worker(dict(record, run_id=running[0] if running else None))
+            if time.monotonic() - reachable_since >= heartbeat.heartbeat_timeout():
+                recover_lost_runs(store)
+                store.prune_workers(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
+        except ServiceUnavailable as exc:
+            log.warning("%s; retrying", exc)
+            reachable_since = time.monotonic() + heartbeat.heartbeat_timeout()
+        except Exception:  # a bug or a full disk must not end the heartbeat
             log.exception("worker heartbeat failed")
         if stop.wait(heartbeat.beat_interval()):
             return
@@ -181,7 +212,7 @@ def _requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: b
     task_id = str(uuid.uuid4())
     if not store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt):
         return False
-    enqueue(store.path.parent, run_id, task_id)
+    enqueue(run_id, task_id)
     return True
 
 

@@ -1,17 +1,16 @@
-"""Liveness: how often runs and workers beat, when silence means lost, and the workers' beat files.
+"""Liveness: how often runs and workers beat, when silence means lost, and who this worker is.
 
-A worker writes home()/workers/<host>-<pid>.json every beat; a training run's heartbeat is a
-column in the store. Both count as lost after GRADLOSS_HEARTBEAT_TIMEOUT seconds of silence.
+A training run's heartbeat is a column of its row; a worker's is a row of the workers table. Both
+live in the run store, so workers on every machine see each other. Both count as lost after
+GRADLOSS_HEARTBEAT_TIMEOUT seconds of silence.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
-import time
 from pathlib import Path
 
-from gradloss.exceptions import SettingsError
+GPU_SETTING = "GRADLOSS_GPU"  # the GPU index a `worker --gpus` child is pinned to
 
 
 def heartbeat_timeout() -> float:
@@ -30,34 +29,18 @@ def beat_interval() -> float:
     return min(5.0, heartbeat_timeout() / 4)  # several beats per timeout: one slow write is no loss
 
 
+def host() -> str:
+    return socket.gethostname()
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{host()}:{os.getpid()}"
 
 
-def worker_file(folder: Path, worker: str) -> Path:
-    return folder / "workers" / f"{worker.replace(':', '-')}.json"
-
-
-def write_beat(folder: Path, record: dict) -> None:
-    """Say that the worker described by `record` is alive now (readers never see half a file)."""
-    path = worker_file(folder, record["worker_id"])
-    path.parent.mkdir(exist_ok=True)
-    path.with_suffix(".tmp").write_text(json.dumps(dict(record, heartbeat_at=time.time())))
-    os.replace(path.with_suffix(".tmp"), path)
-
-
-def live_workers(folder: Path) -> list[dict]:
-    """Records of workers with a fresh beat (and, on this host, a live process), newest first."""
-    live = []
-    for path in (folder / "workers").glob("*.json"):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # removed or replaced while listing
-        fresh = time.time() - record["heartbeat_at"] < heartbeat_timeout()
-        if fresh and (record["host"] != socket.gethostname() or pid_alive(record["pid"])):
-            live.append(record)
-    return sorted(live, key=lambda w: w["heartbeat_at"], reverse=True)
+def gpu_index() -> int | None:
+    """The GPU index this worker was pinned to by `worker --gpus`, else None."""
+    value = os.environ.get(GPU_SETTING)
+    return int(value) if value not in (None, "") else None
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,57 +1,108 @@
-"""The task queue: Huey on SQLite in a run-store folder, with its one task, `train_run(run_id)`.
+"""The task queue: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with its one task,
+`train_run(run_id)`, and JSON task payloads.
 
-`queue_for(folder)` gives the folder's Huey and task, built once per folder: tests and
-deployments choose the folder through GRADLOSS_HOME, so it cannot be fixed at import time.
-Messages are JSON, never pickle: a task carries only a run id, and unpickling whatever is in
-the queue file would run the code of anyone who can write it.
+`queue_for(url)` gives the URL's Huey and task, built once per URL: tests and deployments choose
+it through the environment, so it cannot be fixed at import time. Payloads are JSON, never
+pickle: a queue shared over the network must not be able to make a worker run arbitrary code.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
+import sqlite3
 from functools import cache
-from pathlib import Path
 
-from huey import SqliteHuey
-from huey.api import TaskWrapper
+import redis
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey, TaskWrapper
 from huey.registry import Message
 from huey.serializer import Serializer
 
+from gradloss.exceptions import ServiceUnavailable
 from gradloss.service import tasks
-from gradloss.service.store import BUSY_TIMEOUT_S, create_private, home
+from gradloss.service.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
+from gradloss.service.settings import QUEUE_SETTING, queue_url, redact, scheme, scrub
 
 
-class JsonSerializer(Serializer):
-    """Huey's messages (and its revoke flags) as JSON; anything else in the queue is refused
-    with a ValueError, which the consumer logs and skips."""
+class JSONSerializer(Serializer):
+    """Huey's messages and revocations as JSON: lists, dicts, str, numbers, None and datetimes."""
 
     def _serialize(self, data) -> bytes:
-        if isinstance(data, Message):  # a namedtuple: keep its field names
-            data = {"message": data._asdict()}
-        return json.dumps(data).encode()  # a datetime eta or a callback cannot be sent: TypeError
+        return json.dumps(_encode(data), separators=(",", ":")).encode()
 
     def _deserialize(self, data: bytes):
-        value = json.loads(data)  # bytes that are not UTF-8 JSON: ValueError
-        if isinstance(value, dict) and "message" in value:
-            return Message(**value["message"])
+        return json.loads(data, object_hook=_decode)
+
+
+def _encode(value):
+    if isinstance(value, Message):
+        return {"__message__": [_encode(v) for v in value]}
+    if isinstance(value, datetime.datetime):
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
         return value
+    raise TypeError(f"A task payload must be JSON data; got a {type(value).__name__}.")
+
+
+def _decode(obj: dict):
+    if "__message__" in obj:
+        return Message(*obj["__message__"])
+    if "__datetime__" in obj:
+        return datetime.datetime.fromisoformat(obj["__datetime__"])
+    return obj
+
+
+@contextlib.contextmanager
+def reaching(url: str):
+    """Turn a failure to reach the queue into ServiceUnavailable naming the setting."""
+    try:
+        yield
+    except (redis.exceptions.RedisError, sqlite3.Error, OSError, ValueError) as exc:
+        reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        raise ServiceUnavailable(
+            f"The queue at {QUEUE_SETTING}={redact(url)} cannot be used: {reason}") from None
 
 
 @cache
-def _queue(folder: Path) -> tuple[SqliteHuey, TaskWrapper]:
-    filename = folder / "queue.sqlite"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    create_private(filename)  # 0600, before SQLite creates it with the default mode
-    huey = SqliteHuey("gradloss", filename=str(filename), results=False, timeout=BUSY_TIMEOUT_S,
-                      serializer=JsonSerializer())
+def _queue(url: str) -> tuple[Huey, TaskWrapper]:
+    serializer = JSONSerializer()
+    with reaching(url):
+        if scheme(url) == "redis":
+            huey = RedisHuey("gradloss", url=url, results=False, serializer=serializer,
+                             socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
+        else:
+            huey = SqliteHuey("gradloss", filename=url.split(":///", 1)[1], results=False,
+                              timeout=BUSY_TIMEOUT_S, serializer=serializer)
     return huey, huey.task(name="train_run")(tasks.train_run)
 
 
-def queue_for(folder: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
-    """The Huey queue in `folder` (default: home()) and its train_run task."""
-    return _queue(Path(folder or home()).resolve())
+def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:
+    """The Huey queue at `url` (default: GRADLOSS_QUEUE_URL, else queue.sqlite in home())."""
+    return _queue(url or queue_url())
 
 
-def enqueue(folder: Path, run_id: str, task_id: str) -> None:
+def enqueue(run_id: str, task_id: str) -> None:
     """Queue run `run_id` under the known task id (so a queued run can be revoked)."""
-    huey, task = queue_for(folder)
-    huey.enqueue(task.s(run_id, id=task_id))
+    url = queue_url()
+    huey, task = queue_for(url)
+    with reaching(url):
+        huey.enqueue(task.s(run_id, id=task_id))
+
+
+def revoke(task_id: str) -> None:
+    """Spare the consumer from dequeuing task `task_id` (the store's status is what counts)."""
+    url = queue_url()
+    with reaching(url):
+        queue_for(url)[0].revoke_by_id(task_id, revoke_once=True)
+
+
+def pending_count() -> int:
+    """Tasks waiting in the queue."""
+    url = queue_url()
+    with reaching(url):
+        return queue_for(url)[0].pending_count()

@@ -2,8 +2,11 @@
 
 The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
 and the queue consumer stays light. The run's config comes from the store; progress, metrics,
-the robustness sweep and the grid predictions go back to it, and the run ends done, failed
-(with a one-line reason; the traceback goes to the log) or cancelled. Several run ids that
+each epoch's checkpoint, the robustness sweep, the grid predictions and the saved model go back
+to it (through a Reporter: a store outage delays them, never the training), and the run ends
+done, failed (with a one-line reason; the traceback goes to the log) or cancelled. A run another
+worker started resumes from the checkpoint in the store: no folder is shared between machines.
+Several run ids that
 are seeds of one arm (`config.batchable`) train as one seed batch (`seed_batch.train_seeds`),
 each still its own run in the store; others train one after another. The runs are already
 marked running, as the worker marks the one it starts.
@@ -22,7 +25,10 @@ from gradloss.config import SweepConfig, TrainConfig, batchable
 from gradloss.engines import backend
 from gradloss.exceptions import TrainingDiverged
 from gradloss.progress import Progress
-from gradloss.service.store import RunStore, home
+from gradloss.service import artifacts
+from gradloss.service.reporter import Reporter
+from gradloss.service.settings import home
+from gradloss.service.store import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -43,65 +49,83 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def run(run_id: str, store: RunStore) -> str:
+def _local_dir(store: RunStore, run_id: str):
+    """This machine's working folder for the run, holding the newest checkpoint (from the store
+    if another worker got further)."""
+    run_dir = home() / run_id
+    resumed = artifacts.restore_checkpoint(store, run_id, run_dir)
+    if resumed:
+        log.info("run %s resumes after epoch %d", run_id, resumed)
+    return run_dir
+
+
+def _upload(store: RunStore, reporter: Reporter, run_id: str):
+    """on_checkpoint for `run_id`: send the checkpoint folder to the store (the newest wins)."""
+    return lambda folder: reporter.send(store.put_artifact, run_id, artifacts.CHECKPOINT,
+                                        artifacts.pack(folder), latest=f"checkpoint {run_id}")
+
+
+def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
     """Train, sweep and save run `run_id` (already marked running); returns its final status."""
     stored = store.get_run(run_id)
     if stored.unreadable:
         raise ValueError(f"the run cannot be read: {stored.unreadable}")
     config = TrainConfig.from_dict(stored.config)
     os.environ.update(backend.child_environment(config.engine, config.deterministic))  # before keras
-    store.set_device(run_id, backend.prepare_device(config.engine))
+    reporter.send(store.set_device, run_id, backend.prepare_device(config.engine))
     from gradloss import training
     from gradloss.data import load_dataset
 
-    # The data folder found at submission, not this process's environment (a worker started
-    # before GRADLOSS_DATA_DIR was set would otherwise look elsewhere).
-    ds = load_dataset(config.dataset, data_dir=stored.data_dir, train_size=config.train_size,
-                      seed=config.seed)
+    run_dir = _local_dir(store, run_id)
+    ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
     progress = [Progress()]  # training's last report; the sweep's counts replace it once trained
 
     def on_train_progress(p: Progress) -> None:
         progress[0] = p
-        store.update_progress(run_id, p.to_dict())
+        reporter.send(store.update_progress, run_id, p.to_dict(), latest=f"progress {run_id}")
 
     result = training.train(
-        config, home() / run_id, dataset=ds, on_progress=on_train_progress,
-        on_metrics=lambda rows: store.add_metrics(run_id, rows),
-        should_cancel=lambda: store.cancel_requested(run_id))
-    return _finish(run_id, store, config, ds, result, progress[0])
+        config, run_dir, dataset=ds, on_progress=on_train_progress,
+        on_metrics=lambda rows: reporter.send(store.add_metrics, run_id, rows),
+        on_checkpoint=_upload(store, reporter, run_id),
+        should_cancel=lambda: reporter.should_cancel(run_id))
+    return _finish(run_id, store, reporter, config, ds, result, progress[0])
 
 
-def run_batch(run_ids: list[str], store: RunStore) -> list[str]:
+def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[str]:
     """Train the seed batch `run_ids` as one program, then sweep and save each; their statuses."""
     configs = [TrainConfig.from_dict(store.get_run(r).config) for r in run_ids]
     os.environ.update(backend.child_environment(configs[0].engine, configs[0].deterministic))
     device = backend.prepare_device(configs[0].engine)
     for run_id in run_ids:
-        store.set_device(run_id, device)
+        reporter.send(store.set_device, run_id, device)
     from gradloss import seed_batch
     from gradloss.data import load_dataset
 
-    # the whole training set (each seed takes its rows), from where it was found at submission
-    ds = load_dataset(configs[0].dataset, data_dir=store.get_run(run_ids[0]).data_dir)
+    run_dirs = [_local_dir(store, r) for r in run_ids]
+    ds = load_dataset(configs[0].dataset)  # the whole training set: each seed takes its rows
     progress = [Progress() for _ in run_ids]
 
     def on_train_progress(i: int, p: Progress) -> None:
         progress[i] = p
-        store.update_progress(run_ids[i], p.to_dict())
+        reporter.send(store.update_progress, run_ids[i], p.to_dict(), latest=f"progress {run_ids[i]}")
 
     results = seed_batch.train_seeds(
-        configs, [home() / r for r in run_ids], dataset=ds, on_progress=on_train_progress,
-        on_metrics=lambda i, rows: store.add_metrics(run_ids[i], rows),
-        should_cancel=lambda i: store.cancel_requested(run_ids[i]))
-    return [_finish(run_id, store, config, ds, result, p)
+        configs, run_dirs, dataset=ds, on_progress=on_train_progress,
+        on_metrics=lambda i, rows: reporter.send(store.add_metrics, run_ids[i], rows),
+        on_checkpoint=lambda i, folder: _upload(store, reporter, run_ids[i])(folder),
+        should_cancel=lambda i: reporter.should_cancel(run_ids[i]))
+    return [_finish(run_id, store, reporter, config, ds, result, p)
             for run_id, config, result, p in zip(run_ids, configs, results, progress)]
 
 
-def _finish(run_id: str, store: RunStore, config: TrainConfig, ds, result,
+def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfig, ds, result,
             progress: Progress) -> str:
-    """End a trained run: cancelled or failed as training left it, else swept, saved and done."""
+    """End a trained run: cancelled or failed as training left it, else swept, saved and done.
+
+    Every write goes through `reporter`, the final status last, once the rest has been sent."""
     if result.status in ("cancelled", "failed"):
-        store.finish_run(run_id, result.status, error=result.error)
+        finish(store, reporter, run_id, result.status, error=result.error)
         return result.status
     from gradloss import training
     from gradloss.perturbations import sweep as noise_sweep
@@ -114,22 +138,37 @@ def _finish(run_id: str, store: RunStore, config: TrainConfig, ds, result,
             # fraction 1: trained (also when a resumed run had no training left to report)
             progress = dataclasses.replace(progress, fraction=1.0, epochs=config.epochs,
                                            sweep_done=done, sweep_total=total)
-            store.update_progress(run_id, progress.to_dict())
+            reporter.send(store.update_progress, run_id, progress.to_dict(), latest=f"progress {run_id}")
             last_sweep_report = time.monotonic()
 
     model = training.load_model(result.model_path)
     sweep = SweepConfig()
     table = noise_sweep.accuracy_vs_noise(model, ds.x_test, ds.y_test, sweep,
                                           on_progress=on_sweep_progress)
-    store.save_robustness(run_id, table, sweep.draws, sweep.seed)
+    reporter.send(store.save_robustness, run_id, table, sweep.draws, sweep.seed)
     indices = noise_sweep.example_indices(ds.y_test, seed=sweep.seed)
-    store.save_examples(run_id, noise_sweep.predict_examples(model, ds.x_test, ds.y_test, indices,
-                                                             sweep))
-    store.finish_run(run_id, "done", model_path=result.model_path)
+    reporter.send(store.save_examples, run_id, noise_sweep.predict_examples(
+        model, ds.x_test, ds.y_test, indices, sweep))
+    reporter.send(store.put_artifact, run_id, artifacts.MODEL, result.model_path.read_bytes())
+    finish(store, reporter, run_id, "done", model_path=result.model_path)
     return "done"
 
 
-def _guarded(run_ids: list[str], store: RunStore, train) -> None:
+def finish(store: RunStore, reporter: Reporter, run_id: str, status: str, **fields) -> None:
+    """Finish the run as this worker's (GRADLOSS_WORKER_ID), after every earlier report; a run
+    another worker has taken over meanwhile is left to it."""
+    worker = os.environ.get("GRADLOSS_WORKER_ID")
+
+    def final() -> None:
+        if not store.finish_run(run_id, status, worker_id=worker, **fields):
+            log.warning("run %s was already finished or taken over by another worker; not marked %s",
+                        run_id, status)
+
+    reporter.send(final)
+    reporter.flush()
+
+
+def _guarded(run_ids: list[str], store: RunStore, reporter: Reporter, train) -> None:
     """Call train(); if it raises, fail every unfinished run of `run_ids` with a one-line reason."""
     try:
         train()
@@ -141,7 +180,7 @@ def _guarded(run_ids: list[str], store: RunStore, train) -> None:
         reason = (str(exc).strip().splitlines() or [""])[0]
         error = f"{type(exc).__name__}: {reason}"
     for run_id in run_ids:
-        store.finish_run(run_id, "failed", error=error)
+        finish(store, reporter, run_id, "failed", error=error)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,13 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     if not run_ids:
         raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")
     store = RunStore.default()
+    reporter = Reporter(store)
     configs = [TrainConfig.from_dict(store.get_run(r).config) for r in run_ids]
     if len(run_ids) > 1 and batchable(configs):
         log.info("training runs %s as one seed batch", ", ".join(run_ids))
-        _guarded(run_ids, store, lambda: run_batch(run_ids, store))
+        _guarded(run_ids, store, reporter, lambda: run_batch(run_ids, store, reporter))
     else:
         for run_id in run_ids:
-            _guarded([run_id], store, lambda: run(run_id, store))
+            _guarded([run_id], store, reporter, lambda: run(run_id, store, reporter))
+    reporter.close()
     for run_id in run_ids:
         log.info("run %s %s", run_id, store.get_run(run_id).status)
     return 0

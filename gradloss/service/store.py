@@ -1,81 +1,34 @@
-"""Run store: every run's status, config, metrics and robustness table, in one SQLite file.
+"""Run store: every run's status, config, metrics, robustness table and artifacts, and the live workers.
 
-The only module that writes SQL. Each verb is one short transaction on a fresh connection
-(WAL mode, so readers never block the training worker, and writers wait on a busy timeout
-instead of failing with "database is locked"). The schema is versioned with
-PRAGMA user_version and upgraded by the ordered MIGRATIONS below.
+The only module that reads and writes rows. It runs on SQLite (a file, the default) or PostgreSQL
+(GRADLOSS_STORE_URL), through one schema (`schema`) and one connection layer (`database`). Each
+verb is one short transaction; a verb that changes a run only if it is still in some state is one
+conditional UPDATE, so two workers on two machines never both act on the same run.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from gradloss.config import TrainConfig
-from gradloss.exceptions import GradlossError, RunNotFound, SettingsError
+from gradloss.exceptions import RunNotFound
+from gradloss.service import database
+from gradloss.service.database import BUSY_TIMEOUT_S  # noqa: F401 - the queue's SQLite waits as long
+from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
+                                     metrics, robustness, runs, workers)
+from gradloss.service.settings import home, redact, store_url
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
-BUSY_TIMEOUT_S = 30.0  # a writer waits this long for another writer before giving up
-
-# Migration i (1-based) moves a file from user_version i-1 to i. Append, never edit.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (  # 1: runs, their metrics and robustness sweeps
-        """CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY, created_at REAL NOT NULL, started_at REAL, finished_at REAL,
-            config TEXT NOT NULL, objective TEXT NOT NULL, dataset TEXT NOT NULL, engine TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed', 'cancelled')),
-            error TEXT, worker_id TEXT, device TEXT, heartbeat_at REAL,
-            progress TEXT NOT NULL DEFAULT '{}', model_path TEXT)""",
-        "CREATE INDEX runs_by_created ON runs (created_at)",
-        "CREATE INDEX runs_by_status ON runs (status)",
-        """CREATE TABLE metrics (
-            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, name TEXT NOT NULL,
-            step INTEGER NOT NULL, epoch INTEGER, value REAL,
-            PRIMARY KEY (run_id, name, step)) WITHOUT ROWID""",
-        """CREATE TABLE robustness (
-            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, sigma REAL NOT NULL,
-            accuracy REAL, accuracy_std REAL, draws INTEGER, seed INTEGER,
-            PRIMARY KEY (run_id, sigma))""",
-    ),
-    (  # 2: cancelling, crash recovery (task id, attempts), the dashboard's image grid
-        "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE runs ADD COLUMN task_id TEXT",
-        """CREATE TABLE examples (
-            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, sigma REAL NOT NULL,
-            idx INTEGER NOT NULL, label INTEGER, prediction INTEGER, confidence REAL,
-            PRIMARY KEY (run_id, sigma, idx))""",
-    ),
-    (  # 3: where the run's data was found when it was submitted (None: not chosen then)
-        "ALTER TABLE runs ADD COLUMN data_dir TEXT",
-    ),
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-def home() -> Path:
-    """The folder holding the store, the queue, logs and run folders: $GRADLOSS_HOME or ./runs.
-
-    Created readable by its owner only (0700): anyone who can write the queue or the store
-    decides what the worker trains. A folder that cannot be created or written raises
-    SettingsError naming it, the reason and the fix."""
-    path = Path(os.environ.get("GRADLOSS_HOME") or "runs").resolve()  # absolute: child processes agree
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _unusable(path, exc) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise _unusable(path, PermissionError(13, "Permission denied (not writable)", str(path)))
-    return path
 
 
 def _unusable(path: Path, exc: OSError) -> SettingsError:
@@ -110,19 +63,18 @@ class Run:
     device: str | None           # what the run trained on, e.g. "NVIDIA H100" or "CPU"
     heartbeat_at: float | None
     progress: dict = field(default_factory=dict)  # Progress fields; {} before the first step
-    model_path: str | None = None
+    model_path: str | None = None  # where its worker saved the model (a copy is artifact "model.keras")
     cancel_requested: bool = False
     attempts: int = 0            # how many times a worker started it (> 1: resumed after a crash)
-    task_id: str | None = None   # huey task id, to revoke a queued run
-    data_dir: str | None = None  # the data folder found at submission; None: the trainer's default
-    unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
+    task_id: str | None = None   # queue task id, to revoke a queued run
+    host: str | None = None      # the machine that trains (trained) it
+    gpu: int | None = None       # its GPU index on that machine; None on CPU
 
 
-def _to_run(row: sqlite3.Row) -> Run:
-    """A Run from a row; a malformed JSON column makes only this run unreadable, with the reason."""
-    data = {f.name: row[f.name] for f in fields(Run) if f.name in row.keys()}
-    data["config"], bad_config = _json_object(data["config"], "config")
-    data["progress"], bad_progress = _json_object(data["progress"], "progress")
+def _to_run(row: sa.Row) -> Run:
+    data = {f.name: row._mapping[f.name] for f in fields(Run)}
+    data["config"] = json.loads(data["config"])
+    data["progress"] = json.loads(data["progress"])
     data["cancel_requested"] = bool(data["cancel_requested"])
     return Run(**data, unreadable=bad_config or bad_progress)
 
@@ -143,95 +95,62 @@ def _ids(run_ids: str | Iterable[str]) -> list[str]:
 
 
 class RunStore:
-    """The run store at `path` (a SQLite file); holds only the path, opens a connection per call."""
+    """The run store at `location`: a SQLite file path, or a sqlite:/// or postgresql:// URL.
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        try:  # here, not as sqlite's "unable to open database file" without the path
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            create_private(self.path)
-        except OSError as exc:
-            raise SettingsError(
-                f"gradloss cannot open its run store {self.path} in {self.path.parent} "
-                f"(GRADLOSS_HOME): {exc.strerror or exc}. Set GRADLOSS_HOME to a folder you can "
-                f"write, or move {self.path} out of the way.") from exc
-        self._migrate()
+    Holds only the URL; every verb opens a short transaction. Opening one brings its schema up
+    to date; a store that cannot be reached raises ServiceUnavailable naming the setting."""
+
+    def __init__(self, location: str | os.PathLike):
+        text = str(location)
+        if "://" in text:
+            self.url = text
+        else:
+            Path(text).parent.mkdir(parents=True, exist_ok=True)
+            self.url = f"sqlite:///{Path(text).resolve()}"
+        backend = database.driver_url(self.url).get_backend_name()
+        self.path = Path(self.url.split(":///", 1)[1]) if backend == "sqlite" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        database.migrate(self.url)
 
     @classmethod
     def default(cls) -> "RunStore":
-        return cls(home() / "runs.sqlite")
+        """The store GRADLOSS_STORE_URL names, else runs.sqlite in home()."""
+        return cls(store_url())
 
     def __repr__(self) -> str:
-        return f"RunStore({str(self.path)!r})"
+        return f"RunStore({redact(self.url)!r})"
 
-    # -- connections and schema ------------------------------------------------------------
-    @contextlib.contextmanager
-    def connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """One transaction on a new connection; IMMEDIATE for writes so they queue, not deadlock."""
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, and no fsync per step
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def connect(self, write: bool = False):
+        """One transaction (a context manager yielding a SQLAlchemy Connection)."""
+        return database.transaction(self.url, write)
 
-    def _migrate(self) -> None:
-        with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S)) as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise GradlossError(
-                    f"The run store {self.path} has schema version {version}, newer than this "
-                    f"gradloss understands ({SCHEMA_VERSION}); upgrade gradloss or set "
-                    "GRADLOSS_HOME to another folder.")
-            self._enable_wal(conn)
-        if version < SCHEMA_VERSION:
-            with self.connect(write=True) as conn:
-                # Read again under the write lock: another process may have migrated meanwhile.
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                for statements in MIGRATIONS[version:]:
-                    for statement in statements:
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    def _require(self, conn: sa.Connection, run_id: str) -> None:
+        if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
+            raise RunNotFound(f"No run with id {run_id!r} in the run store {redact(self.url)}.")
 
-    @staticmethod
-    def _enable_wal(conn: sqlite3.Connection) -> None:
-        # WAL is a property of the file, set once; switching needs the file briefly to itself
-        # and does not wait on the busy timeout, so retry while another process holds it.
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def _require(self, conn: sqlite3.Connection, run_id: str) -> None:
-        if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-            raise RunNotFound(f"No run with id {run_id!r} in the run store {self.path}.")
-
-    def _update(self, run_id: str, sql: str, params: tuple) -> bool:
-        """Run one UPDATE ... WHERE run_id = ? [AND condition]; True if the row changed."""
+    def _update(self, run_id: str, *conditions, **values) -> bool:
+        """UPDATE runs SET values WHERE run_id = run_id AND conditions; True if the row changed."""
         with self.connect(write=True) as conn:
-            changed = conn.execute(sql, params).rowcount > 0
+            changed = conn.execute(runs.update().where(runs.c.run_id == run_id, *conditions)
+                                   .values(**values)).rowcount > 0
             if not changed:
                 self._require(conn, run_id)
             return changed
 
-    def _replace(self, table: str, run_id: str, rows: list[tuple]) -> None:
+    def _replace(self, table: sa.Table, run_id: str, rows: list[dict]) -> None:
         """Swap all of a run's rows in `table` for `rows`, in one transaction."""
         with self.connect(write=True) as conn:
             self._require(conn, run_id)
-            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            conn.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?)", rows)  # 6 columns each
+            conn.execute(table.delete().where(table.c.run_id == run_id))
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    def _upsert(self, conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+        """INSERT rows, or UPDATE the other columns of a row whose `keys` exist (both dialects)."""
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        others = {c: insert.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=others), rows)
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, config: TrainConfig | dict, task_id: str | None = None,
@@ -244,71 +163,69 @@ class RunStore:
             config = TrainConfig.from_dict(dict(config))
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
         with self.connect(write=True) as conn:
-            conn.execute(
-                "INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
-                " task_id, data_dir) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (run_id, time.time(), json.dumps(config.to_dict()), config.objective, config.dataset,
-                 config.engine, task_id, data_dir))
+            conn.execute(runs.insert().values(
+                run_id=run_id, created_at=time.time(), config=json.dumps(config.to_dict()),
+                objective=config.objective, dataset=config.dataset, engine=config.engine,
+                status="queued", task_id=task_id))
         return run_id
 
     def get_run(self, run_id: str) -> Run:
         with self.connect() as conn:
-            self._require(conn, run_id)
-            return _to_run(conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone())
+            row = conn.execute(runs.select().where(runs.c.run_id == run_id)).first()
+            if row is None:
+                self._require(conn, run_id)
+            return _to_run(row)
 
     def list_runs(self, status: str | Iterable[str] | None = None,
                   limit: int | None = None) -> list[Run]:
         """Runs newest first, optionally only those in `status` (one status or several)."""
-        sql, params = "SELECT * FROM runs", []
+        query = runs.select().order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         if status is not None:
-            statuses = _ids(status)
-            sql += f" WHERE status IN ({', '.join('?' * len(statuses))})"
-            params += statuses
-        sql += " ORDER BY created_at DESC, run_id DESC"
+            query = query.where(runs.c.status.in_(_ids(status)))
         if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+            query = query.limit(int(limit))
         with self.connect() as conn:
-            return [_to_run(row) for row in conn.execute(sql, params)]
+            return [_to_run(row) for row in conn.execute(query)]
 
-    def start_run(self, run_id: str, worker_id: str) -> bool:
-        """queued -> running; False if the run is no longer queued (cancelled meanwhile)."""
+    def start_run(self, run_id: str, worker_id: str, *, host: str | None = None,
+                  gpu: int | None = None) -> bool:
+        """queued -> running on `worker_id` (at `host`, GPU `gpu`); False if no longer queued."""
         now = time.time()
         return self._update(
-            run_id,
-            "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?),"
-            " heartbeat_at = ?, worker_id = ?, attempts = attempts + 1, error = NULL"
-            " WHERE run_id = ? AND status = 'queued'",
-            (now, now, worker_id, run_id))
+            run_id, runs.c.status == "queued",
+            status="running", started_at=sa.func.coalesce(runs.c.started_at, now), heartbeat_at=now,
+            worker_id=worker_id, attempts=runs.c.attempts + 1, error=None, host=host, gpu=gpu)
 
     def set_device(self, run_id: str, device: str) -> None:
         """Record what the run trains on (the training process names it once it has started)."""
-        self._update(run_id, "UPDATE runs SET device = ? WHERE run_id = ?", (device, run_id))
+        self._update(run_id, device=device)
 
-    def heartbeat(self, run_id: str) -> None:
-        self._update(run_id, "UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (time.time(), run_id))
+    def heartbeat(self, run_id: str, worker_id: str | None = None) -> bool:
+        """Say the run is being worked on; with worker_id, only while it is still that worker's."""
+        held = () if worker_id is None else (runs.c.worker_id == worker_id, runs.c.status == "running")
+        return self._update(run_id, *held, heartbeat_at=time.time())
 
     def update_progress(self, run_id: str, progress: dict) -> None:
         """Store the latest Progress (as a dict); also a heartbeat."""
-        self._update(run_id, "UPDATE runs SET progress = ?, heartbeat_at = ? WHERE run_id = ?",
-                     (json.dumps(progress), time.time(), run_id))
+        self._update(run_id, progress=json.dumps(progress), heartbeat_at=time.time())
 
     def finish_run(self, run_id: str, status: str, error: str | None = None,
                    model_path: str | os.PathLike | None = None, *,
-                   stale_before: float | None = None) -> bool:
+                   stale_before: float | None = None, worker_id: str | None = None) -> bool:
         """queued/running -> status; False if it had already finished (or, with stale_before,
-        if its heartbeat is not older than that: someone is still working on it)."""
+        if its heartbeat is not older than that: someone is still working on it; or, with
+        worker_id, if another worker has taken it over meanwhile)."""
         if status not in FINISHED:
             raise ValueError(f"The 'status' parameter of finish_run must be a str among {FINISHED}. "
                              f"Got {status!r} instead.")
-        sql = ("UPDATE runs SET status = ?, error = ?, model_path = COALESCE(?, model_path),"
-               " finished_at = ? WHERE run_id = ? AND status IN ('queued', 'running')")
-        model_path = None if model_path is None else str(model_path)
-        params: tuple = (status, error, model_path, time.time(), run_id)
+        conditions = [runs.c.status.in_(ACTIVE)]
         if stale_before is not None:
-            sql += " AND heartbeat_at < ?"
-            params += (stale_before,)
-        return self._update(run_id, sql, params)
+            conditions.append(runs.c.heartbeat_at < stale_before)
+        if worker_id is not None:
+            conditions.append(runs.c.worker_id == worker_id)
+        model = runs.c.model_path if model_path is None else str(model_path)
+        return self._update(run_id, *conditions, status=status, error=error, model_path=model,
+                            finished_at=time.time())
 
     def requeue(self, run_id: str, task_id: str, *, stale_before: float,
                 count_attempt: bool = True) -> bool:
@@ -317,23 +234,23 @@ class RunStore:
         The condition makes this safe when several workers find the same lost run.
         count_attempt=False: the worker stopped on purpose, so that start does not count."""
         return self._update(
-            run_id,
-            "UPDATE runs SET status = 'queued', task_id = ?, attempts = attempts - ?"
-            " WHERE run_id = ? AND status = 'running' AND heartbeat_at < ?",
-            (task_id, 0 if count_attempt else 1, run_id, stale_before))
+            run_id, runs.c.status == "running", runs.c.heartbeat_at < stale_before,
+            status="queued", task_id=task_id, attempts=runs.c.attempts - (0 if count_attempt else 1))
 
     def request_cancel(self, run_id: str) -> str:
         """Cancel a queued run now, or ask a running one to stop; returns the status afterwards."""
         with self.connect(write=True) as conn:
-            self._require(conn, run_id)
-            row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row["status"] == "queued":
-                conn.execute("UPDATE runs SET status = 'cancelled', cancel_requested = 1,"
-                             " finished_at = ? WHERE run_id = ?", (time.time(), run_id))
+            status = conn.execute(sa.select(runs.c.status).where(runs.c.run_id == run_id)
+                                  .with_for_update()).scalar()
+            if status is None:
+                self._require(conn, run_id)
+            this = runs.update().where(runs.c.run_id == run_id)
+            if status == "queued":
+                conn.execute(this.values(status="cancelled", cancel_requested=1, finished_at=time.time()))
                 return "cancelled"
-            if row["status"] == "running":
-                conn.execute("UPDATE runs SET cancel_requested = 1 WHERE run_id = ?", (run_id,))
-            return row["status"]
+            if status == "running":
+                conn.execute(this.values(cancel_requested=1))
+            return status
 
     def cancel_requested(self, run_id: str) -> bool:
         return self.get_run(run_id).cancel_requested
@@ -341,59 +258,94 @@ class RunStore:
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
         """Insert rows {step, epoch, name, value}; a resumed run re-emits steps, so upsert."""
-        params = [(run_id, r["name"], int(r["step"]),
-                   None if r.get("epoch") is None else int(r["epoch"]), float(r["value"]))
-                  for r in rows]
+        params = [{"run_id": run_id, "name": r["name"], "step": int(r["step"]),
+                   "epoch": None if r.get("epoch") is None else int(r["epoch"]),
+                   "value": float(r["value"])} for r in rows]
         with self.connect(write=True) as conn:
             self._require(conn, run_id)
-            conn.executemany(
-                "INSERT INTO metrics (run_id, name, step, epoch, value) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (run_id, name, step)"
-                " DO UPDATE SET epoch = excluded.epoch, value = excluded.value",
-                params)
+            if params:
+                self._upsert(conn, metrics, params, ["run_id", "name", "step"])
 
     def metrics(self, run_ids: str | Iterable[str], name: str | None = None) -> pd.DataFrame:
         """DataFrame[run_id, step, epoch, name, value] of these runs, by run, name and step."""
-        ids = _ids(run_ids)
-        sql = (f"SELECT run_id, step, epoch, name, value FROM metrics"
-               f" WHERE run_id IN ({', '.join('?' * len(ids))})")
+        c = metrics.c
+        query = (sa.select(c.run_id, c.step, c.epoch, c.name, c.value)
+                 .where(c.run_id.in_(_ids(run_ids))).order_by(c.run_id, c.name, c.step))
         if name is not None:
-            sql += " AND name = ?"
-            ids.append(name)
-        return self._frame(sql + " ORDER BY run_id, name, step", ids,
-                           ["run_id", "step", "epoch", "name", "value"])
+            query = query.where(c.name == name)
+        return self._frame(query, ["run_id", "step", "epoch", "name", "value"])
 
     def save_robustness(self, run_id: str, table: pd.DataFrame, draws: int, seed: int) -> None:
         """Replace the run's sweep with table[sigma, accuracy, accuracy_std]."""
         rows = table[["sigma", "accuracy", "accuracy_std"]].itertuples(index=False, name=None)
-        params = [(run_id, float(sigma), float(acc), float(std), int(draws), int(seed))
-                  for sigma, acc, std in rows]
-        self._replace("robustness", run_id, params)
+        self._replace(robustness, run_id, [
+            {"run_id": run_id, "sigma": float(sigma), "accuracy": float(acc),
+             "accuracy_std": float(std), "draws": int(draws), "seed": int(seed)}
+            for sigma, acc, std in rows])
 
     def robustness(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
         """DataFrame[run_id, sigma, accuracy, accuracy_std, draws, seed] of these runs."""
-        ids = _ids(run_ids)
-        sql = (f"SELECT run_id, sigma, accuracy, accuracy_std, draws, seed FROM robustness"
-               f" WHERE run_id IN ({', '.join('?' * len(ids))}) ORDER BY run_id, sigma")
-        return self._frame(sql, ids, ["run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed"])
+        c = robustness.c
+        query = (sa.select(c.run_id, c.sigma, c.accuracy, c.accuracy_std, c.draws, c.seed)
+                 .where(c.run_id.in_(_ids(run_ids))).order_by(c.run_id, c.sigma))
+        return self._frame(query, ["run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed"])
 
     def save_examples(self, run_id: str, table: pd.DataFrame) -> None:
         """Replace the run's predictions on the grid images:
         table[sigma, index, label, prediction, confidence]."""
         columns = ["sigma", "index", "label", "prediction", "confidence"]
-        params = [(run_id, float(sigma), int(index), int(label), int(prediction), float(confidence))
-                  for sigma, index, label, prediction, confidence
-                  in table[columns].itertuples(index=False, name=None)]
-        self._replace("examples", run_id, params)
+        self._replace(examples, run_id, [
+            {"run_id": run_id, "sigma": float(sigma), "idx": int(index), "label": int(label),
+             "prediction": int(prediction), "confidence": float(confidence)}
+            for sigma, index, label, prediction, confidence
+            in table[columns].itertuples(index=False, name=None)])
 
     def examples(self, run_id: str) -> pd.DataFrame:
         """DataFrame[sigma, index, label, prediction, confidence] of one run."""
-        return self._frame(
-            "SELECT sigma, idx, label, prediction, confidence FROM examples WHERE run_id = ?"
-            " ORDER BY sigma, idx",
-            [run_id], ["sigma", "index", "label", "prediction", "confidence"])
+        c = examples.c
+        query = (sa.select(c.sigma, c.idx, c.label, c.prediction, c.confidence)
+                 .where(c.run_id == run_id).order_by(c.sigma, c.idx))
+        return self._frame(query, ["sigma", "index", "label", "prediction", "confidence"])
 
-    def _frame(self, sql: str, params: list, columns: list[str]) -> pd.DataFrame:
+    def _frame(self, query, columns: list[str]) -> pd.DataFrame:
         with self.connect() as conn:
-            rows = [tuple(row) for row in conn.execute(sql, params)]
+            rows = [tuple(row) for row in conn.execute(query)]
         return pd.DataFrame(rows, columns=columns)
+
+    # -- artifacts: files every machine can reach ----------------------------------------------
+    def put_artifact(self, run_id: str, name: str, data: bytes) -> None:
+        """Store (or replace) the run's file `name`, e.g. "checkpoint.tar" or "model.keras"."""
+        with self.connect(write=True) as conn:
+            self._require(conn, run_id)
+            self._upsert(conn, artifacts, [{"run_id": run_id, "name": name, "data": bytes(data),
+                                            "updated_at": time.time()}], ["run_id", "name"])
+
+    def get_artifact(self, run_id: str, name: str) -> bytes | None:
+        """The run's file `name`, or None if it has none by that name."""
+        with self.connect() as conn:
+            self._require(conn, run_id)
+            data = conn.execute(sa.select(artifacts.c.data).where(
+                artifacts.c.run_id == run_id, artifacts.c.name == name)).scalar()
+        return None if data is None else bytes(data)
+
+    # -- workers: who is alive, anywhere ---------------------------------------------------------
+    def beat_worker(self, record: dict) -> None:
+        """Say the worker in `record` (the workers table's columns, settings a dict) is alive now."""
+        row = dict(record, settings=json.dumps(record.get("settings", {})), heartbeat_at=time.time())
+        with self.connect(write=True) as conn:
+            self._upsert(conn, workers, [row], ["worker_id"])
+
+    def remove_worker(self, worker_id: str) -> None:
+        with self.connect(write=True) as conn:
+            conn.execute(workers.delete().where(workers.c.worker_id == worker_id))
+
+    def list_workers(self) -> list[dict]:
+        """Every recorded worker, the most recent heartbeat first."""
+        with self.connect() as conn:
+            rows = conn.execute(workers.select().order_by(workers.c.heartbeat_at.desc())).all()
+        return [dict(row._mapping, settings=json.loads(row.settings)) for row in rows]
+
+    def prune_workers(self, silent_before: float) -> int:
+        """Forget workers silent since before `silent_before`; returns how many."""
+        with self.connect(write=True) as conn:
+            return conn.execute(workers.delete().where(workers.c.heartbeat_at < silent_before)).rowcount

@@ -1,10 +1,11 @@
 """The queue's task: train one stored run in a child process, heartbeating while it works.
 
 The consumer stays light: this never imports TensorFlow or JAX. It starts
-`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs and
-beats the run's heartbeat while the child trains. If the child dies without finishing the run
-(killed, out of memory), the run goes back in the queue to resume from its last epoch
-checkpoint while it has attempts left, and fails with the reason otherwise.
+`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
+the run's heartbeat while the child trains, and fails the run if the child dies without
+finishing it. A store outage does not stop the child: beats resume when the store is back, and a
+run that another worker took over meanwhile (this one was silent too long) is stopped here, so
+it is never trained to the end twice.
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import uuid
 from pathlib import Path
 
 from gradloss.engines import backend
-from gradloss.service.heartbeat import beat_interval, worker_id
-from gradloss.service.store import RunStore
+from gradloss.exceptions import ServiceUnavailable
+from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
+from gradloss.service.reporter import Reporter
+from gradloss.service.store import RunStore, home
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,8 @@ def child_env(**extra: str) -> dict:
 def train_run(run_id: str) -> None:
     """Train run `run_id` in a child process unless it is no longer queued."""
     store = RunStore.default()
-    if not store.start_run(run_id, worker_id()):
+    me = worker_id()
+    if not store.start_run(run_id, me, host=host(), gpu=gpu_index()):
         log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
         return
     run = store.get_run(run_id)
@@ -45,7 +49,7 @@ def train_run(run_id: str) -> None:
         log.error("run %s cannot be read: %s", run_id, run.unreadable)
         return
     env = backend.child_environment(run.engine, bool(run.config.get("deterministic")), child_env(
-        GRADLOSS_HOME=str(store.path.parent),
+        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=me,
         GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
     # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
     # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
@@ -56,23 +60,30 @@ def train_run(run_id: str) -> None:
             code = proc.wait(timeout=beat_interval())
             break
         except subprocess.TimeoutExpired:
-            store.heartbeat(run_id)
-    run = store.get_run(run_id)
-    if run.status != "running":
-        return
-    # The child ended without finishing the run.
-    lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
-           "before finishing"
-    run_dir = store.path.parent / run_id  # checkpoint.old holds it while a new one is swapped in
-    checkpoint = any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
-    if run.cancel_requested:
-        store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling")
-    elif run.attempts < MAX_ATTEMPTS and checkpoint:
-        from gradloss.service.queue import enqueue  # queue imports this module
-        task_id = str(uuid.uuid4())
-        if store.requeue(run_id, task_id, stale_before=float("inf")):
-            enqueue(store.path.parent, run_id, task_id)
-            log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
-    else:
-        tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
-        store.finish_run(run_id, "failed", error=f"{lost}{tries}; see the worker log")
+            if _taken_over(store, run_id, me):
+                log.warning("run %s was taken over by another worker while this one could not "
+                            "reach the store; stopping this copy", run_id)
+                proc.kill()
+    reporter = Reporter()  # the store may be away right now: retry until it answers
+    reporter.send(_fail_if_unfinished, store, run_id, me, code)
+    reporter.close()
+
+
+def _taken_over(store: RunStore, run_id: str, me: str) -> bool:
+    """Beat the run's heartbeat; True if it is running on another worker now."""
+    try:
+        if store.heartbeat(run_id, worker_id=me):
+            return False
+        run = store.get_run(run_id)
+    except ServiceUnavailable as exc:
+        log.warning("%s; run %s trains on and reports once it is back", exc, run_id)
+        return False
+    return run.status == "running" and run.worker_id != me
+
+
+def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> None:
+    if store.get_run(run_id).status == "running":  # the child ended without finishing the run
+        reason = f"signal {-code}" if code < 0 else f"code {code}"
+        store.finish_run(run_id, "failed", worker_id=me,
+                         error=f"the training process exited with {reason} before finishing; "
+                               "see the worker log")

@@ -1,0 +1,157 @@
+"""Connections to the run store's database, SQLite or PostgreSQL, and bringing its schema up to date.
+
+`engine(url)` is made once per URL and process. SQLite keeps its single-machine tuning: WAL (a
+reader never blocks the training worker), a busy timeout (writers queue instead of failing with
+"database is locked"), BEGIN IMMEDIATE for writes (so they queue, not deadlock), a fresh connection
+per transaction. PostgreSQL gets a small pool whose connections are tested before use, so a
+restarted server costs one reconnect, not an error. `migrate` applies schema.MIGRATIONS in one
+transaction. `unavailable` turns a driver's error into ServiceUnavailable, password masked.
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from functools import cache
+
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from gradloss.exceptions import GradlossError, ServiceUnavailable
+from gradloss.service.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
+from gradloss.service.settings import STORE_SETTING, redact, scrub
+
+BUSY_TIMEOUT_S = 30.0     # a SQLite writer waits this long for another writer before giving up
+CONNECT_TIMEOUT_S = 5     # a PostgreSQL server that does not answer within this is down
+MIGRATION_LOCK = 7261     # PostgreSQL advisory lock key: one migrating process at a time
+DRIVER_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.ProgrammingError,
+                 sa.exc.InternalError)
+
+
+def unavailable(url: str, exc: BaseException) -> ServiceUnavailable:
+    """A ServiceUnavailable naming the store setting and the driver's first line, password masked."""
+    reason = getattr(exc, "orig", None) or exc
+    first = next((line.strip() for line in str(reason).splitlines() if line.strip()), type(reason).__name__)
+    return ServiceUnavailable(f"The run store at {STORE_SETTING}={redact(url)} cannot be used: "
+                              f"{scrub(first, url)}")
+
+
+def driver_url(url: str) -> sa.URL:
+    """`url` as SQLAlchemy reads it; postgresql:// means the psycopg (3) driver."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise ServiceUnavailable(f"The {STORE_SETTING} setting is not a valid URL: "
+                                 f"{redact(url)!r} ({scrub(exc, url)}).") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+@cache
+def engine(url: str) -> sa.Engine:
+    """The engine for `url`, made once per process."""
+    parsed = driver_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        made = sa.create_engine(parsed, poolclass=NullPool,
+                                connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None})
+        sa.event.listen(made, "connect", _sqlite_connect)
+        sa.event.listen(made, "begin", _sqlite_begin)
+        return made
+    return sa.create_engine(parsed, pool_pre_ping=True, pool_size=2, max_overflow=4,
+                            connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+
+
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    dbapi_conn.execute("PRAGMA foreign_keys = ON")
+    dbapi_conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL, and no fsync per step
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    # The driver is in autocommit mode (isolation_level None): we say when a transaction starts.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+
+
+@contextlib.contextmanager
+def transaction(url: str, write: bool = False) -> Iterator[sa.Connection]:
+    """One transaction; driver errors about reaching the database become ServiceUnavailable."""
+    try:
+        with engine(url).connect().execution_options(write=write) as conn, conn.begin():
+            yield conn
+    except DRIVER_ERRORS as exc:
+        raise unavailable(url, exc) from None
+
+
+_migrated: set[str] = set()
+
+
+def migrate(url: str) -> None:
+    """Bring the database at `url` to SCHEMA_VERSION (once per process), all steps or none."""
+    if url in _migrated:
+        return
+    made = engine(url)
+    try:
+        if made.dialect.name == "sqlite":
+            with contextlib.closing(made.raw_connection()) as raw:  # outside any transaction
+                _enable_wal(raw.driver_connection)
+        with transaction(url) as conn:
+            behind = _version(conn) < SCHEMA_VERSION
+        if behind:
+            with transaction(url, write=True) as conn:
+                if made.dialect.name == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+                version = _version(conn)  # again, under the lock: another process may have done it
+                for step in MIGRATIONS[version:]:
+                    for operation in step:
+                        operation.apply(conn)
+                _set_version(conn)
+    except DRIVER_ERRORS as exc:
+        raise unavailable(url, exc) from None
+    _migrated.add(url)
+
+
+def _version(conn: sa.Connection) -> int:
+    """The schema version the database records; refuse one that is newer or not gradloss's."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if "schema_version" in tables:
+        version = conn.execute(sa.select(schema_version.c.version)).scalar() or 0
+    elif conn.dialect.name == "sqlite":  # a file from before schema_version: PRAGMA user_version
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar()
+    else:
+        version = 0
+    url = conn.engine.url.render_as_string(hide_password=False)
+    if version > SCHEMA_VERSION:
+        raise GradlossError(
+            f"The run store at {STORE_SETTING}={redact(url)} has schema version {version}, newer "
+            f"than this gradloss understands ({SCHEMA_VERSION}); upgrade gradloss or point "
+            f"{STORE_SETTING} (or GRADLOSS_HOME) elsewhere.")
+    if version == 0 and tables & set(metadata.tables):
+        raise ServiceUnavailable(
+            f"The database at {STORE_SETTING}={redact(url)} holds tables gradloss did not create "
+            f"({', '.join(sorted(tables & set(metadata.tables)))}) and no gradloss schema version; "
+            "point it at an empty database.")
+    return version
+
+
+def _set_version(conn: sa.Connection) -> None:
+    if conn.dialect.name == "sqlite":  # keeps older gradloss versions refusing a newer file
+        conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    if not sa.inspect(conn).has_table("schema_version"):
+        schema_version.create(conn)
+        conn.execute(schema_version.insert().values(version=SCHEMA_VERSION))
+    else:
+        conn.execute(schema_version.update().values(version=SCHEMA_VERSION))
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    # WAL is a property of the file, set once; switching needs the file briefly to itself
+    # and does not wait on the busy timeout, so retry while another process holds it.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

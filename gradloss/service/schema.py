@@ -1,0 +1,150 @@
+"""The run store's schema, defined once for SQLite and PostgreSQL, and the steps that build it.
+
+The Table objects below are the one definition every query uses. A database reaches the current
+schema by applying MIGRATIONS in order, from whatever version it records (a new database starts
+at 0), each step naming the columns it introduced: so a fresh PostgreSQL database, a fresh SQLite
+file and a SQLite file written by an older gradloss (PRAGMA user_version 1 or 2, from before this
+module) all end with the same tables. `database.migrate` runs the steps in one transaction.
+Append steps, never edit them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+
+def _run_id() -> sa.Column:
+    return sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+                     primary_key=True)
+
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("run_id", sa.Text, primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),  # epoch seconds, like every *_at
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("config", sa.Text, nullable=False),       # TrainConfig.to_dict() as JSON
+    sa.Column("objective", sa.Text, nullable=False),
+    sa.Column("dataset", sa.Text, nullable=False),
+    sa.Column("engine", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, sa.CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="runs_status"),
+        nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("worker_id", sa.Text),
+    sa.Column("device", sa.Text),
+    sa.Column("heartbeat_at", sa.Float),
+    sa.Column("progress", sa.Text, nullable=False, server_default=sa.text("'{}'")),
+    sa.Column("model_path", sa.Text),
+    sa.Column("cancel_requested", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("task_id", sa.Text),
+    sa.Column("host", sa.Text),      # the machine that trains (trained) it
+    sa.Column("gpu", sa.Integer),    # its GPU index there; NULL on CPU
+)
+sa.Index("runs_by_created", runs.c.created_at)
+sa.Index("runs_by_status", runs.c.status)
+
+metrics = sa.Table(
+    "metrics", metadata, _run_id(),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("epoch", sa.Integer),
+    sa.Column("value", sa.Float),
+    sqlite_with_rowid=False)
+
+robustness = sa.Table(
+    "robustness", metadata, _run_id(),
+    sa.Column("sigma", sa.Float, primary_key=True),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("accuracy_std", sa.Float),
+    sa.Column("draws", sa.Integer),
+    sa.Column("seed", sa.Integer))
+
+examples = sa.Table(
+    "examples", metadata, _run_id(),
+    sa.Column("sigma", sa.Float, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("label", sa.Integer),
+    sa.Column("prediction", sa.Integer),
+    sa.Column("confidence", sa.Float))
+
+artifacts = sa.Table(  # files a run needs on any machine: its checkpoint, its saved model
+    "artifacts", metadata, _run_id(),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False))
+
+workers = sa.Table(  # one row per live worker process, refreshed every beat
+    "workers", metadata,
+    sa.Column("worker_id", sa.Text, primary_key=True),  # host:pid
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("device", sa.Text),                        # GPU name or "CPU"
+    sa.Column("gpu", sa.Integer),                        # GPU index on its host; NULL on CPU
+    sa.Column("run_id", sa.Text),                        # the run it trains now
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("settings", sa.Text, nullable=False, server_default=sa.text("'{}'")))  # JSON
+
+schema_version = sa.Table(  # one row: the number of MIGRATIONS applied
+    "schema_version", metadata, sa.Column("version", sa.Integer, nullable=False))
+
+
+@dataclass(frozen=True)
+class Create:
+    """Create `table` with only `columns` (the ones it had then) and the indexes on them."""
+    table: str
+    columns: tuple[str, ...]
+
+    def apply(self, conn: sa.Connection) -> None:
+        source = metadata.tables[self.table]
+        table = sa.Table(self.table, sa.MetaData(),
+                         *(source.c[name]._copy() for name in self.columns),
+                         **source.dialect_kwargs)
+        table.create(conn)
+        for index in source.indexes:
+            if {c.name for c in index.columns} <= set(self.columns):
+                sa.Index(index.name, *(table.c[c.name] for c in index.columns)).create(conn)
+
+
+@dataclass(frozen=True)
+class AddColumns:
+    """ALTER TABLE `table` ADD each of `columns`, as defined above."""
+    table: str
+    columns: tuple[str, ...]
+
+    def apply(self, conn: sa.Connection) -> None:
+        source = metadata.tables[self.table]
+        for name in self.columns:
+            ddl = sa.schema.CreateColumn(source.c[name]).compile(dialect=conn.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {self.table} ADD COLUMN {ddl}")
+
+
+_RUNS_V1 = ("run_id", "created_at", "started_at", "finished_at", "config", "objective", "dataset",
+            "engine", "status", "error", "worker_id", "device", "heartbeat_at", "progress",
+            "model_path")
+
+# Step i (1-based) moves a database from version i-1 to i.
+MIGRATIONS: list[tuple] = [
+    (  # 1: runs, their metrics and robustness sweeps
+        Create("runs", _RUNS_V1),
+        Create("metrics", ("run_id", "name", "step", "epoch", "value")),
+        Create("robustness", ("run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed")),
+    ),
+    (  # 2: cancelling, crash recovery (task id, attempts), the dashboard's image grid
+        AddColumns("runs", ("cancel_requested", "attempts", "task_id")),
+        Create("examples", ("run_id", "sigma", "idx", "label", "prediction", "confidence")),
+    ),
+    (  # 3: several machines: where a run trains, workers in the store, artifacts in the store
+        AddColumns("runs", ("host", "gpu")),
+        Create("artifacts", ("run_id", "name", "data", "updated_at")),
+        Create("workers", ("worker_id", "host", "pid", "device", "gpu", "run_id", "heartbeat_at",
+                           "started_at", "settings")),
+    ),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
