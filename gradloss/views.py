@@ -165,6 +165,17 @@ def form_message(error) -> str:
     return f"{label} must be {error.words}; got {error.value}."
 
 
+def workers_table(workers: list[dict]) -> pd.DataFrame:
+    """One row per worker (as consumer.worker_status lists them), live ones first."""
+    rows = [{"host": w["host"], "device": w["device"] or "-",
+             "GPU": "-" if w["gpu"] is None else str(w["gpu"]),
+             "state": "alive" if w["alive"] else "lost",
+             "training": short_id(w["run_id"]) if w["run_id"] else "idle",
+             "heartbeat": w["age_s"], "pid": w["pid"]}
+            for w in sorted(workers, key=lambda w: (not w["alive"], w["host"], w["gpu"] or 0))]
+    return pd.DataFrame(rows, columns=["host", "device", "GPU", "state", "training", "heartbeat", "pid"])
+
+
 def final_metric(metrics: pd.DataFrame, run_id: str, name: str):
     """The value of metric `name` at the run's last step, or None."""
     rows = metrics[(metrics.run_id == run_id) & (metrics.name == name)]

@@ -48,7 +48,8 @@ alive = bool(status and status.alive)
 starting = not alive and time.time() - st.session_state.get("worker_started_at", 0) < 60  # no heartbeat yet
 if status is not None:
     cols[0].metric("Worker", "alive" if alive else "starting…" if starting else "down")
-    cols[1].metric("Device", status.device or "–")
+    live = sum(w["alive"] for w in status.workers)
+    cols[1].metric("Device", status.device or "–", help=f"{live} live worker(s)")
     cols[2].metric("Queued runs", status.queue_length)
     if starting:
         st.info("Started a local worker; it reports in within a few seconds (its log: worker.log in "
@@ -64,29 +65,9 @@ if status is not None:
                 st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
             except Exception as e:  # noqa: BLE001
                 st.error(f"Could not start a local worker: {e}")
-    if alive:
-        worker = status.workers[0]
-        settings = worker.get("settings")
-        if settings:
-            st.caption(f"Worker pid {worker['pid']} on {worker['host']}: data folder "
-                       f"{settings['GRADLOSS_DATA_DIR'] or 'not set'} (GRADLOSS_DATA_DIR), code in "
-                       f"{settings['code']}, engines {', '.join(settings['engines'])}.")
-            differences = views.settings_differences(settings, consumer.worker_settings())
-            if differences:
-                st.warning("The worker was started with other settings than this dashboard: "
-                           + "; ".join(differences) + ". Runs read the data folder found when they "
-                           "were queued; restart the worker to apply the rest.")
-        restartable = any(map(consumer.is_local, status.workers)) and consumer.local_worker_allowed()
-        if restartable and st.button(
-                "Restart worker", help="Stops this machine's worker (a training run goes back in the "
-                                       "queue and resumes from its last epoch) and starts one with "
-                                       "this dashboard's settings."):
-            try:
-                if consumer.restart_local_worker():
-                    st.session_state.worker_started_at = time.time()
-                st.rerun()
-            except Exception as e:  # noqa: BLE001
-                st.error(f"Could not restart the worker: {e}")
+if status is not None and status.workers:
+    st.dataframe(views.workers_table(status.workers), hide_index=True, column_config={
+        "heartbeat": st.column_config.NumberColumn(format="%.0f s ago")})
 if "worker_error" in st.session_state:
     st.error(st.session_state.worker_error)
 (st.caption if fashion else st.info)(data.data_status("fashion_mnist"))

@@ -162,8 +162,11 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert not store.examples(good).empty
 
     from gradloss.data import load_dataset
+    from gradloss.service.artifacts import fetch_model
     from gradloss.training import load_model
-    probabilities = load_model(run.model_path).predict(load_dataset("digits").x_test[:5], verbose=0)
+    copy = fetch_model(store, good, cache=home / "elsewhere")  # the store's copy, as any machine gets it
+    assert copy.read_bytes() == (home / good / "model.keras").read_bytes()
+    probabilities = load_model(copy).predict(load_dataset("digits").x_test[:5], verbose=0)
     assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
     wait_for(lambda: _status(store, diverging) in ("done", "failed"), TIMEOUT, "the diverging run")

@@ -73,8 +73,9 @@ def _queue(url: str) -> tuple[Huey, TaskWrapper]:
     serializer = JSONSerializer()
     with reaching(url):
         if scheme(url) == "redis":
-            huey = RedisHuey("gradloss", url=url, results=False, serializer=serializer,
-                             socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
+            pool = redis.ConnectionPool.from_url(  # health checks: reconnect after a restart
+                url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
+            huey = RedisHuey("gradloss", connection_pool=pool, results=False, serializer=serializer)
         else:
             huey = SqliteHuey("gradloss", filename=url.split(":///", 1)[1], results=False,
                               timeout=BUSY_TIMEOUT_S, serializer=serializer)

@@ -1,0 +1,183 @@
+"""Worker contract tests on both backends (`backend` fixture): embedded (SQLite files) and network
+(real PostgreSQL and Redis from services.py). Every worker has its own GRADLOSS_HOME: the store
+and the queue are all they share, as on separate machines. Tiny digits runs (200 images, batch 50).
+"""
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gradloss.service import client, consumer, queue
+from gradloss.service.artifacts import CHECKPOINT, fetch_model
+from gradloss.service.store import RunStore
+
+from _worker_helpers import REPO, TINY, runner_pids, start_consumer, submit_many, wait_for
+
+TIMEOUT = 240  # seconds for a tiny run on 2 shared cores, TensorFlow import included
+
+
+@pytest.fixture
+def worker(tmp_path, backend):
+    """worker(name, **env): a consumer with its own home tmp_path/name; all killed at the end."""
+    started = []
+
+    def start(name: str, **env) -> subprocess.Popen:
+        home = tmp_path / name
+        home.mkdir(exist_ok=True)
+        proc = start_consumer(home, **env)
+        proc.home = home
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _logs(*workers) -> str:
+    return "".join(p.read_text(errors="replace") for w in workers for p in w.home.glob("consumer-*.log"))
+
+
+def _finished(store, run_id):
+    return store.get_run(run_id).status in ("done", "failed", "cancelled")
+
+
+def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(backend, worker, tmp_path):
+    """Check submit -> done on two workers with separate homes: each of three runs trains exactly
+    once, with its metrics, sweep and model in the store; a queued run cancelled never starts; a
+    running run cancelled stops; the store lists both workers with host, device and current run."""
+    store = RunStore.default()
+    never = client.submit(TINY)
+    assert client.cancel(never) == "cancelled"
+    runs = [client.submit(dict(TINY, seed=seed)) for seed in range(3)]
+    first, second = worker("w1"), worker("w2")
+    slow = client.submit(dict(TINY, epochs=300))
+    status = wait_for(lambda: (s := consumer.worker_status()).alive and len(s.workers) == 2 and s,
+                      60, "both workers in the store")
+    assert {w["pid"] for w in status.workers} == {first.pid, second.pid}
+    assert all(w["host"] and w["device"] == "CPU" and w["alive"] for w in status.workers)
+    wait_for(lambda: len(store.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
+    busy = consumer.worker_status().workers
+    assert slow in {w["run_id"] for w in busy}  # the worker training it says so
+    assert client.cancel(slow) == "running"
+    wait_for(lambda: all(_finished(store, r) for r in runs + [slow]), TIMEOUT, "the runs to finish")
+
+    logs = _logs(first, second)
+    for run_id in runs:
+        run = store.get_run(run_id)
+        assert (run.status, run.attempts, run.device) == ("done", 1, "CPU"), run.error
+        assert run.worker_id in {f"{run.host}:{first.pid}", f"{run.host}:{second.pid}"}
+        assert logs.count(f"run {run_id} done") == 1  # trained once, by one worker
+        assert store.metrics(run_id, name="loss")["step"].tolist() == [1, 2, 3, 4]
+        assert len(store.robustness(run_id)) == 8 and not store.examples(run_id).empty
+        model = fetch_model(store, run_id, cache=tmp_path / "dashboard")  # a third machine's view
+        assert model is not None and model.stat().st_size > 10_000
+    assert store.get_run(slow).status == "cancelled" and fetch_model(store, slow) is None
+    run = store.get_run(never)
+    assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
+    assert queue.pending_count() == 0
+
+
+def test_killed_worker_run_resumes_on_another_worker_with_its_own_home(backend, worker):
+    """Check that after kill -9 of a worker mid-run, a worker with a separate GRADLOSS_HOME
+    (nothing on disk in common) resumes the run from the checkpoint in the store, not from epoch
+    1, and finishes it with every metric recorded before the kill kept."""
+    store = RunStore.default()
+    env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
+    epochs = 30
+    run_id = client.submit(dict(TINY, epochs=epochs))
+    first = worker("w1", **env)
+    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 2
+             and store.get_artifact(run_id, CHECKPOINT), TIMEOUT, "two epochs and a checkpoint")
+    first.kill()
+    first.wait()
+    wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
+    before = store.metrics(run_id)
+    second = worker("w2", **env)
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the resumed run")
+    run = store.get_run(run_id)
+    assert run.status == "done", run.error
+    assert run.attempts == 2 and run.worker_id.endswith(f":{second.pid}")
+    assert "resumes after epoch" in _logs(second) and not (second.home / first.home.name).exists()
+    after = store.metrics(run_id)
+    assert after.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
+    kept = before.merge(after, on=["name", "step"], how="left")
+    assert kept["value_y"].notna().all()
+
+
+def test_forty_submits_from_two_processes_are_all_recorded_and_queued(backend):
+    """Check that two processes submitting 20 runs each at once lose none, in store or queue."""
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        made = pool.starmap(submit_many, [(20, barrier)] * 2)
+    ids = made[0] + made[1]
+    runs = RunStore.default().list_runs()
+    assert len(set(ids)) == 40 and sorted(r.run_id for r in runs) == sorted(ids)
+    assert {r.status for r in runs} == {"queued"} and len({r.task_id for r in runs}) == 40
+    assert queue.pending_count() == 40
+
+
+def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
+        worker, backend, redis_server, postgres_server):
+    """Check that stopping the real Redis and PostgreSQL during a run and starting them again
+    costs nothing: the worker trains on, reports what it kept once they are back, and the run
+    finishes exactly once with every step recorded."""
+    if "postgresql" not in backend["GRADLOSS_STORE_URL"]:
+        pytest.skip("the embedded backend has no server to stop")
+    store = RunStore.default()
+    epochs = 40
+    run_id = client.submit(dict(TINY, epochs=epochs))
+    first = worker("w1")
+    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 1, TIMEOUT, "a first epoch")
+    redis_server.stop()
+    postgres_server.stop()
+    time.sleep(6)  # the run trains on meanwhile
+    postgres_server.start()
+    redis_server.start()
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run after the outage")
+    run = store.get_run(run_id)
+    assert (run.status, run.attempts) == ("done", 1), run.error
+    logs = _logs(first)
+    assert "cannot be used" in logs and logs.count(f"run {run_id} done") == 1
+    assert postgres_server.password not in logs and redis_server.password not in logs
+    metrics = store.metrics(run_id)
+    assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
+    assert metrics.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
+    assert first.poll() is None and consumer.worker_status().alive
+
+
+def test_worker_gpus_runs_one_consumer_pinned_to_each_gpu(backend, tmp_path):
+    """Check `worker --gpus 0,1` with a stand-in nvidia-smi: one consumer per GPU, each pinned to
+    its GPU's UUID and listed with its index and name; SIGTERM stops them all."""
+    if "postgresql" in backend["GRADLOSS_STORE_URL"]:
+        pytest.skip("process management only; the embedded backend covers it")
+    fake = tmp_path / "bin" / "nvidia-smi"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho '0, GPU-aaa, NVIDIA H100 80GB HBM3'\n"
+                    "echo '1, GPU-bbb, NVIDIA A100-SXM4-40GB'\n")
+    fake.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake.parent}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(REPO),
+               GRADLOSS_HOME=str(tmp_path / "w"))
+    fleet = subprocess.Popen([sys.executable, "-m", "gradloss", "worker", "--gpus", "0,1"],
+                                           env=env, cwd=REPO)
+    try:
+        status = wait_for(lambda: len((s := consumer.worker_status()).workers) == 2 and s, 60,
+                          "two GPU workers")
+        by_gpu = {w["gpu"]: w for w in status.workers}
+        assert by_gpu[0]["device"] == "NVIDIA H100 80GB HBM3"
+        assert by_gpu[1]["device"] == "NVIDIA A100-SXM4-40GB"
+        assert by_gpu[0]["settings"]["cuda_visible_devices"] == "GPU-aaa"
+        assert by_gpu[1]["settings"]["cuda_visible_devices"] == "GPU-bbb"
+        fleet.send_signal(signal.SIGTERM)
+        assert fleet.wait(timeout=30) == 0
+        assert consumer.worker_status().workers == []  # each left the store on its way out
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()

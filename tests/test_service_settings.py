@@ -1,0 +1,142 @@
+"""Tests of the service's settings and fault handling that need no training: URL checks and
+masking, the CLI's exit status for a store or queue it cannot use, JSON task payloads, the
+Reporter's retries, and choosing GPUs. Network cases use the real servers from services.py."""
+import json
+import sqlite3
+
+import pytest
+
+from gradloss.cli import main
+from gradloss.exceptions import InvalidParameterError, ServiceUnavailable
+from gradloss.service import queue, settings
+from gradloss.service.fleet import choose_gpus
+from gradloss.service.reporter import Reporter
+from gradloss.service.store import RunStore
+
+from _worker_helpers import TINY
+
+SECRET = "s3cr3t-pw"
+
+
+def test_redact_masks_only_the_password():
+    """Check that redact hides passwords of every URL form and leaves the rest readable."""
+    cases = {f"postgresql://ann:{SECRET}@db.lab:5432/gradloss": "postgresql://ann:***@db.lab:5432/gradloss",
+             f"redis://:{SECRET}@10.0.0.2:6379/0": "redis://:***@10.0.0.2:6379/0",
+             "redis://10.0.0.2:6379/0": "redis://10.0.0.2:6379/0",
+             "sqlite:////data/runs.sqlite": "sqlite:////data/runs.sqlite",
+             f"postgresql://ann:{SECRET}@[::1:5432/x": "postgresql://ann:***@[::1:5432/x"}
+    for url, shown in cases.items():
+        assert settings.redact(url) == shown
+    url = "postgresql://ann:p%40ss@h/db"
+    assert settings.scrub(f"failed for {url}: bad p@ss and p%40ss", url) == \
+        "failed for postgresql://ann:***@h/db: bad *** and ***"
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    monkeypatch.delenv("GRADLOSS_STORE_URL", raising=False)
+    monkeypatch.delenv("GRADLOSS_QUEUE_URL", raising=False)
+    return tmp_path
+
+
+def _cli_fails_naming(capsys, setting: str, *argv: str) -> str:
+    assert main(list(argv) or ["runs"]) == 2
+    err = capsys.readouterr().err
+    assert setting in err and SECRET not in err, err
+    return err
+
+
+def test_cli_exits_2_naming_a_malformed_or_unknown_store_url(home, monkeypatch, capsys):
+    """Check that a bad GRADLOSS_STORE_URL is one clear message, password masked, exit status 2."""
+    monkeypatch.setenv("GRADLOSS_STORE_URL", f"mysql://ann:{SECRET}@h/db")
+    assert "scheme among ('sqlite', 'postgresql')" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
+    monkeypatch.setenv("GRADLOSS_STORE_URL", f"postgresql://ann:{SECRET}@h:port/db")
+    assert "ann:***@h:port" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
+
+
+def test_cli_exits_2_when_the_postgresql_server_is_down_refuses_or_is_foreign(
+        home, monkeypatch, capsys, postgres_server):
+    """Check a server that is not there, a wrong password, a missing database and a database
+    holding someone else's tables: each one message naming the setting, nothing written."""
+    from services import free_port
+    good = postgres_server.database()
+    cases = {f"postgresql://gradloss:{SECRET}@127.0.0.1:{free_port()}/x": "Connection refused",
+             good.replace(postgres_server.password, SECRET): "password authentication failed",
+             postgres_server.url("nowhere"): 'database "nowhere" does not exist'}
+    for url, reason in cases.items():
+        monkeypatch.setenv("GRADLOSS_STORE_URL", url)
+        assert reason in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
+    import psycopg
+    with psycopg.connect(good, autocommit=True) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER)")
+    monkeypatch.setenv("GRADLOSS_STORE_URL", good)
+    assert "tables gradloss did not create (runs)" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
+    with psycopg.connect(good) as conn:  # the refusal wrote nothing
+        tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").fetchall()
+    assert tables == [("runs",)]
+
+
+def test_submit_to_an_unreachable_queue_exits_2_and_records_nothing(home, monkeypatch, capsys,
+                                                                    redis_server):
+    """Check that a queue that is down or refuses the password stops a submit before the store
+    records a run, with one message naming GRADLOSS_QUEUE_URL."""
+    from services import free_port
+    argv = ["train", "--dataset", "digits", "--epochs", "1", "--submit"]
+    for url in (f"redis://:{SECRET}@127.0.0.1:{free_port()}/0",
+                redis_server.url.replace(redis_server.password, SECRET)):
+        monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
+        _cli_fails_naming(capsys, "GRADLOSS_QUEUE_URL", *argv)
+    assert RunStore.default().list_runs() == []
+
+
+def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
+    """Check that what the queue holds is JSON (no pickle), and that it reads back as the task."""
+    from gradloss.service import client
+    redis_server.flush()
+    for url in (f"sqlite:///{home / 'q.sqlite'}", redis_server.url):
+        monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
+        run_id = client.submit(TINY)
+        if url.startswith("redis"):
+            import redis
+            [raw] = redis.Redis.from_url(url).lrange("huey.redis.gradloss", 0, -1)
+        else:
+            [(raw,)] = sqlite3.connect(home / "q.sqlite").execute("SELECT data FROM task").fetchall()
+        message = json.loads(raw)["__message__"]
+        assert message[1].endswith("train_run") and message[6] == [run_id]
+        task = queue.queue_for()[0].dequeue()
+        assert task.args == [run_id] and task.id == RunStore.default().get_run(run_id).task_id
+
+
+def test_reporter_keeps_order_and_retries_until_the_store_is_back():
+    """Check that writes failing with ServiceUnavailable are retried, in order, none lost, and
+    that a 'latest' write replaces its pending predecessor."""
+    sent, failures = [], iter(range(3))
+
+    def write(item):
+        if next(failures, None) is not None:
+            raise ServiceUnavailable("The run store at GRADLOSS_STORE_URL=x cannot be used: down")
+        sent.append(item)
+
+    reporter = Reporter()
+    for item in ("m1", "m2", "m3"):
+        reporter.send(write, item)
+    reporter.close()
+    assert sent == ["m1", "m2", "m3"]
+    gate = []
+    reporter = Reporter()
+    reporter.send(lambda: gate.append(1) or __import__("time").sleep(0.3))  # hold the thread
+    reporter.send(write, "p1", latest="progress")
+    reporter.send(write, "p2", latest="progress")
+    reporter.close()
+    assert sent[3:] == ["p2"]
+
+
+def test_choose_gpus_takes_all_or_listed_indices():
+    """Check --gpus parsing: 'all', a list, and a message naming the parameter for a bad one."""
+    gpus = [(0, "GPU-a", "H100"), (1, "GPU-b", "H100")]
+    assert choose_gpus("all", gpus) == gpus and choose_gpus("all", []) == []
+    assert choose_gpus("1", gpus) == [gpus[1]] and choose_gpus("1,0", gpus) == gpus[::-1]
+    for bad in ("2", "0,0", "one", ""):
+        with pytest.raises(InvalidParameterError, match="The 'gpus' parameter of worker must be"):
+            choose_gpus(bad, gpus)
