@@ -28,12 +28,19 @@ def fashion_dir() -> Path:
     return SHARED_FASHION
 
 
+def _unavailable(reason: str) -> None:
+    """Skip a test needing a server that is not installed; fail instead in CI, which installs them."""
+    if os.environ.get("GRADLOSS_TEST_REQUIRE_SERVICES"):
+        pytest.fail(f"{reason} (GRADLOSS_TEST_REQUIRE_SERVICES is set)")
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """A password-protected redis-server on a loopback port for the whole session (services.py)."""
     from services import Redis
     if reason := Redis.missing():
-        pytest.skip(reason)
+        _unavailable(reason)
     server = Redis()
     server.start()
     yield server
@@ -45,7 +52,7 @@ def postgres_server():
     """A throwaway PostgreSQL 15 cluster on a loopback port for the whole session (services.py)."""
     from services import Postgres
     if reason := Postgres.missing():
-        pytest.skip(reason)
+        _unavailable(reason)
     server = Postgres()
     server.init()
     yield server
