@@ -22,10 +22,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gradloss.config import TrainConfig
 from gradloss.exceptions import RunNotFound
 from gradloss.service import database
-from gradloss.service.database import BUSY_TIMEOUT_S  # noqa: F401 - the queue's SQLite waits as long
 from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
                                      metrics, robustness, runs, workers)
-from gradloss.service.settings import home, redact, store_url
+from gradloss.service.settings import home, redact, store_url  # noqa: F401 (home: callers' old import)
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")

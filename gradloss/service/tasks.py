@@ -20,7 +20,8 @@ from gradloss.engines import backend
 from gradloss.exceptions import ServiceUnavailable
 from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
 from gradloss.service.reporter import Reporter
-from gradloss.service.store import RunStore, home
+from gradloss.service.settings import home
+from gradloss.service.store import RunStore
 
 log = logging.getLogger(__name__)
 
