@@ -209,11 +209,12 @@ def recover_lost_runs(store: RunStore | None = None) -> list[str]:
 
 
 def _requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
+    # Queue first: if the queue is away, the store is untouched and the next beat tries again.
+    # If another worker requeues the run meanwhile, this task finds it started or cancelled and
+    # does nothing (start_run is conditional), so the run still trains once.
     task_id = str(uuid.uuid4())
-    if not store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt):
-        return False
     enqueue(run_id, task_id)
-    return True
+    return store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt)
 
 
 def _release_runs(store: RunStore, worker: str) -> None:
