@@ -169,7 +169,7 @@ def workers_table(workers: list[dict]) -> pd.DataFrame:
     """One row per worker (as consumer.worker_status lists them), live ones first."""
     rows = [{"host": w["host"], "device": w["device"] or "-",
              "GPU": "-" if w["gpu"] is None else str(w["gpu"]),
-             "state": "alive" if w["alive"] else "lost",
+             "state": "live" if w["alive"] else "lost",
              "training": short_id(w["run_id"]) if w["run_id"] else "idle",
              "heartbeat": w["age_s"], "pid": w["pid"]}
             for w in sorted(workers, key=lambda w: (not w["alive"], w["host"], w["gpu"] or 0))]

@@ -357,5 +357,5 @@ def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):
     [table] = [d.value for d in at.dataframe if "host" in d.value.columns]
     row = table.iloc[0]
     assert (row["host"], row["device"], row["GPU"], row["state"]) == \
-        ("gpu-box", "NVIDIA H100 80GB HBM3", "1", "alive")
+        ("gpu-box", "NVIDIA H100 80GB HBM3", "1", "live")
     assert row["training"] == run_id.rsplit("-", 1)[1] and 0 <= row["heartbeat"] < 60
