@@ -20,7 +20,7 @@ from pathlib import Path
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
                              REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
-from gradloss.exceptions import GradlossError, InvalidParameterError, ServiceUnavailable
+from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
 from gradloss.progress import Progress
 
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         return command(args)
     except InvalidParameterError as error:
         parser.error(str(error))  # prints usage and the message, exits with status 2
-    except ServiceUnavailable as error:  # a setting to fix: names it, password masked
+    except SettingsError as error:  # a setting to fix (ServiceUnavailable too: password masked)
         print(f"gradloss: error: {error}", file=sys.stderr)
         return 2
     except GradlossError as error:

@@ -28,7 +28,7 @@ class TrainingDiverged(GradlossError):
     """The training loss became NaN or infinite."""
 
 
-class ServiceUnavailable(GradlossError):
+class ServiceUnavailable(SettingsError):
     """The run store or the queue named by a setting is malformed or cannot be used; the message
     names the setting, with any password masked. The CLI exits with status 2."""
 
@@ -40,5 +40,5 @@ class RunNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "run not found"
 
 
-__all__ = ["GradlossError", "DataError", "TrainingDiverged", "RunNotFound", "InvalidParameterError",
-           "ServiceUnavailable"]
+__all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound",
+           "InvalidParameterError", "ServiceUnavailable"]

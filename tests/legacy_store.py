@@ -1,5 +1,5 @@
 """The SQLite schema as gradloss wrote it before the store moved to SQLAlchemy (PRAGMA user_version
-1 and 2), copied verbatim, to make old files in the tests and check that they upgrade in place."""
+1 to 3), copied verbatim, to make old files in the tests and check that they upgrade in place."""
 import sqlite3
 from pathlib import Path
 
@@ -31,6 +31,9 @@ LEGACY_MIGRATIONS: list[tuple[str, ...]] = [
             run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, sigma REAL NOT NULL,
             idx INTEGER NOT NULL, label INTEGER, prediction INTEGER, confidence REAL,
             PRIMARY KEY (run_id, sigma, idx))""",
+    ),
+    (  # 3: where the run's data was found when it was submitted (None: not chosen then)
+        "ALTER TABLE runs ADD COLUMN data_dir TEXT",
     ),
 ]
 

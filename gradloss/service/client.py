@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from gradloss.config import TrainConfig
+from gradloss.data import submission_data_dir
 from gradloss.service.queue import enqueue, pending_count, revoke
 from gradloss.service.store import RunStore
 
@@ -11,9 +12,10 @@ from gradloss.service.store import RunStore
 def submit(config: TrainConfig | dict, store: RunStore | None = None) -> str:
     """Validate `config`, record a queued run and enqueue it; returns the run id.
 
-    An invalid config raises InvalidParameterError with the config check's message, and an
-    unreachable store or queue ServiceUnavailable naming its setting; nothing is recorded or
-    queued either way."""
+    The data location is resolved here and stored with the run, so the worker reads the files
+    this process would, whatever its own environment. An invalid config raises
+    InvalidParameterError with the config check's message, and an unreachable store or queue
+    ServiceUnavailable naming its setting; nothing is recorded or queued either way."""
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))
     store = store or RunStore.default()

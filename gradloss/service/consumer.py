@@ -4,14 +4,16 @@
 runs, a thread beats this worker's row in the store's workers table and puts runs whose worker
 stopped beating back in the queue, to resume from their last checkpoint in the store (or fails
 them after MAX_ATTEMPTS). Workers on every machine share the store, so any of them recovers any
-other's runs. `ensure_local_worker` starts a detached consumer for the dashboard;
-`worker_status` lists every worker.
+other's runs. `ensure_local_worker` starts a detached consumer for the dashboard, `restart_local_worker`
+replaces it (say, after the dashboard's settings changed); `worker_status` lists every worker
+and its settings.
 """
 from __future__ import annotations
 
 import fcntl
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,17 +21,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from gradloss.engines.backend import visible_gpu
+from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.exceptions import ServiceUnavailable
 from gradloss.service import heartbeat
 from gradloss.service.queue import enqueue, pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
 from gradloss.service.store import RunStore
-from gradloss.service.tasks import child_env
+from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 2          # starts of one run: the first, plus one resume after a lost worker
 FORGET_AFTER_TIMEOUTS = 60  # a worker silent this many heartbeat timeouts leaves the list
 
 
@@ -67,7 +68,7 @@ def worker_settings() -> dict:
 
 def is_local(record: dict) -> bool:
     """True if the worker of this heartbeat record runs on this machine."""
-    return record["host"] == socket.gethostname()
+    return record["host"] == heartbeat.host()
 
 
 def local_worker_allowed() -> bool:
@@ -109,7 +110,7 @@ def restart_local_worker(timeout: float = 30.0) -> bool:
     if not local_worker_allowed():
         return False
     folder = home()
-    pids = [w["pid"] for w in heartbeat.live_workers(folder) if is_local(w)]
+    pids = [w["pid"] for w in worker_status().workers if w["alive"] and is_local(w)]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -125,20 +126,22 @@ def restart_local_worker(timeout: float = 30.0) -> bool:
 def run_consumer() -> None:
     """Run the huey consumer: one training at a time, until interrupted.
 
-    Raises ServiceUnavailable, naming the setting, if the store or the queue cannot be reached
-    at start; later outages are waited out."""
+    Raises SettingsError (ServiceUnavailable for the store or the queue, naming the setting) if
+    GRADLOSS_HOME, GRADLOSS_HEARTBEAT_TIMEOUT, the store or the queue cannot be used at start;
+    later outages are waited out."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
+    heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     store = RunStore.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
     gpu = heartbeat.gpu_index()
     record = {"worker_id": heartbeat.worker_id(), "host": heartbeat.host(), "pid": os.getpid(),
               "device": visible_gpu(), "gpu": gpu, "started_at": time.time(), "run_id": None,
-              "settings": {"store": redact(store.url), "queue": redact(queue_url()),
-                           "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}}
+              "settings": dict(worker_settings(), store=redact(store.url), queue=redact(queue_url()),
+                               cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))}
     store.beat_worker(record)
     log.info("worker %s on %s%s, store %s, queue %s", record["worker_id"], record["device"],
              "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()))

@@ -10,6 +10,8 @@ import os
 import socket
 from pathlib import Path
 
+from gradloss.exceptions import SettingsError
+
 GPU_SETTING = "GRADLOSS_GPU"  # the GPU index a `worker --gpus` child is pinned to
 
 

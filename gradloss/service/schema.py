@@ -3,7 +3,7 @@
 The Table objects below are the one definition every query uses. A database reaches the current
 schema by applying MIGRATIONS in order, from whatever version it records (a new database starts
 at 0), each step naming the columns it introduced: so a fresh PostgreSQL database, a fresh SQLite
-file and a SQLite file written by an older gradloss (PRAGMA user_version 1 or 2, from before this
+file and a SQLite file written by an older gradloss (PRAGMA user_version 1 to 3, from before this
 module) all end with the same tables. `database.migrate` runs the steps in one transaction.
 Append steps, never edit them.
 """
@@ -45,6 +45,7 @@ runs = sa.Table(
     sa.Column("task_id", sa.Text),
     sa.Column("host", sa.Text),      # the machine that trains (trained) it
     sa.Column("gpu", sa.Integer),    # its GPU index there; NULL on CPU
+    sa.Column("data_dir", sa.Text),  # the data folder found at submission; NULL: the default
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_status", runs.c.status)
@@ -140,7 +141,10 @@ MIGRATIONS: list[tuple] = [
         AddColumns("runs", ("cancel_requested", "attempts", "task_id")),
         Create("examples", ("run_id", "sigma", "idx", "label", "prediction", "confidence")),
     ),
-    (  # 3: several machines: where a run trains, workers in the store, artifacts in the store
+    (  # 3: where the run's data was found when it was submitted
+        AddColumns("runs", ("data_dir",)),
+    ),
+    (  # 4: several machines: where a run trains, workers in the store, artifacts in the store
         AddColumns("runs", ("host", "gpu")),
         Create("artifacts", ("run_id", "name", "data", "updated_at")),
         Create("workers", ("worker_id", "host", "pid", "device", "gpu", "run_id", "heartbeat_at",

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gradloss.exceptions import ServiceUnavailable
+from gradloss.exceptions import ServiceUnavailable, SettingsError
 
 STORE_SETTING = "GRADLOSS_STORE_URL"
 QUEUE_SETTING = "GRADLOSS_QUEUE_URL"
@@ -23,10 +23,33 @@ MASK = "***"
 
 
 def home() -> Path:
-    """The folder holding the embedded store and queue, logs and run folders: $GRADLOSS_HOME or ./runs."""
+    """The folder holding the embedded store and queue, logs and run folders: $GRADLOSS_HOME or ./runs.
+
+    Created readable by its owner only (0700): anyone who can write the queue or the store
+    decides what the worker trains. A folder that cannot be created or written raises
+    SettingsError naming it, the reason and the fix."""
     path = Path(os.environ.get("GRADLOSS_HOME") or "runs").resolve()  # absolute: child processes agree
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable(path, exc) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise _unusable(path, PermissionError(13, "Permission denied (not writable)", str(path)))
     return path
+
+
+def _unusable(path: Path, exc: OSError) -> SettingsError:
+    where = "" if exc.filename in (None, str(path)) else f" ({exc.filename})"
+    return SettingsError(
+        f"gradloss cannot use its folder {path} (GRADLOSS_HOME): {exc.strerror or exc}{where}. "
+        "Set GRADLOSS_HOME to a folder you can write, or fix that folder's permissions.")
+
+
+def create_private(path: Path) -> None:
+    """Create the file `path` readable and writable by its owner only (0600), if it is missing.
+
+    SQLite gives a database's -wal and -shm files the mode of the database file."""
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 def redact(url: str | os.PathLike) -> str:

@@ -24,24 +24,12 @@ from gradloss.exceptions import RunNotFound
 from gradloss.service import database
 from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
                                      metrics, robustness, runs, workers)
-from gradloss.service.settings import home, redact, store_url  # noqa: F401 (home: callers' old import)
+from gradloss.service.settings import (create_private, home, redact,  # noqa: F401 (callers' imports)
+                                       store_url)
+from gradloss.exceptions import SettingsError
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
-
-
-def _unusable(path: Path, exc: OSError) -> SettingsError:
-    where = "" if exc.filename in (None, str(path)) else f" ({exc.filename})"
-    return SettingsError(
-        f"gradloss cannot use its folder {path} (GRADLOSS_HOME): {exc.strerror or exc}{where}. "
-        "Set GRADLOSS_HOME to a folder you can write, or fix that folder's permissions.")
-
-
-def create_private(path: Path) -> None:
-    """Create the file `path` readable and writable by its owner only (0600), if it is missing.
-
-    SQLite gives a database's -wal and -shm files the mode of the database file."""
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
 
 
 @dataclass
@@ -68,12 +56,15 @@ class Run:
     task_id: str | None = None   # queue task id, to revoke a queued run
     host: str | None = None      # the machine that trains (trained) it
     gpu: int | None = None       # its GPU index on that machine; None on CPU
+    data_dir: str | None = None  # the data folder found at submission; None: the trainer's default
+    unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
 
 
 def _to_run(row: sa.Row) -> Run:
-    data = {f.name: row._mapping[f.name] for f in fields(Run)}
-    data["config"] = json.loads(data["config"])
-    data["progress"] = json.loads(data["progress"])
+    """A Run from a row; a malformed JSON column makes only this run unreadable, with the reason."""
+    data = {f.name: row._mapping[f.name] for f in fields(Run) if f.name in row._mapping}
+    data["config"], bad_config = _json_object(data["config"], "config")
+    data["progress"], bad_progress = _json_object(data["progress"], "progress")
     data["cancel_requested"] = bool(data["cancel_requested"])
     return Run(**data, unreadable=bad_config or bad_progress)
 
@@ -101,15 +92,18 @@ class RunStore:
 
     def __init__(self, location: str | os.PathLike):
         text = str(location)
-        if "://" in text:
-            self.url = text
-        else:
-            Path(text).parent.mkdir(parents=True, exist_ok=True)
-            self.url = f"sqlite:///{Path(text).resolve()}"
+        self.url = text if "://" in text else f"sqlite:///{Path(text).resolve()}"
         backend = database.driver_url(self.url).get_backend_name()
         self.path = Path(self.url.split(":///", 1)[1]) if backend == "sqlite" else None
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # here, not as sqlite's "unable to open database file" without the path
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                create_private(self.path)  # 0600 before SQLite creates it with the default mode
+            except OSError as exc:
+                raise SettingsError(
+                    f"gradloss cannot open its run store {self.path} in {self.path.parent} "
+                    f"(GRADLOSS_HOME): {exc.strerror or exc}. Set GRADLOSS_HOME to a folder you "
+                    f"can write, or move {self.path} out of the way.") from exc
         database.migrate(self.url)
 
     @classmethod
@@ -165,7 +159,7 @@ class RunStore:
             conn.execute(runs.insert().values(
                 run_id=run_id, created_at=time.time(), config=json.dumps(config.to_dict()),
                 objective=config.objective, dataset=config.dataset, engine=config.engine,
-                status="queued", task_id=task_id))
+                status="queued", task_id=task_id, data_dir=data_dir))
         return run_id
 
     def get_run(self, run_id: str) -> Run:

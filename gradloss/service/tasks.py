@@ -2,8 +2,9 @@
 
 The consumer stays light: this never imports TensorFlow or JAX. It starts
 `python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
-the run's heartbeat while the child trains, and fails the run if the child dies without
-finishing it. A store outage does not stop the child: beats resume when the store is back, and a
+the run's heartbeat while the child trains. If the child dies without finishing the run
+(killed, out of memory), the run goes back in the queue to resume from its last epoch
+checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does not stop the child: beats resume when the store is back, and a
 run that another worker took over meanwhile (this one was silent too long) is stopped here, so
 it is never trained to the end twice.
 """
@@ -83,8 +84,25 @@ def _taken_over(store: RunStore, run_id: str, me: str) -> bool:
 
 
 def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> None:
-    if store.get_run(run_id).status == "running":  # the child ended without finishing the run
-        reason = f"signal {-code}" if code < 0 else f"code {code}"
-        store.finish_run(run_id, "failed", worker_id=me,
-                         error=f"the training process exited with {reason} before finishing; "
-                               "see the worker log")
+    """The child ended: if it left the run running (killed, out of memory), requeue it to resume
+    from its checkpoint (here or in the store) while it has attempts left, else end it."""
+    run = store.get_run(run_id)
+    if run.status != "running" or run.worker_id != me:
+        return
+    lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
+           "before finishing"
+    run_dir = home() / run_id  # checkpoint.old holds it while a new one is swapped in
+    from gradloss.service.artifacts import CHECKPOINT  # artifacts imports the store, not this
+    checkpoint = (any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
+                  or store.get_artifact(run_id, CHECKPOINT) is not None)
+    if run.cancel_requested:
+        store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling", worker_id=me)
+    elif run.attempts < MAX_ATTEMPTS and checkpoint:
+        from gradloss.service.queue import enqueue  # queue imports this module
+        task_id = str(uuid.uuid4())
+        enqueue(run_id, task_id)  # first: an unreachable queue leaves the run as it is, to retry
+        if store.requeue(run_id, task_id, stale_before=float("inf")):
+            log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
+    else:
+        tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
+        store.finish_run(run_id, "failed", error=f"{lost}{tries}; see the worker log", worker_id=me)
