@@ -234,13 +234,13 @@ def cmd_runs(args) -> int:
         return 0
     accuracy = _last_test_accuracy(runs)
     print(f"{'run':<24} {'status':<10} {'objective':<15} {'dataset':<14} {'progress':>8} "
-          f"{'test acc':>8}  {'engine':<10} device")
+          f"{'test acc':>8}  {'engine':<10} {'device':<24} where")
     for run in runs:
         done = (Progress.from_dict(run.progress).fraction if run.progress
                 else 1.0 if run.status == "done" else 0.0)
         acc = f"{accuracy[run.run_id]:.4f}" if run.run_id in accuracy else "-"
         print(f"{run.run_id:<24} {run.status:<10} {run.objective:<15} {run.dataset:<14} "
-              f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-'}"
+              f"{done:>8.0%} {acc:>8}  {run.engine:<10} {run.device or '-':<24} {_where(run)}"
               + (f"  unreadable: {run.unreadable}" if run.unreadable else "")
               + (f"  error: {run.error}" if run.error else ""))
     return 0

@@ -2,6 +2,8 @@
 on a real PostgreSQL server (skipped, with the reason, where PostgreSQL is not installed)."""
 import json
 import multiprocessing
+import os
+import stat
 import sqlite3
 import time
 
@@ -11,7 +13,7 @@ import sqlalchemy
 
 from gradloss.service import store as store_module
 from gradloss.config import InvalidParameterError
-from gradloss.exceptions import GradlossError, RunNotFound, ServiceUnavailable
+from gradloss.exceptions import GradlossError, RunNotFound, ServiceUnavailable, SettingsError
 from gradloss.service import database, schema
 from gradloss.service.store import SCHEMA_VERSION, RunStore
 
@@ -346,3 +348,66 @@ def test_start_run_records_host_and_gpu_and_finish_is_fenced_by_worker(store):
     assert store.finish_run(run_id, "done", worker_id="h2:20")
     run = store.get_run(run_id)
     assert (run.status, run.host, run.gpu, run.attempts) == ("done", "h2", None, 2)
+
+
+@pytest.mark.parametrize("bad", ["{not json", "null", "[]", '"text"'])
+def test_a_malformed_row_is_listed_unreadable_and_spares_the_others(store, bad):
+    """Check that a run whose stored config is not a JSON object is listed with the reason,
+    and every other run reads as before."""
+    good, broken = store.create_run(TINY), store.create_run(TINY)
+    with store.connect(write=True) as conn:
+        conn.execute(sqlalchemy.text("UPDATE runs SET config = :c WHERE run_id = :r"),
+                     {"c": bad, "r": broken})
+    runs = {r.run_id: r for r in store.list_runs()}
+    assert set(runs) == {good, broken}
+    assert runs[good].unreadable is None and runs[good].config["epochs"] == 1
+    assert runs[broken].unreadable.startswith("its stored config is not a JSON object")
+    assert runs[broken].status == "queued" and runs[broken].config == {}
+    assert store.get_run(broken).unreadable == runs[broken].unreadable
+
+
+def test_a_run_records_where_its_data_was_found_at_submission(store, tmp_path):
+    """Check that the data folder given at creation is stored with the run (None: not chosen)."""
+    with_dir = store.create_run(TINY, data_dir=str(tmp_path))
+    assert store.get_run(with_dir).data_dir == str(tmp_path)
+    assert store.get_run(store.create_run(TINY)).data_dir is None
+
+
+@pytest.mark.parametrize("make", ["parent is a file", "home is a file", "store is a folder"])
+def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monkeypatch, make):
+    """Check that a GRADLOSS_HOME that cannot be created or holds no usable store gives one
+    SettingsError naming the folder, the OS's reason and what to do."""
+    from gradloss.exceptions import SettingsError
+
+    blocker = tmp_path / "blocker"
+    if make == "parent is a file":
+        blocker.write_text("")
+        folder = blocker / "home"
+    elif make == "home is a file":
+        blocker.write_text("")
+        folder = blocker
+    else:
+        folder = tmp_path / "home"
+        (folder / "runs.sqlite").mkdir(parents=True)
+    monkeypatch.setenv("GRADLOSS_HOME", str(folder))
+    with pytest.raises(SettingsError) as info:
+        RunStore.default()
+    message = str(info.value)
+    assert str(folder) in message and "GRADLOSS_HOME" in message
+    assert "unable to open database file" not in message
+    assert "Set GRADLOSS_HOME to a folder you can write" in message
+
+
+def test_home_and_store_are_readable_by_the_owner_only(tmp_path, monkeypatch):
+    """Check that a GRADLOSS_HOME gradloss creates is 0700 and its database files 0600."""
+    import stat
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "new" / "home"))
+    store = RunStore.default()
+    store.create_run(TINY)
+    folder = tmp_path / "new" / "home"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    with store.connect():  # an open connection keeps the -wal and -shm files
+        files = sorted(folder.glob("runs.sqlite*"))
+        assert {f.name for f in files} == {"runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"}
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}

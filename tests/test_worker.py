@@ -162,8 +162,8 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert not store.examples(good).empty
 
     from gradloss.data import load_dataset
-    from gradloss.service.artifacts import fetch_model
     from gradloss.training import load_model
+    from gradloss.service.artifacts import fetch_model
     copy = fetch_model(store, good, cache=home / "elsewhere")  # the store's copy, as any machine gets it
     assert copy.read_bytes() == (home / good / "model.keras").read_bytes()
     probabilities = load_model(copy).predict(load_dataset("digits").x_test[:5], verbose=0)
@@ -246,6 +246,85 @@ def test_worker_device_reads_nvidia_smi_for_the_visible_gpu(tmp_path, monkeypatc
         backend.visible_gpu.cache_clear()
         assert backend.visible_gpu() == name, visible
     backend.visible_gpu.cache_clear()
+
+
+def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, monkeypatch):
+    """Check that the worker's task fails a run whose stored config is malformed (naming why),
+    and that lost-run recovery still handles the other runs beside a malformed one."""
+    from gradloss.service import tasks
+
+    store = RunStore.default()
+    queued, lost_bad, lost_good = (store.create_run(TINY) for _ in range(3))
+    for run_id in (lost_bad, lost_good):
+        store.start_run(run_id, "gone:1")
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET config = '{oops' WHERE run_id IN (?, ?)", (queued, lost_bad))
+    tasks.train_run(queued)  # what the consumer runs for it; no training process is started
+    run = store.get_run(queued)
+    assert run.status == "failed" and run.error.startswith("the run cannot be read: its stored config")
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
+    time.sleep(0.5)
+    assert sorted(consumer.recover_lost_runs(store)) == sorted([lost_bad, lost_good])
+    assert _status(store, lost_good) == "queued"
+    assert _status(store, lost_bad) == "failed" and "cannot be read" in store.get_run(lost_bad).error
+
+
+def test_a_killed_training_process_resumes_from_its_checkpoint(home, consumers):
+    """Check that when only the training process dies (the worker lives on), a run with a
+    checkpoint goes back in the queue and resumes to done, every epoch recorded once."""
+    store = RunStore.default()
+    epochs = 40
+    run_id = client.submit(dict(TINY, epochs=epochs))
+    consumers()
+    wait_for(lambda: (home / run_id / "checkpoint" / "state.json").exists(), TIMEOUT, "a checkpoint")
+    [pid] = wait_for(lambda: runner_pids(run_id), 10, "the training process")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: _status(store, run_id) in ("done", "failed"), TIMEOUT, "the resumed run")
+    run = store.get_run(run_id)
+    assert run.status == "done", run.error
+    assert run.attempts == 2
+    assert store.metrics(run_id, name="epoch_loss")["epoch"].tolist() == list(range(1, epochs + 1))
+
+
+def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(home, monkeypatch,
+                                                                             fashion_dir):
+    """Check the stale-worker story with real processes: a local worker started without a data
+    folder trains a Fashion-MNIST run submitted with GRADLOSS_DATA_DIR set; its heartbeat shows
+    its settings; restarting it gives a worker with the new ones."""
+    data = home / "fashion"
+    data.mkdir()
+    for f in fashion_dir.glob("*-ubyte.gz"):
+        (data / f.name).symlink_to(f)
+    monkeypatch.delenv("GRADLOSS_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(home / "empty-keras-home"))  # no cache; no download offline
+    pids = []
+    try:
+        assert consumer.ensure_local_worker()  # the first dashboard: no data folder
+        pids.append(int((home / "worker.pid").read_text()))
+        old = wait_for(lambda: (s := consumer.worker_status()).alive and s, 60, "the local worker")
+        assert old.workers[0]["settings"]["GRADLOSS_DATA_DIR"] is None
+
+        monkeypatch.setenv("GRADLOSS_DATA_DIR", str(data))  # the dashboard, restarted with data
+        run_id = client.submit({"dataset": "fashion_mnist", "train_size": 200, "epochs": 1,
+                                "batch_size": 50})
+        wait_for(lambda: _status(RunStore.default(), run_id) in ("done", "failed"), 3 * TIMEOUT,
+                 "the Fashion-MNIST run")  # reads 70 000 images and sweeps all 10 000 test images
+        run = RunStore.default().get_run(run_id)
+        assert run.status == "done", run.error
+        assert run.data_dir == str(data) and run.worker_id.endswith(f":{pids[0]}")
+
+        assert consumer.restart_local_worker()
+        pids.append(int((home / "worker.pid").read_text()))
+        new = wait_for(lambda: (s := consumer.worker_status()).alive and s.pid != pids[0] and s, 60,
+                       "the restarted worker")
+        assert new.pid == pids[1] and not heartbeat.pid_alive(pids[0])
+        assert new.workers[0]["settings"]["GRADLOSS_DATA_DIR"] == str(data)
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
