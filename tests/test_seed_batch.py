@@ -96,7 +96,8 @@ print(json.dumps(statuses))
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("seed_batch")
-    statuses = json.loads(_run_jax(SCRIPT, str(folder), json.dumps(CONFIG)).strip().splitlines()[-1])
+    output = _run_jax(SCRIPT, str(folder), json.dumps(CONFIG), timeout=1800)  # many compiles on CPU
+    statuses = json.loads(output.strip().splitlines()[-1])
     with np.load(folder / "out.npz") as saved:
         return statuses, dict(saved)
 
