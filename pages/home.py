@@ -5,6 +5,7 @@ import streamlit as st
 
 from gradloss import data, objectives, views
 from gradloss.config import REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+from gradloss.perturbations.family import default_evaluation
 from gradloss.service import client, consumer, store
 
 QUICK_TRAIN_SIZE = 5000  # Fashion-MNIST subset of the quick comparison; digits uses all its 1437 images
@@ -26,7 +27,7 @@ def quick_configs(dataset: str) -> list[TrainConfig]:
 
 def submit(configs: list[TrainConfig]) -> None:
     try:
-        ids = [client.submit(cfg) for cfg in configs]
+        ids = [client.submit(cfg, evaluation=default_evaluation(cfg.dataset)) for cfg in configs]
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not queue the runs: {e}")
         return

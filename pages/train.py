@@ -7,6 +7,7 @@ from gradloss import data, objectives, views
 from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                              REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
 from gradloss.engines.backend import available_engines
+from gradloss.perturbations.family import default_evaluation
 from gradloss.service import client, consumer, store
 
 st.title("Train")
@@ -71,6 +72,11 @@ with st.form("launch"):
                 value=float(REFERENCE_PROTOCOL[takers[0]][name]), min_value=low, max_value=high,
                 step=0.01, format="%.4g", key=name, help=f"{text}; reference "
                 f"{REFERENCE_PROTOCOL[takers[0]][name]:g}.")
+    evaluate = c[0].checkbox(
+        "Corruptions and attacks after training", value=True, key="evaluate",
+        help="After the noise sweep: 10 corruptions x 5 severities on the whole test set, and "
+             "FGSM, PGD and Square attacks with a gradient-masking check on a subset. Minutes "
+             "of CPU per run (see bench/README.md); shown on the Robustness page.")
     submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
 
 if submitted:
@@ -84,7 +90,8 @@ if submitted:
         st.error(views.form_message(e))
     else:
         try:
-            ids = [client.submit(cfg) for cfg in configs]
+            evaluation = default_evaluation(dataset) if evaluate else None
+            ids = [client.submit(cfg, evaluation=evaluation) for cfg in configs]
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from numbers import Real
 from typing import NamedTuple
 
-from gradloss.config import REFERENCE_SIGMAS, _from_dict
+from gradloss.config import REFERENCE_SIGMAS
 from gradloss.perturbations.attacks import ATTACKS, AttackConfig
 from gradloss.perturbations.corruptions import CORRUPTIONS, SEVERITIES
-from gradloss.validation import check_choice, check_float, check_int, fail
+from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 KINDS = ("noise", "corruption", "attack")
 GAUSSIAN = "gaussian"
@@ -116,7 +116,14 @@ class EvaluationConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EvaluationConfig":
-        return _from_dict(cls, data)
+        return build_from_dict(cls, data)
 
 
-NO_EVALUATION = EvaluationConfig(perturbations=())
+# Digits has 360 test images, all of them attacked by the default config: attack fewer, so
+# that a tiny run's full suite takes a minute or two on CPU, not ten.
+SMALL_DATASET_EVALUATION = {"digits": {"attack_images": 100, "masking_images": 50}}
+
+
+def default_evaluation(dataset: str) -> EvaluationConfig:
+    """The full suite the dashboard and CLI queue after training on `dataset`."""
+    return EvaluationConfig(**SMALL_DATASET_EVALUATION.get(dataset, {}))

@@ -1,31 +1,69 @@
-"""What the dashboard and the CLI do to runs: submit one to the queue, cancel one."""
+"""What the dashboard and the CLI do to runs: submit one to the queue, evaluate or cancel one."""
 from __future__ import annotations
 
 import uuid
 
 from gradloss.config import TrainConfig
 from gradloss.data import submission_data_dir
-from gradloss.service.queue import enqueue, queue_for
+from gradloss.exceptions import GradlossError
+from gradloss.perturbations.family import EvaluationConfig
+from gradloss.service.queue import enqueue, enqueue_evaluation, queue_for
 from gradloss.service.store import RunStore
 
 
-def submit(config: TrainConfig | dict, store: RunStore | None = None) -> str:
+def _evaluation(evaluation: EvaluationConfig | dict | None) -> EvaluationConfig | None:
+    if evaluation is None or isinstance(evaluation, EvaluationConfig):
+        return evaluation
+    return EvaluationConfig.from_dict(dict(evaluation))
+
+
+def submit(config: TrainConfig | dict, store: RunStore | None = None,
+           evaluation: EvaluationConfig | dict | None = None) -> str:
     """Validate `config`, record a queued run and enqueue it; returns the run id.
 
     The data location is resolved here and stored with the run, so the worker reads the files
-    this process would, whatever its own environment. An invalid config raises
-    InvalidParameterError with the config check's message, and nothing is recorded or queued."""
+    this process would, whatever its own environment. `evaluation`: the corruptions and attacks
+    to run after the Gaussian sweep (None: none). An invalid config or evaluation raises
+    InvalidParameterError with the check's message, and nothing is recorded or queued."""
     if not isinstance(config, TrainConfig):
         config = TrainConfig.from_dict(dict(config))
+    evaluation = _evaluation(evaluation)
     store = store or RunStore.default()
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
     run_id = store.create_run(config, task_id=task_id, data_dir=submission_data_dir(config.dataset))
+    if evaluation is not None and evaluation.perturbations:
+        store.plan_evaluation(run_id, evaluation.to_dict())
     try:
         enqueue(store.path.parent, run_id, task_id)
     except Exception as exc:
         store.finish_run(run_id, "failed", error=f"could not be queued: {exc}")
         raise
     return run_id
+
+
+def evaluate(run_id: str, evaluation: EvaluationConfig | dict,
+             store: RunStore | None = None) -> None:
+    """Queue corruptions and attacks for finished run `run_id` (stored as they are measured).
+
+    Refused, with nothing queued, for an invalid evaluation (InvalidParameterError), a run
+    that is not done or has no model, or one whose evaluation is already queued or running."""
+    evaluation = _evaluation(evaluation)
+    store = store or RunStore.default()
+    run = store.get_run(run_id)
+    if run.status != "done" or not run.model_path:
+        raise GradlossError(f"Run {run_id} is {run.status}{'' if run.model_path else ' without a saved model'}"
+                            "; only a finished run with a model can be evaluated.")
+    plan = store.evaluation_plan(run_id)
+    if plan is not None and plan.status in ("queued", "running"):
+        raise GradlossError(f"Run {run_id}'s evaluation is already {plan.status}.")
+    if not evaluation.perturbations:
+        raise GradlossError("Choose at least one perturbation to evaluate.")
+    store.plan_evaluation(run_id, evaluation.to_dict())
+    try:
+        enqueue_evaluation(store.path.parent, run_id)
+    except Exception as exc:
+        store.set_evaluation_status(run_id, "failed", error=f"could not be queued: {exc}")
+        raise
 
 
 def cancel(run_id: str, store: RunStore | None = None) -> str:

@@ -1,4 +1,5 @@
-"""The task queue: Huey on SQLite in a run-store folder, with its one task, `train_run(run_id)`.
+"""The task queue: Huey on SQLite in a run-store folder, with its tasks `train_run(run_id)` and
+`evaluate_run(run_id)` (corruptions and attacks for an already-trained run).
 
 `queue_for(folder)` gives the folder's Huey and task, built once per folder: tests and
 deployments choose the folder through GRADLOSS_HOME, so it cannot be fixed at import time.
@@ -37,18 +38,25 @@ class JsonSerializer(Serializer):
 
 
 @cache
-def _queue(folder: Path) -> tuple[SqliteHuey, TaskWrapper]:
+def _queue(folder: Path) -> tuple[SqliteHuey, TaskWrapper, TaskWrapper]:
     filename = folder / "queue.sqlite"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     create_private(filename)  # 0600, before SQLite creates it with the default mode
     huey = SqliteHuey("gradloss", filename=str(filename), results=False, timeout=BUSY_TIMEOUT_S,
                       serializer=JsonSerializer())
-    return huey, huey.task(name="train_run")(tasks.train_run)
+    return (huey, huey.task(name="train_run")(tasks.train_run),
+            huey.task(name="evaluate_run")(tasks.evaluate_run))  # the consumer knows both
 
 
 def queue_for(folder: Path | None = None) -> tuple[SqliteHuey, TaskWrapper]:
     """The Huey queue in `folder` (default: home()) and its train_run task."""
-    return _queue(Path(folder or home()).resolve())
+    return _queue(Path(folder or home()).resolve())[:2]
+
+
+def enqueue_evaluation(folder: Path, run_id: str) -> None:
+    """Queue the evaluation of trained run `run_id` (its plan is in the store)."""
+    huey, _, task = _queue(Path(folder).resolve())
+    huey.enqueue(task.s(run_id))
 
 
 def enqueue(folder: Path, run_id: str, task_id: str) -> None:

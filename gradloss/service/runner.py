@@ -2,8 +2,9 @@
 
 The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
 and the queue consumer stays light. The run's config comes from the store; progress, metrics,
-the robustness sweep and the grid predictions go back to it, and the run ends done, failed
-(with a one-line reason; the traceback goes to the log) or cancelled. Several run ids that
+the robustness sweep and the grid predictions go back to it, then the evaluations of its plan
+(service.evaluator: corruptions, attacks), and the run ends done, failed (with a one-line
+reason; the traceback goes to the log) or cancelled. Several run ids that
 are seeds of one arm (`config.batchable`) train as one seed batch (`seed_batch.train_seeds`),
 each still its own run in the store; others train one after another. The runs are already
 marked running, as the worker marks the one it starts.
@@ -15,6 +16,7 @@ import dataclasses
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -22,6 +24,7 @@ from gradloss.config import SweepConfig, TrainConfig, batchable
 from gradloss.engines import backend
 from gradloss.exceptions import TrainingDiverged
 from gradloss.progress import Progress
+from gradloss.service.evaluator import evaluate_stored
 from gradloss.service.store import RunStore, home
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,8 @@ def _finish(run_id: str, store: RunStore, config: TrainConfig, ds, result,
     indices = noise_sweep.example_indices(ds.y_test, seed=sweep.seed)
     store.save_examples(run_id, noise_sweep.predict_examples(model, ds.x_test, ds.y_test, indices,
                                                              sweep))
+    if store.evaluation_plan(run_id) is not None:
+        _evaluate(run_id, store, config, model, ds, result.model_path)
     store.finish_run(run_id, "done", model_path=result.model_path)
     return "done"
 
@@ -142,6 +147,23 @@ def _guarded(run_ids: list[str], store: RunStore, train) -> None:
         error = f"{type(exc).__name__}: {reason}"
     for run_id in run_ids:
         store.finish_run(run_id, "failed", error=error)
+
+
+def _evaluate(run_id: str, store: RunStore, config: TrainConfig, model, ds, model_path) -> None:
+    """Corruptions and attacks after the sweep; a failure there leaves the trained run done
+    (its plan says failed, with the reason). ART needs TensorFlow: a JAX run is evaluated
+    by a TensorFlow child, on the model it saved."""
+    if config.engine != "tensorflow":
+        store.finish_run(run_id, "done", model_path=model_path)  # the child loads it from here
+        env = backend.child_environment("tensorflow", False, dict(
+            os.environ, GRADLOSS_PARENT_PID=str(os.getpid())))
+        subprocess.run([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env)
+        return
+    try:
+        evaluate_stored(run_id, store, model, ds,
+                        on_progress=lambda p: store.update_progress(run_id, p.to_dict()))
+    except Exception:  # noqa: BLE001  (stored on the plan; the model and sweep stay)
+        log.exception("evaluation of run %s failed", run_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import pandas as pd
 
 from gradloss.config import TrainConfig
 from gradloss.exceptions import GradlossError, RunNotFound, SettingsError
+from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -57,6 +58,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (  # 3: where the run's data was found when it was submitted (None: not chosen then)
         "ALTER TABLE runs ADD COLUMN data_dir TEXT",
+    ),
+    (  # 4: perturbations beyond Gaussian noise (corruptions, attacks): results, grid, masking
+        """CREATE TABLE evaluations (
+            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, perturbation TEXT NOT NULL,
+            level REAL NOT NULL, accuracy REAL, accuracy_std REAL, n_images INTEGER,
+            seed INTEGER, PRIMARY KEY (run_id, perturbation, level))""",
+        """CREATE TABLE evaluation_examples (
+            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, perturbation TEXT NOT NULL,
+            level REAL NOT NULL, idx INTEGER NOT NULL, label INTEGER, prediction INTEGER,
+            confidence REAL, image BLOB, PRIMARY KEY (run_id, perturbation, level, idx))""",
+        # one row per run with an evaluation: what to run, how far it is, the masking flags
+        """CREATE TABLE evaluation_plans (
+            run_id TEXT PRIMARY KEY REFERENCES runs ON DELETE CASCADE, config TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+            error TEXT, progress TEXT NOT NULL DEFAULT '{}', masking_flags TEXT,
+            updated_at REAL)""",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -142,7 +159,7 @@ def _ids(run_ids: str | Iterable[str]) -> list[str]:
     return [run_ids] if isinstance(run_ids, str) else list(run_ids)
 
 
-class RunStore:
+class RunStore(EvaluationVerbs):
     """The run store at `path` (a SQLite file); holds only the path, opens a connection per call."""
 
     def __init__(self, path: str | os.PathLike):
