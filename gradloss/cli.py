@@ -1,4 +1,4 @@
-"""Command line: `gradloss {train,reproduce,worker,runs,dashboard}` (or `python -m gradloss ...`).
+"""Command line: `gradloss {train,reproduce,evaluate,worker,runs,dashboard}` (or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
 value, an unusable GRADLOSS_HOME or --out folder, or a bad environment setting prints one
@@ -21,7 +21,11 @@ from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
                              REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
 from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
+from gradloss.cli_evaluate import cmd_evaluate, reproduce_summary
+from gradloss.perturbations.family import PERTURBATIONS, default_evaluation
 from gradloss.progress import Progress
+
+PERTURBATION_NAMES = tuple(PERTURBATIONS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +63,23 @@ def _parser() -> argparse.ArgumentParser:
     common(rep, objective=False)
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--no-evaluate", action="store_true",
+                     help="skip the corruptions and attacks (the summary table then has noise only)")
+
+    ev = sub.add_parser("evaluate", help="accuracy of a saved model (a .keras file or a run id) "
+                                         "under noise, corruptions and attacks, as a summary table")
+    ev.add_argument("model", help="a saved model.keras, or the id of a finished run in the store")
+    ev.add_argument("--perturbations", nargs="+", metavar="NAME",
+                    help=f"among {', '.join(PERTURBATION_NAMES)} (default: all)")
+    ev.add_argument("--dataset", choices=DATASETS,
+                    help="test set (default: the run's, or fashion_mnist for a file)")
+    ev.add_argument("--severities", nargs="+", type=int, metavar="S", help="corruption severities, 1-5")
+    ev.add_argument("--epsilons", nargs="+", type=float, metavar="EPS",
+                    help="attack budgets in [0, 1] (L-infinity, pixels in [0, 1])")
+    ev.add_argument("--steps", type=int, help="PGD steps (default 10)")
+    ev.add_argument("--attack-images", type=int, help="attacked test images (default 1000)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", type=Path, help="also write the rows and the summary as CSV here")
 
     sub.add_parser("worker", help="run the background training worker (Huey consumer)")
     sub.add_parser("dashboard", help="start the Streamlit dashboard, as `streamlit run dashboard.py`; "
@@ -135,11 +156,11 @@ def cmd_reproduce(args) -> int:
 
     data = load_dataset(args.dataset, train_size=args.train_size, seed=args.seed)
     print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
-    tables, trained = {}, {}
+    tables, trained, models = {}, {}, {}
     for config in configs:
         result = _train_with_bar(config, out / config.objective, dataset=data)
         from gradloss.training import load_model
-        model = load_model(result.model_path)
+        model = models[config.objective] = load_model(result.model_path)
         print(f"robustness sweep of the {config.objective} model ...", flush=True)
         tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep)
         trained[config.objective] = {"config": config.to_dict(), "seconds": result.seconds,
@@ -158,6 +179,9 @@ def cmd_reproduce(args) -> int:
         print(f"{objective}: {run['seconds']:.0f} s training, {run['step_ms']:.1f} ms/step "
               f"(last epoch) on {run['device']}")
     print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
+    if not args.no_evaluate:
+        reproduce_summary(models, data, tables, default_evaluation(args.dataset), out)
+        print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
     return 0
 
 
@@ -243,8 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    command = {"train": cmd_train, "reproduce": cmd_reproduce, "worker": cmd_worker,
-               "runs": cmd_runs}[args.command]
+    command = {"train": cmd_train, "reproduce": cmd_reproduce, "evaluate": cmd_evaluate,
+               "worker": cmd_worker, "runs": cmd_runs}[args.command]
     try:
         return command(args)
     except InvalidParameterError as error:

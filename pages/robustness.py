@@ -1,9 +1,16 @@
-"""Robustness: accuracy versus noise σ of any runs side by side, differences against a reference run."""
+"""Robustness: accuracy versus noise σ of any runs side by side, differences against a reference
+run, and under the other perturbations (corruptions, attacks) picked next to the slider."""
+import numpy as np
 import streamlit as st
 
-from gradloss import data, views
-from gradloss.perturbations import gaussian
-from gradloss.service import store
+from gradloss import data, perturbation_views, views
+from gradloss.exceptions import GradlossError, InvalidParameterError
+from gradloss.perturbations import corruptions, gaussian
+from gradloss.perturbations import summary as results_summary
+from gradloss.perturbations.family import (EVALUATED, GAUSSIAN, PERTURBATIONS, SEVERITIES,
+                                           EvaluationConfig)
+from gradloss.perturbations.suite import image_from_bytes
+from gradloss.service import client, store
 
 st.title("Robustness to input noise")
 
@@ -19,6 +26,151 @@ def test_images(dataset: str):
     """(x_test, class names) of a dataset, for the image grid."""
     d = data.load_dataset(dataset, train_size=None)
     return d.x_test, d.class_names
+
+
+# -- Perturbations beyond Gaussian noise: picker, curves, grid, summary, queueing -------------
+def evaluation_tables(runs, ids, sweeps):
+    """(results in summary.RESULT_COLUMNS, evaluation rows, {run_id: plan}, {run_id: grid
+    examples}); not cached: an evaluation may still be storing rows."""
+    evaluations = runs.evaluations(list(ids))
+    return (results_summary.results(sweeps, evaluations), evaluations, runs.evaluation_plans(ids),
+            {i: runs.evaluation_examples(i) for i in ids})
+
+
+def perturbation_picker(col, results, ids) -> str:
+    options = perturbation_views.available(results, ids) or [GAUSSIAN]
+    if st.session_state.get("perturbation") not in options:
+        st.session_state.perturbation = GAUSSIAN if GAUSSIAN in options else options[0]
+    return col.selectbox("Perturbation", options, key="perturbation",
+                         format_func=perturbation_views.label,
+                         help="Gaussian noise is the run's own sweep; corruptions and attacks "
+                              "run after it (or when queued below).")
+
+
+def show_perturbation(slider_col, name, results, evaluations, ids, by_id, reference, plans,
+                      grid_examples) -> None:
+    """The chosen perturbation's slider over its levels, curves, accuracies and image grid."""
+    levels = perturbation_views.levels(results, ids, name)
+    key = f"level_{name}"
+    if st.session_state.get(key) not in levels:
+        target = 3 if PERTURBATIONS[name].kind == "corruption" else 0.1
+        st.session_state[key] = views.nearest(levels, target)
+    title = {"severity": "Severity", "ε": "Attack budget ε (L∞)"}[PERTURBATIONS[name].level_name]
+    level = slider_col.select_slider(title, levels, key=key,
+                                     format_func=lambda v: f"{v:g}")
+    labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in ids}
+    st.plotly_chart(perturbation_views.perturbation_figure(results, labels, name, level),
+                    key="perturbation_chart")
+    where = perturbation_views.format_level(name, level)
+    ref = perturbation_views.accuracy_at(results, reference, name, level)
+    cols = st.columns(min(len(ids), 4))
+    for k, run_id in enumerate(ids):
+        at = perturbation_views.accuracy_at(results, run_id, name, level)
+        if at:
+            delta = None if run_id == reference or not ref else \
+                f"{(at[0] - ref[0]) * 100:+.2f} points vs reference"
+            cols[k % len(cols)].metric(f"{by_id[run_id].objective} {views.short_id(run_id)}, "
+                                       f"{where}", f"{at[0]:.2%}", delta)
+    if PERTURBATIONS[name].kind == "attack":
+        flags = {i: plans[i].masking_flags for i in ids if i in plans}
+        for warning in perturbation_views.masking_warnings(flags, labels):
+            st.warning(warning, icon=":material/warning:")
+        rows = evaluations[(evaluations.perturbation == name) & evaluations.run_id.isin(ids)]
+        st.caption(f"Accuracy on {int(rows.n_images.min())} attacked test images (a stratified "
+                   "subset, the same for every run).")
+    perturbation_grid(name, level, ids, by_id, evaluations, grid_examples)
+
+
+def perturbation_grid(name, level, ids, by_id, evaluations, grid_examples) -> None:
+    st.subheader(f"Test images, {PERTURBATIONS[name].label}, "
+                 f"{perturbation_views.format_level(name, level)}")
+    shown = [i for i in ids if not grid_examples[i].empty]
+    if not shown:
+        st.info("No example predictions stored for these runs under this perturbation.")
+        return
+    first_run, first = shown[0], grid_examples[shown[0]]
+    examples = {f"{by_id[i].objective} {views.short_id(i)}": grid_examples[i] for i in shown
+                if by_id[i].dataset == by_id[first_run].dataset}
+    try:
+        x_test, class_names = test_images(by_id[first_run].dataset)
+    except Exception as e:  # noqa: BLE001
+        st.warning(f"Could not load the {by_id[first_run].dataset} test images: {e}")
+        return
+    captions = perturbation_views.grid_captions(examples, name, level, class_names)
+    rows = first[(first.perturbation == name) & np.isclose(first.level, level)].set_index("index")
+    seed = int(evaluations[evaluations.run_id == first_run].seed.iloc[0])
+    grid = st.columns(6)
+    for k, (index, caption) in enumerate(captions):
+        with grid[k % 6]:
+            if PERTURBATIONS[name].kind == "corruption":
+                st.image(views.upscale(corruptions.corrupt(
+                    x_test[index:index + 1], name, int(level), seed=seed, offset=index)[0]),
+                    width=112)
+            elif index in rows.index and rows.image[index] is not None:
+                adv = image_from_bytes(rows.image[index], x_test.shape[1:])
+                delta = adv - x_test[index]
+                st.image(views.upscale(adv), width=112)
+                st.image(views.upscale(0.5 + delta / (2 * max(level, 1e-12))), width=112)
+            st.caption(f"#{index} · {caption}")
+    if PERTURBATIONS[name].kind == "attack":
+        st.caption(f"Attacks: the adversarial image against the first model ({first_run[-6:]}), "
+                   "then its perturbation (grey 0, white +ε, black −ε). Each model's prediction "
+                   "is on the images attacked against it.")
+    st.caption("Bold: the true class. ✓/✗: each model's prediction, with its confidence.")
+
+
+def perturbation_summary(results, ids, by_id, reference, plans) -> None:
+    """All perturbations of the selected runs in one table, masking warnings, and a form that
+    queues an evaluation for them."""
+    st.subheader("All perturbations")
+    labels = {i: (views.run_label(by_id[i]), f"{by_id[i].objective} {views.short_id(i)}")
+              for i in ids}
+    table = perturbation_views.summary_table(results, labels, reference=reference)
+    st.dataframe(table, hide_index=True, key="perturbation_summary")
+    st.caption("Headline: accuracy at σ = 0.1 (noise), mean over severities 1–5 (corruptions), "
+               "at ε = 0.1 (attacks: robust accuracy). AUC: accuracy averaged over the levels "
+               "(normalised area under the curve). mCE: corruption error relative to the "
+               "reference run, 1 = as robust, lower is better.")
+    flags = {i: plans[i].masking_flags for i in ids if i in plans}
+    for warning in perturbation_views.masking_warnings(flags, labels):
+        st.warning(warning, icon=":material/warning:")
+    for run_id in ids:
+        if run_id in plans:
+            st.caption(f"{labels[run_id][1]} evaluation: "
+                       f"{perturbation_views.plan_text(plans[run_id])}")
+    with st.expander("Evaluate these runs under corruptions and attacks"):
+        with st.form("evaluate"):
+            names = st.multiselect("Perturbations", EVALUATED, default=EVALUATED,
+                                   key="evaluate_names", format_func=perturbation_views.label)
+            c = st.columns(3)
+            severities = c[0].multiselect("Severities", SEVERITIES, default=SEVERITIES,
+                                          key="evaluate_severities")
+            eps_text = c[1].text_input("Attack ε", "0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3",
+                                       key="evaluate_eps")
+            steps = c[2].number_input("PGD steps", value=10, step=1, key="evaluate_steps")
+            go = st.form_submit_button("Queue the evaluation")
+        if go:
+            queue_evaluation(list(ids), names, severities, eps_text, steps)
+
+
+def queue_evaluation(run_ids, names, severities, eps_text, steps) -> None:
+    try:
+        config = EvaluationConfig(perturbations=tuple(names), severities=tuple(severities),
+                                  epsilons=perturbation_views.parse_floats(eps_text),
+                                  steps=steps)
+    except InvalidParameterError as e:
+        st.error(str(e))  # nothing queued
+        return
+    queued = []
+    for run_id in run_ids:
+        try:
+            client.evaluate(run_id, config)
+            queued.append(views.short_id(run_id))
+        except GradlossError as e:
+            st.error(str(e))
+    if queued:
+        st.success(f"Queued the evaluation of {', '.join(queued)}; results appear here as the "
+                   "worker stores them.")
 
 
 try:
@@ -70,10 +222,19 @@ if not sigmas:
 if len({r.dataset for r in picked.values()}) > 1:
     st.warning("These runs were trained on different datasets, so their accuracies are not comparable.")
 
+results, evaluations, plans, grid_examples = evaluation_tables(runs_store, ids, sweeps)
+pick_col, slider_col = st.columns([1, 3])
+perturbation = perturbation_picker(pick_col, results, ids)
+if perturbation != GAUSSIAN:
+    show_perturbation(slider_col, perturbation, results, evaluations, ids, by_id, reference, plans,
+                      grid_examples)
+    perturbation_summary(results, ids, by_id, reference, plans)
+    st.stop()
+
 # 2) The σ slider, the chart and each run's accuracy at σ against the reference.
 if st.session_state.get("sigma") not in sigmas:
     st.session_state.sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1))
-sigma = st.select_slider("Noise σ", options=sigmas, key="sigma", format_func=lambda s: f"{s:g}",
+sigma = slider_col.select_slider("Noise σ", options=sigmas, key="sigma", format_func=lambda s: f"{s:g}",
                          help="Standard deviation of the Gaussian noise on each pixel (pixels in [0, 1]).")
 st.session_state.chosen_sigma = sigma  # the home page shows the comparison at this σ
 labels = {i: (views.run_label(r), r.objective) for i, r in picked.items()}
@@ -92,6 +253,7 @@ if summary:
     st.markdown(summary)
 st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labels),
                    file_name="robustness.csv", mime="text/csv")
+perturbation_summary(results, ids, by_id, reference, plans)
 
 # 3) A few test images with this noise and each model's prediction.
 st.subheader(f"Test images at σ = {sigma:g}")
