@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
@@ -63,8 +63,11 @@ def _parser() -> argparse.ArgumentParser:
     common(rep, objective=False)
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--perturbations", nargs="+", metavar="NAME",
+                     help="corruptions and attacks to run after the noise sweep, among "
+                          f"{', '.join(PERTURBATION_NAMES[1:])} (default: all)")
     rep.add_argument("--no-evaluate", action="store_true",
-                     help="skip the corruptions and attacks (the summary table then has noise only)")
+                     help="skip the corruptions and attacks (no summary table)")
 
     ev = sub.add_parser("evaluate", help="accuracy of a saved model (a .keras file or a run id) "
                                          "under noise, corruptions and attacks, as a summary table")
@@ -146,6 +149,9 @@ def cmd_train(args) -> int:
 
 def cmd_reproduce(args) -> int:
     configs = [_train_config(args, objective) for objective in REFERENCE_ACCURACY]
+    evaluation = default_evaluation(args.dataset)
+    if args.perturbations:
+        evaluation = replace(evaluation, perturbations=tuple(args.perturbations))
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
     out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     use_backend(args.engine, args.deterministic)
@@ -180,7 +186,7 @@ def cmd_reproduce(args) -> int:
               f"(last epoch) on {run['device']}")
     print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
     if not args.no_evaluate:
-        reproduce_summary(models, data, tables, default_evaluation(args.dataset), out)
+        reproduce_summary(models, data, tables, evaluation, out)
         print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
     return 0
 
