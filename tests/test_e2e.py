@@ -155,7 +155,8 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
     page.get_by_role("spinbutton", name="Epochs").fill("1")
     page.get_by_role("spinbutton", name="Training-set size").fill("300")
-    page.get_by_role("button", name="Queue").click()
+    page.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
+    page.get_by_role("button", name="Queue").click()                    # queue a few below instead
     page.get_by_text("Queued gradient loss run").wait_for()
     store = RunStore(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
@@ -195,8 +196,60 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     wait_for(lambda: summary_matches(max(sweeps.sigma)), 30, "the differences at the largest σ")
     shot(page, "6-robustness-max-sigma")
 
+    pick_a_perturbation(page, url, store, runs)
+
     open_page(page, url, "", "gradloss")
     page.get_by_text("Latest comparison").wait_for()
     page.locator("[data-testid='stDataFrame']").first.wait_for()
     page.get_by_text("Accuracy versus noise").wait_for()
     shot(page, "7-home-comparison")
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the Streamlit selectbox labelled `label`."""
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def pick_a_perturbation(page, url, store, runs) -> None:
+    """Queue contrast and FGSM for the pair from the Robustness page's form, wait for the worker,
+    then pick each next to the slider: the accuracies follow the picker and the slider."""
+    page.get_by_text("Evaluate these runs under corruptions and attacks").click()
+    names = page.locator("[data-testid='stMultiSelect']").filter(has_text="Perturbations")
+    names.locator("input").click()
+    for _ in range(20):  # every perturbation is chosen by default: remove them all
+        page.keyboard.press("Backspace")
+    for option in ("contrast (corruption)", "FGSM (attack)"):
+        page.keyboard.type(option.split(" (")[0])
+        page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_label("Attack ε").fill("0, 0.1")
+    page.get_by_role("button", name="Queue the evaluation").click()
+    page.get_by_text("Queued the evaluation").wait_for()
+    ids = [r.run_id for r in runs]
+    wait_for(lambda: {p.status for p in store.evaluation_plans(ids).values()} <= {"done", "failed"}
+             and len(store.evaluation_plans(ids)) == len(ids), 2 * TRAIN_TIMEOUT_S,
+             "every evaluation", interval=2)
+    plans = store.evaluation_plans(ids)
+    assert {p.status for p in plans.values()} == {"done"}, [p.error for p in plans.values()]
+    rows = store.evaluations(ids)
+
+    def shown_matches(perturbation: str, level: float) -> bool:
+        at = rows[(rows.perturbation == perturbation) & ((rows.level - level).abs() < 1e-9)]
+        expected = {f"{a:.2%}" for a in at.accuracy}
+        return len(metric_values(page)) == len(ids) and expected == set(metric_values(page))
+
+    open_page(page, url, "Robustness", "Robustness to input noise")
+    choose(page, "Perturbation", "contrast (corruption)")
+    wait_for(lambda: shown_matches("contrast", 3), 30, "the accuracies at severity 3")
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("End")  # severity 5
+    wait_for(lambda: shown_matches("contrast", 5), 30, "the accuracies at severity 5")
+    page.get_by_text("Test images, contrast, severity 5").wait_for()
+    shot(page, "8-robustness-contrast")
+    choose(page, "Perturbation", "FGSM (attack)")
+    wait_for(lambda: shown_matches("fgsm", 0.1), 30, "the accuracies at eps 0.1")
+    page.get_by_text("attacked test images").wait_for()
+    page.get_by_text("All perturbations").wait_for()
+    wait_for(lambda: page.locator("[data-testid='stImage']").count() >= 2, 30, "the adversarial images")
+    shot(page, "9-robustness-fgsm")

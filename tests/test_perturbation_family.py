@@ -136,3 +136,22 @@ def test_store_keeps_evaluations_plans_flags_and_grid_images(store):
         store.set_evaluation_status(run_id, "paused")
     with pytest.raises(RunNotFound, match="nope"):
         store.save_evaluation("nope", rows)
+
+
+def test_store_gives_per_seed_frames_of_experiment_runs(store):
+    """Check that per_seed_results pairs each run's sweep and evaluations with its config seed."""
+    arms = {}
+    for arm, shift in (("gradient", 0.1), ("baseline", 0.0)):
+        for seed in (3, 4):
+            run_id = store.create_run(TrainConfig(objective=arm, dataset="digits", seed=seed))
+            store.save_robustness(run_id, pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.7 + shift],
+                                                        "accuracy_std": 0.0}), draws=1, seed=0)
+            store.save_evaluation(run_id, pd.DataFrame({
+                "perturbation": "pgd", "level": [0.1], "accuracy": [0.2 + shift + seed / 100],
+                "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
+            arms.setdefault(arm, []).append(run_id)
+    frame = store.per_seed_results(arms)
+    assert sorted(frame.seed.unique()) == [3, 4] and len(frame) == 4 * 3
+    out = summary.summarize_per_seed(frame, reference="baseline")
+    pgd = out[(out.perturbation == "pgd") & (out.arm == "gradient")].iloc[0]
+    assert pgd["diff"] == pytest.approx(0.1) and pgd["n"] == 2

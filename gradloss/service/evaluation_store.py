@@ -128,3 +128,22 @@ class EvaluationVerbs:
             " FROM evaluation_examples WHERE run_id = ? ORDER BY perturbation, level, idx",
             [run_id], ["perturbation", "level", "index", "label", "prediction", "confidence",
                        "image"])
+
+    def perturbation_results(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
+        """Every accuracy of these runs in one long frame: their Gaussian sweeps (perturbation
+        'gaussian', level sigma) and evaluations; summary.RESULT_COLUMNS."""
+        from gradloss.perturbations import summary
+
+        return summary.results(self.robustness(run_ids), self.evaluations(run_ids))
+
+    def per_seed_results(self, arms: dict[str, list[str]]) -> pd.DataFrame:
+        """Per-seed rows (arm, seed, perturbation, level, accuracy) of experiments' runs:
+        `arms` maps an arm to its run ids; each run's seed is its config's. Feed it to
+        summary.summarize_per_seed (stats.summarize per perturbation) for intervals."""
+        from gradloss.perturbations import summary
+
+        ids = [run_id for runs in arms.values() for run_id in runs]
+        seeds = {run_id: self.get_run(run_id).config.get("seed", 0) for run_id in ids}
+        return summary.per_seed(self.perturbation_results(ids),
+                                {arm: [(r, seeds[r]) for r in runs] for arm, runs in arms.items()})
+
