@@ -1,4 +1,4 @@
-"""Run store: every run's status, config, metrics and robustness table, in one SQLite file.
+"""Run store: every run's status, config, metrics, robustness table and evaluations, in one SQLite file.
 
 The only module that writes SQL. Each verb is one short transaction on a fresh connection
 (WAL mode, so readers never block the training worker, and writers wait on a busy timeout
