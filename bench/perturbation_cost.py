@@ -59,7 +59,7 @@ def _families(model, ds, config):
 
     def masking():
         from gradloss.perturbations.family import EvaluationConfig
-        return suite._strong_check(model, x, y, EvaluationConfig(perturbations=("pgd",)),
+        return suite.masking_check(model, x, y, EvaluationConfig(perturbations=("pgd",)),
                                    lambda *a: None)
 
     return [("gaussian sweep", lambda: accuracy_vs_noise(model, x, y, SweepConfig())),

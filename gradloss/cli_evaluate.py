@@ -27,6 +27,11 @@ def evaluation_config(args) -> tuple[bool, EvaluationConfig]:
     return GAUSSIAN in names, config
 
 
+def _say_done(phase: str, done: int, total: int) -> None:
+    if done == total:
+        print(f"{phase}: done", flush=True)
+
+
 def _print(table: pd.DataFrame) -> None:
     with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 140,
                            "display.max_rows", 500):
@@ -43,10 +48,7 @@ def _evaluate_model(model, ds, sweep_noise: bool, config: EvaluationConfig, run_
         print("Gaussian noise sweep ...", flush=True)
         noise = accuracy_vs_noise(model, ds.x_test, ds.y_test, SweepConfig())
         frames.append(summary.results(noise.assign(run_id=run_id), pd.DataFrame()))
-    table, flags = suite.evaluate(
-        model, ds.x_test, ds.y_test, config,
-        on_progress=lambda phase, done, total: done == total and print(
-            f"{phase}: done", flush=True))
+    table, flags = suite.evaluate(model, ds.x_test, ds.y_test, config, on_progress=_say_done)
     frames.append(table.assign(run_id=run_id)[summary.RESULT_COLUMNS])
     return pd.concat([f for f in frames if len(f)], ignore_index=True), flags
 
@@ -92,8 +94,8 @@ def _evaluate_run(args, sweep_noise: bool, config: EvaluationConfig) -> int:
 
     if config.perturbations:
         store.plan_evaluation(run.run_id, config.to_dict())
-        evaluate_stored(run.run_id, store, on_progress=lambda p: p.sweep_done == p.sweep_total
-                        and print(f"{p.phase}: done", flush=True))
+        evaluate_stored(run.run_id, store,
+                        on_progress=lambda p: _say_done(p.phase, p.sweep_done, p.sweep_total))
     rows = summary.results(store.robustness(run.run_id) if sweep_noise else pd.DataFrame(
         columns=["run_id", "sigma", "accuracy", "accuracy_std"]), store.evaluations(run.run_id))
     rows = rows[rows.perturbation.isin([GAUSSIAN] * sweep_noise + list(config.perturbations))]

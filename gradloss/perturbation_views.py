@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 
 from gradloss import views
 from gradloss.perturbations import summary
-from gradloss.perturbations.family import GAUSSIAN, PERTURBATIONS
+from gradloss.perturbations.family import PERTURBATIONS
 
 
 def available(results: pd.DataFrame, run_ids) -> list[str]:
@@ -128,7 +128,3 @@ def parse_floats(text: str, name: str = "epsilons") -> tuple:
             fail("EvaluationConfig", name, "floats separated by commas or spaces", part)
     return tuple(values)
 
-
-__all__ = ["GAUSSIAN", "available", "label", "levels", "format_level", "accuracy_at",
-           "perturbation_figure", "summary_table", "masking_warnings", "plan_text",
-           "grid_captions", "parse_floats"]

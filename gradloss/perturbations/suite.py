@@ -16,7 +16,7 @@ from gradloss.perturbations import attacks, corruptions, masking
 from gradloss.perturbations.family import HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
 
 EVALUATION_COLUMNS = ["perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
-Progress = Callable[[str, int, int], None]
+OnProgress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 def _labels(y) -> np.ndarray:
@@ -37,7 +37,7 @@ def masking_eps(config: EvaluationConfig) -> float | None:
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
              on_table: Callable[[pd.DataFrame], None] | None = None,
-             on_progress: Progress | None = None) -> tuple[pd.DataFrame, list[str] | None]:
+             on_progress: OnProgress | None = None) -> tuple[pd.DataFrame, list[str] | None]:
     """Accuracy under every perturbation of `config`; returns (rows, masking flags).
 
     The flags are masking.masking_flags' sentences ([] when nothing looks masked), or None when
@@ -71,10 +71,10 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
     if not attack_tables:
         return table, None
     flags = masking.masking_flags(pd.concat(attack_tables, ignore_index=True))
-    return table, flags + _strong_check(model, x, y, config, report)
+    return table, flags + masking_check(model, x, y, config, report)
 
 
-def _strong_check(model, x, y, config: EvaluationConfig, report: Progress) -> list[str]:
+def masking_check(model, x, y, config: EvaluationConfig, report: OnProgress) -> list[str]:
     """Check (c): default against strong PGD on the same masking_images images at masking_eps.
 
     Only the strong check's flag comes back (a one-eps curve skips checks (a) and (b)); [] when
