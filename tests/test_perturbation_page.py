@@ -105,3 +105,20 @@ def test_evaluation_form_refuses_bad_values_and_queues_good_ones(evaluated):
     plans = RunStore.default().evaluation_plans(list(evaluated.values()))
     assert {p.status for p in plans.values()} == {"queued"}
     assert {tuple(p.config["perturbations"]) for p in plans.values()} == {("rotate",)}
+
+
+def test_train_form_queues_the_full_suite_unless_unchecked(home):  # noqa: F811
+    """Check that a queued run carries the dataset's full evaluation plan, or none when unticked."""
+    at = app("pages/train.py")
+    at.radio(key="objective").set_value("gradient").run()
+    at.number_input(key="epochs_gradient").set_value(1)
+    at.get("form_submit_button")[0].click().run()
+    at.checkbox(key="evaluate").uncheck()
+    at.get("form_submit_button")[0].click().run()
+    assert not at.error, texts(at.error)
+    store = RunStore.default()
+    unchecked, checked = store.list_runs()  # newest first
+    plan = store.evaluation_plan(checked.run_id)
+    assert plan.status == "queued" and plan.config["attack_images"] == 100  # digits: fewer
+    assert len(plan.config["perturbations"]) == 13
+    assert store.evaluation_plan(unchecked.run_id) is None
