@@ -53,7 +53,7 @@ def perturbation_figure(results: pd.DataFrame, labels: dict, perturbation: str,
     """Accuracy versus the perturbation's level, one line per run, the chosen level marked."""
     p = PERTURBATIONS[perturbation]
     rows = results[results.perturbation == perturbation].rename(columns={"level": "sigma"})
-    fig = views.robustness_figure(rows, labels, level)  # the σ chart, with other axis titles
+    fig = views.comparison_figure(rows, labels, level)  # the σ chart, with other axis titles
     fig.update_layout(xaxis_title=f"{p.label}: {p.level_name}", yaxis_title="test accuracy")
     if level is not None:
         fig.layout.annotations = ()
