@@ -239,7 +239,7 @@ def pick_a_perturbation(page, url, store, runs) -> None:
         expected = {f"{a:.2%}" for a in at.accuracy}
         return len(metric_values(page)) == len(ids) and expected == set(metric_values(page))
 
-    open_page(page, url, "Robustness", "Robustness to input noise")
+    open_page(page, url, "robustness", "Robustness to input noise")
     choose(page, "Perturbation", "contrast (corruption)")
     wait_for(lambda: shown_matches("contrast", 3), 30, "the accuracies at severity 3")
     page.get_by_role("slider").first.focus()
