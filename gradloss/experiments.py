@@ -125,6 +125,34 @@ class ExperimentConfig:
         return _from_dict(cls, data)
 
 
+# --- Home's quick compare ------------------------------------------------------------------
+# Chosen by measurement (bench/quick_compare.py; its table is in bench/README.md): on 2 CPU
+# cores with one worker, every run of the preset finishes within 10 minutes, and its
+# difference at sigma = 0.1 comes closest to the full protocol's. On a GPU the full protocol.
+QUICK_PRESETS = {  # dataset -> train_size (None: all), epochs (None: each objective's reference)
+    "fashion_mnist": {"train_size": 2000, "epochs": None},
+    "digits": {"train_size": None, "epochs": None},
+}
+QUICK_ARMS = ("gradient", "baseline")  # the reference comparison, as calibrated; Train queues any
+QUICK_SEEDS = 3
+# What the calibration measured for each preset (3 seeds): minutes for all runs, and the
+# difference gradient - baseline at sigma = 0.1 in points with its 95 % interval.
+QUICK_MEASURED = {
+    "fashion_mnist": {"minutes": None, "diff": None},
+    "digits": {"minutes": None, "diff": (-2.9, -4.1, -1.8)},
+}
+GPU_SEEDS = 5  # the full protocol, where the worker has a GPU
+
+
+def quick_experiment(dataset: str, gpu: bool = False, engine: str = "tensorflow") -> ExperimentConfig:
+    """Home's one-click comparison: QUICK_ARMS with the quick preset (or on a GPU, the full
+    protocol), several seeds."""
+    check_choice("quick_experiment", "dataset", dataset, DATASETS)
+    preset = {"train_size": None, "epochs": None} if gpu else QUICK_PRESETS[dataset]
+    return ExperimentConfig(arms=QUICK_ARMS, seeds=GPU_SEEDS if gpu else QUICK_SEEDS,
+                            dataset=dataset, engine=engine, **preset)
+
+
 # --- progress --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
