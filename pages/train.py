@@ -158,7 +158,7 @@ def experiments_area() -> None:
     st.subheader("Experiments")
     for experiment in shown:
         progress, text = experiment_views.progress_line(runs_store.experiment_runs(experiment.experiment_id))
-        c = st.columns([3, 5, 1], vertical_alignment="center")
+        c = st.columns([3, 5, 1.4], vertical_alignment="center")
         c[0].markdown(experiment_views.experiment_label(experiment))
         c[1].progress(progress.finished / max(progress.total, 1), text=text)
         if experiment.status in views.ACTIVE:

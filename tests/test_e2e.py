@@ -154,9 +154,10 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
-    page.get_by_role("spinbutton", name="Epochs").fill("1")
-    page.get_by_role("spinbutton", name="Training-set size").fill("300")
-    page.get_by_role("button", name="Queue", exact=True).click()
+    form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
+    form.get_by_role("spinbutton", name="Epochs").fill("1")
+    form.get_by_role("spinbutton", name="Training-set size").fill("300")
+    form.get_by_role("button", name="Queue", exact=True).click()
     page.get_by_text("Queued gradient loss run").wait_for()
     store = RunStore(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
@@ -210,7 +211,9 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
     """Check that a 2 arms x 3 seeds digits experiment queued from the Train page ends with the
     sentence, the bands and the table at σ on the Robustness page."""
     url, home = dashboard
-    open_page(page, url, "Train", "Train")
+    open_page(page, url, "", "gradloss")  # as a user arrives: the session starts the worker
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    open_page(page, url, "train", "Train")
     form = page.locator("[data-testid='stForm']").nth(1)  # the experiment form, after the run form
     form.get_by_role("spinbutton", name="Seeds").fill("3")
     form.get_by_role("spinbutton", name="Training-set size").fill("200")
@@ -226,7 +229,7 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
 
     runs = wait_for(lambda: finished(store), EXPERIMENT_TIMEOUT_S, "the experiment's runs", interval=3)
     assert {r.status for r in runs} == {"done"}, [(r.run_id, r.status, r.error) for r in runs]
-    open_page(page, url, "Robustness", "Robustness to input noise")
+    open_page(page, url, "robustness", "Robustness to input noise")
     page.get_by_text("At σ = 0.1, ").wait_for()
     page.get_by_text("3 seeds)").first.wait_for()
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the mean curves")
