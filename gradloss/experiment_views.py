@@ -56,7 +56,7 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
     fig = go.Figure()
     curves = summary[summary.level != "auc"].copy()
     curves["level"] = curves.level.astype(float)
-    for k, arm in enumerate(dict.fromkeys(curves.arm)):
+    for k, arm in enumerate(dict.fromkeys(per_seed.arm)):  # the experiment's order: stable colours
         rows, color = curves[curves.arm == arm].sort_values("level"), _color(k)
         _band(fig, rows.level, rows.low, rows.high, color, arm)
         n = int(rows.n.iloc[0])
