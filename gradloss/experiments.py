@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from gradloss import stats
-from gradloss.config import DATASETS, ENGINES, OBJECTIVES, TrainConfig, _from_dict
-from gradloss.validation import check_choice, check_int, fail
+from gradloss.config import DATASETS, ENGINES, OBJECTIVES, TrainConfig
+from gradloss.validation import build_from_dict, check_choice, check_int, fail
 
 MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
 MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds
@@ -122,7 +122,7 @@ class ExperimentConfig:
         for key in ("arms", "seeds"):
             if isinstance(data.get(key), list):
                 data[key] = tuple(data[key])
-        return _from_dict(cls, data)
+        return build_from_dict(cls, data)
 
 
 # --- Home's quick compare ------------------------------------------------------------------
