@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import scipy.stats
 
-from gradloss import views
+from gradloss import objectives, views
 from gradloss.experiments import QUICK_MEASURED, ExperimentConfig, ExperimentProgress, experiment_progress
 
 BETTER, WORSE = "#1a7f37", "#cf222e"  # a difference whose interval excludes 0; others stay plain
@@ -37,11 +37,16 @@ def progress_line(runs) -> tuple[ExperimentProgress, str]:
 
 def arm_labels(arms) -> dict:
     """Arm name -> the words a sentence uses ('the gradient loss'); unknown arms keep their name."""
-    return {a: "the " + views.OBJECTIVE_NAMES.get(a, a).split(" (")[0] for a in arms}
+    return {a: "the " + objectives.label(a).split(" (")[0] if a in objectives.NAMES else a
+            for a in arms}
 
 
-def _color(k: int) -> str:
-    return views.COLORS[k % len(views.COLORS)]
+OTHER_COLORS = ("#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")  # arms not named after an objective
+
+
+def _color(arm: str, k: int) -> str:
+    """The objective's colour for an arm named after it (as on the single-run pages), else another."""
+    return objectives.color(arm) if arm in objectives.NAMES else OTHER_COLORS[k % len(OTHER_COLORS)]
 
 
 def _band(fig, x, low, high, color, group) -> None:
@@ -57,7 +62,7 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
     curves = summary[summary.level != "auc"].copy()
     curves["level"] = curves.level.astype(float)
     for k, arm in enumerate(dict.fromkeys(per_seed.arm)):  # the experiment's order: stable colours
-        rows, color = curves[curves.arm == arm].sort_values("level"), _color(k)
+        rows, color = curves[curves.arm == arm].sort_values("level"), _color(arm, k)
         _band(fig, rows.level, rows.low, rows.high, color, arm)
         n = int(rows.n.iloc[0])
         fig.add_trace(go.Scatter(x=rows.level, y=rows["mean"], mode="lines+markers",
@@ -135,7 +140,7 @@ def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "
             continue
         half = (scipy.stats.t.ppf(0.975, np.maximum(by_step["count"] - 1, 1))
                 * by_step["std"].fillna(0) / np.sqrt(by_step["count"]))
-        color = _color(k)
+        color = _color(arm, k)
         _band(fig, by_step.index, by_step["mean"] - half, by_step["mean"] + half, color, arm)
         fig.add_trace(go.Scatter(x=by_step.index, y=by_step["mean"], mode="lines", legendgroup=arm,
                                  name=f"{arm} (mean of {int(by_step['count'].max())} seeds)",

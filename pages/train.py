@@ -8,7 +8,7 @@ from gradloss import data, experiment_views, objectives, views
 from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                              REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
 from gradloss.engines.backend import available_engines
-from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
+from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, QUICK_ARMS, ExperimentConfig
 from gradloss.service import client, consumer, store
 
 st.title("Train")
@@ -97,7 +97,8 @@ if submitted:
 st.subheader("Experiment: objectives × seeds, with intervals")
 with st.form("experiment"):
     c = st.columns(4)
-    arms = c[0].multiselect("Objectives", OBJECTIVES, default=list(OBJECTIVES), key="exp_objectives",
+    arms = c[0].multiselect("Objectives", OBJECTIVES, default=list(QUICK_ARMS), key="exp_objectives",
+                            format_func=objectives.label,
                             help="Each objective is trained with every seed; the others are "
                                  "compared with the baseline (cross-entropy).")
     seeds = c[1].number_input("Seeds", value=3, step=1, key="exp_seeds",

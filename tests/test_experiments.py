@@ -124,7 +124,8 @@ def test_submit_queues_runs_seed_major_and_cancel_stops_them_all(store):
     """Check that submit_experiment queues arms x seeds tasks in pairs, and cancel ends them all."""
     experiment_id = client.submit_experiment({**TINY, "seeds": 3})
     runs = store.experiment_runs(experiment_id)
-    assert [(r.arm, r.config["seed"]) for r in runs] == [(o, s) for s in range(3) for o in OBJECTIVES]
+    arms = ExperimentConfig(**TINY).arm_names  # the default arms: gradient loss and baseline
+    assert [(r.arm, r.config["seed"]) for r in runs] == [(a, s) for s in range(3) for a in arms]
     huey = queue.queue_for(store.path.parent)[0]
     assert huey.pending_count() == 6
     store.start_run(runs[0].run_id, "w")
