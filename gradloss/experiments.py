@@ -218,7 +218,7 @@ def per_seed_table(runs, robustness: pd.DataFrame) -> pd.DataFrame:
     """Columns arm, seed, sigma, accuracy of the seeds that every arm has finished (the pairs).
 
     `runs` are the experiment's runs (with .arm, .config, .status), `robustness` their sweeps."""
-    done = [r for r in runs if r.status == "done"]
+    done = [r for r in runs if r.status == "done" and "seed" in r.config]  # unreadable rows: {}
     arms = {r.arm for r in runs}
     seeds_by_arm = {a: {r.config["seed"] for r in done if r.arm == a} for a in arms}
     paired = set.intersection(*seeds_by_arm.values()) if seeds_by_arm else set()
