@@ -29,6 +29,11 @@ def _cli(*args, env=None, timeout=300):
      "The 'penalty_weight' parameter of TrainConfig must be None for objective 'baseline'"),
     (["train", "--objective", "gradient", "--train-noise-sigma", "0.1"],
      "must be None for objective 'gradient' (it applies to 'noise_augmented' only)"),
+    (["experiment", "--objectives", "gradient,gradient"], "arms with distinct names"),
+    (["experiment", "--objectives", "gradient,nope"], "Got 'nope' instead"),
+    (["experiment", "--seeds", "1"], "an interval needs at least 2 seeds"),
+    (["experiment", "--seeds", "21"], "The 'seeds' parameter of ExperimentConfig"),
+    (["reproduce", "--seeds", "0"], "The 'seeds' parameter of ExperimentConfig"),
 ])
 def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     """Check that bad values print the validation message, exit 2 and show no traceback."""
@@ -213,3 +218,21 @@ def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(lines) == {good, broken}
     assert "unreadable: its stored config is not a JSON object" in lines[broken]
+
+
+def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):
+    """Check that a tiny 2 arms x 3 seeds experiment on digits prints intervals and writes 4 files."""
+    result = _cli("experiment", "--objectives", "gradient,baseline", "--seeds", "3",
+                  "--dataset", "digits", "--train-size", "200", "--epochs", "1", "--draws", "1",
+                  "--out", str(tmp_path), timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    per_seed = pd.read_csv(tmp_path / "per_seed.csv")
+    assert len(per_seed) == 2 * 3 * 8 and set(per_seed.seed) == {0, 1, 2}
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    gradient = summary[(summary.arm == "gradient") & (summary.level == "0.1")].iloc[0]
+    pairs = per_seed[per_seed.sigma == 0.1].pivot(index="seed", columns="arm", values="accuracy")
+    assert gradient["diff"] == pytest.approx((pairs.gradient - pairs.baseline).mean())
+    assert gradient.diff_low < gradient["diff"] < gradient.diff_high and gradient.n == 3
+    assert "| Arm | Level |" in result.stdout and "At σ = 0.1, " in result.stdout
+    assert r"\begin{tabular}" in (tmp_path / "summary.tex").read_text()
+    assert (tmp_path / "summary.md").read_text() in result.stdout

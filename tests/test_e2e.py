@@ -1,5 +1,5 @@
 """End to end in a real headless Chromium: start the dashboard, train a tiny digits model of every
-objective, read the results side by side.
+objective, read the results side by side; then a tiny experiment (2 arms x 3 seeds) and its sentence.
 
 `streamlit run dashboard.py` runs on a free port with a temporary GRADLOSS_HOME and no Fashion-MNIST, so
 the dashboard starts its own worker and the form defaults to digits. Screenshots of every page go to
@@ -26,6 +26,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TRAIN_TIMEOUT_S = 600  # five tiny runs, one after the other, on a shared CPU
+EXPERIMENT_TIMEOUT_S = 900  # six tiny runs one after another, each starting TensorFlow
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -153,10 +154,11 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
-    page.get_by_role("spinbutton", name="Epochs").fill("1")
-    page.get_by_role("spinbutton", name="Training-set size").fill("300")
-    page.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
-    page.get_by_role("button", name="Queue").click()                    # queue a few below instead
+    form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
+    form.get_by_role("spinbutton", name="Epochs").fill("1")
+    form.get_by_role("spinbutton", name="Training-set size").fill("300")
+    form.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
+    form.get_by_role("button", name="Queue", exact=True).click()        # queue a few below instead
     page.get_by_text("Queued gradient loss run").wait_for()
     store = RunStore(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
@@ -170,12 +172,15 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     shot(page, "3-train-done")
 
     open_page(page, url, "loss_curves", "Loss curves")
+    page.get_by_role("tab", name="Single runs").click()  # experiments come first
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the loss and input-gradient charts")
     for objective in objectives.NAMES:  # a panel per objective
         page.locator(".js-plotly-plot").first.get_by_text(objectives.label(objective), exact=True).wait_for()
     shot(page, "4-loss-curves")
 
     open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_text("No experiments yet").wait_for()
+    page.get_by_role("tab", name="Single runs").click()
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
     page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page
     shot(page, "5-robustness")
@@ -253,3 +258,33 @@ def pick_a_perturbation(page, url, store, runs) -> None:
     page.get_by_text("All perturbations").wait_for()
     wait_for(lambda: page.locator("[data-testid='stImage']").count() >= 2, 30, "the adversarial images")
     shot(page, "9-robustness-fgsm")
+
+
+def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page):
+    """Check that a 2 arms x 3 seeds digits experiment queued from the Train page ends with the
+    sentence, the bands and the table at σ on the Robustness page."""
+    url, home = dashboard
+    open_page(page, url, "", "gradloss")  # as a user arrives: the session starts the worker
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    open_page(page, url, "train", "Train")
+    form = page.locator("[data-testid='stForm']").nth(1)  # the experiment form, after the run form
+    form.get_by_role("spinbutton", name="Seeds").fill("3")
+    form.get_by_role("spinbutton", name="Training-set size").fill("200")
+    form.get_by_role("spinbutton", name="Epochs").fill("1")
+    form.get_by_role("button", name="Queue the experiment").click()
+    page.get_by_text("Queued experiment").wait_for()
+    store = RunStore(home / "runs.sqlite")
+    [experiment] = store.list_experiments()
+    runs = store.experiment_runs(experiment.experiment_id)
+    assert [(r.arm, r.config["seed"]) for r in runs][:2] == [("gradient", 0), ("baseline", 0)]
+    page.get_by_text(f"of {len(runs)} runs done").first.wait_for()
+    shot(page, "8-experiment-running")
+
+    runs = wait_for(lambda: finished(store), EXPERIMENT_TIMEOUT_S, "the experiment's runs", interval=3)
+    assert {r.status for r in runs} == {"done"}, [(r.run_id, r.status, r.error) for r in runs]
+    open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_text("At σ = 0.1, ").wait_for()
+    page.get_by_text("3 seeds)").first.wait_for()
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the mean curves")
+    page.locator("[data-testid='stDataFrame']").first.wait_for()  # the table at σ
+    shot(page, "9-experiment-robustness")

@@ -1,4 +1,4 @@
-"""What the dashboard and the CLI do to runs: submit one to the queue, evaluate or cancel one."""
+"""What the dashboard and the CLI do to runs and experiments: submit to the queue, evaluate, cancel."""
 from __future__ import annotations
 
 import uuid
@@ -6,6 +6,7 @@ import uuid
 from gradloss.config import TrainConfig
 from gradloss.data import submission_data_dir
 from gradloss.exceptions import GradlossError
+from gradloss.experiments import ExperimentConfig
 from gradloss.perturbations.family import EvaluationConfig
 from gradloss.service.queue import enqueue, enqueue_evaluation, queue_for
 from gradloss.service.store import RunStore
@@ -18,7 +19,8 @@ def _evaluation(evaluation: EvaluationConfig | dict | None) -> EvaluationConfig 
 
 
 def submit(config: TrainConfig | dict, store: RunStore | None = None,
-           evaluation: EvaluationConfig | dict | None = None) -> str:
+           evaluation: EvaluationConfig | dict | None = None, *,
+           experiment_id: str | None = None, arm: str | None = None) -> str:
     """Validate `config`, record a queued run and enqueue it; returns the run id.
 
     The data location is resolved here and stored with the run, so the worker reads the files
@@ -30,7 +32,8 @@ def submit(config: TrainConfig | dict, store: RunStore | None = None,
     evaluation = _evaluation(evaluation)
     store = store or RunStore.default()
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
-    run_id = store.create_run(config, task_id=task_id, data_dir=submission_data_dir(config.dataset))
+    run_id = store.create_run(config, task_id=task_id, data_dir=submission_data_dir(config.dataset),
+                              experiment_id=experiment_id, arm=arm)
     if evaluation is not None and evaluation.perturbations:
         store.plan_evaluation(run_id, evaluation.to_dict())
     try:
@@ -78,3 +81,28 @@ def cancel(run_id: str, store: RunStore | None = None) -> str:
         # also spares the consumer from dequeuing it.
         queue_for(store.path.parent)[0].revoke_by_id(run.task_id, revoke_once=True)
     return store.request_cancel(run_id)
+
+
+def submit_experiment(spec: ExperimentConfig | dict, store: RunStore | None = None) -> str:
+    """Validate `spec`, record the experiment and queue its runs seed-major; returns its id.
+
+    Seed-major (both arms of seed 0, then of seed 1, ...): one worker finishes complete pairs
+    first, so a partly run experiment can already be summarised. An invalid spec raises
+    InvalidParameterError, and nothing is recorded or queued."""
+    if not isinstance(spec, ExperimentConfig):
+        spec = ExperimentConfig.from_dict(dict(spec))
+    store = store or RunStore.default()
+    experiment_id = store.create_experiment(spec)
+    for arm, config in spec.configs():
+        submit(config, store, experiment_id=experiment_id, arm=arm)
+    return experiment_id
+
+
+def cancel_experiment(experiment_id: str, store: RunStore | None = None) -> dict:
+    """Cancel every run of an experiment that has not finished; returns status -> runs after."""
+    store = store or RunStore.default()
+    after: dict[str, int] = {}
+    for run in store.experiment_runs(experiment_id):
+        status = cancel(run.run_id, store) if run.status in ("queued", "running") else run.status
+        after[status] = after.get(status, 0) + 1
+    return after

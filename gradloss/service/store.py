@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from gradloss.config import TrainConfig
-from gradloss.exceptions import GradlossError, RunNotFound, SettingsError
+from gradloss.exceptions import ExperimentNotFound, GradlossError, RunNotFound, SettingsError
+from gradloss.experiments import ExperimentConfig
 from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
 
 ACTIVE = ("queued", "running")
@@ -74,6 +75,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
             status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
             error TEXT, progress TEXT NOT NULL DEFAULT '{}', masking_flags TEXT,
             updated_at REAL)""",
+    (  # 5: experiments (arms x seeds); their runs are ordinary runs that name them
+        """CREATE TABLE experiments (
+            experiment_id TEXT PRIMARY KEY, created_at REAL NOT NULL, spec TEXT NOT NULL)""",
+        "ALTER TABLE runs ADD COLUMN experiment_id TEXT REFERENCES experiments ON DELETE CASCADE",
+        "ALTER TABLE runs ADD COLUMN arm TEXT",
+        "CREATE INDEX runs_by_experiment ON runs (experiment_id)",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -131,8 +138,36 @@ class Run:
     cancel_requested: bool = False
     attempts: int = 0            # how many times a worker started it (> 1: resumed after a crash)
     task_id: str | None = None   # huey task id, to revoke a queued run
+    experiment_id: str | None = None  # the experiment this run belongs to, if any
+    arm: str | None = None            # its arm's name in that experiment
     data_dir: str | None = None  # the data folder found at submission; None: the trainer's default
     unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
+
+
+@dataclass
+class Experiment:
+    """One row of the experiments table, with the state of its runs."""
+
+    experiment_id: str
+    created_at: float
+    spec: dict                   # ExperimentConfig.to_dict()
+    counts: dict                 # run status -> number of runs
+    status: str                  # derived from the runs: see experiment_status
+
+    @property
+    def n_runs(self) -> int:
+        return sum(self.counts.values())
+
+
+def experiment_status(counts: dict) -> str:
+    """queued (no run started), running, then done (all done), cancelled or failed (some were)."""
+    if counts.get("running") or (counts.get("queued") and len(counts) > 1):
+        return "running"
+    if counts.get("queued"):
+        return "queued"
+    if counts.get("cancelled"):
+        return "cancelled"
+    return "failed" if counts.get("failed") else "done"
 
 
 def _to_run(row: sqlite3.Row) -> Run:
@@ -153,6 +188,10 @@ def _json_object(text, what: str) -> tuple[dict, str | None]:
     if not isinstance(value, dict):
         return {}, f"its stored {what} is not a JSON object (it is {str(text)[:40]!r})"
     return value, None
+
+
+def _new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
 
 
 def _ids(run_ids: str | Iterable[str]) -> list[str]:
@@ -252,20 +291,23 @@ class RunStore(EvaluationVerbs):
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, config: TrainConfig | dict, task_id: str | None = None,
-                   data_dir: str | None = None) -> str:
+                   data_dir: str | None = None, experiment_id: str | None = None,
+                   arm: str | None = None) -> str:
         """Record a queued run; config is validated (TrainConfig.from_dict) and stored whole.
 
         data_dir: where its data was found when it was submitted, so whichever worker trains it
         reads the same files."""
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_dict(dict(config))
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
+        run_id = _new_id()
         with self.connect(write=True) as conn:
+            if experiment_id is not None:
+                self._require_experiment(conn, experiment_id)
             conn.execute(
                 "INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
-                " task_id, data_dir) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                " task_id, data_dir, experiment_id, arm) VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
                 (run_id, time.time(), json.dumps(config.to_dict()), config.objective, config.dataset,
-                 config.engine, task_id, data_dir))
+                 config.engine, task_id, data_dir, experiment_id, arm))
         return run_id
 
     def get_run(self, run_id: str) -> Run:
@@ -354,6 +396,59 @@ class RunStore(EvaluationVerbs):
 
     def cancel_requested(self, run_id: str) -> bool:
         return self.get_run(run_id).cancel_requested
+
+    # -- experiments ---------------------------------------------------------------------------
+    def _require_experiment(self, conn: sqlite3.Connection, experiment_id: str) -> None:
+        if conn.execute("SELECT 1 FROM experiments WHERE experiment_id = ?",
+                        (experiment_id,)).fetchone() is None:
+            raise ExperimentNotFound(
+                f"No experiment with id {experiment_id!r} in the run store {self.path}.")
+
+    def create_experiment(self, spec: ExperimentConfig | dict) -> str:
+        """Record an experiment (its runs are created one by one with create_run)."""
+        if not isinstance(spec, ExperimentConfig):
+            spec = ExperimentConfig.from_dict(dict(spec))
+        experiment_id = "x" + _new_id()
+        with self.connect(write=True) as conn:
+            conn.execute("INSERT INTO experiments (experiment_id, created_at, spec) VALUES (?, ?, ?)",
+                         (experiment_id, time.time(), json.dumps(spec.to_dict())))
+        return experiment_id
+
+    def _experiments(self, where: str, params: list) -> list[Experiment]:
+        with self.connect() as conn:
+            rows = conn.execute(f"SELECT * FROM experiments {where}", params).fetchall()
+            counts: dict[str, dict] = {row["experiment_id"]: {} for row in rows}
+            ids = list(counts)
+            for count in conn.execute(
+                    f"SELECT experiment_id, status, COUNT(*) AS n FROM runs WHERE experiment_id IN"
+                    f" ({', '.join('?' * len(ids))}) GROUP BY experiment_id, status", ids):
+                counts[count["experiment_id"]][count["status"]] = count["n"]
+        return [Experiment(row["experiment_id"], row["created_at"], json.loads(row["spec"]),
+                           counts[row["experiment_id"]],
+                           experiment_status(counts[row["experiment_id"]])) for row in rows]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        found = self._experiments("WHERE experiment_id = ?", [experiment_id])
+        if not found:
+            with self.connect() as conn:
+                self._require_experiment(conn, experiment_id)
+        return found[0]
+
+    def list_experiments(self, limit: int | None = None) -> list[Experiment]:
+        """Experiments newest first."""
+        sql, params = "ORDER BY created_at DESC, experiment_id DESC", []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._experiments(sql, params)
+
+    def experiment_runs(self, experiment_id: str) -> list[Run]:
+        """The experiment's runs in the order they were queued (seed-major)."""
+        with self.connect() as conn:
+            self._require_experiment(conn, experiment_id)
+            return [_to_run(row) for row in conn.execute(
+                "SELECT * FROM runs WHERE experiment_id = ? ORDER BY created_at, rowid",
+                (experiment_id,))]
 
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
