@@ -75,6 +75,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
             error TEXT, progress TEXT NOT NULL DEFAULT '{}', masking_flags TEXT,
             updated_at REAL)""",
+    ),
     (  # 5: experiments (arms x seeds); their runs are ordinary runs that name them
         """CREATE TABLE experiments (
             experiment_id TEXT PRIMARY KEY, created_at REAL NOT NULL, spec TEXT NOT NULL)""",
