@@ -155,10 +155,10 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
     form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
-    form.get_by_role("spinbutton", name="Epochs").fill("1")
-    form.get_by_role("spinbutton", name="Training-set size").fill("300")
     form.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
-    form.get_by_role("button", name="Queue", exact=True).click()        # queue a few below instead
+    form.get_by_role("spinbutton", name="Epochs").fill("1")             # queue a few below instead
+    form.get_by_role("spinbutton", name="Training-set size").fill("300")  # (last fill: committed by
+    form.get_by_role("button", name="Queue", exact=True).click()          # the Queue click)
     page.get_by_text("Queued gradient loss run").wait_for()
     store = RunStore(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
