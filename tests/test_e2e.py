@@ -210,6 +210,11 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     shot(page, "7-home-comparison")
 
 
+def metric_values(page) -> list[str]:
+    """The values of the st.metric elements on the page, as shown."""
+    return page.locator("[data-testid='stMetricValue']").all_inner_texts()
+
+
 def choose(page, label: str, option: str) -> None:
     """Pick `option` in the Streamlit selectbox labelled `label`."""
     page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
@@ -219,6 +224,7 @@ def choose(page, label: str, option: str) -> None:
 def pick_a_perturbation(page, url, store, runs) -> None:
     """Queue contrast and FGSM for the pair from the Robustness page's form, wait for the worker,
     then pick each next to the slider: the accuracies follow the picker and the slider."""
+    page.get_by_role("tab", name="Single runs").click()  # a rerun may show the first tab again
     page.get_by_text("Evaluate these runs under corruptions and attacks").click()
     names = page.locator("[data-testid='stMultiSelect']").filter(has_text="Perturbations")
     names.locator("input").click()
@@ -245,6 +251,7 @@ def pick_a_perturbation(page, url, store, runs) -> None:
         return len(metric_values(page)) == len(ids) and expected == set(metric_values(page))
 
     open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_role("tab", name="Single runs").click()  # experiments come first
     choose(page, "Perturbation", "contrast (corruption)")
     wait_for(lambda: shown_matches("contrast", 3), 30, "the accuracies at severity 3")
     page.get_by_role("slider").first.focus()
