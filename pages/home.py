@@ -122,9 +122,8 @@ elif not fashion:
 # 3) Latest experiment: the comparison with intervals
 @st.cache_data(ttl=300)
 def experiment_per_seed(db: str, experiment_id: str, done: tuple[str, ...]):
-    runs_store = store.RunStore(db)
-    runs = runs_store.experiment_runs(experiment_id)
-    return experiments.per_seed_table(runs, runs_store.robustness([r.run_id for r in runs]))
+    """Per-seed sweeps of the complete pairs; `done` (finished run ids) keys the cache."""
+    return store.RunStore(db).experiment_per_seed(experiment_id)
 
 
 def latest_experiment() -> None:

@@ -20,9 +20,7 @@ st.title("Robustness to input noise")
 @st.cache_data(ttl=300)
 def experiment_per_seed(db: str, experiment_id: str, done: tuple[str, ...]):
     """Per-seed sweeps of the complete pairs; `done` (finished run ids) keys the cache."""
-    runs_store = store.RunStore(db)
-    runs = runs_store.experiment_runs(experiment_id)
-    return experiments.per_seed_table(runs, runs_store.robustness([r.run_id for r in runs]))
+    return store.RunStore(db).experiment_per_seed(experiment_id)
 
 
 def experiments_section() -> None:

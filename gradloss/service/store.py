@@ -21,7 +21,7 @@ import pandas as pd
 
 from gradloss.config import TrainConfig
 from gradloss.exceptions import ExperimentNotFound, GradlossError, RunNotFound, SettingsError
-from gradloss.experiments import ExperimentConfig
+from gradloss.experiments import ExperimentConfig, per_seed_table
 from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
 
 ACTIVE = ("queued", "running")
@@ -450,6 +450,11 @@ class RunStore(EvaluationVerbs):
             return [_to_run(row) for row in conn.execute(
                 "SELECT * FROM runs WHERE experiment_id = ? ORDER BY created_at, rowid",
                 (experiment_id,))]
+
+    def experiment_per_seed(self, experiment_id: str) -> pd.DataFrame:
+        """experiments.per_seed_table of the experiment: arm, seed, sigma, accuracy of its pairs."""
+        runs = self.experiment_runs(experiment_id)
+        return per_seed_table(runs, self.robustness([r.run_id for r in runs]))
 
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
