@@ -67,6 +67,8 @@ def measure(mode: str, objectives: list[str], seeds: list[int], dataset: str,
             arms.append({"objective": objective, "seeds": len(seeds), "epochs": configs[0].epochs,
                          "batch_size": configs[0].batch_size, "train_s": train_s,
                          "sweep_s": sweep_s, "device": results[0].device,
+                         "per_seed": {str(s): c.accuracy.tolist() for s, c in zip(seeds, curves)},
+                         "sigmas": curves[0].sigma.tolist(),
                          "step_ms": sum(r.final["step_ms"] for r in results) / len(results),
                          "accuracy": accuracy})
             print(f"{mode} {objective} x {len(seeds)}: trained in {train_s:.1f} s, swept in "

@@ -5,11 +5,12 @@ themselves. The map of the package is in the README's "Library" section.
 """
 from gradloss.config import (OBJECTIVES, DATASETS, ENGINES, REFERENCE_PROTOCOL,
                              REFERENCE_SIGMAS, REFERENCE_ACCURACY, SweepConfig, TrainConfig)
-from gradloss.exceptions import (DataError, GradlossError, InvalidParameterError, RunNotFound,
-                                 TrainingDiverged)
+from gradloss.exceptions import (DataError, ExperimentNotFound, GradlossError,
+                                 InvalidParameterError, RunNotFound, TrainingDiverged)
 
 __all__ = [
     "OBJECTIVES", "DATASETS", "ENGINES", "REFERENCE_PROTOCOL", "REFERENCE_SIGMAS",
     "REFERENCE_ACCURACY", "SweepConfig", "TrainConfig",
-    "DataError", "GradlossError", "InvalidParameterError", "RunNotFound", "TrainingDiverged",
+    "DataError", "ExperimentNotFound", "GradlossError", "InvalidParameterError", "RunNotFound",
+    "TrainingDiverged",
 ]

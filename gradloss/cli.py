@@ -1,4 +1,5 @@
-"""Command line: `gradloss {train,reproduce,worker,runs,dashboard}` (or `python -m gradloss ...`).
+"""Command line: `gradloss {train,experiment,reproduce,evaluate,worker,runs,dashboard}` (or
+`python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
 value, an unusable GRADLOSS_HOME or --out folder, or a bad environment setting prints one
@@ -14,14 +15,20 @@ import os
 import sys
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
+from gradloss import stats
 from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
                              REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
 from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
+from gradloss.cli_evaluate import cmd_evaluate, reproduce_summary
+from gradloss.perturbations.family import PERTURBATIONS, default_evaluation
+from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.progress import Progress
+
+PERTURBATION_NAMES = tuple(PERTURBATIONS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,13 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p, objective=True):
+    def common(p, objective=True, seed=True):
         if objective:
             p.add_argument("--objective", choices=OBJECTIVES, default="gradient")
         p.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
         p.add_argument("--epochs", type=int, help="default: the reference protocol's")
         p.add_argument("--train-size", type=int, help="stratified training subset (default: all)")
-        p.add_argument("--seed", type=int, default=0)
+        if seed:
+            p.add_argument("--seed", type=int, default=0)
         p.add_argument("--engine", choices=ENGINES, default="tensorflow")
         p.add_argument("--deterministic", action="store_true",
                        help="deterministic GPU kernels: bit-repeatable runs, slower GPU steps "
@@ -55,10 +63,45 @@ def _parser() -> argparse.ArgumentParser:
                        help="run folder (default: $GRADLOSS_HOME/cli-<time>-<random>)")
     train.add_argument("--submit", action="store_true", help="queue it for the background worker")
 
-    rep = sub.add_parser("reproduce", help="train both objectives and compare robustness")
+    exp = sub.add_parser("experiment", help="arms x seeds, summarised with 95 %% intervals "
+                                            "(here, or through the queue with --submit)")
+    common(exp, objective=False, seed=False)
+    exp.add_argument("--objectives", default=",".join(OBJECTIVES),
+                     help="comma-separated arms (default: every objective)")
+    exp.add_argument("--seeds", type=int, default=3,
+                     help=f"seeds 0..N-1, N in [{MIN_SEEDS_INTERVAL}, {MAX_SEEDS}] (default 3)")
+    exp.add_argument("--batch-size", type=int, help="default: each objective's reference")
+    exp.add_argument("--reference", default="baseline", help="the arm the others are compared with")
+    exp.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
+    exp.add_argument("--out", type=Path, help="results folder (default: results/experiment-<time>)")
+    exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
+
+    rep = sub.add_parser("reproduce", help="train every objective and compare robustness")
     common(rep, objective=False)
+    rep.add_argument("--seeds", type=int, default=1,
+                     help="1: one run per objective (default); N >= 2: seeds 0..N-1 with intervals")
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--perturbations", nargs="+", metavar="NAME",
+                     help="corruptions and attacks to run after the noise sweep, among "
+                          f"{', '.join(PERTURBATION_NAMES[1:])} (default: all)")
+    rep.add_argument("--no-evaluate", action="store_true",
+                     help="skip the corruptions and attacks (no summary table)")
+
+    ev = sub.add_parser("evaluate", help="accuracy of a saved model (a .keras file or a run id) "
+                                         "under noise, corruptions and attacks, as a summary table")
+    ev.add_argument("model", help="a saved model.keras, or the id of a finished run in the store")
+    ev.add_argument("--perturbations", nargs="+", metavar="NAME",
+                    help=f"among {', '.join(PERTURBATION_NAMES)} (default: all)")
+    ev.add_argument("--dataset", choices=DATASETS,
+                    help="test set (default: the run's, or fashion_mnist for a file)")
+    ev.add_argument("--severities", nargs="+", type=int, metavar="S", help="corruption severities, 1-5")
+    ev.add_argument("--epsilons", nargs="+", type=float, metavar="EPS",
+                    help="attack budgets in [0, 1] (L-infinity, pixels in [0, 1])")
+    ev.add_argument("--steps", type=int, help="PGD steps (default 10)")
+    ev.add_argument("--attack-images", type=int, help="attacked test images (default 1000)")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", type=Path, help="also write the rows and the summary as CSV here")
 
     worker = sub.add_parser("worker", help="run the background training worker (Huey consumer)")
     worker.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
@@ -125,8 +168,71 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _experiment_config(args, objectives) -> ExperimentConfig:
+    return ExperimentConfig(arms=tuple(objectives), seeds=args.seeds, dataset=args.dataset,
+                            train_size=args.train_size, epochs=args.epochs,
+                            batch_size=getattr(args, "batch_size", None), engine=args.engine,
+                            deterministic=args.deterministic,
+                            reference=getattr(args, "reference", "baseline"))
+
+
+def cmd_experiment(args) -> int:
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    spec = _experiment_config(args, objectives)
+    sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
+    if args.submit:
+        from gradloss.service.client import submit_experiment
+        experiment_id = submit_experiment(spec)
+        print(f"queued experiment {experiment_id}: {spec.n_runs} runs "
+              f"({len(spec.arms)} arms x {len(spec.seeds)} seeds); follow it on the dashboard "
+              "or with `python -m gradloss runs`")
+        return 0
+    out = run_folder(args.out or Path("results") / time.strftime("experiment-%Y%m%d-%H%M%S"))
+    return _run_experiment(spec, sweep, out)
+
+
+def _run_experiment(spec: ExperimentConfig, sweep: SweepConfig, out: Path) -> int:
+    """Train and sweep every run of `spec` here, one after the other; print and write the summary."""
+    use_backend(spec.engine, spec.deterministic)
+    import pandas as pd
+
+    from gradloss import experiments
+    from gradloss.data import load_dataset
+    from gradloss.perturbations.sweep import accuracy_vs_noise
+    from gradloss.training import load_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows, data, data_seed, configs = [], None, None, spec.configs()
+    for k, (arm, config) in enumerate(configs, 1):
+        if data_seed != config.seed:  # seed-major: one load per seed
+            data, data_seed = load_dataset(spec.dataset, train_size=spec.train_size,
+                                           seed=config.seed), config.seed
+        print(f"run {k} of {len(configs)}: arm {arm}, seed {config.seed}", flush=True)
+        result = _train_with_bar(config, out / "runs" / f"{arm}-seed{config.seed}", dataset=data)
+        curve = accuracy_vs_noise(load_model(result.model_path), data.x_test, data.y_test, sweep)
+        rows += [{"arm": arm, "seed": config.seed, "sigma": sigma, "accuracy": accuracy}
+                 for sigma, accuracy in zip(curve.sigma, curve.accuracy)]
+    per_seed = pd.DataFrame(rows)
+    print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
+    summary = experiments.summary_table(per_seed, spec.reference)
+    print(stats.to_markdown(summary))
+    for sigma in (0.1, 0.2):
+        for sentence in experiments.sentences(summary, spec.reference, sigma):
+            print(sentence)
+    paths = experiments.write_exports(per_seed, summary, out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_reproduce(args) -> int:
+    if args.seeds != 1:  # an experiment over seeds; intervals need at least 2
+        spec = _experiment_config(args, OBJECTIVES)
+        out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
+        return _run_experiment(spec, SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws), out)
     configs = [_train_config(args, objective) for objective in REFERENCE_ACCURACY]
+    evaluation = default_evaluation(args.dataset)
+    if args.perturbations:
+        evaluation = replace(evaluation, perturbations=tuple(args.perturbations))
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
     out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     use_backend(args.engine, args.deterministic)
@@ -137,11 +243,11 @@ def cmd_reproduce(args) -> int:
 
     data = load_dataset(args.dataset, train_size=args.train_size, seed=args.seed)
     print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
-    tables, trained = {}, {}
+    tables, trained, models = {}, {}, {}
     for config in configs:
         result = _train_with_bar(config, out / config.objective, dataset=data)
         from gradloss.training import load_model
-        model = load_model(result.model_path)
+        model = models[config.objective] = load_model(result.model_path)
         print(f"robustness sweep of the {config.objective} model ...", flush=True)
         tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep)
         trained[config.objective] = {"config": config.to_dict(), "seconds": result.seconds,
@@ -160,6 +266,9 @@ def cmd_reproduce(args) -> int:
         print(f"{objective}: {run['seconds']:.0f} s training, {run['step_ms']:.1f} ms/step "
               f"(last epoch) on {run['device']}")
     print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
+    if not args.no_evaluate:
+        reproduce_summary(models, data, tables, evaluation, out)
+        print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
     return 0
 
 
@@ -255,8 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    command = {"train": cmd_train, "reproduce": cmd_reproduce, "worker": cmd_worker,
-               "runs": cmd_runs}[args.command]
+    command = {"train": cmd_train, "experiment": cmd_experiment, "reproduce": cmd_reproduce,
+               "evaluate": cmd_evaluate, "worker": cmd_worker, "runs": cmd_runs}[args.command]
     try:
         return command(args)
     except InvalidParameterError as error:

@@ -40,5 +40,12 @@ class RunNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "run not found"
 
 
+class ExperimentNotFound(GradlossError, KeyError):
+    """No experiment with that id is in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "experiment not found"
+
+
 __all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound",
-           "InvalidParameterError", "ServiceUnavailable"]
+           "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]

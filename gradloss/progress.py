@@ -19,6 +19,8 @@ class Progress:
     loss: float | None = None       # last step's loss
     sweep_done: int = 0             # evaluations done of the robustness sweep after training
     sweep_total: int = 0            # 0: the sweep has not started
+    phase: str = ""                 # after the sweep: the evaluation step, e.g. "PGD (12/13)";
+                                    # sweep_done/sweep_total then count that step's parts
 
     @property
     def trained(self) -> bool:

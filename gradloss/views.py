@@ -63,7 +63,8 @@ def progress_bar(run) -> tuple[float, str]:
     p = Progress.from_dict(run.progress)
     if p.trained:
         epochs = f"{p.epochs} epoch{'s' * (p.epochs != 1)}" if p.epochs else "? epochs"
-        text = f"trained {epochs} · measuring accuracy under noise"
+        doing = f"evaluating: {p.phase}" if p.phase else "measuring accuracy under noise"
+        text = f"trained {epochs} · {doing}"
         if not p.sweep_total:
             return 1.0, text + "…"
         fraction = _clip(p.sweep_done / p.sweep_total)

@@ -3,13 +3,12 @@ import time
 
 import streamlit as st
 
-from gradloss import data, objectives, views
-from gradloss.config import REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig
+from gradloss import data, experiment_views, experiments, objectives, views
+from gradloss.config import REFERENCE_PROTOCOL, TrainConfig
+from gradloss.engines.backend import available_engines
+from gradloss.experiments import QUICK_ARMS as QUICK_OBJECTIVES
+from gradloss.perturbations.family import default_evaluation
 from gradloss.service import client, consumer, store
-
-QUICK_TRAIN_SIZE = 5000  # Fashion-MNIST subset of the quick comparison; digits uses all its 1437 images
-QUICK_EPOCHS = 2
-QUICK_OBJECTIVES = ("gradient", "baseline")  # the reference comparison; the Train page queues any
 
 st.title("gradloss")
 st.markdown(
@@ -18,15 +17,19 @@ st.markdown(
     "cross-entropy **baseline**. The question is robustness: how fast each model's test accuracy falls "
     "when Gaussian noise of growing σ is added to the images.")
 
-def quick_configs(dataset: str) -> list[TrainConfig]:
-    size = QUICK_TRAIN_SIZE if dataset == "fashion_mnist" else None
-    return [TrainConfig(objective=o, dataset=dataset, epochs=QUICK_EPOCHS, train_size=size)
-            for o in QUICK_OBJECTIVES]
+def submit_quick(spec: experiments.ExperimentConfig) -> None:
+    try:
+        experiment_id = client.submit_experiment(spec)
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not queue the quick compare: {e}")
+        return
+    st.success(f"Queued experiment {views.short_id(experiment_id)}: {spec.n_runs} runs, seed by seed. "
+               "Its result appears below as the seeds finish.")
 
 
 def submit(configs: list[TrainConfig]) -> None:
     try:
-        ids = [client.submit(cfg) for cfg in configs]
+        ids = [client.submit(cfg, evaluation=default_evaluation(cfg.dataset)) for cfg in configs]
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not queue the runs: {e}")
         return
@@ -65,6 +68,31 @@ if status is not None:
                 st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
             except Exception as e:  # noqa: BLE001
                 st.error(f"Could not start a local worker: {e}")
+    # This machine's live worker: its settings against the dashboard's (a worker on another
+    # machine has its own folders, so only a local one is compared), and a restart button.
+    local = [w for w in status.workers if w["alive"] and consumer.is_local(w)]
+    if local:
+        worker = local[0]
+        settings = worker.get("settings")
+        if settings:
+            st.caption(f"Worker pid {worker['pid']} on {worker['host']}: data folder "
+                       f"{settings['GRADLOSS_DATA_DIR'] or 'not set'} (GRADLOSS_DATA_DIR), code in "
+                       f"{settings['code']}, engines {', '.join(settings['engines'])}.")
+            differences = views.settings_differences(settings, consumer.worker_settings())
+            if differences:
+                st.warning("The worker was started with other settings than this dashboard: "
+                           + "; ".join(differences) + ". Runs read the data folder found when they "
+                           "were queued; restart the worker to apply the rest.")
+        if consumer.local_worker_allowed() and st.button(
+                "Restart worker", help="Stops this machine's worker (a training run goes back in the "
+                                       "queue and resumes from its last epoch) and starts one with "
+                                       "this dashboard's settings."):
+            try:
+                if consumer.restart_local_worker():
+                    st.session_state.worker_started_at = time.time()
+                st.rerun()
+            except Exception as e:  # noqa: BLE001
+                st.error(f"Could not restart the worker: {e}")
 if status is not None and status.workers:
     st.dataframe(views.workers_table(status.workers), hide_index=True, column_config={
         "heartbeat": st.column_config.NumberColumn(format="%.0f s ago")})
@@ -74,14 +102,13 @@ if "worker_error" in st.session_state:
 
 # 2) One-click runs
 left, right = st.columns(2)
-quick_help = (f"Trains {' and '.join(objectives.label(o) for o in QUICK_OBJECTIVES)}, "
-              f"{QUICK_EPOCHS} epochs each, on "
-              + (f"{QUICK_TRAIN_SIZE} Fashion-MNIST training images" if fashion else
-                 f"all {TRAIN_SET_SIZES['digits']} digits training images (Fashion-MNIST not found)")
-              + ", then measures their test accuracy under noise at each σ (most of the time goes there). "
-              "About one to two minutes on a laptop CPU.")
-if left.button("Quick compare", type="primary", help=quick_help, width="stretch"):
-    submit(quick_configs(quick_dataset))
+gpu = bool(alive and status.device and status.device != "CPU")  # then: the full protocol
+quick = experiments.quick_experiment(
+    quick_dataset, gpu=gpu, engine="jax" if gpu and "jax" in available_engines() else "tensorflow")
+if left.button("Quick compare", type="primary", help=experiment_views.quick_description(quick, gpu),
+               width="stretch"):
+    submit_quick(quick)
+left.caption(experiment_views.quick_caveat(quick, gpu))
 download = not fashion and data.fashion_mnist_downloadable()  # Keras fetches it on first use
 ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: " + "; ".join(
             f"{objectives.label(o)} {REFERENCE_PROTOCOL[o]['epochs']} epochs, batch "
@@ -98,7 +125,49 @@ if download:
 elif not fashion:
     right.caption("Disabled: Fashion-MNIST was not found (see above).")
 
-# 3) Latest comparison
+# 3) Latest experiment: the comparison with intervals
+@st.cache_data(ttl=300)
+def experiment_per_seed(db: str, experiment_id: str, done: tuple[str, ...]):
+    """Per-seed sweeps of the complete pairs; `done` (finished run ids) keys the cache."""
+    return store.RunStore(db).experiment_per_seed(experiment_id)
+
+
+def latest_experiment() -> None:
+    """The newest experiment: progress, and once two seeds are paired, the sentence and table."""
+    try:
+        runs_store = store.RunStore.default()
+        [latest] = runs_store.list_experiments(limit=1) or [None]
+        if latest is None:
+            return
+        runs = runs_store.experiment_runs(latest.experiment_id)
+        per_seed = experiment_per_seed(runs_store.url, latest.experiment_id,
+                                       tuple(r.run_id for r in runs if r.status == "done"))
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not read the experiments: {e}")
+        return
+    st.subheader("Latest experiment")
+    progress, text = experiment_views.progress_line(runs)
+    st.markdown(f"{experiment_views.experiment_label(latest)}  \n{text}")
+    if per_seed.seed.nunique() < 2:
+        st.info("The comparison appears once every objective has finished two seeds.")
+        return
+    reference = latest.spec["reference"]
+    summary = experiments.summary_table(per_seed, reference)
+    sigmas = sorted(float(x) for x in per_seed.sigma.unique())
+    sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1))
+    for sentence in experiments.sentences(summary, reference, sigma,
+                                          experiment_views.arm_labels(summary.arm.unique())):
+        st.markdown(f"**{sentence}**")
+    st.dataframe(experiment_views.styled_at_level(summary, sigma), hide_index=True)
+    if latest.spec == quick.to_dict():
+        st.caption(experiment_views.quick_caveat(quick, gpu))
+    st.page_link("pages/robustness.py", label="Curves with intervals, every σ, exports",
+                 icon=":material/show_chart:")
+
+
+latest_experiment()
+
+# 4) Latest comparison of single runs
 st.subheader("Latest comparison")
 try:
     runs = store.RunStore.default()

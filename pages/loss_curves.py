@@ -1,88 +1,133 @@
-"""Loss curves: per-step and per-epoch loss and accuracy of the selected runs, live while they train."""
+"""Loss curves: per experiment, each arm's loss averaged over seeds with a band (smoothing on
+request); per run, per-step and per-epoch loss and accuracy, live while they train."""
 import streamlit as st
 
-from gradloss import views
+from gradloss import experiment_views, views
 from gradloss.service import store
 
 st.title("Loss curves")
 
 
-@st.cache_data(ttl=300)
-def finished_metrics(db: str, run_ids: tuple[str, ...]):
-    return store.RunStore(db).metrics(list(run_ids))  # finished runs: their curves no longer change
-
-
-try:
-    runs_store = store.RunStore.default()
-    runs = runs_store.list_runs(limit=200)
-except Exception as e:  # noqa: BLE001
-    st.error(f"Could not read the run store: {e}")
-    st.stop()
-if not runs:
-    st.info("No runs yet. Queue runs on the Train page (or click Quick compare on the home page); "
-            "their curves appear here as they train.")
-    st.stop()
-
-by_id = {r.run_id: r for r in runs}
-if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
-    del st.session_state["curve_runs"]  # a selected run was deleted from the store
-if "curve_runs" not in st.session_state:
-    latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
-    st.session_state.curve_runs = [r.run_id for r in latest.values()]
-selected = st.multiselect("Runs", list(by_id), key="curve_runs",
-                          format_func=lambda i: views.run_label(by_id[i]),
-                          help="By default: the newest run, and the newest run of each other "
-                               "objective on the same dataset.")
-if not selected:
-    st.info("Pick one or more runs above.")
-    st.stop()
-live = any(by_id[i].status in views.ACTIVE for i in selected)
-
-
-@st.fragment(run_every=2 if live else None)
-def curves(run_ids: list[str]) -> None:
+def experiment_curves() -> None:
+    """Pick an experiment; per arm the mean loss over seeds with its 95 % band, smoothed."""
     try:
-        current = {i: runs_store.get_run(i) for i in run_ids}
-        still_live = any(r.status in views.ACTIVE for r in current.values())
-        if still_live:
-            metrics = runs_store.metrics(run_ids)
-        else:
-            metrics = finished_metrics(str(runs_store.path), tuple(run_ids))
+        runs_store = store.RunStore.default()
+        listed = {e.experiment_id: e for e in runs_store.list_experiments(limit=100)}
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the metrics: {e}")
+        st.error(f"Could not read the run store: {e}")
         return
-    if any(r.status != by_id[i].status for i, r in current.items()):
-        st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
-    labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in run_ids}  # as the picker
-    for run in current.values():
-        if run.status == "failed":
-            st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
-                     "Its curves stop where it failed; see the Train page.")
-    if metrics.empty:
-        waiting = any(r.status == "queued" for r in current.values())
-        st.info("No metrics yet: the first points appear a few steps after a run starts"
-                + (" (it is still waiting for the worker)." if waiting else "."))
+    if not listed:
+        st.info("No experiments yet: submit one on the Train page (or Quick compare on the home page).")
         return
-    st.subheader("Training loss per step")
-    st.caption("The objectives' losses differ by up to three orders of magnitude, so each objective "
-               "has its own panel; an axis turns logarithmic once its values span a factor of 10.")
-    st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
-    st.subheader("Per epoch")
-    if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
-        st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
-    else:
-        st.caption("Per-epoch loss and accuracy appear after the first epoch.")
-    st.subheader("Input-gradient size")
-    if metrics.name.eq("input_grad_norm").any():
-        st.plotly_chart(views.input_grad_figure(metrics, labels), key="input_grad_chart")
-        st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over the "
-                   "first 500 test images, after each epoch, whatever the objective trained: how "
-                   "sensitive the model's loss is to small changes of its input.")
-    else:
-        st.caption("The input-gradient size appears after the first epoch (runs trained by an "
-                   "older version have none).")
-    if still_live:
-        st.caption("Live: refreshing every 2 s while a run trains.")
+    chosen = st.selectbox("Experiment", list(listed), key="curve_experiment",
+                          format_func=lambda i: experiment_views.experiment_label(listed[i]))
+    window = st.slider("Smoothing: moving average over steps", 1, 200, 1, key="smoothing",
+                       help="Each run's loss is averaged over this many consecutive steps (a plain "
+                            "trailing moving average; 1: raw), then averaged over seeds.")
+    live = listed[chosen].status in ("queued", "running")
+
+    @st.fragment(run_every=3 if live else None)
+    def draw() -> None:
+        try:
+            runs = runs_store.experiment_runs(chosen)
+            metrics = runs_store.metrics([r.run_id for r in runs], name="loss")
+        except Exception as e:  # noqa: BLE001
+            st.error(f"Could not read the metrics: {e}")
+            return
+        st.caption(experiment_views.progress_line(runs)[1])
+        if metrics.empty:
+            st.info("No losses yet: the first points appear a few steps after a run starts.")
+            return
+        st.plotly_chart(experiment_views.loss_band_figure(metrics, runs, window), key="experiment_loss")
+        st.caption("The gradient loss and cross-entropy differ by orders of magnitude: the axis turns "
+                   "logarithmic when the values span a factor of 10. Band: 95 % interval of the mean "
+                   "over the seeds that reached that step.")
+
+    draw()
 
 
-curves(selected)
+experiments_tab, single_tab = st.tabs(["Experiments", "Single runs"])
+with experiments_tab:
+    experiment_curves()
+with single_tab:
+
+
+    @st.cache_data(ttl=300)
+    def finished_metrics(db: str, run_ids: tuple[str, ...]):
+        return store.RunStore(db).metrics(list(run_ids))  # finished runs: their curves no longer change
+
+
+    try:
+        runs_store = store.RunStore.default()
+        runs = runs_store.list_runs(limit=200)
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not read the run store: {e}")
+        st.stop()
+    if not runs:
+        st.info("No runs yet. Queue runs on the Train page (or click Quick compare on the home page); "
+                "their curves appear here as they train.")
+        st.stop()
+
+    by_id = {r.run_id: r for r in runs}
+    if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
+        del st.session_state["curve_runs"]  # a selected run was deleted from the store
+    if "curve_runs" not in st.session_state:
+        latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
+        st.session_state.curve_runs = [r.run_id for r in latest.values()]
+    selected = st.multiselect("Runs", list(by_id), key="curve_runs",
+                              format_func=lambda i: views.run_label(by_id[i]),
+                              help="By default: the newest run, and the newest run of each other "
+                                   "objective on the same dataset.")
+    if not selected:
+        st.info("Pick one or more runs above.")
+        st.stop()
+    live = any(by_id[i].status in views.ACTIVE for i in selected)
+
+
+    @st.fragment(run_every=2 if live else None)
+    def curves(run_ids: list[str]) -> None:
+        try:
+            current = {i: runs_store.get_run(i) for i in run_ids}
+            still_live = any(r.status in views.ACTIVE for r in current.values())
+            if still_live:
+                metrics = runs_store.metrics(run_ids)
+            else:
+                metrics = finished_metrics(runs_store.url, tuple(run_ids))
+        except Exception as e:  # noqa: BLE001
+            st.error(f"Could not read the metrics: {e}")
+            return
+        if any(r.status != by_id[i].status for i, r in current.items()):
+            st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
+        labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in run_ids}  # as the picker
+        for run in current.values():
+            if run.status == "failed":
+                st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
+                         "Its curves stop where it failed; see the Train page.")
+        if metrics.empty:
+            waiting = any(r.status == "queued" for r in current.values())
+            st.info("No metrics yet: the first points appear a few steps after a run starts"
+                    + (" (it is still waiting for the worker)." if waiting else "."))
+            return
+        st.subheader("Training loss per step")
+        st.caption("The objectives' losses differ by up to three orders of magnitude, so each objective "
+                   "has its own panel; an axis turns logarithmic once its values span a factor of 10.")
+        st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
+        st.subheader("Per epoch")
+        if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
+            st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
+        else:
+            st.caption("Per-epoch loss and accuracy appear after the first epoch.")
+        st.subheader("Input-gradient size")
+        if metrics.name.eq("input_grad_norm").any():
+            st.plotly_chart(views.input_grad_figure(metrics, labels), key="input_grad_chart")
+            st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over the "
+                       "first 500 test images, after each epoch, whatever the objective trained: how "
+                       "sensitive the model's loss is to small changes of its input.")
+        else:
+            st.caption("The input-gradient size appears after the first epoch (runs trained by an "
+                       "older version have none).")
+        if still_live:
+            st.caption("Live: refreshing every 2 s while a run trains.")
+
+
+    curves(selected)

@@ -1,12 +1,15 @@
-"""Train: a form that queues runs, and a live table of queued, running and finished runs."""
+"""Train: forms that queue a run or an experiment (objectives x seeds), and a live view of
+experiments and runs, queued, running and finished."""
 import time
 
 import streamlit as st
 
-from gradloss import data, objectives, views
+from gradloss import data, experiment_views, objectives, views
 from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                              REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
 from gradloss.engines.backend import available_engines
+from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, QUICK_ARMS, ExperimentConfig
+from gradloss.perturbations.family import default_evaluation
 from gradloss.service import client, consumer, store
 
 st.title("Train")
@@ -71,6 +74,11 @@ with st.form("launch"):
                 value=float(REFERENCE_PROTOCOL[takers[0]][name]), min_value=low, max_value=high,
                 step=0.01, format="%.4g", key=name, help=f"{text}; reference "
                 f"{REFERENCE_PROTOCOL[takers[0]][name]:g}.")
+    evaluate = c[0].checkbox(
+        "Corruptions and attacks after training", value=True, key="evaluate",
+        help="After the noise sweep: 10 corruptions x 5 severities on the whole test set, and "
+             "FGSM, PGD and Square attacks with a gradient-masking check on a subset. Minutes "
+             "of CPU per run (see bench/README.md); shown on the Robustness page.")
     submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
 
 if submitted:
@@ -84,20 +92,86 @@ if submitted:
         st.error(views.form_message(e))
     else:
         try:
-            ids = [client.submit(cfg) for cfg in configs]
+            evaluation = default_evaluation(dataset) if evaluate else None
+            ids = [client.submit(cfg, evaluation=evaluation) for cfg in configs]
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
             st.error(f"Could not queue the run: {e}")
 
 
-# 2) The live area: only this part refreshes, and only while something is queued or running.
+# 2) An experiment: the chosen objectives, each with several seeds, on the dataset above.
+st.subheader("Experiment: objectives × seeds, with intervals")
+with st.form("experiment"):
+    c = st.columns(4)
+    arms = c[0].multiselect("Objectives", OBJECTIVES, default=list(QUICK_ARMS), key="exp_objectives",
+                            format_func=objectives.label,
+                            help="Each objective is trained with every seed; the others are "
+                                 "compared with the baseline (cross-entropy).")
+    seeds = c[1].number_input("Seeds", value=3, step=1, key="exp_seeds",
+                              help=f"{MIN_SEEDS_INTERVAL} to {MAX_SEEDS}: an interval needs at least "
+                                   "two; 5 or more give usefully narrow ones.")
+    exp_size = c[2].number_input("Training-set size", value=None, step=100, key="exp_train_size",
+                                 placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
+                                 help="Empty: the whole training set; else the same stratified "
+                                      "subset for every objective of a seed.")
+    exp_epochs = c[3].number_input("Epochs", value=None, step=1, key="exp_epochs",
+                                   placeholder="reference (gradient 10, baseline 20)",
+                                   help="Empty: each objective's reference protocol.")
+    queue_experiment = st.form_submit_button("Queue the experiment")
+if queue_experiment:
+    try:
+        spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), dataset=dataset,
+                                train_size=exp_size, epochs=exp_epochs, engine=engine)
+    except InvalidParameterError as e:
+        st.error(f"Not queued: {e}")
+    else:
+        try:
+            experiment_id = client.submit_experiment(spec)
+            st.success(f"Queued experiment {views.short_id(experiment_id)}: {spec.n_runs} runs, "
+                       "seed by seed. Its results build up on the Robustness page.")
+        except Exception as e:  # noqa: BLE001
+            st.error(f"Could not queue the experiment: {e}")
+
+
+# 3) The live area: only this part refreshes, and only while something is queued or running.
 def read_runs():
     try:
         return store.RunStore.default().list_runs(limit=100), consumer.worker_status()
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the run store: {e}")
         return [], None
+
+
+def cancel_experiment(experiment_id: str) -> None:
+    try:
+        client.cancel_experiment(experiment_id)
+        st.toast(f"Cancel requested for experiment {views.short_id(experiment_id)}.")
+    except Exception as e:  # noqa: BLE001
+        st.toast(f"Could not cancel experiment {views.short_id(experiment_id)}: {e}")
+
+
+def experiments_area() -> None:
+    """Active experiments (and the newest finished ones): progress of the whole, cancel."""
+    try:
+        runs_store = store.RunStore.default()
+        listed = runs_store.list_experiments(limit=20)
+    except Exception as e:  # noqa: BLE001
+        st.error(f"Could not read the experiments: {e}")
+        return
+    active = [e for e in listed if e.status in views.ACTIVE]
+    shown = active + [e for e in listed if e.status not in views.ACTIVE][:3]
+    if not shown:
+        return
+    st.subheader("Experiments")
+    for experiment in shown:
+        progress, text = experiment_views.progress_line(runs_store.experiment_runs(experiment.experiment_id))
+        c = st.columns([3, 5, 1.4], vertical_alignment="center")
+        c[0].markdown(experiment_views.experiment_label(experiment))
+        c[1].progress(progress.finished / max(progress.total, 1), text=text)
+        if experiment.status in views.ACTIVE:
+            c[2].button("Cancel all", key=f"cancel_experiment_{experiment.experiment_id}",
+                        on_click=cancel_experiment, args=(experiment.experiment_id,))
 
 
 def cancel(run_id: str) -> None:
@@ -118,6 +192,7 @@ def live_runs() -> None:
     active = [r for r in runs if r.status in views.ACTIVE]
     if bool(active) != polling:
         st.rerun()  # start or stop the timer
+    experiments_area()
     st.subheader("Queued and running")
     if status is not None and not status.alive and active:
         st.warning("No worker is running: these runs wait. Start one with `python -m gradloss worker` "

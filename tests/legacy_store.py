@@ -1,5 +1,5 @@
 """The SQLite schema as gradloss wrote it before the store moved to SQLAlchemy (PRAGMA user_version
-1 to 3), copied verbatim, to make old files in the tests and check that they upgrade in place."""
+1 to 5), copied verbatim, to make old files in the tests and check that they upgrade in place."""
 import sqlite3
 from pathlib import Path
 
@@ -34,6 +34,28 @@ LEGACY_MIGRATIONS: list[tuple[str, ...]] = [
     ),
     (  # 3: where the run's data was found when it was submitted (None: not chosen then)
         "ALTER TABLE runs ADD COLUMN data_dir TEXT",
+    ),
+    (  # 4: perturbations beyond Gaussian noise (corruptions, attacks): results, grid, masking
+        """CREATE TABLE evaluations (
+            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, perturbation TEXT NOT NULL,
+            level REAL NOT NULL, accuracy REAL, accuracy_std REAL, n_images INTEGER,
+            seed INTEGER, PRIMARY KEY (run_id, perturbation, level))""",
+        """CREATE TABLE evaluation_examples (
+            run_id TEXT NOT NULL REFERENCES runs ON DELETE CASCADE, perturbation TEXT NOT NULL,
+            level REAL NOT NULL, idx INTEGER NOT NULL, label INTEGER, prediction INTEGER,
+            confidence REAL, image BLOB, PRIMARY KEY (run_id, perturbation, level, idx))""",
+        """CREATE TABLE evaluation_plans (
+            run_id TEXT PRIMARY KEY REFERENCES runs ON DELETE CASCADE, config TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+            error TEXT, progress TEXT NOT NULL DEFAULT '{}', masking_flags TEXT,
+            updated_at REAL)""",
+    ),
+    (  # 5: experiments (arms x seeds); their runs are ordinary runs that name them
+        """CREATE TABLE experiments (
+            experiment_id TEXT PRIMARY KEY, created_at REAL NOT NULL, spec TEXT NOT NULL)""",
+        "ALTER TABLE runs ADD COLUMN experiment_id TEXT REFERENCES experiments ON DELETE CASCADE",
+        "ALTER TABLE runs ADD COLUMN arm TEXT",
+        "CREATE INDEX runs_by_experiment ON runs (experiment_id)",
     ),
 ]
 

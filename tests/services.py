@@ -1,6 +1,6 @@
 """Real Redis and PostgreSQL servers for the tests, on loopback ports, in throwaway folders.
 
-`Redis` and `Postgres` start the Debian binaries (redis-server; PostgreSQL 15's initdb and
+`Redis` and `Postgres` start the Debian binaries (redis-server; PostgreSQL's initdb and
 pg_ctl), each with a random password, listening on 127.0.0.1 only, with every file in a temporary
 folder; `stop()` and `start()` let a test take a server away mid-run. PostgreSQL refuses to run as
 root, so as root its folder belongs to the `postgres` user and its commands run through runuser.
@@ -18,7 +18,16 @@ import time
 from pathlib import Path
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-PG_BIN = Path(os.environ.get("GRADLOSS_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+def _pg_bin() -> Path:
+    """GRADLOSS_TEST_PG_BIN, else the newest Debian PostgreSQL's bin folder (15 on bookworm)."""
+    if os.environ.get("GRADLOSS_TEST_PG_BIN"):
+        return Path(os.environ["GRADLOSS_TEST_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 def free_port() -> int:

@@ -29,6 +29,11 @@ def _cli(*args, env=None, timeout=300):
      "The 'penalty_weight' parameter of TrainConfig must be None for objective 'baseline'"),
     (["train", "--objective", "gradient", "--train-noise-sigma", "0.1"],
      "must be None for objective 'gradient' (it applies to 'noise_augmented' only)"),
+    (["experiment", "--objectives", "gradient,gradient"], "arms with distinct names"),
+    (["experiment", "--objectives", "gradient,nope"], "Got 'nope' instead"),
+    (["experiment", "--seeds", "1"], "an interval needs at least 2 seeds"),
+    (["experiment", "--seeds", "21"], "The 'seeds' parameter of ExperimentConfig"),
+    (["reproduce", "--seeds", "0"], "The 'seeds' parameter of ExperimentConfig"),
 ])
 def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     """Check that bad values print the validation message, exit 2 and show no traceback."""
@@ -65,7 +70,7 @@ def test_missing_data_folder_is_a_clear_error(tmp_path):
 def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
     """Check that a quick reproduce on digits prints both models per sigma and writes its files."""
     result = _cli("reproduce", "--dataset", "digits", "--epochs", "1", "--train-size", "400",
-                  "--draws", "1", "--out", str(tmp_path))
+                  "--draws", "1", "--out", str(tmp_path), "--perturbations", "contrast", "fgsm")
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(tmp_path / "robustness.csv")
     assert list(table.sigma) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5]
@@ -77,6 +82,49 @@ def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
     assert results["runs"]["gradient"]["test_accuracy"] == table.gradient[0]
     assert "difference" in result.stdout and "0.5000" in result.stdout
     assert (tmp_path / "gradient" / "model.keras").exists()
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    assert list(summary.perturbation) == ["Gaussian noise", "contrast", "FGSM", "mCE (corruptions)"]
+    fgsm = summary.set_index("perturbation").loc["FGSM"]
+    assert fgsm["gradient at headline"] < table.gradient[0]  # eps 0.1 costs accuracy
+    assert fgsm["difference at headline"] == pytest.approx(
+        fgsm["gradient at headline"] - fgsm["baseline at headline"])
+    assert "mCE (corruptions)" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--perturbations", "blur"], "The 'perturbations' parameter of evaluate must be a str among"),
+    (["--severities", "6"], "The 'severities' parameter of EvaluationConfig must be an int in the "
+                            "range [1, 5]. Got 6 instead."),
+    (["--epsilons", "-0.1"], "The 'epsilons' parameter of EvaluationConfig must be a float in "
+                             "the range [0.0, 1.0]. Got -0.1 instead."),
+    (["--epsilons", "inf"], "Got inf instead"),
+    (["--steps", "0"], "The 'steps' parameter of EvaluationConfig must be an int in the range "
+                       "[1, inf). Got 0 instead."),
+])
+def test_evaluate_refuses_bad_perturbation_arguments_with_status_2(tmp_path, args, message):
+    """Check that `evaluate` names the bad parameter, exits 2 and stores nothing."""
+    result = _cli("evaluate", "some-run", *args, env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs.sqlite").exists()
+
+
+def test_evaluate_prints_the_summary_of_a_saved_model(tmp_path):
+    """Check that `evaluate MODEL.keras` prints each perturbation's AUC and headline accuracy."""
+    import keras
+
+    from gradloss.models import build_cnn
+    keras.utils.set_random_seed(0)
+    build_cnn().save(tmp_path / "model.keras")  # untrained: the table's shape is what counts
+    result = _cli("evaluate", str(tmp_path / "model.keras"), "--dataset", "digits",
+                  "--perturbations", "gaussian", "rotate", "fgsm", "--epsilons", "0", "0.1",
+                  "--attack-images", "30", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary.perturbation) == ["gaussian", "rotate", "fgsm"]
+    assert summary.auc.between(0, 1).all()
+    rows = pd.read_csv(tmp_path / "out" / "evaluations.csv")
+    assert sorted(rows[rows.perturbation == "fgsm"].level) == [0.0, 0.1]
+    assert "rotate" in result.stdout and "headline" in result.stdout
 
 
 def test_runs_lists_status_accuracy_and_errors(tmp_path):
@@ -164,9 +212,27 @@ def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite")
     good, broken = store.create_run({"dataset": "digits"}), store.create_run({"dataset": "digits"})
     with store.connect(write=True) as conn:
-        conn.execute("UPDATE runs SET config = 'null' WHERE run_id = ?", (broken,))
+        conn.exec_driver_sql("UPDATE runs SET config = 'null' WHERE run_id = ?", (broken,))
     result = _cli("runs", env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(lines) == {good, broken}
     assert "unreadable: its stored config is not a JSON object" in lines[broken]
+
+
+def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):
+    """Check that a tiny 2 arms x 3 seeds experiment on digits prints intervals and writes 4 files."""
+    result = _cli("experiment", "--objectives", "gradient,baseline", "--seeds", "3",
+                  "--dataset", "digits", "--train-size", "200", "--epochs", "1", "--draws", "1",
+                  "--out", str(tmp_path), timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    per_seed = pd.read_csv(tmp_path / "per_seed.csv")
+    assert len(per_seed) == 2 * 3 * 8 and set(per_seed.seed) == {0, 1, 2}
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    gradient = summary[(summary.arm == "gradient") & (summary.level == "0.1")].iloc[0]
+    pairs = per_seed[per_seed.sigma == 0.1].pivot(index="seed", columns="arm", values="accuracy")
+    assert gradient["diff"] == pytest.approx((pairs.gradient - pairs.baseline).mean())
+    assert gradient.diff_low < gradient["diff"] < gradient.diff_high and gradient.n == 3
+    assert "| Arm | Level |" in result.stdout and "At σ = 0.1, " in result.stdout
+    assert r"\begin{tabular}" in (tmp_path / "summary.tex").read_text()
+    assert (tmp_path / "summary.md").read_text() in result.stdout

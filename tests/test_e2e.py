@@ -1,5 +1,5 @@
 """End to end in a real headless Chromium: start the dashboard, train a tiny digits model of every
-objective, read the results side by side.
+objective, read the results side by side; then a tiny experiment (2 arms x 3 seeds) and its sentence.
 
 `streamlit run dashboard.py` runs on a free port with a temporary GRADLOSS_HOME and no Fashion-MNIST, so
 the dashboard starts its own worker and the form defaults to digits. Screenshots of every page go to
@@ -26,6 +26,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 TRAIN_TIMEOUT_S = 600  # five tiny runs, one after the other, on a shared CPU
+EXPERIMENT_TIMEOUT_S = 900  # six tiny runs one after another, each starting TensorFlow
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
@@ -153,9 +154,11 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
-    page.get_by_role("spinbutton", name="Epochs").fill("1")
-    page.get_by_role("spinbutton", name="Training-set size").fill("300")
-    page.get_by_role("button", name="Queue").click()
+    form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
+    form.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
+    form.get_by_role("spinbutton", name="Epochs").fill("1")             # queue a few below instead
+    form.get_by_role("spinbutton", name="Training-set size").fill("300")  # (last fill: committed by
+    form.get_by_role("button", name="Queue", exact=True).click()          # the Queue click)
     page.get_by_text("Queued gradient loss run").wait_for()
     store = RunStore(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
@@ -169,12 +172,15 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     shot(page, "3-train-done")
 
     open_page(page, url, "loss_curves", "Loss curves")
+    page.get_by_role("tab", name="Single runs").click()  # experiments come first
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the loss and input-gradient charts")
     for objective in objectives.NAMES:  # a panel per objective
         page.locator(".js-plotly-plot").first.get_by_text(objectives.label(objective), exact=True).wait_for()
     shot(page, "4-loss-curves")
 
     open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_text("No experiments yet").wait_for()
+    page.get_by_role("tab", name="Single runs").click()
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the robustness chart")
     page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page
     shot(page, "5-robustness")
@@ -195,8 +201,97 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     wait_for(lambda: summary_matches(max(sweeps.sigma)), 30, "the differences at the largest σ")
     shot(page, "6-robustness-max-sigma")
 
+    pick_a_perturbation(page, url, store, runs)
+
     open_page(page, url, "", "gradloss")
     page.get_by_text("Latest comparison").wait_for()
     page.locator("[data-testid='stDataFrame']").first.wait_for()
     page.get_by_text("Accuracy versus noise").wait_for()
     shot(page, "7-home-comparison")
+
+
+def metric_values(page) -> list[str]:
+    """The values of the st.metric elements on the page, as shown."""
+    return page.locator("[data-testid='stMetricValue']").all_inner_texts()
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick `option` in the Streamlit selectbox labelled `label`."""
+    page.locator("[data-testid='stSelectbox']").filter(has_text=label).first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def pick_a_perturbation(page, url, store, runs) -> None:
+    """Queue contrast and FGSM for the pair from the Robustness page's form, wait for the worker,
+    then pick each next to the slider: the accuracies follow the picker and the slider."""
+    page.get_by_role("tab", name="Single runs").click()  # a rerun may show the first tab again
+    page.get_by_text("Evaluate these runs under corruptions and attacks").click()
+    names = page.locator("[data-testid='stMultiSelect']").filter(has_text="Perturbations")
+    names.locator("input").click()
+    for _ in range(20):  # every perturbation is chosen by default: remove them all
+        page.keyboard.press("Backspace")
+    for option in ("contrast (corruption)", "FGSM (attack)"):
+        page.keyboard.type(option.split(" (")[0])
+        page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    page.get_by_label("Attack ε").fill("0, 0.1")
+    page.get_by_role("button", name="Queue the evaluation").click()
+    page.get_by_text("Queued the evaluation").wait_for()
+    ids = [r.run_id for r in runs]
+    wait_for(lambda: {p.status for p in store.evaluation_plans(ids).values()} <= {"done", "failed"}
+             and len(store.evaluation_plans(ids)) == len(ids), 2 * TRAIN_TIMEOUT_S,
+             "every evaluation", interval=2)
+    plans = store.evaluation_plans(ids)
+    assert {p.status for p in plans.values()} == {"done"}, [p.error for p in plans.values()]
+    rows = store.evaluations(ids)
+
+    def shown_matches(perturbation: str, level: float) -> bool:
+        at = rows[(rows.perturbation == perturbation) & ((rows.level - level).abs() < 1e-9)]
+        expected = {f"{a:.2%}" for a in at.accuracy}
+        return len(metric_values(page)) == len(ids) and expected == set(metric_values(page))
+
+    open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_role("tab", name="Single runs").click()  # experiments come first
+    choose(page, "Perturbation", "contrast (corruption)")
+    wait_for(lambda: shown_matches("contrast", 3), 30, "the accuracies at severity 3")
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("End")  # severity 5
+    wait_for(lambda: shown_matches("contrast", 5), 30, "the accuracies at severity 5")
+    page.get_by_text("Test images, contrast, severity 5").wait_for()
+    shot(page, "8-robustness-contrast")
+    choose(page, "Perturbation", "FGSM (attack)")
+    wait_for(lambda: shown_matches("fgsm", 0.1), 30, "the accuracies at eps 0.1")
+    page.get_by_text("attacked test images").wait_for()
+    page.get_by_text("All perturbations").wait_for()
+    wait_for(lambda: page.locator("[data-testid='stImage']").count() >= 2, 30, "the adversarial images")
+    shot(page, "9-robustness-fgsm")
+
+
+def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page):
+    """Check that a 2 arms x 3 seeds digits experiment queued from the Train page ends with the
+    sentence, the bands and the table at σ on the Robustness page."""
+    url, home = dashboard
+    open_page(page, url, "", "gradloss")  # as a user arrives: the session starts the worker
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    open_page(page, url, "train", "Train")
+    form = page.locator("[data-testid='stForm']").nth(1)  # the experiment form, after the run form
+    form.get_by_role("spinbutton", name="Seeds").fill("3")
+    form.get_by_role("spinbutton", name="Training-set size").fill("200")
+    form.get_by_role("spinbutton", name="Epochs").fill("1")
+    form.get_by_role("button", name="Queue the experiment").click()
+    page.get_by_text("Queued experiment").wait_for()
+    store = RunStore(home / "runs.sqlite")
+    [experiment] = store.list_experiments()
+    runs = store.experiment_runs(experiment.experiment_id)
+    assert [(r.arm, r.config["seed"]) for r in runs][:2] == [("gradient", 0), ("baseline", 0)]
+    page.get_by_text(f"of {len(runs)} runs done").first.wait_for()
+    shot(page, "8-experiment-running")
+
+    runs = wait_for(lambda: finished(store), EXPERIMENT_TIMEOUT_S, "the experiment's runs", interval=3)
+    assert {r.status for r in runs} == {"done"}, [(r.run_id, r.status, r.error) for r in runs]
+    open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_text("At σ = 0.1, ").wait_for()
+    page.get_by_text("3 seeds)").first.wait_for()
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the mean curves")
+    page.locator("[data-testid='stDataFrame']").first.wait_for()  # the table at σ
+    shot(page, "9-experiment-robustness")

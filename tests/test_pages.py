@@ -4,6 +4,7 @@ Every test points GRADLOSS_HOME at a fresh tmp_path store and sets GRADLOSS_NO_L
 no worker process starts; the store is filled through the real RunStore verbs.
 """
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from streamlit.testing.v1 import AppTest
 
 from gradloss.service import client, queue
 from gradloss.config import TrainConfig
+from gradloss.experiments import QUICK_ARMS, QUICK_SEEDS, ExperimentConfig
 from gradloss.engines.backend import available_engines
 from gradloss.service.store import RunStore
 
@@ -132,14 +134,17 @@ def test_home_lets_keras_download_fashion_mnist_when_no_folder_is_configured(hom
     assert {r.dataset for r in RunStore.default().list_runs()} == {"fashion_mnist"}
 
 
-def test_quick_compare_queues_a_digits_pair(home):
+def test_quick_compare_queues_a_digits_experiment_and_says_what_it_cannot_show(home):
     at = app()
+    assert "does not answer the Fashion-MNIST question" in texts(at.caption)
     next(b for b in at.button if b.label == "Quick compare").click().run()
     assert not at.exception
-    runs = RunStore.default().list_runs()
-    assert sorted(r.objective for r in runs) == ["baseline", "gradient"]
+    [experiment] = RunStore.default().list_experiments()
+    runs = RunStore.default().experiment_runs(experiment.experiment_id)
+    assert [(r.objective, r.config["seed"]) for r in runs] == \
+        [(o, s) for s in range(QUICK_SEEDS) for o in QUICK_ARMS]
     assert {r.dataset for r in runs} == {"digits"} and {r.status for r in runs} == {"queued"}
-    assert queue.queue_for()[0].pending_count() == 2
+    assert queue.queue_for()[0].pending_count() == len(runs)
 
 
 def test_train_form_refuses_bad_values_naming_the_field(home):
@@ -359,3 +364,178 @@ def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):
     assert (row["host"], row["device"], row["GPU"], row["state"]) == \
         ("gpu-box", "NVIDIA H100 80GB HBM3", "1", "live")
     assert row["training"] == run_id.rsplit("-", 1)[1] and 0 <= row["heartbeat"] < 60
+
+
+def test_train_page_lists_an_unreadable_run_and_the_others(filled):
+    """Check that one malformed row shows as unreadable in the runs table; every page still renders."""
+    store = RunStore.default()
+    broken = store.create_run(TrainConfig(dataset="digits"))
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET config = '[]', status = 'failed' WHERE run_id = ?",
+                             (broken,))
+    for page in PAGES:
+        at = app(page)
+        assert "Could not read the run store" not in texts(at.error), page
+    table = app("pages/train.py").dataframe[0].value
+    row = table[table.run == broken[-6:]].iloc[0]
+    assert row.reason.startswith("unreadable: its stored config is not a JSON object")
+    assert set(table.run) == {broken[-6:], filled["gradient"][-6:], filled["baseline"][-6:]}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_name_an_unusable_home_and_the_fix(home, monkeypatch, page):
+    """Check that a GRADLOSS_HOME holding a folder where the run store belongs is named, with the fix."""
+    folder = home / "broken-home"
+    (folder / "runs.sqlite").mkdir(parents=True)
+    monkeypatch.setenv("GRADLOSS_HOME", str(folder))
+    at = app(page)
+    message = texts(at.error)
+    assert str(folder) in message and "Set GRADLOSS_HOME to a folder you can write" in message
+    assert "unable to open database file" not in message
+
+
+def test_home_shows_the_worker_settings_and_restarts_it(home, monkeypatch):
+    """Check that Home shows a live worker's data folder, warns when it differs from the
+    dashboard's, and that Restart worker restarts it."""
+    import os
+    import socket
+    import time
+
+    from gradloss.service import consumer
+
+    RunStore.default().beat_worker({
+        "worker_id": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(),
+        "pid": os.getpid(), "device": "CPU", "started_at": time.time(),
+        "settings": {"GRADLOSS_DATA_DIR": None, "code": "/old/checkout", "engines": ["tensorflow"]}})
+    monkeypatch.delenv("GRADLOSS_NO_LOCAL_WORKER")  # the record above is the live local worker
+    restarts = []
+    monkeypatch.setattr(consumer, "restart_local_worker", lambda: restarts.append(1) or True)
+    at = app()
+    warning = texts(at.warning)
+    assert "GRADLOSS_DATA_DIR" in warning and str(home / "no-data") in warning and "not set" in warning
+    assert "/old/checkout" in warning
+    next(b for b in at.button if b.label == "Restart worker").click().run()
+    assert not at.exception and restarts == [1]
+
+
+def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
+    """Check that a run finishing between the picker's read and the chart's, while another still
+    trains, is labelled alike in both."""
+    import dataclasses
+
+    store = RunStore.default()
+    running, other = (store.create_run(TrainConfig(objective=o, dataset="digits", train_size=200))
+                      for o in ("gradient", "baseline"))
+    for run_id in (running, other):
+        store.start_run(run_id, "w")
+        store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": 1e-3}])
+    real_get = RunStore.get_run
+    reads = []
+
+    def get_run(self, run_id):  # the first chart read sees the run already done
+        run = real_get(self, run_id)
+        reads.append(run_id)
+        return dataclasses.replace(run, status="done") if reads.count(running) == 1 and run_id == running else run
+
+    monkeypatch.setattr(RunStore, "get_run", get_run)
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("pages/loss_curves.py")
+    at.session_state["curve_runs"] = [running, other]
+    at.run()
+    assert not at.exception, at.exception
+    picker = at.multiselect(key="curve_runs")
+    chosen = {o for o in picker.options if running[-6:] in o or other[-6:] in o}
+    legend = {t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
+    assert legend == chosen
+
+
+ARMS = ("gradient", "baseline")  # the fake experiment's arms (ExperimentConfig's default)
+
+
+def fake_experiment(store: RunStore, gain: float, seeds: int = 3) -> str:
+    """A finished digits experiment, sweeps and losses stored directly; gradient gains `gain`
+    at sigma 0.1 and twice that at 0.2 on top of the seed's shared luck."""
+    spec = ExperimentConfig(seeds=seeds, dataset="digits", train_size=200, epochs=1)
+    experiment_id = store.create_experiment(spec)
+    for arm, config in spec.configs():
+        run_id = store.create_run(config, experiment_id=experiment_id, arm=arm)
+        store.start_run(run_id, "w")
+        luck = 0.01 * ((config.seed * 7) % 3 - 1)
+        jitter = 0.003 * (config.seed - 1) * (1 if arm == "gradient" else -1)  # mean 0 over seeds
+        acc = [0.9 + luck, 0.8 + luck + jitter, 0.6 + luck + jitter]
+        if arm == "gradient":
+            acc = [acc[0], acc[1] + gain, acc[2] + 2 * gain]
+        store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
+                                                    "accuracy_std": 0.0}), 3, 0)
+        store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss",
+                                    "value": (1e-4 if arm == "gradient" else 1.0) / s}
+                                   for s in range(1, 21)])
+        store.finish_run(run_id, "done")
+    return experiment_id
+
+
+def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
+    """Check the experiment tab: mean curves with bands, the coloured table and the sentence."""
+    fake_experiment(RunStore.default(), gain=0.05)
+    at = app("pages/robustness.py")
+    assert at.select_slider(key="experiment_sigma").value == 0.1
+    text = texts(at.markdown)
+    assert re.search(r"At σ = 0\.1, the gradient loss is 5\.0 points more accurate than the "
+                     r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds\)", text), text
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)  # one band per arm
+    table = at.dataframe[0].value
+    assert list(table.arm) == ["baseline", "gradient"] and table["seeds"].tolist() == [3, 3]
+    assert table["difference, points [95 % CI]"].iloc[0] == "reference"
+    assert table["difference, points [95 % CI]"].iloc[1].startswith("+5.0 [")
+    assert len(at.get("download_button")) >= 4
+    at.checkbox(key="show_seeds").check().run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(bool(re.search(r" seed \d+$", t.get("name", ""))) for t in spec["data"]) == \
+        3 * len(ARMS)
+    at.select_slider(key="experiment_sigma").set_value(0.2).run()
+    assert "At σ = 0.2, the gradient loss is 10.0 points more accurate" in texts(at.markdown)
+
+
+def test_robustness_experiment_says_when_the_arms_are_not_distinguishable(home):
+    """Check that a difference whose interval covers 0 is said so, and left uncoloured."""
+    fake_experiment(RunStore.default(), gain=0.0)
+    at = app("pages/robustness.py")
+    assert "the gradient loss and the baseline are not distinguishable" in texts(at.markdown)
+
+
+def test_loss_curves_average_an_experiment_with_smoothing(home):
+    """Check one mean curve with a band per arm, and the moving-average control."""
+    fake_experiment(RunStore.default(), gain=0.05)
+    at = app("pages/loss_curves.py")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)
+    raw = [t["y"] for t in spec["data"] if "mean of 3 seeds" in t.get("name", "")]
+    at.slider(key="smoothing").set_value(5).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    smooth = [t["y"] for t in spec["data"] if "mean of 3 seeds" in t.get("name", "")]
+    assert len(raw) == len(smooth) == len(ARMS) and raw != smooth
+
+
+def test_train_experiment_form_refuses_one_seed_then_queues_and_cancels(home):
+    """Check the experiment form's message in words, a queued experiment, and cancel all."""
+    at = app("pages/train.py")
+    at.selectbox(key="dataset").set_value("digits").run()
+    at.number_input(key="exp_seeds").set_value(1)
+    next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
+    assert "an interval needs at least 2 seeds" in texts(at.error)
+    assert RunStore.default().list_experiments() == []
+    at.number_input(key="exp_seeds").set_value(2)
+    at.number_input(key="exp_train_size").set_value(200)
+    next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
+    [experiment] = RunStore.default().list_experiments()
+    assert experiment.n_runs == 2 * len(ARMS)
+    assert f"0 of {2 * len(ARMS)} runs done" in at.get("progress")[0].proto.text
+    at.button(key=f"cancel_experiment_{experiment.experiment_id}").click().run()
+    assert RunStore.default().get_experiment(experiment.experiment_id).status == "cancelled"
+
+
+def test_home_shows_the_latest_experiment_sentence(home):
+    fake_experiment(RunStore.default(), gain=0.05)
+    at = app()
+    assert "the gradient loss is 5.0 points more accurate than the baseline" in texts(at.markdown)

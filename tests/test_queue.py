@@ -28,11 +28,12 @@ def home(tmp_path, monkeypatch):
 
 def test_tasks_are_stored_as_json_carrying_only_the_run_id(home):
     """Check that an enqueued run is a JSON message with the run id, and reads back as the task."""
-    queue.enqueue(home, "run-1", "task-1")
+    queue.enqueue("run-1", "task-1")
     huey, _ = queue.queue_for()
     [raw] = huey.storage.enqueued_items()
-    message = json.loads(raw)["message"]
-    assert (message["id"], message["args"], message["kwargs"]) == ("task-1", ["run-1"], {})
+    message = json.loads(raw)["__message__"]  # huey's Message fields, in order
+    task_id, name, args, kwargs = message[0], message[1], message[6], message[7]
+    assert (task_id, name, args, kwargs) == ("task-1", "gradloss.service.tasks.train_run", ["run-1"], {})
     task = huey.dequeue()
     assert (task.id, tuple(task.args)) == ("task-1", ("run-1",))
 
@@ -49,7 +50,7 @@ def test_a_pickle_planted_in_the_queue_is_never_unpickled(home, tmp_path):
 
 def test_queue_file_is_readable_by_the_owner_only(home):
     """Check that the queue's database files are created 0600."""
-    queue.enqueue(home, "run-1", "task-1")
+    queue.enqueue("run-1", "task-1")
     files = sorted(home.glob("queue.sqlite*"))
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), \
         {f.name: oct(f.stat().st_mode) for f in files}

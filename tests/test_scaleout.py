@@ -111,6 +111,34 @@ def test_killed_worker_run_resumes_on_another_worker_with_its_own_home(backend, 
     assert kept["value_y"].notna().all()
 
 
+def test_a_run_trained_by_one_worker_is_attacked_by_another_from_the_stored_model(backend, worker):
+    """Check that an evaluation queued for a run trained on another worker (whose files this one
+    cannot see) loads the model the store keeps, and stores its corruption and attack rows."""
+    import shutil
+
+    from gradloss.perturbations.family import EvaluationConfig
+
+    store = RunStore.default()
+    run_id = client.submit(TINY)
+    first = worker("w1")
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run")
+    assert store.get_run(run_id).status == "done", store.get_run(run_id).error
+    first.kill()
+    first.wait()
+    shutil.rmtree(first.home)  # the trainer's machine is gone: only the store has its model
+    second = worker("w2")
+    client.evaluate(run_id, EvaluationConfig(perturbations=("contrast", "fgsm"), severities=(1,),
+                                             epsilons=(0.1,), attack_images=20,
+                                             masking_images=10))
+    wait_for(lambda: store.evaluation_plan(run_id).status in ("done", "failed"), TIMEOUT,
+             "the evaluation on the second worker")
+    plan = store.evaluation_plan(run_id)
+    assert plan.status == "done", (plan.error, _logs(second))
+    rows = store.evaluations(run_id)
+    assert sorted(rows.perturbation) == ["contrast", "fgsm"] and rows.accuracy.notna().all()
+    assert (second.home / "models" / run_id / "model.keras").exists()  # fetched from the store
+
+
 def test_forty_submits_from_two_processes_are_all_recorded_and_queued(backend):
     """Check that two processes submitting 20 runs each at once lose none, in store or queue."""
     context = multiprocessing.get_context("spawn")

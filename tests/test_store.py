@@ -212,6 +212,28 @@ def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_migrates_a_version_5_file_keeping_its_experiments_and_evaluations(tmp_path):
+    """Check that a file the single-machine store left at version 5 (experiments, evaluations)
+    gains the scale-out tables in place, its experiment, runs and evaluations intact."""
+    path = tmp_path / "v5.sqlite"
+    conn = legacy_file(path, version=5)
+    conn.execute("INSERT INTO experiments VALUES ('x1', 1.0, ?)",
+                 (json.dumps({"seeds": 2, "dataset": "digits"}),))
+    conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
+                 " experiment_id, arm) VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow',"
+                 " 'done', 'x1', 'gradient')", (json.dumps(TINY),))
+    conn.execute("INSERT INTO evaluations VALUES ('old', 'fgsm', 0.1, 0.5, 0.0, 100, 0)")
+    conn.close()
+    store = RunStore(path)
+    [run] = store.experiment_runs("x1")
+    assert (run.run_id, run.arm, run.host) == ("old", "gradient", None)
+    assert store.get_experiment("x1").status == "done"
+    assert store.evaluations("old")[["perturbation", "accuracy"]].values.tolist() == [["fgsm", 0.5]]
+    store.put_artifact("old", "model.keras", b"weights")  # a table of the scale-out step
+    assert store.get_artifact("old", "model.keras") == b"weights"
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 def test_refuses_a_store_from_a_newer_version(tmp_path):
     """Check that a file with an unknown, newer schema is refused with advice, not damaged."""
     path = tmp_path / "new.sqlite"

@@ -51,6 +51,10 @@ def test_progress_text_shows_step_epoch_and_eta():
                         progress={"fraction": 1.0, "epochs": 2, "sweep_done": 11, "sweep_total": 44})
     assert views.progress_text(sweeping) == "trained 2 epochs · measuring accuracy under noise · 25%"
     assert views.progress_fraction(sweeping) == 0.25  # the bar follows the sweep once trained
+    evaluating = make_run("r5", "gradient", "running", progress={
+        "fraction": 1.0, "epochs": 2, "phase": "PGD (12/13)", "sweep_done": 3, "sweep_total": 6})
+    assert views.progress_text(evaluating) == "trained 2 epochs · evaluating: PGD (12/13) · 50%"
+    assert views.progress_fraction(evaluating) == 0.5
 
 
 def test_progress_text_and_bar_agree_at_every_point_of_a_run():

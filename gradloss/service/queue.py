@@ -1,5 +1,6 @@
-"""The task queue: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with its one task,
-`train_run(run_id)`, and JSON task payloads.
+"""The task queue: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with its tasks
+`train_run(run_id)` and `evaluate_run(run_id)` (corruptions and attacks for a trained run), and
+JSON task payloads.
 
 `queue_for(url)` gives the URL's Huey and task, built once per URL: tests and deployments choose
 it through the environment, so it cannot be fixed at import time. Payloads are JSON, never
@@ -12,6 +13,7 @@ import datetime
 import json
 import sqlite3
 from functools import cache
+from pathlib import Path
 
 import redis
 from huey import RedisHuey, SqliteHuey
@@ -22,7 +24,8 @@ from huey.serializer import Serializer
 from gradloss.exceptions import ServiceUnavailable
 from gradloss.service import tasks
 from gradloss.service.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
-from gradloss.service.settings import QUEUE_SETTING, queue_url, redact, scheme, scrub
+from gradloss.service.settings import (QUEUE_SETTING, create_private, queue_url, redact, scheme,
+                                       scrub)
 
 
 class JSONSerializer(Serializer):
@@ -69,7 +72,7 @@ def reaching(url: str):
 
 
 @cache
-def _queue(url: str) -> tuple[Huey, TaskWrapper]:
+def _queue(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
     serializer = JSONSerializer()
     with reaching(url):
         if scheme(url) == "redis":
@@ -77,14 +80,27 @@ def _queue(url: str) -> tuple[Huey, TaskWrapper]:
                 url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
             huey = RedisHuey("gradloss", connection_pool=pool, results=False, serializer=serializer)
         else:
-            huey = SqliteHuey("gradloss", filename=url.split(":///", 1)[1], results=False,
+            filename = Path(url.split(":///", 1)[1])
+            filename.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            create_private(filename)  # 0600, before SQLite creates it with the default mode
+            huey = SqliteHuey("gradloss", filename=str(filename), results=False,
                               timeout=BUSY_TIMEOUT_S, serializer=serializer)
-    return huey, huey.task(name="train_run")(tasks.train_run)
+    return (huey, huey.task(name="train_run")(tasks.train_run),
+            huey.task(name="evaluate_run")(tasks.evaluate_run))  # the consumer knows both
 
 
 def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:
-    """The Huey queue at `url` (default: GRADLOSS_QUEUE_URL, else queue.sqlite in home())."""
-    return _queue(url or queue_url())
+    """The Huey queue at `url` (default: GRADLOSS_QUEUE_URL, else queue.sqlite in home()) and
+    its train_run task."""
+    return _queue(url or queue_url())[:2]
+
+
+def enqueue_evaluation(run_id: str) -> None:
+    """Queue the evaluation of trained run `run_id` (its plan is in the store)."""
+    url = queue_url()
+    huey, _, task = _queue(url)
+    with reaching(url):
+        huey.enqueue(task.s(run_id))
 
 
 def enqueue(run_id: str, task_id: str) -> None:

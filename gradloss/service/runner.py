@@ -3,10 +3,10 @@
 The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run
 and the queue consumer stays light. The run's config comes from the store; progress, metrics,
 each epoch's checkpoint, the robustness sweep, the grid predictions and the saved model go back
-to it (through a Reporter: a store outage delays them, never the training), and the run ends
-done, failed (with a one-line reason; the traceback goes to the log) or cancelled. A run another
-worker started resumes from the checkpoint in the store: no folder is shared between machines.
-Several run ids that
+to it (through a Reporter: a store outage delays them, never the training), then the evaluations
+of its plan (service.evaluator: corruptions, attacks), and the run ends done, failed (with a
+one-line reason; the traceback goes to the log) or cancelled. A run another worker started
+resumes from the checkpoint in the store: no folder is shared between machines. Several run ids that
 are seeds of one arm (`config.batchable`) train as one seed batch (`seed_batch.train_seeds`),
 each still its own run in the store; others train one after another. The runs are already
 marked running, as the worker marks the one it starts.
@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -26,6 +27,7 @@ from gradloss.engines import backend
 from gradloss.exceptions import TrainingDiverged
 from gradloss.progress import Progress
 from gradloss.service import artifacts
+from gradloss.service.evaluator import evaluate_stored
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
 from gradloss.service.store import RunStore
@@ -77,7 +79,8 @@ def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
     from gradloss.data import load_dataset
 
     run_dir = _local_dir(store, run_id)
-    ds = load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
+    ds = load_dataset(config.dataset, data_dir=stored.data_dir, train_size=config.train_size,
+                      seed=config.seed)
     progress = [Progress()]  # training's last report; the sweep's counts replace it once trained
 
     def on_train_progress(p: Progress) -> None:
@@ -103,7 +106,8 @@ def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[s
     from gradloss.data import load_dataset
 
     run_dirs = [_local_dir(store, r) for r in run_ids]
-    ds = load_dataset(configs[0].dataset)  # the whole training set: each seed takes its rows
+    # the whole training set: each seed takes its rows
+    ds = load_dataset(configs[0].dataset, data_dir=store.get_run(run_ids[0]).data_dir)
     progress = [Progress() for _ in run_ids]
 
     def on_train_progress(i: int, p: Progress) -> None:
@@ -150,7 +154,17 @@ def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfi
     reporter.send(store.save_examples, run_id, noise_sweep.predict_examples(
         model, ds.x_test, ds.y_test, indices, sweep))
     reporter.send(store.put_artifact, run_id, artifacts.MODEL, result.model_path.read_bytes())
-    finish(store, reporter, run_id, "done", model_path=result.model_path)
+    if store.evaluation_plan(run_id) is None:
+        finish(store, reporter, run_id, "done", model_path=result.model_path)
+    elif config.engine == "tensorflow":
+        reporter.flush()  # the evaluation's grid follows the sweep's, now in the store
+        _evaluate(run_id, store, model, ds)
+        finish(store, reporter, run_id, "done", model_path=result.model_path)
+    else:  # ART needs TensorFlow: a TensorFlow child evaluates the model this run saved
+        finish(store, reporter, run_id, "done", model_path=result.model_path)
+        env = backend.child_environment("tensorflow", False, dict(
+            os.environ, GRADLOSS_PARENT_PID=str(os.getpid())))
+        subprocess.run([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env)
     return "done"
 
 
@@ -181,6 +195,16 @@ def _guarded(run_ids: list[str], store: RunStore, reporter: Reporter, train) -> 
         error = f"{type(exc).__name__}: {reason}"
     for run_id in run_ids:
         finish(store, reporter, run_id, "failed", error=error)
+
+
+def _evaluate(run_id: str, store: RunStore, model, ds) -> None:
+    """Corruptions and attacks after the sweep, in this (TensorFlow) process; a failure there
+    leaves the trained run done (its plan says failed, with the reason)."""
+    try:
+        evaluate_stored(run_id, store, model, ds,
+                        on_progress=lambda p: store.update_progress(run_id, p.to_dict()))
+    except Exception:  # noqa: BLE001  (stored on the plan; the model and sweep stay)
+        log.exception("evaluation of run %s failed", run_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,9 +46,19 @@ runs = sa.Table(
     sa.Column("host", sa.Text),      # the machine that trains (trained) it
     sa.Column("gpu", sa.Integer),    # its GPU index there; NULL on CPU
     sa.Column("data_dir", sa.Text),  # the data folder found at submission; NULL: the default
+    sa.Column("experiment_id", sa.Text, sa.ForeignKey("experiments.experiment_id",
+                                                      ondelete="CASCADE")),
+    sa.Column("arm", sa.Text),       # its arm's name in that experiment
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_status", runs.c.status)
+sa.Index("runs_by_experiment", runs.c.experiment_id)
+
+experiments = sa.Table(  # arms x seeds; their runs are ordinary runs that name them
+    "experiments", metadata,
+    sa.Column("experiment_id", sa.Text, primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False))  # ExperimentConfig.to_dict() as JSON
 
 metrics = sa.Table(
     "metrics", metadata, _run_id(),
@@ -73,6 +83,40 @@ examples = sa.Table(
     sa.Column("label", sa.Integer),
     sa.Column("prediction", sa.Integer),
     sa.Column("confidence", sa.Float))
+
+evaluations = sa.Table(  # perturbations beyond Gaussian noise: accuracy per perturbation and level
+    "evaluations", metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("perturbation", sa.Text, primary_key=True),
+    sa.Column("level", sa.Float, primary_key=True),
+    sa.Column("accuracy", sa.Float),
+    sa.Column("accuracy_std", sa.Float),
+    sa.Column("n_images", sa.Integer),
+    sa.Column("seed", sa.Integer))
+
+evaluation_examples = sa.Table(  # the grid images' predictions under each perturbation
+    "evaluation_examples", metadata,
+    sa.Column("run_id", sa.Text, sa.ForeignKey("runs.run_id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("perturbation", sa.Text, primary_key=True),
+    sa.Column("level", sa.Float, primary_key=True),
+    sa.Column("idx", sa.Integer, primary_key=True),
+    sa.Column("label", sa.Integer),
+    sa.Column("prediction", sa.Integer),
+    sa.Column("confidence", sa.Float),
+    sa.Column("image", sa.LargeBinary))  # the attacked image (attacks only)
+
+evaluation_plans = sa.Table(  # one row per run with an evaluation: what, how far, masking flags
+    "evaluation_plans", metadata, _run_id(),
+    sa.Column("config", sa.Text, nullable=False),  # EvaluationConfig.to_dict() as JSON
+    sa.Column("status", sa.Text, sa.CheckConstraint(
+        "status IN ('queued', 'running', 'done', 'failed')", name="evaluation_plans_status"),
+        nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("progress", sa.Text, nullable=False, server_default=sa.text("'{}'")),
+    sa.Column("masking_flags", sa.Text),  # JSON list; NULL: not checked
+    sa.Column("updated_at", sa.Float))
 
 artifacts = sa.Table(  # files a run needs on any machine: its checkpoint, its saved model
     "artifacts", metadata, _run_id(),
@@ -122,8 +166,22 @@ class AddColumns:
     def apply(self, conn: sa.Connection) -> None:
         source = metadata.tables[self.table]
         for name in self.columns:
-            ddl = sa.schema.CreateColumn(source.c[name]).compile(dialect=conn.dialect)
+            ddl = str(sa.schema.CreateColumn(source.c[name]).compile(dialect=conn.dialect))
+            for key in source.c[name].foreign_keys:  # CreateColumn leaves them to the table
+                ddl += f" REFERENCES {key.column.table.name} ({key.column.name})"
+                ddl += f" ON DELETE {key.ondelete}" if key.ondelete else ""
             conn.exec_driver_sql(f"ALTER TABLE {self.table} ADD COLUMN {ddl}")
+
+
+@dataclass(frozen=True)
+class CreateIndex:
+    """CREATE INDEX `name`, as defined above (for an index on columns added by a later step)."""
+    name: str
+
+    def apply(self, conn: sa.Connection) -> None:
+        index = next(i for table in metadata.tables.values() for i in table.indexes
+                     if i.name == self.name)
+        index.create(conn)
 
 
 _RUNS_V1 = ("run_id", "created_at", "started_at", "finished_at", "config", "objective", "dataset",
@@ -144,7 +202,20 @@ MIGRATIONS: list[tuple] = [
     (  # 3: where the run's data was found when it was submitted
         AddColumns("runs", ("data_dir",)),
     ),
-    (  # 4: several machines: where a run trains, workers in the store, artifacts in the store
+    (  # 4: perturbations beyond Gaussian noise (corruptions, attacks): results, grid, plans
+        Create("evaluations", ("run_id", "perturbation", "level", "accuracy", "accuracy_std",
+                               "n_images", "seed")),
+        Create("evaluation_examples", ("run_id", "perturbation", "level", "idx", "label",
+                                       "prediction", "confidence", "image")),
+        Create("evaluation_plans", ("run_id", "config", "status", "error", "progress",
+                                    "masking_flags", "updated_at")),
+    ),
+    (  # 5: experiments (arms x seeds); their runs are ordinary runs that name them
+        Create("experiments", ("experiment_id", "created_at", "spec")),
+        AddColumns("runs", ("experiment_id", "arm")),
+        CreateIndex("runs_by_experiment"),
+    ),
+    (  # 6: several machines: where a run trains, workers in the store, artifacts in the store
         AddColumns("runs", ("host", "gpu")),
         Create("artifacts", ("run_id", "name", "data", "updated_at")),
         Create("workers", ("worker_id", "host", "pid", "device", "gpu", "run_id", "heartbeat_at",

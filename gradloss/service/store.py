@@ -1,4 +1,5 @@
-"""Run store: every run's status, config, metrics, robustness table and artifacts, and the live workers.
+"""Run store: every run's status, config, metrics, robustness table, evaluations and artifacts,
+the experiments, and the live workers.
 
 The only module that reads and writes rows. It runs on SQLite (a file, the default) or PostgreSQL
 (GRADLOSS_STORE_URL), through one schema (`schema`) and one connection layer (`database`). Each
@@ -20,13 +21,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gradloss.config import TrainConfig
-from gradloss.exceptions import RunNotFound
+from gradloss.exceptions import ExperimentNotFound, RunNotFound, SettingsError
+from gradloss.experiments import ExperimentConfig, per_seed_table
 from gradloss.service import database
+from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
 from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
-                                     metrics, robustness, runs, workers)
+                                     experiments, metrics, robustness, runs, workers)
 from gradloss.service.settings import (create_private, home, redact,  # noqa: F401 (callers' imports)
                                        store_url)
-from gradloss.exceptions import SettingsError
 
 ACTIVE = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled")
@@ -56,8 +58,36 @@ class Run:
     task_id: str | None = None   # queue task id, to revoke a queued run
     host: str | None = None      # the machine that trains (trained) it
     gpu: int | None = None       # its GPU index on that machine; None on CPU
+    experiment_id: str | None = None  # the experiment this run belongs to, if any
+    arm: str | None = None            # its arm's name in that experiment
     data_dir: str | None = None  # the data folder found at submission; None: the trainer's default
     unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
+
+
+@dataclass
+class Experiment:
+    """One row of the experiments table, with the state of its runs."""
+
+    experiment_id: str
+    created_at: float
+    spec: dict                   # ExperimentConfig.to_dict()
+    counts: dict                 # run status -> number of runs
+    status: str                  # derived from the runs: see experiment_status
+
+    @property
+    def n_runs(self) -> int:
+        return sum(self.counts.values())
+
+
+def experiment_status(counts: dict) -> str:
+    """queued (no run started), running, then done (all done), cancelled or failed (some were)."""
+    if counts.get("running") or (counts.get("queued") and len(counts) > 1):
+        return "running"
+    if counts.get("queued"):
+        return "queued"
+    if counts.get("cancelled"):
+        return "cancelled"
+    return "failed" if counts.get("failed") else "done"
 
 
 def _to_run(row: sa.Row) -> Run:
@@ -80,11 +110,15 @@ def _json_object(text, what: str) -> tuple[dict, str | None]:
     return value, None
 
 
+def _new_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
+
+
 def _ids(run_ids: str | Iterable[str]) -> list[str]:
     return [run_ids] if isinstance(run_ids, str) else list(run_ids)
 
 
-class RunStore:
+class RunStore(EvaluationVerbs):
     """The run store at `location`: a SQLite file path, or a sqlite:/// or postgresql:// URL.
 
     Holds only the URL; every verb opens a short transaction. Opening one brings its schema up
@@ -147,19 +181,23 @@ class RunStore:
 
     # -- runs ----------------------------------------------------------------------------------
     def create_run(self, config: TrainConfig | dict, task_id: str | None = None,
-                   data_dir: str | None = None) -> str:
+                   data_dir: str | None = None, experiment_id: str | None = None,
+                   arm: str | None = None) -> str:
         """Record a queued run; config is validated (TrainConfig.from_dict) and stored whole.
 
         data_dir: where its data was found when it was submitted, so whichever worker trains it
         reads the same files."""
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_dict(dict(config))
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
+        run_id = _new_id()
         with self.connect(write=True) as conn:
+            if experiment_id is not None:
+                self._require_experiment(conn, experiment_id)
             conn.execute(runs.insert().values(
                 run_id=run_id, created_at=time.time(), config=json.dumps(config.to_dict()),
                 objective=config.objective, dataset=config.dataset, engine=config.engine,
-                status="queued", task_id=task_id, data_dir=data_dir))
+                status="queued", task_id=task_id, data_dir=data_dir, experiment_id=experiment_id,
+                arm=arm))
         return run_id
 
     def get_run(self, run_id: str) -> Run:
@@ -247,6 +285,69 @@ class RunStore:
 
     def cancel_requested(self, run_id: str) -> bool:
         return self.get_run(run_id).cancel_requested
+
+    # -- experiments ---------------------------------------------------------------------------
+    def _require_experiment(self, conn: sa.Connection, experiment_id: str) -> None:
+        if conn.execute(sa.select(experiments.c.experiment_id).where(
+                experiments.c.experiment_id == experiment_id)).first() is None:
+            raise ExperimentNotFound(f"No experiment with id {experiment_id!r} in the run store "
+                                     f"{redact(self.url)}.")
+
+    def create_experiment(self, spec: ExperimentConfig | dict) -> str:
+        """Record an experiment (its runs are created one by one with create_run)."""
+        if not isinstance(spec, ExperimentConfig):
+            spec = ExperimentConfig.from_dict(dict(spec))
+        experiment_id = "x" + _new_id()
+        with self.connect(write=True) as conn:
+            conn.execute(experiments.insert().values(
+                experiment_id=experiment_id, created_at=time.time(), spec=json.dumps(spec.to_dict())))
+        return experiment_id
+
+    def _experiments(self, *clauses) -> list[Experiment]:
+        """The experiments `clauses` (where / order_by / limit) select, with their run counts."""
+        query = experiments.select()
+        for clause in clauses:
+            query = clause(query)
+        with self.connect() as conn:
+            rows = conn.execute(query).all()
+            counts: dict[str, dict] = {row.experiment_id: {} for row in rows}
+            for experiment_id, status, n in conn.execute(
+                    sa.select(runs.c.experiment_id, runs.c.status, sa.func.count())
+                    .where(runs.c.experiment_id.in_(list(counts)))
+                    .group_by(runs.c.experiment_id, runs.c.status)):
+                counts[experiment_id][status] = n
+        return [Experiment(row.experiment_id, row.created_at, json.loads(row.spec),
+                           counts[row.experiment_id], experiment_status(counts[row.experiment_id]))
+                for row in rows]
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        found = self._experiments(lambda q: q.where(experiments.c.experiment_id == experiment_id))
+        if not found:
+            with self.connect() as conn:
+                self._require_experiment(conn, experiment_id)
+        return found[0]
+
+    def list_experiments(self, limit: int | None = None) -> list[Experiment]:
+        """Experiments newest first."""
+        clauses = [lambda q: q.order_by(experiments.c.created_at.desc(),
+                                        experiments.c.experiment_id.desc())]
+        if limit is not None:
+            clauses.append(lambda q: q.limit(int(limit)))
+        return self._experiments(*clauses)
+
+    def experiment_runs(self, experiment_id: str) -> list[Run]:
+        """The experiment's runs in the order they were queued (seed-major)."""
+        with self.connect() as conn:
+            self._require_experiment(conn, experiment_id)
+            # run ids start with their creation time and are unique: they break created_at ties
+            return [_to_run(row) for row in conn.execute(
+                runs.select().where(runs.c.experiment_id == experiment_id)
+                .order_by(runs.c.created_at, runs.c.run_id))]
+
+    def experiment_per_seed(self, experiment_id: str) -> pd.DataFrame:
+        """experiments.per_seed_table of the experiment: arm, seed, sigma, accuracy of its pairs."""
+        runs_ = self.experiment_runs(experiment_id)
+        return per_seed_table(runs_, self.robustness([r.run_id for r in runs_]))
 
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:

@@ -1,4 +1,4 @@
-"""The queue's task: train one stored run in a child process, heartbeating while it works.
+"""The queue's tasks: train one stored run, or evaluate a trained one, in a child process.
 
 The consumer stays light: this never imports TensorFlow or JAX. It starts
 `python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
@@ -106,3 +106,22 @@ def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> Non
     else:
         tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
         store.finish_run(run_id, "failed", error=f"{lost}{tries}; see the worker log", worker_id=me)
+
+
+def evaluate_run(run_id: str) -> None:
+    """Run trained run `run_id`'s queued evaluation plan in a TensorFlow child process (ART
+    needs TensorFlow; the child loads the run's model from the store if it was trained elsewhere)."""
+    store = RunStore.default()
+    plan = store.evaluation_plan(run_id)
+    if plan is None or plan.status != "queued":
+        log.info("run %s has no queued evaluation; not starting one", run_id)
+        return
+    env = backend.child_environment("tensorflow", False, child_env(
+        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url,
+        GRADLOSS_PARENT_PID=str(os.getpid())))
+    code = subprocess.call([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env,
+                           start_new_session=True)
+    if store.evaluation_plan(run_id).status in ("queued", "running"):  # it died unfinished
+        reason = f"signal {-code}" if code < 0 else f"code {code}"
+        store.set_evaluation_status(run_id, "failed", error=f"the evaluation process exited "
+                                                             f"with {reason}; see the worker log")

@@ -1,0 +1,130 @@
+"""What the Robustness page shows about perturbations beyond Gaussian noise, as pure functions.
+
+Results come in summary.RESULT_COLUMNS (the run's sweep as 'gaussian' plus its evaluations);
+`labels` is {run_id: (label, objective)} as in views. Nothing here imports Streamlit or Keras.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from gradloss import views
+from gradloss.perturbations import summary
+from gradloss.perturbations.family import PERTURBATIONS
+
+
+def available(results: pd.DataFrame, run_ids) -> list[str]:
+    """Perturbations measured for every one of the runs, in registry order (gaussian first)."""
+    sets = [set(results[results.run_id == r].perturbation) for r in run_ids]
+    shared = set.intersection(*sets) if sets else set()
+    return [name for name in PERTURBATIONS if name in shared]
+
+
+def label(name: str) -> str:
+    p = PERTURBATIONS[name]
+    return f"{p.label} ({p.kind})"
+
+
+def levels(results: pd.DataFrame, run_ids, perturbation: str) -> list[float]:
+    """The levels of `perturbation` every one of the runs was measured at, ascending."""
+    rows = results[results.perturbation == perturbation]
+    sets = [set(rows[rows.run_id == r].level.round(6)) for r in run_ids]
+    return sorted(set.intersection(*sets)) if sets and all(sets) else []
+
+
+def format_level(perturbation: str, level: float) -> str:
+    """'σ = 0.1', 'severity 3', 'ε = 0.05'."""
+    name = PERTURBATIONS[perturbation].level_name
+    return f"severity {level:g}" if name == "severity" else f"{name} = {level:g}"
+
+
+def accuracy_at(results: pd.DataFrame, run_id: str, perturbation: str, level: float):
+    """(accuracy, accuracy_std) of a run under a perturbation at a level, or None."""
+    rows = results[(results.run_id == run_id) & (results.perturbation == perturbation)
+                   & np.isclose(results.level, level)]
+    return None if rows.empty else (float(rows.accuracy.iloc[0]), float(rows.accuracy_std.iloc[0]))
+
+
+def perturbation_figure(results: pd.DataFrame, labels: dict, perturbation: str,
+                        level: float | None = None) -> go.Figure:
+    """Accuracy versus the perturbation's level, one line per run, the chosen level marked."""
+    p = PERTURBATIONS[perturbation]
+    rows = results[results.perturbation == perturbation].rename(columns={"level": "sigma"})
+    fig = views.comparison_figure(rows, labels, level)  # the σ chart, with other axis titles
+    fig.update_layout(xaxis_title=f"{p.label}: {p.level_name}", yaxis_title="test accuracy")
+    if level is not None:
+        fig.layout.annotations = ()
+        fig.add_annotation(x=level, y=1, yref="paper", text=format_level(perturbation, level),
+                           showarrow=False)
+    return fig
+
+
+def summary_table(results: pd.DataFrame, labels: dict, reference: str | None = None
+                  ) -> pd.DataFrame:
+    """One row per perturbation: each run's headline accuracy and normalised AUC, the
+    difference of the first two runs, then an mCE row relative to `reference` (a run id)."""
+    runs = summary.summarize_runs(results[results.run_id.isin(list(labels))])
+    names = {r: labels[r][1] for r in labels}
+    rows = []
+    for name in [n for n in PERTURBATIONS if n in set(runs.perturbation)]:
+        own = runs[runs.perturbation == name].set_index("run_id")
+        row = {"perturbation": PERTURBATIONS[name].label, "kind": PERTURBATIONS[name].kind,
+               "headline": own.headline_level.iloc[0]}
+        for run_id in labels:
+            row[f"{names[run_id]} at headline"] = own.headline.get(run_id, math.nan)
+            row[f"{names[run_id]} AUC"] = own.auc.get(run_id, math.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ids = list(labels)
+    if len(ids) == 2 and len(table):
+        first, second = (names[i] for i in ids)
+        table["difference at headline"] = (table[f"{first} at headline"]
+                                           - table[f"{second} at headline"])
+    if reference is not None and len(table) and (table.kind == "corruption").any():
+        mce = {"perturbation": "mCE (corruptions)", "kind": "corruption",
+               "headline": f"relative to {names.get(reference, reference)}, lower is better"}
+        for run_id in ids:
+            mce[f"{names[run_id]} at headline"] = summary.corruption_error(results, run_id,
+                                                                           reference)
+        table = pd.concat([table, pd.DataFrame([mce])], ignore_index=True)
+    return table
+
+
+def masking_warnings(flags_by_run: dict, labels: dict) -> list[str]:
+    """One warning per flagged run: its label and the masking check's sentences."""
+    return [f"Possible gradient masking in {labels[r][0]}: " + " ".join(flags)
+            for r, flags in flags_by_run.items() if r in labels and flags]
+
+
+def plan_text(plan) -> str:
+    """'queued', 'running · PGD (12/13) · 40%', 'done', 'failed: reason' for a plan."""
+    if plan.status == "running" and plan.progress.get("phase"):
+        p = plan.progress
+        done = f" · {p['sweep_done'] / p['sweep_total']:.0%}" if p.get("sweep_total") else ""
+        return f"running · {p['phase']}{done}"
+    return f"failed: {plan.error}" if plan.status == "failed" else plan.status
+
+
+def grid_captions(examples: dict, perturbation: str, level: float, class_names) -> list:
+    """views.example_captions for stored evaluation examples ({objective: frame})."""
+    frames = {o: df[df.perturbation == perturbation].rename(columns={"level": "sigma"})
+              for o, df in examples.items()}
+    return views.example_captions({o: f for o, f in frames.items() if not f.empty}, level,
+                                  class_names)
+
+
+def parse_floats(text: str, name: str = "epsilons") -> tuple:
+    """'0, 0.1 0.2' -> (0.0, 0.1, 0.2); an unreadable entry raises the usual message shape."""
+    from gradloss.validation import fail
+
+    values = []
+    for part in str(text).replace(",", " ").split():
+        try:
+            values.append(float(part))
+        except ValueError:
+            fail("EvaluationConfig", name, "floats separated by commas or spaces", part)
+    return tuple(values)
+

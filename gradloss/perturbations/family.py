@@ -1,0 +1,129 @@
+"""The perturbation family: every way gradloss perturbs test images, by name, and what to run.
+
+`PERTURBATIONS` maps a name to its kind ("noise", "corruption", "attack"), its levels (sigma,
+severities 1-5 or eps), a label and the name of its level, so that pages and the CLI iterate
+one registry. Gaussian noise stays the default and the run's own sweep (`sweep.py`, stored in
+the run's robustness table); the others run after it as an `EvaluationConfig` says.
+NumPy/pandas only: the dashboard imports this (attacks.py imports ART only when attacking).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from numbers import Real
+from typing import NamedTuple
+
+from gradloss.config import REFERENCE_SIGMAS
+from gradloss.perturbations.attacks import ATTACKS, AttackConfig
+from gradloss.perturbations.corruptions import CORRUPTIONS, SEVERITIES
+from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
+
+KINDS = ("noise", "corruption", "attack")
+GAUSSIAN = "gaussian"
+HEADLINE_EPS = 0.1  # robust accuracy is quoted at this eps (RobustBench uses 0.3 on MNIST)
+
+
+class Perturbation(NamedTuple):
+    name: str
+    kind: str            # one of KINDS
+    levels: tuple        # the default levels: sigmas, severities or eps
+    label: str           # for pickers and tables
+    level_name: str      # "σ", "severity" or "ε"
+
+
+def _label(name: str) -> str:
+    return name.replace("_", " ")
+
+
+ATTACK_LABELS = {"fgsm": "FGSM", "pgd": "PGD", "square": "Square (black-box)"}
+PERTURBATIONS: dict[str, Perturbation] = {
+    GAUSSIAN: Perturbation(GAUSSIAN, "noise", REFERENCE_SIGMAS, "Gaussian noise", "σ"),
+    **{n: Perturbation(n, "corruption", SEVERITIES, _label(n), "severity") for n in CORRUPTIONS},
+    **{n: Perturbation(n, "attack", AttackConfig().epsilons, ATTACK_LABELS[n], "ε")
+       for n in ATTACKS},
+}
+EVALUATED = tuple(n for n, p in PERTURBATIONS.items() if p.kind != "noise")  # after the sweep
+
+
+def of_kind(kind: str) -> tuple[str, ...]:
+    """Names of the perturbations of one kind, in registry order."""
+    check_choice("of_kind", "kind", kind, KINDS)
+    return tuple(n for n, p in PERTURBATIONS.items() if p.kind == kind)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """What runs after a run's Gaussian sweep: corruptions and attacks, and how hard."""
+
+    perturbations: tuple[str, ...] = EVALUATED  # any of EVALUATED; () runs nothing
+    severities: tuple[int, ...] = SEVERITIES    # of every corruption, in 1..5
+    epsilons: tuple[float, ...] = AttackConfig().epsilons  # of every attack, in [0, 1]
+    steps: int = 10                  # PGD iterations (step size 2.5 eps / steps)
+    restarts: int = 1                # PGD random starts, Square restarts
+    square_queries: int = 50         # Square Attack iterations; see attacks.py for the cost
+    attack_images: int = 1000        # attacked test images (a stratified subset); corruptions: all
+    masking_images: int = 200        # images of the masking check's strong PGD (0: skip it)
+    seed: int = 0                    # corruption noise, attack subset and random starts
+
+    def __post_init__(self):
+        owner = "EvaluationConfig"
+        names = (self.perturbations,) if isinstance(self.perturbations, str) else \
+            tuple(self.perturbations)
+        for name in names:
+            check_choice(owner, "perturbations", name, EVALUATED)
+        object.__setattr__(self, "perturbations", tuple(dict.fromkeys(names)))
+        severities = (self.severities,) if isinstance(self.severities, Real) else \
+            tuple(self.severities)
+        if not severities:
+            fail(owner, "severities", "a non-empty sequence of ints in the range [1, 5]", severities)
+        for severity in severities:
+            check_int(owner, "severities", severity, 1, 5)
+        object.__setattr__(self, "severities", tuple(sorted(set(severities))))
+        epsilons = (self.epsilons,) if isinstance(self.epsilons, Real) else tuple(self.epsilons)
+        if not epsilons:
+            fail(owner, "epsilons", "a non-empty sequence of floats in the range [0.0, 1.0]",
+                 epsilons)
+        for eps in epsilons:
+            check_float(owner, "epsilons", eps, 0.0, 1.0)  # also refuses NaN and inf
+        object.__setattr__(self, "epsilons", tuple(sorted({float(e) for e in epsilons})))
+        check_int(owner, "steps", self.steps, 1)
+        check_int(owner, "restarts", self.restarts, 1)
+        check_int(owner, "square_queries", self.square_queries, 1)
+        check_int(owner, "attack_images", self.attack_images, 1)
+        check_int(owner, "masking_images", self.masking_images, 0)
+        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+
+    @property
+    def corruptions(self) -> tuple[str, ...]:
+        return tuple(n for n in self.perturbations if PERTURBATIONS[n].kind == "corruption")
+
+    @property
+    def attacks(self) -> tuple[str, ...]:
+        return tuple(n for n in self.perturbations if PERTURBATIONS[n].kind == "attack")
+
+    def attack_config(self, **changes) -> AttackConfig:
+        """The AttackConfig of this evaluation's attacks."""
+        config = AttackConfig(epsilons=self.epsilons, steps=self.steps, restarts=self.restarts,
+                              square_queries=self.square_queries, n_images=self.attack_images,
+                              seed=self.seed)
+        return replace(config, **changes)
+
+    def levels(self, name: str) -> tuple:
+        """The levels this evaluation runs `name` at."""
+        return self.severities if PERTURBATIONS[name].kind == "corruption" else self.epsilons
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvaluationConfig":
+        return build_from_dict(cls, data)
+
+
+# Digits has 360 test images, all of them attacked by the default config: attack fewer, so
+# that a tiny run's full suite takes a minute or two on CPU, not ten.
+SMALL_DATASET_EVALUATION = {"digits": {"attack_images": 100, "masking_images": 50}}
+
+
+def default_evaluation(dataset: str) -> EvaluationConfig:
+    """The full suite the dashboard and CLI queue after training on `dataset`."""
+    return EvaluationConfig(**SMALL_DATASET_EVALUATION.get(dataset, {}))

@@ -1,0 +1,109 @@
+"""Summaries of accuracy under every perturbation: one number per run and perturbation.
+
+Results are one long frame, RESULT_COLUMNS (`results` joins the run's Gaussian sweep, stored
+apart, to its evaluations). Per perturbation:
+- auc: accuracy integrated over its levels, divided by their range (stats.normalized_auc);
+- headline: accuracy at sigma = 0.1 (noise), the mean over severities (corruptions), or at
+  eps = HEADLINE_EPS (attacks: robust accuracy, as RobustBench quotes it at one eps);
+and per run the mCE of its corruptions relative to a reference run (corruptions.mean_corruption_error:
+1.0 is as robust as the reference, lower is better). `per_seed` and `summarize_per_seed` give
+experiments (arms x seeds) intervals through stats.summarize. Pure pandas: no store, no Keras.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from gradloss import stats
+from gradloss.perturbations.corruptions import mean_corruption_error
+from gradloss.perturbations.family import GAUSSIAN, HEADLINE_EPS, PERTURBATIONS
+
+RESULT_COLUMNS = ["run_id", "perturbation", "level", "accuracy", "accuracy_std"]
+HEADLINE_SIGMA = 0.1
+SUMMARY_COLUMNS = ["run_id", "perturbation", "kind", "auc", "headline", "headline_level"]
+
+
+def results(robustness: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
+    """The store's sweep rows (run_id, sigma, accuracy, accuracy_std) as perturbation 'gaussian',
+    followed by its evaluation rows: RESULT_COLUMNS."""
+    noise = robustness.rename(columns={"sigma": "level"}).assign(perturbation=GAUSSIAN)
+    frames = [f[RESULT_COLUMNS] for f in (noise, evaluations) if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def headline(perturbation: str, curve: pd.DataFrame) -> tuple[float, str]:
+    """(accuracy, which level) that sums up one run's curve (columns level, accuracy)."""
+    kind = PERTURBATIONS[perturbation].kind
+    if kind == "corruption":
+        return float(curve.accuracy.mean()), "mean over severities"
+    target = HEADLINE_SIGMA if kind == "noise" else HEADLINE_EPS
+    at = curve[np.isclose(curve.level, target)]
+    name = f"{PERTURBATIONS[perturbation].level_name}={target:g}"
+    return (float(at.accuracy.iloc[0]) if len(at) else math.nan), name
+
+
+def summarize_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, perturbation) of a RESULT_COLUMNS frame: SUMMARY_COLUMNS."""
+    rows = []
+    order = {name: i for i, name in enumerate(PERTURBATIONS)}
+    for (run_id, name), curve in table.groupby(["run_id", "perturbation"], sort=False):
+        if name not in PERTURBATIONS:
+            continue  # written by a newer gradloss; nothing to summarise it with
+        value, level = headline(name, curve)
+        rows.append({"run_id": run_id, "perturbation": name, "kind": PERTURBATIONS[name].kind,
+                     "auc": stats.normalized_auc(curve.level, curve.accuracy),
+                     "headline": value, "headline_level": level})
+    frame = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return frame.sort_values(["run_id", "perturbation"], key=lambda c: c.map(order)
+                             if c.name == "perturbation" else c, kind="stable",
+                             ignore_index=True)
+
+
+def corruption_error(table: pd.DataFrame, run_id: str, reference_run_id: str) -> float:
+    """mCE of run_id's corruptions relative to reference_run_id's (NaN when either lacks them
+    or the reference makes no error)."""
+    def corruptions(run):
+        kind = table.perturbation.map(lambda p: p in PERTURBATIONS and
+                                      PERTURBATIONS[p].kind == "corruption")
+        rows = table[(table.run_id == run) & kind]
+        return rows.rename(columns={"level": "severity"})
+
+    own, reference = corruptions(run_id), corruptions(reference_run_id)
+    if own.empty or reference.empty:
+        return math.nan
+    shared = own.merge(reference[["perturbation", "severity"]], on=["perturbation", "severity"])
+    if shared.empty:
+        return math.nan
+    try:
+        return mean_corruption_error(shared, reference)
+    except ValueError:  # the reference is perfect under some corruption: CE undefined
+        return math.nan
+
+
+def per_seed(table: pd.DataFrame, arms: dict[str, list[tuple[str, int]]]) -> pd.DataFrame:
+    """Per-seed rows (arm, seed, perturbation, level, accuracy) for experiments.
+
+    `table` is a RESULT_COLUMNS frame; `arms` maps an arm name to its (run_id, seed) pairs.
+    """
+    frames = [table[table.run_id == run_id].assign(arm=arm, seed=seed)
+              for arm, runs in arms.items() for run_id, seed in runs]
+    columns = ["arm", "seed", "perturbation", "level", "accuracy"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def summarize_per_seed(frame: pd.DataFrame, reference: str,
+                       confidence: float = 0.95) -> pd.DataFrame:
+    """stats.summarize per perturbation of a per_seed frame: its columns plus 'perturbation'."""
+    parts = [stats.summarize(rows.drop(columns="perturbation"), reference, confidence,
+                             level_col="level").assign(perturbation=name)
+             for name, rows in frame.groupby("perturbation", sort=False)]
+    if not parts:
+        return pd.DataFrame(columns=["perturbation", *stats.SUMMARY_COLUMNS])
+    out = pd.concat(parts, ignore_index=True)
+    return out[["perturbation", *[c for c in out.columns if c != "perturbation"]]]

@@ -1,0 +1,198 @@
+"""Tests for gradloss.experiments and the experiment verbs of the store and client (no worker)."""
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradloss import stats
+from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL
+from gradloss.exceptions import ExperimentNotFound, InvalidParameterError
+from gradloss.experiments import (ExperimentConfig, experiment_progress, exports, per_seed_table,
+                                  sentences, summary_table)
+from gradloss.service import client, queue
+from gradloss.service.store import RunStore
+
+TINY = {"dataset": "digits", "train_size": 200, "epochs": 1}
+SIGMAS = (0.0, 0.1, 0.2)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def store(home):
+    return RunStore.default()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"seeds": 1}, r"'seeds' parameter of ExperimentConfig must be a count in the range \[2, 20\]"),
+    ({"seeds": 21}, r"must be a count in the range \[2, 20\]"),
+    ({"seeds": (3, 3)}, "distinct seed values"),
+    ({"arms": ("gradient", "gradient")}, "arms with distinct names"),
+    ({"arms": ("gradient", "nope")}, "'arms' parameter of ExperimentConfig must be a str among"),
+    ({"arms": ("gradient",)}, "'reference' parameter of ExperimentConfig must be the name of one"),
+    ({"arms": ({"objective": "gradient", "train_size": 50}, "baseline")},
+     "without the protocol's shared fields"),
+    ({"arms": ({"objective": "gradient", "epochs": 0}, "baseline")},
+     "'epochs' parameter of TrainConfig"),
+    ({"colour": "red"}, "Unknown ExperimentConfig parameter"),
+])
+def test_config_refuses_bad_specs_with_the_reason(spec, message):
+    """Check that repeated/unknown arms, seed counts outside [2, 20] and bad settings are refused."""
+    with pytest.raises(InvalidParameterError, match=message):
+        ExperimentConfig.from_dict({**TINY, **spec})
+
+
+def test_one_seed_is_allowed_only_without_intervals():
+    """Check that a single seed passes when no interval is asked for."""
+    assert ExperimentConfig(seeds=1, intervals=False, **TINY).seeds == (0,)
+
+
+def test_configs_are_seed_major_with_paired_protocol():
+    """Check that runs come seed by seed and each arm keeps its own reference settings."""
+    spec = ExperimentConfig(arms=OBJECTIVES, seeds=(4, 9), dataset="digits", train_size=200)
+    runs = spec.configs()
+    assert [(arm, c.seed) for arm, c in runs] == [(o, s) for s in (4, 9) for o in OBJECTIVES]
+    for arm, config in runs:
+        assert config.epochs == REFERENCE_PROTOCOL[arm]["epochs"]
+        assert (config.dataset, config.train_size) == ("digits", 200)
+    assert ExperimentConfig.from_dict(spec.to_dict()) == spec
+
+
+def test_arm_with_settings_and_its_own_name():
+    """Check that an arm may repeat an objective under another name with other settings."""
+    spec = ExperimentConfig(arms=("baseline", {"objective": "baseline", "name": "slow",
+                                               "learning_rate": 1e-4}), seeds=2, **TINY)
+    rates = {arm: c.learning_rate for arm, c in spec.configs()}
+    assert rates == {"baseline": 1e-3, "slow": 1e-4}
+
+
+def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_path):
+    """Check that seed k of two arms trains from the same initial weights on the same images."""
+    from gradloss import models, training
+
+    seen = []
+
+    def recording_build(*args, **kwargs):
+        model = models.build_cnn(*args, **kwargs)
+        seen.append([w.copy() for w in model.get_weights()])
+        return model
+
+    monkeypatch.setattr(training, "build_cnn", recording_build)
+    monkeypatch.setattr(training, "REPORT_EVERY_S", 0.0)
+    subsets = []
+    real_load = training.load_dataset
+    monkeypatch.setattr(training, "load_dataset",
+                        lambda *a, **k: subsets.append(real_load(*a, **k)) or subsets[-1])
+    spec = ExperimentConfig(seeds=(3, 4), **TINY)
+    for k, (arm, config) in enumerate(spec.configs()[:3]):  # seed 3 of both arms, seed 4 of one
+        training.train(config, tmp_path / str(k), should_cancel=lambda: True)
+    assert all(np.array_equal(a, b) for a, b in zip(seen[0], seen[1]))
+    assert np.array_equal(subsets[0].x_train, subsets[1].x_train)
+    assert not all(np.array_equal(a, b) for a, b in zip(seen[0], seen[2]))
+
+
+def test_store_experiment_verbs(store):
+    """Check create/get/list_experiments and experiment_runs, with status derived from the runs."""
+    spec = ExperimentConfig(seeds=2, **TINY)
+    first = store.create_experiment(spec)
+    second = store.create_experiment(spec.to_dict())
+    ids = [store.create_run(c, experiment_id=first, arm=arm) for arm, c in spec.configs()]
+    experiment = store.get_experiment(first)
+    assert ExperimentConfig.from_dict(experiment.spec) == spec
+    assert experiment.counts == {"queued": 4} and experiment.status == "queued"
+    assert [r.run_id for r in store.experiment_runs(first)] == ids
+    assert [r.arm for r in store.experiment_runs(first)] == ["gradient", "baseline"] * 2
+    assert [e.experiment_id for e in store.list_experiments()] == [second, first]
+    store.start_run(ids[0], "w")
+    assert store.get_experiment(first).status == "running"
+    for run_id in ids:
+        store.finish_run(run_id, "done")
+    assert store.get_experiment(first).status == "done"
+    assert store.get_experiment(second).n_runs == 0
+    with pytest.raises(ExperimentNotFound, match="No experiment with id 'nope'"):
+        store.get_experiment("nope")
+    with pytest.raises(ExperimentNotFound):
+        store.create_run(spec.configs()[0][1], experiment_id="nope")
+
+
+def test_submit_queues_runs_seed_major_and_cancel_stops_them_all(store):
+    """Check that submit_experiment queues arms x seeds tasks in pairs, and cancel ends them all."""
+    experiment_id = client.submit_experiment({**TINY, "seeds": 3})
+    runs = store.experiment_runs(experiment_id)
+    arms = ExperimentConfig(**TINY).arm_names  # the default arms: gradient loss and baseline
+    assert [(r.arm, r.config["seed"]) for r in runs] == [(a, s) for s in range(3) for a in arms]
+    huey = queue.queue_for()[0]
+    assert huey.pending_count() == 6
+    store.start_run(runs[0].run_id, "w")
+    assert client.cancel_experiment(experiment_id) == {"running": 1, "cancelled": 5}
+    assert store.get_run(runs[0].run_id).cancel_requested
+    assert store.get_experiment(experiment_id).status == "running"  # until the runner stops
+    store.finish_run(runs[0].run_id, "cancelled")
+    assert store.get_experiment(experiment_id).status == "cancelled"
+
+
+def test_invalid_experiment_is_refused_and_nothing_is_stored(store):
+    """Check that a bad spec raises before any experiment or run is recorded."""
+    with pytest.raises(InvalidParameterError, match="'seeds' parameter"):
+        client.submit_experiment({**TINY, "seeds": 1})
+    assert store.list_experiments() == [] and store.list_runs() == []
+
+
+def _fake_experiment(store, seeds=3, gain=0.05, finished=None):
+    """An experiment whose runs are done with sweeps stored directly; gradient beats baseline."""
+    spec = ExperimentConfig(seeds=seeds, **TINY)
+    experiment_id = store.create_experiment(spec)
+    rng = np.random.default_rng(0)
+    for k, (arm, config) in enumerate(spec.configs()):
+        run_id = store.create_run(config, experiment_id=experiment_id, arm=arm)
+        if finished is not None and k >= finished:
+            continue
+        store.start_run(run_id, "w")
+        shared = 0.02 * np.random.default_rng(config.seed).standard_normal()  # the seed's luck
+        base = 0.9 - np.array(SIGMAS) + shared + 0.002 * rng.standard_normal()
+        acc = base + (gain * np.array(SIGMAS) / 0.1 if arm == "gradient" else 0)
+        store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
+                                                    "accuracy_std": 0.0}), 3, 0)
+        store.finish_run(run_id, "done")
+    return experiment_id
+
+
+def test_summary_from_stored_sweeps_keeps_complete_pairs_only(store):
+    """Check that only seeds every arm finished enter the table, and the difference is found."""
+    experiment_id = _fake_experiment(store, seeds=4, finished=7)  # seed 3 has one arm done
+    per_seed = per_seed_table(store.experiment_runs(experiment_id),
+                              store.robustness([r.run_id for r in store.experiment_runs(experiment_id)]))
+    assert sorted(per_seed.seed.unique()) == [0, 1, 2]
+    assert len(per_seed) == 2 * 3 * len(SIGMAS)
+    summary = summary_table(per_seed, "baseline")
+    row = summary[(summary.arm == "gradient") & (summary.level == 0.1)].iloc[0]
+    assert row["diff"] == pytest.approx(0.05, abs=0.005) and 0 < row.diff_low <= 0.05 <= row.diff_high
+    assert stats.AUC_LEVEL in set(summary.level)
+    [sentence] = sentences(summary, "baseline", 0.1, {"gradient": "the gradient loss",
+                                                       "baseline": "the baseline"})
+    assert re.fullmatch(r"At σ = 0\.1, the gradient loss is \d\.\d points more accurate than the "
+                        r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds\)\.", sentence)
+    files = exports(per_seed, summary)
+    assert set(files) == {"per_seed.csv", "summary.csv", "summary.md", "summary.tex"}
+    assert r"\begin{tabular}" in files["summary.tex"] and "| gradient |" in files["summary.md"]
+
+
+def test_progress_counts_and_eta_from_finished_runs():
+    """Check '7 of 10 runs done' style counts and an ETA from the arm's finished runs."""
+    from types import SimpleNamespace as Run
+
+    def run(arm, status, started=None, finished=None, eta=None):
+        return Run(arm=arm, status=status, started_at=started, finished_at=finished,
+                   progress={"eta_s": eta} if eta is not None else {})
+
+    runs = [run("g", "done", 0, 100), run("b", "done", 100, 150),
+            run("g", "running", 150, eta=20), run("b", "queued"), run("g", "queued")]
+    progress = experiment_progress(runs, now=180)
+    assert progress.text() == "2 of 5 runs done, 1 running"
+    assert progress.eta_s == pytest.approx(70 + 50 + 100)  # max(100 - 30, 20) + b + g
+    assert experiment_progress(runs[2:], now=180).eta_s is None  # no finished run to go by
