@@ -7,6 +7,7 @@ test-artifacts/. Slow (a few minutes): it trains five real models.
 """
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -290,7 +291,8 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
     runs = wait_for(lambda: finished(store), EXPERIMENT_TIMEOUT_S, "the experiment's runs", interval=3)
     assert {r.status for r in runs} == {"done"}, [(r.run_id, r.status, r.error) for r in runs]
     open_page(page, url, "robustness", "Robustness to input noise")
-    page.get_by_text("At σ = 0.1, ").wait_for()
+    # the experiment's sentence (the Single runs tab, also in the page, has its own "At σ = 0.1, against …")
+    page.get_by_text(re.compile(r"^At σ = 0\.1, the gradient loss")).first.wait_for()
     page.get_by_text("3 seeds)").first.wait_for()
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the mean curves")
     page.locator("[data-testid='stDataFrame']").first.wait_for()  # the table at σ
