@@ -39,6 +39,14 @@ def start_consumer(home: Path, **env) -> subprocess.Popen:
     return subprocess.Popen(command, env=environ, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
+def kill_all(procs: list[subprocess.Popen]) -> None:
+    """Kill (SIGKILL) and reap every process of `procs` still alive: a fixture's clean-up."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     """Poll predicate() until it returns something truthy; fail naming `what` after timeout."""
     deadline = time.monotonic() + timeout

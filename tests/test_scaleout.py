@@ -15,7 +15,7 @@ from gradloss.service import client, consumer, queue
 from gradloss.service.artifacts import CHECKPOINT, fetch_model
 from gradloss.service.store import RunStore
 
-from _worker_helpers import REPO, TINY, runner_pids, start_consumer, submit_many, wait_for
+from _worker_helpers import REPO, TINY, kill_all, runner_pids, start_consumer, submit_many, wait_for
 
 TIMEOUT = 240  # seconds for a tiny run on 2 shared cores, TensorFlow import included
 
@@ -34,10 +34,7 @@ def worker(tmp_path, backend):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_all(started)
 
 
 def _logs(*workers) -> str:

@@ -15,7 +15,7 @@ from gradloss.service import client, consumer, heartbeat, queue
 from gradloss.config import InvalidParameterError
 from gradloss.service.store import RunStore
 
-from _worker_helpers import TINY, runner_pids, start_consumer, submit_read_cancel, wait_for
+from _worker_helpers import TINY, kill_all, runner_pids, start_consumer, submit_read_cancel, wait_for
 
 TIMEOUT = 180  # seconds for one tiny run on 2 shared cores, imports included
 
@@ -38,10 +38,7 @@ def consumers(home):
         return proc
 
     yield start
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_all(started)
 
 
 def _status(store, run_id):
