@@ -1,5 +1,6 @@
 """What the pages show of an experiment: labels, progress, mean curves with interval bands,
-the table at one σ, and loss curves averaged over seeds. Plotly and pandas only (no Streamlit).
+the table at one σ (or severity, or ε), every perturbation's headline with its interval, and
+loss curves averaged over seeds. Plotly and pandas only (no Streamlit).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import scipy.stats
 
 from gradloss import objectives, views
 from gradloss.experiments import QUICK_MEASURED, ExperimentConfig, ExperimentProgress, experiment_progress
+from gradloss.perturbations.family import PERTURBATIONS
 
 BETTER, WORSE = "#1a7f37", "#cf222e"  # a difference whose interval excludes 0; others stay plain
 
@@ -55,9 +57,15 @@ def _band(fig, x, low, high, color, group) -> None:
                              hoverinfo="skip", showlegend=False, legendgroup=group))
 
 
+NOISE_AXIS = "noise σ (Gaussian, on pixels in [0, 1])"
+
+
 def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | None = None,
-                 show_seeds: bool = False) -> go.Figure:
-    """Mean accuracy versus σ per arm with its 95 % interval band; each seed's curve on demand."""
+                 show_seeds: bool = False, level_col: str = "sigma", level_name: str = "σ",
+                 x_title: str = NOISE_AXIS) -> go.Figure:
+    """Mean accuracy versus σ (or another perturbation's `level_col`, named `level_name` and
+    the x axis `x_title`) per arm with its 95 % interval band; each seed's curve on demand;
+    a dotted line at level `sigma`."""
     fig = go.Figure()
     curves = summary[summary.level != "auc"].copy()
     curves["level"] = curves.level.astype(float)
@@ -68,17 +76,18 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
         fig.add_trace(go.Scatter(x=rows.level, y=rows["mean"], mode="lines+markers",
                                  name=f"{arm} (mean of {n} seeds)", legendgroup=arm,
                                  line={"color": color}, customdata=rows[["low", "high"]],
-                                 hovertemplate="σ=%{x}<br>mean %{y:.4f}"
+                                 hovertemplate=level_name + "=%{x}<br>mean %{y:.4f}"
                                                "<br>95 % CI %{customdata[0]:.4f} to %{customdata[1]:.4f}"))
         if show_seeds:
             for seed, own in per_seed[per_seed.arm == arm].groupby("seed"):
-                fig.add_trace(go.Scatter(x=own.sigma, y=own.accuracy, mode="lines",
+                fig.add_trace(go.Scatter(x=own[level_col], y=own.accuracy, mode="lines",
                                          line={"color": color, "width": 1, "dash": "dot"},
                                          name=f"{arm} seed {seed}", legendgroup=arm,
                                          showlegend=False, opacity=0.6))
     if sigma is not None:
-        fig.add_vline(x=sigma, line_dash="dot", line_color="grey", annotation_text=f"σ = {sigma:g}")
-    fig.update_layout(xaxis_title="noise σ (Gaussian, on pixels in [0, 1])",
+        fig.add_vline(x=sigma, line_dash="dot", line_color="grey",
+                      annotation_text=f"{level_name} = {sigma:g}")
+    fig.update_layout(xaxis_title=x_title,
                       yaxis_title="test accuracy (mean over seeds, 95 % CI band)", height=420,
                       margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
     return fig
@@ -108,8 +117,31 @@ def at_level_table(summary: pd.DataFrame, level) -> tuple[pd.DataFrame, pd.Serie
 
 def styled_at_level(summary: pd.DataFrame, level):
     """at_level_table with the difference coloured only where its interval excludes 0."""
-    table, sign = at_level_table(summary, level)
+    return _coloured(*at_level_table(summary, level))
 
+
+def overview_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """at_level_table of every perturbation at its headline, one block per perturbation:
+    `summary` is summary.summarize_per_seed of summary.headline_per_seed."""
+    tables, signs = [], []
+    for name, rows in summary.groupby("perturbation", sort=False):
+        table, sign = at_level_table(rows, rows.level.iloc[0])
+        tables.append(table.assign(perturbation=PERTURBATIONS[name].label, at=rows.level.iloc[0]))
+        signs.append(sign)
+    if not tables:
+        return pd.DataFrame(), pd.Series(dtype=int)
+    table = pd.concat(tables, ignore_index=True)
+    first = ["perturbation", "at"]
+    return table[first + [c for c in table.columns if c not in first]], \
+        pd.concat(signs, ignore_index=True)
+
+
+def styled_overview(summary: pd.DataFrame):
+    """overview_table, coloured like styled_at_level."""
+    return _coloured(*overview_table(summary))
+
+
+def _coloured(table: pd.DataFrame, sign: pd.Series):
     def colour(column):
         if column.name != "difference, points [95 % CI]":
             return [""] * len(column)

@@ -57,6 +57,8 @@ class ExperimentConfig:
     deterministic: bool = False
     reference: str = "baseline"            # the arm every other arm is compared with
     intervals: bool = True                 # False allows one seed (a single-run comparison)
+    evaluation: dict | None = None         # EvaluationConfig fields: corruptions and attacks
+                                           # after every run's sweep (None: none)
 
     def __post_init__(self):
         owner = "ExperimentConfig"
@@ -91,6 +93,15 @@ class ExperimentConfig:
         check_choice(owner, "engine", self.engine, ENGINES)
         if self.reference not in names:
             fail(owner, "reference", f"the name of one of the arms {names}", self.reference)
+        if self.evaluation is not None:
+            from gradloss.perturbations.family import EvaluationConfig
+            if not isinstance(self.evaluation, (dict, EvaluationConfig)):
+                fail(owner, "evaluation", "None, or a dict of EvaluationConfig fields",
+                     self.evaluation)
+            evaluation = self.evaluation if isinstance(self.evaluation, EvaluationConfig) else \
+                EvaluationConfig.from_dict(dict(self.evaluation))  # its own message on bad fields
+            object.__setattr__(self, "evaluation", evaluation.to_dict()
+                               if evaluation.perturbations else None)
         self.configs()  # every run's TrainConfig checks the rest, with its own message
 
     @property
@@ -113,6 +124,8 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["arms"], data["seeds"] = [dict(a) for a in self.arms], list(self.seeds)
+        if self.evaluation is None:
+            del data["evaluation"]  # as an experiment without one was stored before it existed
         return data
 
     @classmethod
@@ -214,22 +227,50 @@ def experiment_progress(runs, now: float | None = None) -> ExperimentProgress:
 
 # --- results ---------------------------------------------------------------------------------
 
-def per_seed_table(runs, robustness: pd.DataFrame) -> pd.DataFrame:
-    """Columns arm, seed, sigma, accuracy of the seeds that every arm has finished (the pairs).
+def paired_runs(runs) -> dict[str, tuple[str, int]]:
+    """run_id -> (arm, seed) of the finished runs whose seed every arm has finished (the pairs).
 
-    `runs` are the experiment's runs (with .arm, .config, .status), `robustness` their sweeps."""
+    `runs` are the experiment's runs (with .arm, .config, .status)."""
     done = [r for r in runs if r.status == "done" and "seed" in r.config]  # unreadable rows: {}
     arms = {r.arm for r in runs}
     seeds_by_arm = {a: {r.config["seed"] for r in done if r.arm == a} for a in arms}
     paired = set.intersection(*seeds_by_arm.values()) if seeds_by_arm else set()
-    keep = {r.run_id: (r.arm, r.config["seed"]) for r in done if r.config["seed"] in paired}
+    return {r.run_id: (r.arm, r.config["seed"]) for r in done if r.config["seed"] in paired}
+
+
+def _in_arm_order(frame: pd.DataFrame, runs, by: list[str]) -> pd.DataFrame:
+    order = {a: k for k, a in enumerate(dict.fromkeys(r.arm for r in runs))}
+    return frame.sort_values(by, key=lambda c: c.map(order) if c.name == "arm" else c,
+                             kind="stable").reset_index(drop=True)
+
+
+def per_seed_table(runs, robustness: pd.DataFrame) -> pd.DataFrame:
+    """Columns arm, seed, sigma, accuracy of the seeds that every arm has finished (the pairs).
+
+    `runs` are the experiment's runs (with .arm, .config, .status), `robustness` their sweeps."""
+    keep = paired_runs(runs)
     rows = robustness[robustness.run_id.isin(list(keep))]
     frame = pd.DataFrame({"arm": [keep[i][0] for i in rows.run_id],
                           "seed": [keep[i][1] for i in rows.run_id],
                           "sigma": rows.sigma.to_numpy(), "accuracy": rows.accuracy.to_numpy()})
-    order = {a: k for k, a in enumerate(dict.fromkeys(r.arm for r in runs))}
-    return (frame.sort_values(["arm", "seed", "sigma"], key=lambda c: c.map(order) if c.name == "arm"
-                              else c).reset_index(drop=True))
+    return _in_arm_order(frame, runs, ["arm", "seed", "sigma"])
+
+
+def evaluation_per_seed_table(runs, evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Columns arm, seed, perturbation, level, accuracy of the pairs' corruptions and attacks.
+
+    `evaluations` are the runs' evaluation rows (run_id, perturbation, level, accuracy, ...).
+    Only the (perturbation, level) points that every paired run has are kept, so each point
+    compares the same seeds (an evaluation still running, or failed, holds its level back)."""
+    keep = paired_runs(runs)
+    rows = evaluations[evaluations.run_id.isin(list(keep))]
+    complete = rows.groupby(["perturbation", "level"]).run_id.transform("nunique") == len(keep)
+    rows = rows[complete]
+    frame = pd.DataFrame({"arm": [keep[i][0] for i in rows.run_id],
+                          "seed": [keep[i][1] for i in rows.run_id],
+                          "perturbation": rows.perturbation.to_numpy(),
+                          "level": rows.level.to_numpy(), "accuracy": rows.accuracy.to_numpy()})
+    return _in_arm_order(frame, runs, ["perturbation", "arm", "seed", "level"])
 
 
 def summary_table(per_seed: pd.DataFrame, reference: str) -> pd.DataFrame:
@@ -247,15 +288,16 @@ def difference(summary: pd.DataFrame, arm: str, level) -> stats.Interval | None:
     return stats.Interval(float(r["diff"]), float(r.diff_low), float(r.diff_high), int(r.n))
 
 
-def sentences(summary: pd.DataFrame, reference: str, level, labels: dict | None = None) -> list[str]:
-    """One plain sentence per non-reference arm at noise level `level`."""
+def sentences(summary: pd.DataFrame, reference: str, level, labels: dict | None = None,
+              level_name: str = LEVEL_NAME) -> list[str]:
+    """One plain sentence per non-reference arm at level `level` (of noise σ by default)."""
     labels = labels or {}
     out = []
     for arm in dict.fromkeys(summary.arm):
         diff = difference(summary, arm, level)
         if diff is not None:
             out.append(stats.difference_sentence(labels.get(arm, arm), labels.get(reference, reference),
-                                                 LEVEL_NAME, level, diff))
+                                                 level_name, level, diff))
     return out
 
 

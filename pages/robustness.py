@@ -8,8 +8,8 @@ from gradloss import data, experiment_views, experiments, perturbation_views, vi
 from gradloss.exceptions import GradlossError, InvalidParameterError
 from gradloss.perturbations import corruptions, gaussian
 from gradloss.perturbations import summary as results_summary
-from gradloss.perturbations.family import (EVALUATED, GAUSSIAN, PERTURBATIONS, SEVERITIES,
-                                           EvaluationConfig)
+from gradloss.perturbations.family import (EVALUATED, GAUSSIAN, HEADLINE_EPS, PERTURBATIONS,
+                                           SEVERITIES, EvaluationConfig)
 from gradloss.perturbations.suite import image_from_bytes
 from gradloss.service import client, store
 
@@ -21,6 +21,56 @@ st.title("Robustness to input noise")
 def experiment_per_seed(db: str, experiment_id: str, done: tuple[str, ...]):
     """Per-seed sweeps of the complete pairs; `done` (finished run ids) keys the cache."""
     return store.RunStore(db).experiment_per_seed(experiment_id)
+
+
+@st.cache_data(ttl=300)
+def experiment_evaluations(db: str, experiment_id: str, done: tuple[str, ...], plans: tuple):
+    """Per-seed corruptions and attacks of the pairs; finished runs and plans key the cache."""
+    return store.RunStore(db).experiment_evaluations(experiment_id)
+
+
+def experiment_perturbations(runs_store, chosen: str, spec: dict, runs) -> None:
+    """The experiment's corruptions and attacks: every perturbation's headline with its interval,
+    then one perturbation's mean curves, sentence and table at a level."""
+    done = tuple(r.run_id for r in runs if r.status == "done")
+    plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluation_plans(done).items()))
+    if not plans:
+        st.caption("This experiment measured Gaussian noise only. Tick *Corruptions and attacks* in "
+                   "the experiment form on the Train page to measure them too, over the same seeds.")
+        return
+    st.subheader("Corruptions and attacks, over the same seeds")
+    per_seed = experiment_evaluations(runs_store.url, chosen, done, plans)
+    waiting = sum(status in ("queued", "running") for _, status in plans)
+    if waiting:
+        st.caption(f"{waiting} run(s) are still being evaluated; each point shows once every "
+                   "paired run has it.")
+    if per_seed.seed.nunique() < 2:
+        st.info("The intervals appear once two seeds of every arm have been evaluated.")
+        return
+    reference = spec["reference"]
+    labels = experiment_views.arm_labels(per_seed.arm.unique())
+    headlines = results_summary.summarize_per_seed(results_summary.headline_per_seed(per_seed),
+                                                   reference)
+    st.dataframe(experiment_views.styled_overview(headlines), hide_index=True)
+    st.caption("Each perturbation at its headline: robust accuracy at ε = 0.1 for attacks, the "
+               "mean over severities for corruptions; means over seeds with 95 % Student t "
+               f"intervals, differences paired by seed against the {reference} arm.")
+    names = [n for n in PERTURBATIONS if n in set(per_seed.perturbation)]
+    name = st.selectbox("Perturbation", names, key="experiment_perturbation",
+                        format_func=perturbation_views.label)
+    rows = per_seed[per_seed.perturbation == name].drop(columns="perturbation")
+    summary = experiments.summary_table(rows.rename(columns={"level": "sigma"}), reference)
+    level_name = PERTURBATIONS[name].level_name
+    levels = sorted(float(v) for v in rows.level.unique())
+    level = st.select_slider(level_name, options=levels, key=f"experiment_level_{name}",
+                             value=views.nearest(levels, HEADLINE_EPS if level_name == "ε" else 3),
+                             format_func=lambda v: f"{v:g}")
+    st.plotly_chart(experiment_views.curve_figure(
+        rows, summary, level, level_col="level", level_name=level_name,
+        x_title=f"{PERTURBATIONS[name].label}: {level_name}"), key="experiment_perturbation_chart")
+    for sentence in experiments.sentences(summary, reference, level, labels, level_name):
+        st.markdown(f"**{PERTURBATIONS[name].label}: {sentence}**")
+    st.dataframe(experiment_views.styled_at_level(summary, level), hide_index=True)
 
 
 def experiments_section() -> None:
@@ -76,6 +126,7 @@ def experiments_section() -> None:
         col.download_button(name, text_, file_name=f"{views.short_id(chosen)}-{name}",
                             mime="text/csv" if name.endswith(".csv") else "text/plain",
                             key=f"download_{name}")
+    experiment_perturbations(runs_store, chosen, spec, runs)
 
 
 @st.cache_data(ttl=300)

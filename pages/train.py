@@ -118,11 +118,18 @@ with st.form("experiment"):
     exp_epochs = c[3].number_input("Epochs", value=None, step=1, key="exp_epochs",
                                    placeholder="reference (gradient 10, baseline 20)",
                                    help="Empty: each objective's reference protocol.")
+    exp_evaluate = c[0].checkbox(
+        "Corruptions and attacks", value=False, key="exp_evaluate",
+        help="After each run's noise sweep, the same suite as a single run's (minutes of CPU per "
+             "run): the Robustness page then gives every corruption and attack an interval over "
+             "the seeds.")
     queue_experiment = st.form_submit_button("Queue the experiment")
 if queue_experiment:
     try:
         spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), dataset=dataset,
-                                train_size=exp_size, epochs=exp_epochs, engine=engine)
+                                train_size=exp_size, epochs=exp_epochs, engine=engine,
+                                evaluation=default_evaluation(dataset).to_dict()
+                                if exp_evaluate else None)
     except InvalidParameterError as e:
         st.error(f"Not queued: {e}")
     else:

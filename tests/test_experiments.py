@@ -40,6 +40,8 @@ def store(home):
     ({"arms": ({"objective": "gradient", "epochs": 0}, "baseline")},
      "'epochs' parameter of TrainConfig"),
     ({"colour": "red"}, "Unknown ExperimentConfig parameter"),
+    ({"evaluation": {"perturbations": ["fog"]}}, "'perturbations' parameter of EvaluationConfig"),
+    ({"evaluation": "all"}, "'evaluation' parameter of ExperimentConfig must be None, or a dict"),
 ])
 def test_config_refuses_bad_specs_with_the_reason(spec, message):
     """Check that repeated/unknown arms, seed counts outside [2, 20] and bad settings are refused."""
@@ -180,6 +182,44 @@ def test_summary_from_stored_sweeps_keeps_complete_pairs_only(store):
     files = exports(per_seed, summary)
     assert set(files) == {"per_seed.csv", "summary.csv", "summary.md", "summary.tex"}
     assert r"\begin{tabular}" in files["summary.tex"] and "| gradient |" in files["summary.md"]
+
+
+def test_experiment_with_an_evaluation_plans_it_for_every_run(store):
+    """Check that an experiment's evaluation is stored with its spec and planned for each run."""
+    evaluation = {"perturbations": ["contrast", "fgsm"], "epsilons": [0.0, 0.1]}
+    experiment_id = client.submit_experiment({**TINY, "seeds": 2, "evaluation": evaluation})
+    spec = ExperimentConfig.from_dict(store.get_experiment(experiment_id).spec)
+    assert spec.evaluation["perturbations"] == ("contrast", "fgsm")
+    runs = store.experiment_runs(experiment_id)
+    plans = store.evaluation_plans([r.run_id for r in runs])
+    assert len(plans) == len(runs) == 4
+    assert {tuple(p.config["perturbations"]) for p in plans.values()} == {("contrast", "fgsm")}
+    assert {tuple(p.config["epsilons"]) for p in plans.values()} == {(0.0, 0.1)}
+    plain = client.submit_experiment({**TINY, "seeds": 2})
+    assert store.evaluation_plans([r.run_id for r in store.experiment_runs(plain)]) == {}
+
+
+def test_evaluation_table_keeps_points_every_paired_run_has(store):
+    """Check that a perturbation level missing on one paired run is left out for all, and
+    that unpaired seeds never enter; the FGSM gain is found with its interval."""
+    experiment_id = _fake_experiment(store, seeds=4, finished=7)  # seed 3 has one arm done
+    runs = store.experiment_runs(experiment_id)
+    for run in runs:
+        if run.status != "done":
+            continue
+        luck = 0.01 * np.random.default_rng(run.config["seed"]).standard_normal()
+        gain = 0.1 if run.arm == "gradient" else 0.0
+        levels = [0.0, 0.1] if run.run_id != runs[0].run_id else [0.0, 0.1, 0.2]  # one has more
+        store.save_evaluation(run.run_id, pd.DataFrame({
+            "perturbation": "fgsm", "level": levels,
+            "accuracy": [0.9 + luck] + [0.4 + luck + gain] * (len(levels) - 1),
+            "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
+    per_seed = store.experiment_evaluations(experiment_id)
+    assert sorted(per_seed.seed.unique()) == [0, 1, 2] and sorted(per_seed.level.unique()) == [0.0, 0.1]
+    summary = summary_table(per_seed.drop(columns="perturbation").rename(columns={"level": "sigma"}),
+                            "baseline")
+    [sentence] = sentences(summary, "baseline", 0.1, level_name="ε")
+    assert sentence.startswith("At ε = 0.1, gradient is 10.0 points more accurate than baseline")
 
 
 def test_progress_counts_and_eta_from_finished_runs():

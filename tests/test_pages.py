@@ -497,6 +497,49 @@ def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     assert "At σ = 0.2, the gradient loss is 10.0 points more accurate" in texts(at.markdown)
 
 
+def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
+    """Check that an experiment whose runs were evaluated shows every perturbation's headline
+    with its interval, and one attack's curves, sentence and table at the chosen ε."""
+    from gradloss.perturbations.family import EvaluationConfig
+
+    store = RunStore.default()
+    experiment_id = fake_experiment(store, gain=0.05)
+    evaluation = EvaluationConfig(perturbations=("contrast", "fgsm"), epsilons=(0.0, 0.1, 0.2))
+    for run in store.experiment_runs(experiment_id):
+        seed, gradient = run.config["seed"], run.arm == "gradient"
+        jitter = 0.003 * (seed - 1) * (1 if gradient else -1)  # mean 0 over the seeds
+        store.plan_evaluation(run.run_id, evaluation.to_dict())
+        store.save_evaluation(run.run_id, pd.DataFrame({
+            "perturbation": ["contrast"] * 5 + ["fgsm"] * 3,
+            "level": [1, 2, 3, 4, 5, 0.0, 0.1, 0.2],
+            "accuracy": [0.85 - 0.05 * s + jitter for s in range(1, 6)]
+            + [0.9, 0.4 + jitter + 0.1 * gradient, 0.2 + jitter + 0.1 * gradient],
+            "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
+        store.set_evaluation_status(run.run_id, "done")
+    at = app("pages/robustness.py")
+    assert not at.exception, at.exception
+    overview = next(d.value for d in at.dataframe  # the Experiments tab's, before Single runs'
+                    if {"perturbation", "at"} <= set(d.value.columns))
+    fgsm = overview[(overview.perturbation == "FGSM") & (overview.arm == "gradient")].iloc[0]
+    assert fgsm["at"] == "ε=0.1" and fgsm["difference, points [95 % CI]"].startswith("+10.0 [")
+    contrast = overview[(overview.perturbation == "contrast") & (overview.arm == "gradient")].iloc[0]
+    assert contrast["at"] == "mean over severities"
+    assert contrast["difference, points [95 % CI]"].startswith(("+0.0 [", "-0.0 [", "−0.0 ["))
+    at.selectbox(key="experiment_perturbation").set_value("fgsm").run()
+    assert at.select_slider(key="experiment_level_fgsm").value == 0.1
+    assert re.search(r"FGSM: At ε = 0\.1, the gradient loss is 10\.0 points more accurate than "
+                     r"the baseline \(95 % CI \d+\.\d to \d+\.\d, 3 seeds\)", texts(at.markdown))
+    spec = json.loads(at.get("plotly_chart")[1].proto.spec)
+    assert spec["layout"]["xaxis"]["title"]["text"] == "FGSM: ε"
+    assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)
+
+
+def test_robustness_experiment_without_evaluations_says_how_to_get_them(home):
+    fake_experiment(RunStore.default(), gain=0.05)
+    at = app("pages/robustness.py")
+    assert "measured Gaussian noise only" in texts(at.caption)
+
+
 def test_robustness_experiment_says_when_the_arms_are_not_distinguishable(home):
     """Check that a difference whose interval covers 0 is said so, and left uncoloured."""
     fake_experiment(RunStore.default(), gain=0.0)
@@ -533,6 +576,22 @@ def test_train_experiment_form_refuses_one_seed_then_queues_and_cancels(home):
     assert f"0 of {2 * len(ARMS)} runs done" in at.get("progress")[0].proto.text
     at.button(key=f"cancel_experiment_{experiment.experiment_id}").click().run()
     assert RunStore.default().get_experiment(experiment.experiment_id).status == "cancelled"
+
+
+def test_train_experiment_form_queues_corruptions_and_attacks_for_every_run(home):
+    """Check that ticking Corruptions and attacks plans the digits suite for each of its runs."""
+    at = app("pages/train.py")
+    at.selectbox(key="dataset").set_value("digits").run()
+    at.number_input(key="exp_seeds").set_value(2)
+    at.checkbox(key="exp_evaluate").check()
+    next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
+    store = RunStore.default()
+    [experiment] = store.list_experiments()
+    runs = store.experiment_runs(experiment.experiment_id)
+    plans = store.evaluation_plans([r.run_id for r in runs])
+    assert len(plans) == len(runs) == 2 * len(ARMS)
+    assert {p.status for p in plans.values()} == {"queued"}
+    assert experiment.spec["evaluation"]["perturbations"]
 
 
 def test_home_shows_the_latest_experiment_sentence(home):

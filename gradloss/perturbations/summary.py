@@ -107,3 +107,16 @@ def summarize_per_seed(frame: pd.DataFrame, reference: str,
         return pd.DataFrame(columns=["perturbation", *stats.SUMMARY_COLUMNS])
     out = pd.concat(parts, ignore_index=True)
     return out[["perturbation", *[c for c in out.columns if c != "perturbation"]]]
+
+
+def headline_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
+    """A per_seed frame (arm, seed, perturbation, level, accuracy) with each curve replaced by
+    its headline number; 'level' then names it (e.g. "ε=0.1", "mean over severities"). A
+    perturbation whose headline level was not measured (an attack without ε = 0.1) is left out."""
+    rows = []
+    for (arm, seed, name), curve in frame.groupby(["arm", "seed", "perturbation"], sort=False):
+        value, level = headline(name, curve)
+        if not math.isnan(value):
+            rows.append({"arm": arm, "seed": seed, "perturbation": name, "level": level,
+                         "accuracy": value})
+    return pd.DataFrame(rows, columns=["arm", "seed", "perturbation", "level", "accuracy"])

@@ -95,8 +95,8 @@ def submit_experiment(spec: ExperimentConfig | dict, store: RunStore | None = No
         spec = ExperimentConfig.from_dict(dict(spec))
     store = store or RunStore.default()
     experiment_id = store.create_experiment(spec)
-    for arm, config in spec.configs():
-        submit(config, store, experiment_id=experiment_id, arm=arm)
+    for arm, config in spec.configs():  # each run also gets the experiment's evaluation, if any
+        submit(config, store, spec.evaluation, experiment_id=experiment_id, arm=arm)
     return experiment_id
 
 

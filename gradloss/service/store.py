@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from gradloss.config import TrainConfig
 from gradloss.exceptions import ExperimentNotFound, RunNotFound, SettingsError
-from gradloss.experiments import ExperimentConfig, per_seed_table
+from gradloss.experiments import ExperimentConfig, evaluation_per_seed_table, per_seed_table
 from gradloss.service import database
 from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
 from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
@@ -348,6 +348,12 @@ class RunStore(EvaluationVerbs):
         """experiments.per_seed_table of the experiment: arm, seed, sigma, accuracy of its pairs."""
         runs_ = self.experiment_runs(experiment_id)
         return per_seed_table(runs_, self.robustness([r.run_id for r in runs_]))
+
+    def experiment_evaluations(self, experiment_id: str) -> pd.DataFrame:
+        """experiments.evaluation_per_seed_table of the experiment: arm, seed, perturbation,
+        level, accuracy of its pairs' corruptions and attacks."""
+        runs_ = self.experiment_runs(experiment_id)
+        return evaluation_per_seed_table(runs_, self.evaluations([r.run_id for r in runs_]))
 
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
