@@ -188,3 +188,67 @@ def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
         assert len(store.robustness(run_id)) > 0
     first, second = (losses[losses.run_id == r].value.to_numpy() for r in run_ids)
     assert not np.allclose(first, second)  # two seeds, two runs
+
+
+def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wanted(tmp_path, monkeypatch):
+    """Check that claim_seed_batch takes the other queued seeds of the lead run's experiment arm
+    (not the other arm's, not a tensorflow experiment's), marks them running on this worker,
+    and takes none when GRADLOSS_SEED_BATCH is off; a bad setting names the variable."""
+    from gradloss.exceptions import SettingsError
+    from gradloss.service import client, tasks
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    store = RunStore.default()
+    spec = {**CONFIG, "epochs": 1, "seeds": 3}
+    del spec["batch_size"]
+    runs = store.experiment_runs(client.submit_experiment(spec))
+    gradient, baseline = ([r for r in runs if r.arm == arm] for arm in ("gradient", "baseline"))
+    monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
+    assert store.start_run(gradient[0].run_id, "me")
+    claimed = tasks.claim_seed_batch(store, store.get_run(gradient[0].run_id), "me")
+    assert claimed == [r.run_id for r in gradient[1:]]
+    assert {(store.get_run(r).status, store.get_run(r).worker_id) for r in claimed} == {("running", "me")}
+    tasks.train_run(claimed[0])  # its own queue task: already running, so nothing starts
+    assert store.get_run(claimed[0]).attempts == 1
+    monkeypatch.setenv("GRADLOSS_SEED_BATCH", "off")
+    assert store.start_run(baseline[0].run_id, "me")
+    assert tasks.claim_seed_batch(store, store.get_run(baseline[0].run_id), "me") == []
+    monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
+    tf_runs = store.experiment_runs(client.submit_experiment({**spec, "engine": "tensorflow"}))
+    assert store.start_run(tf_runs[0].run_id, "me")
+    assert tasks.claim_seed_batch(store, store.get_run(tf_runs[0].run_id), "me") == []
+    monkeypatch.setenv("GRADLOSS_SEED_BATCH", "sometimes")
+    with pytest.raises(SettingsError, match="GRADLOSS_SEED_BATCH must be a str among"):
+        tasks.seed_batches_wanted()
+
+
+def test_worker_trains_an_experiment_arms_seeds_as_one_batch(tmp_path, monkeypatch):
+    """Check that a real worker with seed batches on trains the two seeds of each arm of a jax
+    experiment as one batch each, every seed ending an ordinary done run."""
+    pytest.importorskip("jax")
+    from _worker_helpers import kill_all, start_consumer, wait_for
+    from gradloss.service import client
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    store = RunStore.default()
+    spec = {**CONFIG, "epochs": 1, "seeds": 2}
+    del spec["batch_size"]
+    experiment_id = client.submit_experiment(spec)
+
+    def finished():
+        runs = store.experiment_runs(experiment_id)
+        return runs if all(r.status in ("done", "failed", "cancelled") for r in runs) else None
+
+    worker = start_consumer(tmp_path, GRADLOSS_SEED_BATCH="on")
+    try:
+        runs = wait_for(finished, 1500, "the experiment's runs", interval=2)  # JAX compiles slowly
+    finally:
+        kill_all([worker])
+    assert {r.status for r in runs} == {"done"}, [r.error for r in runs]
+    log = "".join(p.read_text(errors="replace") for p in tmp_path.glob("consumer-*.log"))
+    for arm in ("gradient", "baseline"):
+        lead, mate = [r.run_id for r in runs if r.arm == arm]
+        assert f"run {lead} trains with 1 more seed(s) of its experiment arm as one seed batch: {mate}" in log
+        assert f"training runs {lead}, {mate} as one seed batch" in log
+    assert {r.attempts for r in runs} == {1}
+    assert all(len(store.robustness(r.run_id)) for r in runs)

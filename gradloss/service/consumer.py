@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.exceptions import ServiceUnavailable
-from gradloss.service import heartbeat
+from gradloss.service import heartbeat, tasks
 from gradloss.service.queue import enqueue, pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
 from gradloss.service.store import RunStore
@@ -134,6 +134,7 @@ def run_consumer() -> None:
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
+    tasks.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     store = RunStore.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()

@@ -4,9 +4,11 @@ The consumer stays light: this never imports TensorFlow or JAX. It starts
 `python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
 the run's heartbeat while the child trains. If the child dies without finishing the run
 (killed, out of memory), the run goes back in the queue to resume from its last epoch
-checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does not stop the child: beats resume when the store is back, and a
-run that another worker took over meanwhile (this one was silent too long) is stopped here, so
-it is never trained to the end twice.
+checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does
+not stop the child: beats resume when the store is back, and a run that another worker took over
+meanwhile (this one was silent too long) is stopped here, so it is never trained to the end twice.
+On a GPU worker, the other queued seeds of a run's experiment arm join it as one seed batch
+(`claim_seed_batch`), each still its own run.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ import sys
 import uuid
 from pathlib import Path
 
+from gradloss.config import TrainConfig, batchable
 from gradloss.engines import backend
-from gradloss.exceptions import ServiceUnavailable
+from gradloss.exceptions import InvalidParameterError, ServiceUnavailable, SettingsError
 from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # children import this gradloss, wherever they start
 MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after its worker or trainer was lost
+SEED_BATCH_SETTING = "GRADLOSS_SEED_BATCH"  # auto (default: on a GPU worker), on or off
+MAX_SEED_BATCH = 8  # seeds trained as one program at most (memory grows with each)
 
 
 def child_env(**extra: str) -> dict:
@@ -50,25 +55,72 @@ def train_run(run_id: str) -> None:
         store.finish_run(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
         log.error("run %s cannot be read: %s", run_id, run.unreadable)
         return
+    run_ids = [run_id] + claim_seed_batch(store, run, me)
+    if len(run_ids) > 1:
+        log.info("run %s trains with %d more seed(s) of its experiment arm as one seed batch: %s",
+                 run_id, len(run_ids) - 1, ", ".join(run_ids[1:]))
     env = backend.child_environment(run.engine, bool(run.config.get("deterministic")), child_env(
         GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=me,
         GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
     # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
     # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
-    proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", run_id], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", *run_ids], env=env,
                             start_new_session=True)
     while True:
         try:
             code = proc.wait(timeout=beat_interval())
             break
         except subprocess.TimeoutExpired:
-            if _taken_over(store, run_id, me):
-                log.warning("run %s was taken over by another worker while this one could not "
-                            "reach the store; stopping this copy", run_id)
+            taken = [r for r in run_ids if _taken_over(store, r, me)]
+            if taken:
+                log.warning("run(s) %s were taken over by another worker while this one could not "
+                            "reach the store; stopping this copy", ", ".join(taken))
                 proc.kill()
     reporter = Reporter()  # the store may be away right now: retry until it answers
-    reporter.send(_fail_if_unfinished, store, run_id, me, code)
+    for one in run_ids:
+        reporter.send(_fail_if_unfinished, store, one, me, code)
     reporter.close()
+
+
+def seed_batches_wanted() -> bool:
+    """GRADLOSS_SEED_BATCH: on, off, or auto (the default): on where this worker has a GPU.
+
+    On a CPU a batch of N seeds costs about N runs' time and holds all N back until the last
+    finishes, so one at a time is better there; on a GPU they cost far less together."""
+    value = os.environ.get(SEED_BATCH_SETTING, "auto").strip().lower()
+    if value not in ("auto", "on", "off"):
+        raise SettingsError(f"The environment variable {SEED_BATCH_SETTING} must be a str among "
+                            f"('auto', 'on', 'off'). Got {value!r} instead.")
+    return value == "on" or (value == "auto" and backend.visible_gpu() != "CPU")
+
+
+def claim_seed_batch(store: RunStore, run, me: str) -> list[str]:
+    """Other queued seeds of `run`'s experiment arm that can train with it as one seed batch
+    (`config.batchable`: the jax engine, alike but for the seed), marked running on worker `me`;
+    [] unless seed batches are wanted here. A run being resumed trains alone, as do runs
+    resumed later: only first starts are batched. Their own queue tasks then find them
+    running and skip them."""
+    if run.experiment_id is None or run.attempts != 1 or not seed_batches_wanted():
+        return []
+    configs = [TrainConfig.from_dict(run.config)]
+    if not batchable(configs):
+        return []
+    claimed = []
+    for other in store.experiment_runs(run.experiment_id):
+        if len(claimed) + 1 >= MAX_SEED_BATCH:
+            break
+        if other.run_id == run.run_id or other.arm != run.arm or other.status != "queued" \
+                or other.attempts or other.unreadable:
+            continue
+        try:
+            config = TrainConfig.from_dict(other.config)
+        except InvalidParameterError:  # its own task fails it with the reason
+            continue
+        if batchable(configs + [config]) and store.start_run(other.run_id, me, host=host(),
+                                                             gpu=gpu_index()):
+            configs.append(config)
+            claimed.append(other.run_id)
+    return claimed
 
 
 def _taken_over(store: RunStore, run_id: str, me: str) -> bool:
