@@ -183,7 +183,11 @@ def _check_per_seed(owner: str, per_seed, reference: str, level_col: str) -> pd.
 
 
 def _compare(values: pd.DataFrame, reference: str, confidence: float) -> pd.DataFrame:
-    """One summary row per (arm, level) of a checked frame with columns arm, seed, level, value."""
+    """One summary row per (arm, level) of a checked frame with columns arm, seed, level, value.
+
+    The values are accuracies (or normalised areas), in [0, 1]: a mean's interval is cut to
+    [0, 1] and a difference's to [-1, 1]. The cut keeps the coverage (the true value always lies
+    inside) and spares a reader "109.8 %" from two scattered seeds."""
     rows = []
     arms = [reference] + [a for a in dict.fromkeys(values["arm"]) if a != reference]
     table = values.pivot(index=["level", "seed"], columns="arm", values="value")
@@ -191,13 +195,14 @@ def _compare(values: pd.DataFrame, reference: str, confidence: float) -> pd.Data
         for level, by_seed in table.groupby(level=0, sort=True):  # rows sorted by seed
             own = _t_interval(by_seed[arm].to_numpy(), confidence)
             row = {"arm": arm, "level": level, "n": own.n,
-                   "mean": own.mean, "low": own.low, "high": own.high,
+                   "mean": own.mean, "low": max(0.0, own.low), "high": min(1.0, own.high),
                    "diff": math.nan, "diff_low": math.nan, "diff_high": math.nan,
                    "p_improve": math.nan}
             if arm != reference:
                 ref = by_seed[reference].to_numpy()
                 diff = _t_interval(by_seed[arm].to_numpy() - ref, confidence)
-                row.update(diff=diff.mean, diff_low=diff.low, diff_high=diff.high,
+                row.update(diff=diff.mean, diff_low=max(-1.0, diff.low),
+                           diff_high=min(1.0, diff.high),
                            p_improve=probability_of_improvement(by_seed[arm], ref))
             rows.append(row)
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -143,6 +143,23 @@ def test_summarize_pairs_arms_by_seed():
         tuple(scipy.stats.ttest_1samp([0.81, 0.87, 0.87], 0).confidence_interval()))
 
 
+def test_summarize_cuts_intervals_to_what_an_accuracy_can_be():
+    """Check that two scattered seeds give a mean interval inside [0, 1] (not up to 109 %) and a
+    difference interval inside [-1, 1]; the means, and scipy's bounds inside the cut, unchanged."""
+    per_seed = pd.DataFrame({"arm": ["baseline", "baseline", "gradient", "gradient"],
+                             "seed": [0, 1, 0, 1], "sigma": 0.1,
+                             "accuracy": [0.99, 0.60, 0.05, 0.95]})
+    summary = summarize(per_seed, reference="baseline")
+    base, grad = summary.iloc[0], summary.iloc[1]
+    raw = scipy.stats.ttest_1samp([0.99, 0.60], 0).confidence_interval()
+    assert raw.high > 1 and (base["low"], base["high"]) == pytest.approx((max(0.0, raw.low), 1.0))
+    assert base["mean"] == pytest.approx(0.795)
+    raw_diff = scipy.stats.ttest_rel([0.05, 0.95], [0.99, 0.60]).confidence_interval()
+    assert raw_diff.low < -1 and grad["diff_low"] == -1.0 and grad["diff_high"] == pytest.approx(
+        min(1.0, raw_diff.high))
+    assert grad["low"] == 0.0
+
+
 def test_summarize_auc_compares_each_seeds_area():
     """Check that summarize_auc summarises one normalised AUC per seed, paired by seed."""
     per_seed = _per_seed()
