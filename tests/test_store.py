@@ -234,6 +234,31 @@ def test_migrates_a_version_5_file_keeping_its_experiments_and_evaluations(tmp_p
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
+def test_opening_the_store_again_keeps_this_process_sqlite_locks(tmp_path):
+    """Check that RunStore() on an existing file, in a process with another connection open on it
+    (a worker's heartbeat thread), keeps that connection's lock: closing any descriptor of the
+    file drops it, and another process closing its last connection then deletes the WAL from
+    under this one (lost writes, "disk I/O error")."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    holder = sqlite3.connect(path, isolation_level=None)  # the heartbeat thread, mid-transaction
+    holder.execute("BEGIN")
+    holder.execute("SELECT COUNT(*) FROM runs").fetchall()
+    RunStore(path)  # as train_run does meanwhile
+    probe = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1])\n"
+             "c.execute('SELECT COUNT(*) FROM runs').fetchall(); c.close()")
+    subprocess.run([sys.executable, "-c", probe, str(path)], check=True, timeout=60)
+    assert (tmp_path / "runs.sqlite-wal").exists()  # the other process saw this one's reader
+    holder.execute("COMMIT")
+    holder.execute("INSERT INTO workers (worker_id, host, pid, heartbeat_at, started_at)"
+                   " VALUES ('w', 'h', 1, 1.0, 1.0)")
+    holder.close()
+    assert [w["worker_id"] for w in store.list_workers()] == ["w"]
+
+
 def test_refuses_a_store_from_a_newer_version(tmp_path):
     """Check that a file with an unknown, newer schema is refused with advice, not damaged."""
     path = tmp_path / "new.sqlite"

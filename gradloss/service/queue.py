@@ -28,6 +28,10 @@ from gradloss.service.settings import (QUEUE_SETTING, create_private, queue_url,
                                        scrub)
 
 
+TASK_RETRIES = 3          # tries after the first, for a task that raised
+TASK_RETRY_DELAY_S = 10   # seconds between them
+
+
 class JSONSerializer(Serializer):
     """Huey's messages and revocations as JSON: lists, dicts, str, numbers, None and datetimes."""
 
@@ -85,8 +89,11 @@ def _queue(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
             create_private(filename)  # 0600, before SQLite creates it with the default mode
             huey = SqliteHuey("gradloss", filename=str(filename), results=False,
                               timeout=BUSY_TIMEOUT_S, serializer=serializer)
-    return (huey, huey.task(name="train_run")(tasks.train_run),
-            huey.task(name="evaluate_run")(tasks.evaluate_run))  # the consumer knows both
+    # A task that fails before its child starts (the store away for a moment) is tried again;
+    # start_run is conditional, so a retry never trains a run twice.
+    retry = {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY_S}
+    return (huey, huey.task(name="train_run", **retry)(tasks.train_run),
+            huey.task(name="evaluate_run", **retry)(tasks.evaluate_run))  # the consumer knows both
 
 
 def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:

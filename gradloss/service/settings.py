@@ -8,6 +8,7 @@ other machines share the same runs. URLs may carry passwords: show them only thr
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 from pathlib import Path
@@ -48,8 +49,15 @@ def _unusable(path: Path, exc: OSError) -> SettingsError:
 def create_private(path: Path) -> None:
     """Create the file `path` readable and writable by its owner only (0600), if it is missing.
 
-    SQLite gives a database's -wal and -shm files the mode of the database file."""
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    SQLite gives a database's -wal and -shm files the mode of the database file. An existing
+    file is never opened here: closing a descriptor of a database drops every POSIX lock this
+    process holds on it, including those of SQLite connections in other threads (a worker's
+    heartbeat), which can lose a write or end in "disk I/O error"."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
+    except FileExistsError:
+        if Path(path).is_dir():  # as opening it would have said
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)) from None
 
 
 def redact(url: str | os.PathLike) -> str:
