@@ -1,7 +1,8 @@
 """Run store: every run's status, config, metrics, robustness table, evaluations and artifacts,
 the experiments, and the live workers.
 
-The only module that reads and writes rows. It runs on SQLite (a file, the default) or PostgreSQL
+With its two mixins, `evaluation_store` and `experiment_store`, the only module that reads and
+writes rows. It runs on SQLite (a file, the default) or PostgreSQL
 (GRADLOSS_STORE_URL), through one schema (`schema`) and one connection layer (`database`). Each
 verb is one short transaction; a verb that changes a run only if it is still in some state is one
 conditional UPDATE, so two workers on two machines never both act on the same run.
@@ -21,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gradloss.config import TrainConfig
-from gradloss.exceptions import ExperimentNotFound, RunNotFound, SettingsError
-from gradloss.experiments import ExperimentConfig, evaluation_per_seed_table, per_seed_table
+from gradloss.exceptions import RunNotFound, SettingsError
 from gradloss.service import database
 from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
+from gradloss.service.experiment_store import Experiment, ExperimentVerbs  # noqa: F401
 from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
-                                     experiments, metrics, robustness, runs, workers)
+                                     metrics, robustness, runs, workers)
 from gradloss.service.settings import (create_private, home, redact,  # noqa: F401 (callers' imports)
                                        store_url)
 
@@ -64,33 +65,7 @@ class Run:
     unreadable: str | None = None  # not a column: why the row could not be read (config is {} then)
 
 
-@dataclass
-class Experiment:
-    """One row of the experiments table, with the state of its runs."""
-
-    experiment_id: str
-    created_at: float
-    spec: dict                   # ExperimentConfig.to_dict()
-    counts: dict                 # run status -> number of runs
-    status: str                  # derived from the runs: see experiment_status
-
-    @property
-    def n_runs(self) -> int:
-        return sum(self.counts.values())
-
-
-def experiment_status(counts: dict) -> str:
-    """queued (no run started), running, then done (all done), cancelled or failed (some were)."""
-    if counts.get("running") or (counts.get("queued") and len(counts) > 1):
-        return "running"
-    if counts.get("queued"):
-        return "queued"
-    if counts.get("cancelled"):
-        return "cancelled"
-    return "failed" if counts.get("failed") else "done"
-
-
-def _to_run(row: sa.Row) -> Run:
+def to_run(row: sa.Row) -> Run:
     """A Run from a row; a malformed JSON column makes only this run unreadable, with the reason."""
     data = {f.name: row._mapping[f.name] for f in fields(Run) if f.name in row._mapping}
     data["config"], bad_config = _json_object(data["config"], "config")
@@ -110,7 +85,7 @@ def _json_object(text, what: str) -> tuple[dict, str | None]:
     return value, None
 
 
-def _new_id() -> str:
+def new_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
 
 
@@ -118,7 +93,7 @@ def _ids(run_ids: str | Iterable[str]) -> list[str]:
     return [run_ids] if isinstance(run_ids, str) else list(run_ids)
 
 
-class RunStore(EvaluationVerbs):
+class RunStore(EvaluationVerbs, ExperimentVerbs):
     """The run store at `location`: a SQLite file path, or a sqlite:/// or postgresql:// URL.
 
     Holds only the URL; every verb opens a short transaction. Opening one brings its schema up
@@ -189,7 +164,7 @@ class RunStore(EvaluationVerbs):
         reads the same files."""
         if not isinstance(config, TrainConfig):
             config = TrainConfig.from_dict(dict(config))
-        run_id = _new_id()
+        run_id = new_id()
         with self.connect(write=True) as conn:
             if experiment_id is not None:
                 self._require_experiment(conn, experiment_id)
@@ -205,7 +180,7 @@ class RunStore(EvaluationVerbs):
             row = conn.execute(runs.select().where(runs.c.run_id == run_id)).first()
             if row is None:
                 self._require(conn, run_id)
-            return _to_run(row)
+            return to_run(row)
 
     def list_runs(self, status: str | Iterable[str] | None = None,
                   limit: int | None = None) -> list[Run]:
@@ -216,7 +191,7 @@ class RunStore(EvaluationVerbs):
         if limit is not None:
             query = query.limit(int(limit))
         with self.connect() as conn:
-            return [_to_run(row) for row in conn.execute(query)]
+            return [to_run(row) for row in conn.execute(query)]
 
     def start_run(self, run_id: str, worker_id: str, *, host: str | None = None,
                   gpu: int | None = None) -> bool:
@@ -285,75 +260,6 @@ class RunStore(EvaluationVerbs):
 
     def cancel_requested(self, run_id: str) -> bool:
         return self.get_run(run_id).cancel_requested
-
-    # -- experiments ---------------------------------------------------------------------------
-    def _require_experiment(self, conn: sa.Connection, experiment_id: str) -> None:
-        if conn.execute(sa.select(experiments.c.experiment_id).where(
-                experiments.c.experiment_id == experiment_id)).first() is None:
-            raise ExperimentNotFound(f"No experiment with id {experiment_id!r} in the run store "
-                                     f"{redact(self.url)}.")
-
-    def create_experiment(self, spec: ExperimentConfig | dict) -> str:
-        """Record an experiment (its runs are created one by one with create_run)."""
-        if not isinstance(spec, ExperimentConfig):
-            spec = ExperimentConfig.from_dict(dict(spec))
-        experiment_id = "x" + _new_id()
-        with self.connect(write=True) as conn:
-            conn.execute(experiments.insert().values(
-                experiment_id=experiment_id, created_at=time.time(), spec=json.dumps(spec.to_dict())))
-        return experiment_id
-
-    def _experiments(self, *clauses) -> list[Experiment]:
-        """The experiments `clauses` (where / order_by / limit) select, with their run counts."""
-        query = experiments.select()
-        for clause in clauses:
-            query = clause(query)
-        with self.connect() as conn:
-            rows = conn.execute(query).all()
-            counts: dict[str, dict] = {row.experiment_id: {} for row in rows}
-            for experiment_id, status, n in conn.execute(
-                    sa.select(runs.c.experiment_id, runs.c.status, sa.func.count())
-                    .where(runs.c.experiment_id.in_(list(counts)))
-                    .group_by(runs.c.experiment_id, runs.c.status)):
-                counts[experiment_id][status] = n
-        return [Experiment(row.experiment_id, row.created_at, json.loads(row.spec),
-                           counts[row.experiment_id], experiment_status(counts[row.experiment_id]))
-                for row in rows]
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        found = self._experiments(lambda q: q.where(experiments.c.experiment_id == experiment_id))
-        if not found:
-            with self.connect() as conn:
-                self._require_experiment(conn, experiment_id)
-        return found[0]
-
-    def list_experiments(self, limit: int | None = None) -> list[Experiment]:
-        """Experiments newest first."""
-        clauses = [lambda q: q.order_by(experiments.c.created_at.desc(),
-                                        experiments.c.experiment_id.desc())]
-        if limit is not None:
-            clauses.append(lambda q: q.limit(int(limit)))
-        return self._experiments(*clauses)
-
-    def experiment_runs(self, experiment_id: str) -> list[Run]:
-        """The experiment's runs in the order they were queued (seed-major)."""
-        with self.connect() as conn:
-            self._require_experiment(conn, experiment_id)
-            # run ids start with their creation time and are unique: they break created_at ties
-            return [_to_run(row) for row in conn.execute(
-                runs.select().where(runs.c.experiment_id == experiment_id)
-                .order_by(runs.c.created_at, runs.c.run_id))]
-
-    def experiment_per_seed(self, experiment_id: str) -> pd.DataFrame:
-        """experiments.per_seed_table of the experiment: arm, seed, sigma, accuracy of its pairs."""
-        runs_ = self.experiment_runs(experiment_id)
-        return per_seed_table(runs_, self.robustness([r.run_id for r in runs_]))
-
-    def experiment_evaluations(self, experiment_id: str) -> pd.DataFrame:
-        """experiments.evaluation_per_seed_table of the experiment: arm, seed, perturbation,
-        level, accuracy of its pairs' corruptions and attacks."""
-        runs_ = self.experiment_runs(experiment_id)
-        return evaluation_per_seed_table(runs_, self.evaluations([r.run_id for r in runs_]))
 
     # -- results -------------------------------------------------------------------------------
     def add_metrics(self, run_id: str, rows: Iterable[dict]) -> None:
