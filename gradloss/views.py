@@ -236,6 +236,12 @@ def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
     return table
 
 
+def comparison_formats(sigma: float) -> dict[str, str]:
+    """Column -> printf-style format of comparison_table's number columns."""
+    return {"clean accuracy": "%.4f", f"accuracy at σ={sigma:g}": "%.4f",
+            "points vs reference": "%+.2f", "‖∂CE/∂x‖": "%.3g", "ms / 1000 images": "%.0f"}
+
+
 def _ms_per_1000_images(metrics: pd.DataFrame, run):
     ms, batch = step_ms(metrics, run.run_id), run.config.get("batch_size")
     return None if ms is None or not batch else ms / batch * 1000

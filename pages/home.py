@@ -3,7 +3,7 @@ import time
 
 import streamlit as st
 
-from gradloss import data, experiment_views, experiments, objectives, views
+from gradloss import data, experiment_views, experiments, objectives, views, widgets
 from gradloss.config import REFERENCE_PROTOCOL, TrainConfig
 from gradloss.engines.backend import available_engines
 from gradloss.experiments import QUICK_ARMS as QUICK_OBJECTIVES
@@ -207,12 +207,7 @@ sigmas = views.swept_sigmas(robustness, ids)
 sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1)) if sigmas else 0.1
 reference = views.default_reference(latest.values())
 table = views.comparison_table(latest, metrics, robustness, sigma, reference)
-st.dataframe(table, hide_index=True, column_config={
-    "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
-    f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
-    "points vs reference": st.column_config.NumberColumn(format="%+.2f"),
-    "‖∂CE/∂x‖": st.column_config.NumberColumn(format="%.3g"),
-    "ms / 1000 images": st.column_config.NumberColumn(format="%.0f")})
+widgets.comparison_dataframe(table, sigma)
 if len(latest) < 2:
     st.info(f"Only {objectives.label(next(iter(latest.values())).objective)} has a finished run on "
             f"{table.dataset.iloc[0]} yet: nothing to compare against.")

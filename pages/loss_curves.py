@@ -2,7 +2,7 @@
 request); per run, per-step and per-epoch loss and accuracy, live while they train."""
 import streamlit as st
 
-from gradloss import experiment_views, views
+from gradloss import experiment_views, views, widgets
 from gradloss.service import store
 
 st.title("Loss curves")
@@ -10,21 +10,17 @@ st.title("Loss curves")
 
 def experiment_curves() -> None:
     """Pick an experiment; per arm the mean loss over seeds with its 95 % band, smoothed."""
-    try:
-        runs_store = store.RunStore.default()
-        listed = {e.experiment_id: e for e in runs_store.list_experiments(limit=100)}
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the run store: {e}")
+    picked = widgets.pick_experiment(
+        "curve_experiment",
+        "No experiments yet: submit one on the Train page (or Quick compare on the home page).")
+    if picked is None:
         return
-    if not listed:
-        st.info("No experiments yet: submit one on the Train page (or Quick compare on the home page).")
-        return
-    chosen = st.selectbox("Experiment", list(listed), key="curve_experiment",
-                          format_func=lambda i: experiment_views.experiment_label(listed[i]))
+    runs_store, experiment = picked
+    chosen = experiment.experiment_id
     window = st.slider("Smoothing: moving average over steps", 1, 200, 1, key="smoothing",
                        help="Each run's loss is averaged over this many consecutive steps (a plain "
                             "trailing moving average; 1: raw), then averaged over seeds.")
-    live = listed[chosen].status in ("queued", "running")
+    live = experiment.status in ("queued", "running")
 
     @st.fragment(run_every=3 if live else None)
     def draw() -> None:
@@ -69,15 +65,10 @@ with single_tab:
         st.stop()
 
     by_id = {r.run_id: r for r in runs}
-    if [r for r in st.session_state.get("curve_runs", []) if r not in by_id]:
-        del st.session_state["curve_runs"]  # a selected run was deleted from the store
-    if "curve_runs" not in st.session_state:
-        latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
-        st.session_state.curve_runs = [r.run_id for r in latest.values()]
-    selected = st.multiselect("Runs", list(by_id), key="curve_runs",
-                              format_func=lambda i: views.run_label(by_id[i]),
-                              help="By default: the newest run, and the newest run of each other "
-                                   "objective on the same dataset.")
+    latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
+    selected = widgets.pick_runs(by_id, "curve_runs", [r.run_id for r in latest.values()],
+                                 help="By default: the newest run, and the newest run of each "
+                                      "other objective on the same dataset.")
     if not selected:
         st.info("Pick one or more runs above.")
         st.stop()

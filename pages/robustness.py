@@ -4,7 +4,7 @@ other perturbations (corruptions, attacks) picked next to the slider."""
 import numpy as np
 import streamlit as st
 
-from gradloss import data, experiment_views, experiments, perturbation_views, views
+from gradloss import data, experiment_views, experiments, perturbation_views, views, widgets
 from gradloss.exceptions import GradlossError, InvalidParameterError
 from gradloss.perturbations import corruptions, gaussian
 from gradloss.perturbations import summary as results_summary
@@ -75,20 +75,14 @@ def experiment_perturbations(runs_store, chosen: str, spec: dict, runs) -> None:
 
 def experiments_section() -> None:
     """Pick an experiment; its mean curves with bands, the table at σ, the sentences, exports."""
-    try:
-        runs_store = store.RunStore.default()
-        listed = {e.experiment_id: e for e in runs_store.list_experiments(limit=100)}
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the run store: {e}")
+    picked = widgets.pick_experiment(
+        "experiment", "No experiments yet. An experiment trains each objective with several seeds, "
+        "so a difference comes with its interval: submit one on the Train page, or click Quick "
+        "compare on the home page.")
+    if picked is None:
         return
-    if not listed:
-        st.info("No experiments yet. An experiment trains each objective with several seeds, so a "
-                "difference comes with its interval: submit one on the Train page, or click Quick "
-                "compare on the home page.")
-        return
-    chosen = st.selectbox("Experiment", list(listed), key="experiment",
-                          format_func=lambda i: experiment_views.experiment_label(listed[i]))
-    spec = listed[chosen].spec
+    runs_store, experiment = picked
+    chosen, spec = experiment.experiment_id, experiment.spec
     runs = runs_store.experiment_runs(chosen)
     progress, text = experiment_views.progress_line(runs)
     per_seed = experiment_per_seed(runs_store.url, chosen,
@@ -308,12 +302,8 @@ with single_tab:
 
     # 1) Which runs: any finished runs, several at once; the newest of each objective by default.
     by_id = {r.run_id: r for r in done}
-    if [i for i in st.session_state.get("compare_runs", []) if i not in by_id]:
-        del st.session_state["compare_runs"]  # a picked run was deleted from the store
-    if "compare_runs" not in st.session_state:
-        st.session_state.compare_runs = [r.run_id for r in views.latest_per_objective(done).values()]
-    ids = tuple(st.multiselect(
-        "Runs", list(by_id), key="compare_runs", format_func=lambda i: views.run_label(by_id[i]),
+    ids = tuple(widgets.pick_runs(
+        by_id, "compare_runs", [r.run_id for r in views.latest_per_objective(done).values()],
         help="Any finished runs, of any objectives: one curve each, in its objective's colour. By "
              "default the newest run of each objective on the newest run's dataset."))
     if not ids:
@@ -360,12 +350,7 @@ with single_tab:
     with st.spinner("Reading metrics…"):
         metrics = runs_store.metrics(list(ids))
     table = views.comparison_table(picked, metrics, sweeps, sigma, reference)
-    st.dataframe(table, hide_index=True, column_config={
-        "clean accuracy": st.column_config.NumberColumn(format="%.4f"),
-        f"accuracy at σ={sigma:g}": st.column_config.NumberColumn(format="%.4f"),
-        "points vs reference": st.column_config.NumberColumn(format="%+.2f"),
-        "‖∂CE/∂x‖": st.column_config.NumberColumn(format="%.3g"),
-        "ms / 1000 images": st.column_config.NumberColumn(format="%.0f")})
+    widgets.comparison_dataframe(table, sigma)
     summary = views.comparison_summary(table, sigma, views.short_id(reference))
     if summary:
         st.markdown(summary)

@@ -150,12 +150,14 @@ def read_runs():
         return [], None
 
 
-def cancel_experiment(experiment_id: str) -> None:
+def request_cancel(cancel, item_id: str, what: str) -> None:
+    """A Cancel button's callback: cancel(item_id) (a run, or every run of an experiment), toasted."""
+    name = f"{what}{views.short_id(item_id)}"
     try:
-        client.cancel_experiment(experiment_id)
-        st.toast(f"Cancel requested for experiment {views.short_id(experiment_id)}.")
+        cancel(item_id)
+        st.toast(f"Cancel requested for {name}.")
     except Exception as e:  # noqa: BLE001
-        st.toast(f"Could not cancel experiment {views.short_id(experiment_id)}: {e}")
+        st.toast(f"Could not cancel {name}: {e}")
 
 
 def experiments_area() -> None:
@@ -178,15 +180,8 @@ def experiments_area() -> None:
         c[1].progress(progress.finished / max(progress.total, 1), text=text)
         if experiment.status in views.ACTIVE:
             c[2].button("Cancel all", key=f"cancel_experiment_{experiment.experiment_id}",
-                        on_click=cancel_experiment, args=(experiment.experiment_id,))
-
-
-def cancel(run_id: str) -> None:
-    try:
-        client.cancel(run_id)
-        st.toast(f"Cancel requested for {views.short_id(run_id)}.")
-    except Exception as e:  # noqa: BLE001
-        st.toast(f"Could not cancel {views.short_id(run_id)}: {e}")
+                        on_click=request_cancel,
+                        args=(client.cancel_experiment, experiment.experiment_id, "experiment "))
 
 
 runs, _ = read_runs()
@@ -213,8 +208,8 @@ def live_runs() -> None:
                       f"`{views.short_id(run.run_id)}`  \n{state}")
         fraction, text = views.progress_bar(run)
         c[1].progress(fraction, text=text)
-        c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=cancel, args=(run.run_id,),
-                    disabled=run.cancel_requested)
+        c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=request_cancel,
+                    args=(client.cancel, run.run_id, ""), disabled=run.cancel_requested)
     finished = [r for r in runs if r.status in views.FINISHED]
     st.subheader("Finished")
     if not finished:
