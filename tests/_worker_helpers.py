@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -45,6 +46,15 @@ def kill_all(procs: list[subprocess.Popen]) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def kill_pids(pids: list[int]) -> None:
+    """SIGKILL every process of `pids` that still exists (workers started detached)."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):

@@ -15,7 +15,8 @@ from gradloss.service import client, consumer, heartbeat, queue
 from gradloss.config import InvalidParameterError
 from gradloss.service.store import RunStore
 
-from _worker_helpers import TINY, kill_all, runner_pids, start_consumer, submit_read_cancel, wait_for
+from _worker_helpers import (TINY, kill_all, kill_pids, runner_pids, start_consumer,
+                             submit_read_cancel, wait_for)
 
 TIMEOUT = 180  # seconds for one tiny run on 2 shared cores, imports included
 
@@ -112,11 +113,7 @@ def test_ensure_local_worker_starts_one_detached_worker(home, monkeypatch):
         assert pids[1] != pids[0]
         wait_for(lambda: consumer.worker_status().alive, 60, "the replacement worker")
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_pids(pids)
     assert "huey consumer started" in (home / "worker.log").read_text().lower()
 
 
@@ -317,11 +314,7 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
         assert new.pid == pids[1] and not heartbeat.pid_alive(pids[0])
         assert new.workers[0]["settings"]["GRADLOSS_DATA_DIR"] == str(data)
     finally:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_pids(pids)
 
 
 def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
