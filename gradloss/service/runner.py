@@ -73,6 +73,7 @@ def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
     if stored.unreadable:
         raise ValueError(f"the run cannot be read: {stored.unreadable}")
     config = TrainConfig.from_dict(stored.config)
+    planned = store.evaluation_plan(run_id) is not None  # read with the config, while reachable
     os.environ.update(backend.child_environment(config.engine, config.deterministic))  # before keras
     reporter.send(store.set_device, run_id, backend.prepare_device(config.engine))
     from gradloss import training
@@ -92,12 +93,13 @@ def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
         on_metrics=lambda rows: reporter.send(store.add_metrics, run_id, rows),
         on_checkpoint=_upload(store, reporter, run_id),
         should_cancel=lambda: reporter.should_cancel(run_id))
-    return _finish(run_id, store, reporter, config, ds, result, progress[0])
+    return _finish(run_id, store, reporter, config, ds, result, progress[0], planned)
 
 
 def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[str]:
     """Train the seed batch `run_ids` as one program, then sweep and save each; their statuses."""
     configs = [TrainConfig.from_dict(store.get_run(r).config) for r in run_ids]
+    planned = [store.evaluation_plan(r) is not None for r in run_ids]
     os.environ.update(backend.child_environment(configs[0].engine, configs[0].deterministic))
     device = backend.prepare_device(configs[0].engine)
     for run_id in run_ids:
@@ -119,15 +121,18 @@ def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[s
         on_metrics=lambda i, rows: reporter.send(store.add_metrics, run_ids[i], rows),
         on_checkpoint=lambda i, folder: _upload(store, reporter, run_ids[i])(folder),
         should_cancel=lambda i: reporter.should_cancel(run_ids[i]))
-    return [_finish(run_id, store, reporter, config, ds, result, p)
-            for run_id, config, result, p in zip(run_ids, configs, results, progress)]
+    return [_finish(run_id, store, reporter, config, ds, result, p, plan)
+            for run_id, config, result, p, plan in zip(run_ids, configs, results, progress, planned)]
 
 
 def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfig, ds, result,
-            progress: Progress) -> str:
-    """End a trained run: cancelled or failed as training left it, else swept, saved and done.
+            progress: Progress, planned: bool) -> str:
+    """End a trained run: cancelled or failed as training left it, else swept, saved, evaluated
+    if `planned` (it has an evaluation plan) and done.
 
-    Every write goes through `reporter`, the final status last, once the rest has been sent."""
+    Every write goes through `reporter`, the final status last, once the rest has been sent, and
+    the plan was read before training: an outage after training delays the run, never fails it
+    (an evaluation that cannot reach the store fails alone, on its plan)."""
     if result.status in ("cancelled", "failed"):
         finish(store, reporter, run_id, result.status, error=result.error)
         return result.status
@@ -154,7 +159,7 @@ def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfi
     reporter.send(store.save_examples, run_id, noise_sweep.predict_examples(
         model, ds.x_test, ds.y_test, indices, sweep))
     reporter.send(store.put_artifact, run_id, artifacts.MODEL, result.model_path.read_bytes())
-    if store.evaluation_plan(run_id) is None:
+    if not planned:
         finish(store, reporter, run_id, "done", model_path=result.model_path)
     elif config.engine == "tensorflow":
         reporter.flush()  # the evaluation's grid follows the sweep's, now in the store
