@@ -57,15 +57,17 @@ def kill_pids(pids: list[int]) -> None:
             pass
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    """Poll predicate() until it returns something truthy; fail naming `what` after timeout."""
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2, explain=None):
+    """Poll predicate() until it returns something truthy; fail naming `what` after timeout,
+    followed by what explain() returns (the state and logs that say why), if given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}"
+                         + ("" if explain is None else f"\n{explain()}"))
 
 
 def submit_read_cancel(home: str, n_runs: int, barrier) -> list[str]:

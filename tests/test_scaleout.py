@@ -41,6 +41,12 @@ def _logs(*workers) -> str:
     return "".join(p.read_text(errors="replace") for w in workers for p in w.home.glob("consumer-*.log"))
 
 
+def _explain(store, run_ids, *workers) -> str:
+    """The runs' rows and the workers' logs' ends: what a timed-out wait prints."""
+    rows = "\n".join(repr(store.get_run(r)) for r in run_ids)
+    return f"{rows}\n--- worker logs (end) ---\n{_logs(*workers)[-4000:]}"
+
+
 def _finished(store, run_id):
     return store.get_run(run_id).status in ("done", "failed", "cancelled")
 
@@ -63,7 +69,8 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
     busy = consumer.worker_status().workers
     assert slow in {w["run_id"] for w in busy}  # the worker training it says so
     assert client.cancel(slow) == "running"
-    wait_for(lambda: all(_finished(store, r) for r in runs + [slow]), TIMEOUT, "the runs to finish")
+    wait_for(lambda: all(_finished(store, r) for r in runs + [slow]), TIMEOUT, "the runs to finish",
+             explain=lambda: _explain(store, runs + [slow], first, second))
 
     logs = _logs(first, second)
     for run_id in runs:
@@ -97,7 +104,8 @@ def test_killed_worker_run_resumes_on_another_worker_with_its_own_home(backend, 
     wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
     before = store.metrics(run_id)
     second = worker("w2", **env)
-    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the resumed run")
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the resumed run",
+             explain=lambda: _explain(store, [run_id], first, second))
     run = store.get_run(run_id)
     assert run.status == "done", run.error
     assert run.attempts == 2 and run.worker_id.endswith(f":{second.pid}")
@@ -118,7 +126,8 @@ def test_a_run_trained_by_one_worker_is_attacked_by_another_from_the_stored_mode
     store = RunStore.default()
     run_id = client.submit(TINY)
     first = worker("w1")
-    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run")
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run",
+             explain=lambda: _explain(store, [run_id], first))
     assert store.get_run(run_id).status == "done", store.get_run(run_id).error
     first.kill()
     first.wait()
@@ -166,7 +175,8 @@ def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
     time.sleep(6)  # the run trains on meanwhile
     postgres_server.start()
     redis_server.start()
-    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run after the outage")
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run after the outage",
+             explain=lambda: _explain(store, [run_id], first))
     run = store.get_run(run_id)
     assert (run.status, run.attempts) == ("done", 1), run.error
     logs = _logs(first)

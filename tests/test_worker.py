@@ -263,6 +263,30 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
     assert _status(store, lost_bad) == "failed" and "cannot be read" in store.get_run(lost_bad).error
 
 
+def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monkeypatch):
+    """Check that a train task dequeued before the store records the requeue that queued it
+    (a lost run is requeued queue first, store second; Redis hands the task over at once)
+    starts the run once the store does, rather than finding it running and leaving it queued
+    with nothing in the queue; and that a task the store never names gives up."""
+    import threading
+
+    from gradloss.service import tasks
+
+    store = RunStore.default()
+    run_id = store.create_run(TINY, task_id="first")
+    store.start_run(run_id, "gone:1")
+    requeue = threading.Timer(0.5, store.requeue, args=(run_id, "second"),
+                              kwargs={"stale_before": float("inf")})
+    requeue.start()
+    assert tasks._start(store, run_id, "w:2", "second")
+    requeue.join()
+    run = store.get_run(run_id)
+    assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
+    monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
+    assert not tasks._start(store, run_id, "w:3", "third")  # its requeue's store write failed
+    assert store.get_run(run_id).worker_id == "w:2"
+
+
 def test_a_killed_training_process_resumes_from_its_checkpoint(home, consumers):
     """Check that when only the training process dies (the worker lives on), a run with a
     checkpoint goes back in the queue and resumes to done, every epoch recorded once."""

@@ -16,6 +16,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # children import this gradl
 MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after its worker or trainer was lost
 SEED_BATCH_SETTING = "GRADLOSS_SEED_BATCH"  # auto (default: on a GPU worker), on or off
 MAX_SEED_BATCH = 8  # seeds trained as one program at most (memory grows with each)
+REQUEUE_WAIT_S = 10  # how long a task waits for the store to record the requeue that queued it
 
 
 def child_env(**extra: str) -> dict:
@@ -43,11 +45,12 @@ def child_env(**extra: str) -> dict:
     return env
 
 
-def train_run(run_id: str) -> None:
-    """Train run `run_id` in a child process unless it is no longer queued."""
+def train_run(run_id: str, task_id: str | None = None) -> None:
+    """Train run `run_id` in a child process unless it is no longer queued. `task_id`: the
+    queue task's id, to wait for a requeue of the run under it (see `_start`)."""
     store = RunStore.default()
     me = worker_id()
-    if not store.start_run(run_id, me, host=host(), gpu=gpu_index()):
+    if not _start(store, run_id, me, task_id):
         log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
         return
     run = store.get_run(run_id)
@@ -80,6 +83,24 @@ def train_run(run_id: str) -> None:
     for one in run_ids:
         reporter.send(_fail_if_unfinished, store, one, me, code)
     reporter.close()
+
+
+def _start(store: RunStore, run_id: str, me: str, task_id: str | None) -> bool:
+    """Mark the run running on worker `me`; False if it is no longer queued.
+
+    A run is requeued queue first, store second (an unreachable queue must leave the store
+    untouched, to retry), so this task can arrive while the store still says running under
+    an older task. Wait up to REQUEUE_WAIT_S for the store to name this task: without it, the
+    task would be spent and the run left queued with nothing in the queue to start it. If
+    the store never does (the requeue's write failed), the next lost-run check tries again."""
+    deadline = time.monotonic() + REQUEUE_WAIT_S
+    while not store.start_run(run_id, me, host=host(), gpu=gpu_index()):
+        run = store.get_run(run_id)
+        if task_id is None or run.status != "running" or run.task_id == task_id \
+                or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def seed_batches_wanted() -> bool:
