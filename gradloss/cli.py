@@ -23,8 +23,9 @@ from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
                              REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
 from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
-from gradloss.cli_evaluate import cmd_evaluate, reproduce_summary
-from gradloss.perturbations.family import PERTURBATIONS, default_evaluation
+from gradloss.cli_evaluate import (cmd_evaluate, evaluate_seed, experiment_perturbation_summary,
+                                   reproduce_summary)
+from gradloss.perturbations.family import PERTURBATIONS, EvaluationConfig, default_evaluation
 from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.progress import Progress
 
@@ -74,6 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--reference", default="baseline", help="the arm the others are compared with")
     exp.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     exp.add_argument("--out", type=Path, help="results folder (default: results/experiment-<time>)")
+    exp.add_argument("--perturbations", nargs="+", metavar="NAME",
+                     help="corruptions and attacks on every run after its noise sweep, each "
+                          "summarised over the seeds with intervals, among "
+                          f"{', '.join(PERTURBATION_NAMES[1:])} (default: none)")
     exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
     rep = sub.add_parser("reproduce", help="train every objective and compare robustness")
@@ -84,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
     rep.add_argument("--perturbations", nargs="+", metavar="NAME",
                      help="corruptions and attacks to run after the noise sweep, among "
-                          f"{', '.join(PERTURBATION_NAMES[1:])} (default: all)")
+                          f"{', '.join(PERTURBATION_NAMES[1:])} (default: all; with --seeds N, "
+                          "each summarised over the seeds with intervals)")
     rep.add_argument("--no-evaluate", action="store_true",
                      help="skip the corruptions and attacks (no summary table)")
 
@@ -168,17 +174,28 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _experiment_config(args, objectives) -> ExperimentConfig:
+def _evaluation(args, by_default: bool) -> EvaluationConfig | None:
+    """The corruptions and attacks to run after each noise sweep: --perturbations, else the
+    dataset's full suite if `by_default` (reproduce), and none with --no-evaluate. Names are
+    checked here, before Keras is imported (InvalidParameterError naming the allowed ones)."""
+    names = getattr(args, "perturbations", None)
+    if getattr(args, "no_evaluate", False) or not (names or by_default):
+        return None
+    evaluation = default_evaluation(args.dataset)
+    return replace(evaluation, perturbations=tuple(names)) if names else evaluation
+
+
+def _experiment_config(args, objectives, evaluation: EvaluationConfig | None) -> ExperimentConfig:
     return ExperimentConfig(arms=tuple(objectives), seeds=args.seeds, dataset=args.dataset,
                             train_size=args.train_size, epochs=args.epochs,
                             batch_size=getattr(args, "batch_size", None), engine=args.engine,
                             deterministic=args.deterministic,
-                            reference=getattr(args, "reference", "baseline"))
+                            reference=getattr(args, "reference", "baseline"), evaluation=evaluation)
 
 
 def cmd_experiment(args) -> int:
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    spec = _experiment_config(args, objectives)
+    spec = _experiment_config(args, objectives, _evaluation(args, by_default=False))
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
     if args.submit:
         from gradloss.service.client import submit_experiment
@@ -202,16 +219,20 @@ def _run_experiment(spec: ExperimentConfig, sweep: SweepConfig, out: Path) -> in
     from gradloss.training import load_model
 
     out.mkdir(parents=True, exist_ok=True)
-    rows, data, data_seed, configs = [], None, None, spec.configs()
+    evaluation = EvaluationConfig.from_dict(spec.evaluation) if spec.evaluation else None
+    rows, evaluated, data, data_seed, configs = [], [], None, None, spec.configs()
     for k, (arm, config) in enumerate(configs, 1):
         if data_seed != config.seed:  # seed-major: one load per seed
             data, data_seed = load_dataset(spec.dataset, train_size=spec.train_size,
                                            seed=config.seed), config.seed
         print(f"run {k} of {len(configs)}: arm {arm}, seed {config.seed}", flush=True)
         result = _train_with_bar(config, out / "runs" / f"{arm}-seed{config.seed}", dataset=data)
-        curve = accuracy_vs_noise(load_model(result.model_path), data.x_test, data.y_test, sweep)
+        model = load_model(result.model_path)
+        curve = accuracy_vs_noise(model, data.x_test, data.y_test, sweep)
         rows += [{"arm": arm, "seed": config.seed, "sigma": sigma, "accuracy": accuracy}
                  for sigma, accuracy in zip(curve.sigma, curve.accuracy)]
+        if evaluation is not None:
+            evaluated.append(evaluate_seed(model, data, evaluation, arm, config.seed))
     per_seed = pd.DataFrame(rows)
     print(f"data: {data.source}; {len(data.x_train)} training images, {len(data.x_test)} test images")
     summary = experiments.summary_table(per_seed, spec.reference)
@@ -220,19 +241,20 @@ def _run_experiment(spec: ExperimentConfig, sweep: SweepConfig, out: Path) -> in
         for sentence in experiments.sentences(summary, spec.reference, sigma):
             print(sentence)
     paths = experiments.write_exports(per_seed, summary, out)
+    if evaluated:
+        paths += experiment_perturbation_summary(pd.concat(evaluated, ignore_index=True),
+                                                 spec.reference, out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
 def cmd_reproduce(args) -> int:
+    evaluation = _evaluation(args, by_default=True)
     if args.seeds != 1:  # an experiment over seeds; intervals need at least 2
-        spec = _experiment_config(args, OBJECTIVES)
+        spec = _experiment_config(args, OBJECTIVES, evaluation)
         out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
         return _run_experiment(spec, SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws), out)
     configs = [_train_config(args, objective) for objective in REFERENCE_ACCURACY]
-    evaluation = default_evaluation(args.dataset)
-    if args.perturbations:
-        evaluation = replace(evaluation, perturbations=tuple(args.perturbations))
     sweep = SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
     out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     use_backend(args.engine, args.deterministic)
@@ -266,7 +288,7 @@ def cmd_reproduce(args) -> int:
         print(f"{objective}: {run['seconds']:.0f} s training, {run['step_ms']:.1f} ms/step "
               f"(last epoch) on {run['device']}")
     print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
-    if not args.no_evaluate:
+    if evaluation is not None:
         reproduce_summary(models, data, tables, evaluation, out)
         print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
     return 0

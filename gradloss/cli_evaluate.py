@@ -121,6 +121,34 @@ def _report(rows: pd.DataFrame, flags, out: Path | None) -> None:
         print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
 
 
+def evaluate_seed(model, ds, config: EvaluationConfig, arm: str, seed: int) -> pd.DataFrame:
+    """One experiment run's corruptions and attacks: columns arm, seed (the training seed),
+    perturbation, level, accuracy; masking flags are printed."""
+    from gradloss.perturbations import suite
+
+    print(f"corruptions and attacks on arm {arm}, seed {seed} ...", flush=True)
+    table, flags = suite.evaluate(model, ds.x_test, ds.y_test, config, on_progress=_say_done)
+    for flag in flags or []:
+        print(f"arm {arm}, seed {seed}: possible gradient masking: {flag}")
+    return table.assign(arm=arm, seed=seed)[["arm", "seed", "perturbation", "level", "accuracy"]]
+
+
+def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out: Path) -> list[Path]:
+    """Print each perturbation's headline over the seeds (mean, 95 % interval and the paired
+    difference to `reference`, as on the dashboard's Experiments tab) and write the per-seed
+    rows and that summary as CSV in `out`; returns the paths written."""
+    from gradloss.experiment_views import overview_table
+    from gradloss.perturbations import summary
+
+    headlines = summary.summarize_per_seed(summary.headline_per_seed(per_seed), reference)
+    print("\ncorruptions and attacks, each at its headline (95 % intervals over the seeds):")
+    _print(overview_table(headlines)[0])
+    paths = [out / "perturbations_per_seed.csv", out / "perturbations_summary.csv"]
+    per_seed.to_csv(paths[0], index=False)
+    headlines.to_csv(paths[1], index=False)
+    return paths
+
+
 def reproduce_summary(models: dict, ds, noise: dict, config: EvaluationConfig, out: Path):
     """Evaluate each trained model ({objective: model}) and print the side-by-side summary
     (headline accuracy, AUC, difference, mCE relative to the baseline); returns it."""

@@ -221,10 +221,11 @@ def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
 
 
 def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):
-    """Check that a tiny 2 arms x 3 seeds experiment on digits prints intervals and writes 4 files."""
+    """Check that a tiny 2 arms x 3 seeds experiment on digits prints intervals and writes 4
+    files, and each perturbation's headline over the seeds with its paired difference."""
     result = _cli("experiment", "--objectives", "gradient,baseline", "--seeds", "3",
                   "--dataset", "digits", "--train-size", "200", "--epochs", "1", "--draws", "1",
-                  "--out", str(tmp_path), timeout=900)
+                  "--perturbations", "contrast", "fgsm", "--out", str(tmp_path), timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     per_seed = pd.read_csv(tmp_path / "per_seed.csv")
     assert len(per_seed) == 2 * 3 * 8 and set(per_seed.seed) == {0, 1, 2}
@@ -236,3 +237,15 @@ def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):
     assert "| Arm | Level |" in result.stdout and "At σ = 0.1, " in result.stdout
     assert r"\begin{tabular}" in (tmp_path / "summary.tex").read_text()
     assert (tmp_path / "summary.md").read_text() in result.stdout
+    rows = pd.read_csv(tmp_path / "perturbations_per_seed.csv")
+    assert set(rows.perturbation) == {"contrast", "fgsm"} and set(rows.seed) == {0, 1, 2}
+    headlines = pd.read_csv(tmp_path / "perturbations_summary.csv")
+    fgsm = rows[(rows.perturbation == "fgsm") & (rows.level == 0.1)].pivot(
+        index="seed", columns="arm", values="accuracy")
+    row = headlines[(headlines.perturbation == "fgsm") & (headlines.arm == "gradient")].iloc[0]
+    assert row.level == "ε=0.1" and row.n == 3
+    assert row["diff"] == pytest.approx((fgsm.gradient - fgsm.baseline).mean())
+    assert row.diff_low <= row["diff"] <= row.diff_high
+    contrast = headlines[(headlines.perturbation == "contrast") & (headlines.arm == "baseline")]
+    assert contrast.level.tolist() == ["mean over severities"]
+    assert "mean over severities" in result.stdout and "FGSM" in result.stdout
