@@ -55,6 +55,15 @@ def test_cli_exits_2_naming_a_malformed_or_unknown_store_url(home, monkeypatch, 
     assert "ann:***@h:port" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
 
 
+def test_a_postgres_url_is_read_as_postgresql(home, monkeypatch, postgres_server):
+    """Check that the postgres:// spelling many hosts hand out reaches the same database."""
+    url = postgres_server.database()
+    monkeypatch.setenv("GRADLOSS_STORE_URL", url.replace("postgresql://", "postgres://", 1))
+    assert settings.store_url() == url
+    run_id = RunStore.default().create_run(TINY)
+    assert RunStore(url).get_run(run_id).status == "queued"
+
+
 def test_cli_exits_2_when_the_postgresql_server_is_down_refuses_or_is_foreign(
         home, monkeypatch, capsys, postgres_server):
     """Check a server that is not there, a wrong password, a missing database and a database

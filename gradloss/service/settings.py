@@ -103,8 +103,10 @@ def check_url(setting: str, url: str, schemes: tuple[str, ...]) -> str:
 
 
 def store_url() -> str:
-    """GRADLOSS_STORE_URL, or the SQLite file runs.sqlite in home()."""
-    url = os.environ.get(STORE_SETTING, "").strip()
+    """GRADLOSS_STORE_URL, or the SQLite file runs.sqlite in home(). `postgres://`, the spelling
+    many hosts hand out (SQLAlchemy refuses it), is read as `postgresql://`."""
+    url = re.sub(r"^postgres(?=[+:])", "postgresql", os.environ.get(STORE_SETTING, "").strip(),
+                 flags=re.IGNORECASE)
     return check_url(STORE_SETTING, url, STORE_SCHEMES) if url else f"sqlite:///{home() / 'runs.sqlite'}"
 
 
