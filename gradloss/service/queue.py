@@ -92,13 +92,8 @@ def _queue(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
     # A task that fails before its child starts (the store away for a moment) is tried again;
     # start_run is conditional, so a retry never trains a run twice.
     retry = {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY_S}
-    return (huey, huey.task(name="train_run", context=True, **retry)(_train_run),
+    return (huey, huey.task(name="train_run", context=True, **retry)(tasks.queued_train_run),
             huey.task(name="evaluate_run", **retry)(tasks.evaluate_run))  # the consumer knows both
-
-
-def _train_run(run_id: str, task=None) -> None:
-    """The consumer's train_run: tasks.train_run, told this task's id (huey's context)."""
-    tasks.train_run(run_id, task_id=None if task is None else task.id)
 
 
 def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:

@@ -85,6 +85,12 @@ def train_run(run_id: str, task_id: str | None = None) -> None:
     reporter.close()
 
 
+def queued_train_run(run_id: str, task=None) -> None:
+    """The queue's train_run task (named gradloss.service.tasks.train_run in its messages):
+    train_run, told this task's id (huey's context)."""
+    train_run(run_id, task_id=None if task is None else task.id)
+
+
 def _start(store: RunStore, run_id: str, me: str, task_id: str | None) -> bool:
     """Mark the run running on worker `me`; False if it is no longer queued.
 
