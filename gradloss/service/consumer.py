@@ -18,13 +18,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.exceptions import ServiceUnavailable
 from gradloss.service import heartbeat, tasks
-from gradloss.service.queue import enqueue, pending_count, queue_for
+from gradloss.service.queue import pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
 from gradloss.service.store import RunStore
 from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
@@ -167,11 +166,11 @@ def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
     reachable_since = time.monotonic()
     while True:
         try:
-            running = [r.run_id for r in store.list_runs(status="running")
-                       if r.worker_id == record["worker_id"]]
-            store.beat_worker(dict(record, run_id=running[0] if running else None))
+            running = store.list_runs(status="running")
+            mine = _runs_of(running, record["worker_id"])
+            store.beat_worker(dict(record, run_id=mine[0].run_id if mine else None))
             if time.monotonic() - reachable_since >= heartbeat.heartbeat_timeout():
-                recover_lost_runs(store)
+                recover_lost_runs(store, running)
                 store.prune_workers(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
         except ServiceUnavailable as exc:
             log.warning("%s; retrying", exc)
@@ -182,13 +181,18 @@ def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
             return
 
 
-def recover_lost_runs(store: RunStore | None = None) -> list[str]:
-    """Requeue (to resume) or fail running runs with a stale heartbeat; returns their ids."""
+def _runs_of(runs, worker: str) -> list:
+    return [r for r in runs if r.worker_id == worker]
+
+
+def recover_lost_runs(store: RunStore | None = None, running=None) -> list[str]:
+    """Requeue (to resume) or fail running runs with a stale heartbeat; returns their ids.
+    `running`: the store's running runs, if just read (every change is conditional anyway)."""
     store = store or RunStore.default()
     now = time.time()
     stale_before = now - heartbeat.heartbeat_timeout()
     recovered = []
-    for run in store.list_runs(status="running"):
+    for run in store.list_runs(status="running") if running is None else running:
         if run.heartbeat_at is None or run.heartbeat_at >= stale_before:
             continue
         # Every change below is conditional on the heartbeat still being stale: when several
@@ -201,7 +205,7 @@ def recover_lost_runs(store: RunStore | None = None) -> list[str]:
             acted = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
                                      stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:
-            acted = _requeue(store, run.run_id, stale_before)
+            acted = tasks.requeue(store, run.run_id, stale_before)
         else:
             acted = store.finish_run(run.run_id, "failed",
                                      error=f"{lost} after {run.attempts} attempts",
@@ -212,19 +216,8 @@ def recover_lost_runs(store: RunStore | None = None) -> list[str]:
     return recovered
 
 
-def _requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
-    # Queue first: if the queue is away, the store is untouched and the next beat tries again.
-    # If another worker requeues the run meanwhile, this task finds it started or cancelled and
-    # does nothing (start_run is conditional), so the run still trains once.
-    task_id = str(uuid.uuid4())
-    enqueue(run_id, task_id)
-    return store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt)
-
-
 def _release_runs(store: RunStore, worker: str) -> None:
     """Put this stopping worker's runs back in the queue, to resume on the next worker at once."""
-    for run in store.list_runs(status="running"):
-        if run.worker_id != worker:
-            continue
-        if _requeue(store, run.run_id, float("inf"), count_attempt=False):
+    for run in _runs_of(store.list_runs(status="running"), worker):
+        if tasks.requeue(store, run.run_id, float("inf"), count_attempt=False):
             log.warning("run %s: this worker stops; requeued to resume", run.run_id)

@@ -23,6 +23,7 @@ from pathlib import Path
 from gradloss.config import TrainConfig, batchable
 from gradloss.engines import backend
 from gradloss.exceptions import InvalidParameterError, ServiceUnavailable, SettingsError
+from gradloss.service.artifacts import CHECKPOINT
 from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
@@ -94,9 +95,8 @@ def queued_train_run(run_id: str, task=None) -> None:
 def _start(store: RunStore, run_id: str, me: str, task_id: str | None) -> bool:
     """Mark the run running on worker `me`; False if it is no longer queued.
 
-    A run is requeued queue first, store second (an unreachable queue must leave the store
-    untouched, to retry), so this task can arrive while the store still says running under
-    an older task. Wait up to REQUEUE_WAIT_S for the store to name this task: without it, the
+    A run is requeued queue first, store second (`requeue`), so this task can arrive while
+    the store still says running under an older task. Wait up to REQUEUE_WAIT_S for the store to name this task: without it, the
     task would be spent and the run left queued with nothing in the queue to start it. If
     the store never does (the requeue's write failed), the next lost-run check tries again."""
     deadline = time.monotonic() + REQUEUE_WAIT_S
@@ -162,6 +162,20 @@ def _taken_over(store: RunStore, run_id: str, me: str) -> bool:
     return run.status == "running" and run.worker_id != me
 
 
+def requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
+    """Put running run `run_id` back in the queue under a new task, if its heartbeat is older
+    than `stale_before`; True if this call did (store.requeue's conditions).
+
+    Queue first, store second: if the queue is away, the store is untouched and the caller
+    tries again later. The task may then reach a consumer before the store says queued;
+    `_start` waits for that. If another worker requeues the run meanwhile, one of the two
+    tasks finds it started and does nothing (start_run is conditional): it trains once."""
+    from gradloss.service.queue import enqueue  # queue imports this module
+    task_id = str(uuid.uuid4())
+    enqueue(run_id, task_id)
+    return store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt)
+
+
 def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> None:
     """The child ended: if it left the run running (killed, out of memory), requeue it to resume
     from its checkpoint (here or in the store) while it has attempts left, else end it."""
@@ -171,16 +185,12 @@ def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> Non
     lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
            "before finishing"
     run_dir = home() / run_id  # checkpoint.old holds it while a new one is swapped in
-    from gradloss.service.artifacts import CHECKPOINT  # artifacts imports the store, not this
     checkpoint = (any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
                   or store.get_artifact(run_id, CHECKPOINT) is not None)
     if run.cancel_requested:
         store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling", worker_id=me)
     elif run.attempts < MAX_ATTEMPTS and checkpoint:
-        from gradloss.service.queue import enqueue  # queue imports this module
-        task_id = str(uuid.uuid4())
-        enqueue(run_id, task_id)  # first: an unreachable queue leaves the run as it is, to retry
-        if store.requeue(run_id, task_id, stale_before=float("inf")):
+        if requeue(store, run_id, float("inf")):
             log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
     else:
         tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
