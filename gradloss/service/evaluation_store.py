@@ -39,12 +39,12 @@ def _to_plan(row: sa.Row) -> EvaluationPlan:
                           row.updated_at)
 
 
-def _ids(run_ids: str | Iterable[str]) -> list[str]:
+def _ids(run_ids: str | Iterable[str]) -> list[str]:  # also the store's
     return [run_ids] if isinstance(run_ids, str) else list(run_ids)
 
 
 class EvaluationVerbs:
-    """Evaluation verbs of RunStore; they use its connect, _require, _upsert and _frame."""
+    """Evaluation verbs of RunStore; they use its connect, _require, _update, _upsert and _frame."""
 
     def plan_evaluation(self, run_id: str, config: dict) -> None:
         """Record (or replace) the EvaluationConfig (as a dict) a run is to be evaluated with."""
@@ -69,12 +69,6 @@ class EvaluationVerbs:
                                 .where(evaluation_plans.c.run_id.in_(_ids(run_ids)))).all()
         return {row.run_id: _to_plan(row) for row in rows}
 
-    def _update_plan(self, run_id: str, **values) -> None:
-        with self.connect(write=True) as conn:
-            self._require(conn, run_id)
-            conn.execute(evaluation_plans.update().where(evaluation_plans.c.run_id == run_id)
-                         .values(**values))
-
     def set_evaluation_status(self, run_id: str, status: str, error: str | None = None,
                               progress: dict | None = None) -> None:
         """Move the run's evaluation to `status` (queued, running, done, failed)."""
@@ -84,7 +78,7 @@ class EvaluationVerbs:
         values = {"status": status, "error": error, "updated_at": time.time()}
         if progress is not None:
             values["progress"] = json.dumps(progress)
-        self._update_plan(run_id, **values)
+        self._update(run_id, table=evaluation_plans, **values)
 
     def update_evaluation_progress(self, run_id: str, progress: dict) -> None:
         """Store how far the evaluation is (a Progress dict); also a heartbeat of the run."""
@@ -96,7 +90,8 @@ class EvaluationVerbs:
 
     def save_masking_flags(self, run_id: str, flags: list[str] | None) -> None:
         """The gradient-masking check's sentences ([]: nothing flagged; None: not checked)."""
-        self._update_plan(run_id, masking_flags=None if flags is None else json.dumps(list(flags)))
+        self._update(run_id, table=evaluation_plans,
+                     masking_flags=None if flags is None else json.dumps(list(flags)))
 
     def save_evaluation(self, run_id: str, table: pd.DataFrame) -> None:
         """Upsert rows [perturbation, level, accuracy, accuracy_std, n_images, seed] of a run."""

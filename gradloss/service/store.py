@@ -24,9 +24,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from gradloss.config import TrainConfig
 from gradloss.exceptions import RunNotFound, SettingsError
 from gradloss.service import database
-from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs  # noqa: F401
+from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs, _ids  # noqa: F401
 from gradloss.service.experiment_store import Experiment, ExperimentVerbs  # noqa: F401
-from gradloss.service.schema import (MIGRATIONS, SCHEMA_VERSION, artifacts, examples,  # noqa: F401
+from gradloss.service.schema import (SCHEMA_VERSION, artifacts, examples,  # noqa: F401
                                      metrics, robustness, runs, workers)
 from gradloss.service.settings import (create_private, home, redact,  # noqa: F401 (callers' imports)
                                        store_url)
@@ -89,10 +89,6 @@ def new_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]  # sortable, readable, unique
 
 
-def _ids(run_ids: str | Iterable[str]) -> list[str]:
-    return [run_ids] if isinstance(run_ids, str) else list(run_ids)
-
-
 class RunStore(EvaluationVerbs, ExperimentVerbs):
     """The run store at `location`: a SQLite file path, or a sqlite:/// or postgresql:// URL.
 
@@ -131,10 +127,11 @@ class RunStore(EvaluationVerbs, ExperimentVerbs):
         if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
             raise RunNotFound(f"No run with id {run_id!r} in the run store {redact(self.url)}.")
 
-    def _update(self, run_id: str, *conditions, **values) -> bool:
-        """UPDATE runs SET values WHERE run_id = run_id AND conditions; True if the row changed."""
+    def _update(self, run_id: str, *conditions, table: sa.Table = runs, **values) -> bool:
+        """UPDATE table (default: runs) SET values WHERE run_id = run_id AND conditions; True
+        if a row changed (RunNotFound if none did because the run does not exist)."""
         with self.connect(write=True) as conn:
-            changed = conn.execute(runs.update().where(runs.c.run_id == run_id, *conditions)
+            changed = conn.execute(table.update().where(table.c.run_id == run_id, *conditions)
                                    .values(**values)).rowcount > 0
             if not changed:
                 self._require(conn, run_id)
