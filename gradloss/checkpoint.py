@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-         config: TrainConfig, epoch: int, final: dict) -> None:
-    """Write the checkpoint of `epoch` (whole epochs done) with that epoch's metrics."""
+         config: TrainConfig, epoch: int, final: dict) -> Path:
+    """Write the checkpoint of `epoch` (whole epochs done) with that epoch's metrics; returns
+    its folder."""
     tmp, ckpt, old = (run_dir / n for n in ("checkpoint.tmp", "checkpoint", "checkpoint.old"))
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -37,6 +38,7 @@ def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimize
         os.replace(ckpt, old)
     os.replace(tmp, ckpt)
     shutil.rmtree(old, ignore_errors=True)
+    return ckpt
 
 
 def restore(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,

@@ -121,9 +121,10 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
                 continue
             write_state(unstack(device.state, j), models[i], optimizers[i])
             finals[i] = records[i].end_epoch(epoch, accuracies[j], input_grad_norm(models[i], ds))
-            checkpoint.save(run_dirs[i], models[i], optimizers[i], configs[i], epoch, finals[i])
+            folder = checkpoint.save(run_dirs[i], models[i], optimizers[i], configs[i], epoch,
+                                     finals[i])
             if on_checkpoint:
-                on_checkpoint(i, run_dirs[i] / "checkpoint")
+                on_checkpoint(i, folder)
             log.info("seed %d epoch %d/%d: %s", configs[i].seed, epoch, first.epochs, finals[i])
             if records[i].report(epoch, records[i].last_loss) and epoch < first.epochs:
                 end(i, "cancelled", epoch)

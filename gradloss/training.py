@@ -271,9 +271,9 @@ def train(config: TrainConfig, run_dir: str | Path, *,
             return _result("cancelled", config, run_dir, epoch - 1, t_start, epochs.device, final)
         epochs.sync_to_model()
         final = record.end_epoch(epoch, epochs.test_accuracy(), input_grad_norm(model, ds))
-        checkpoint.save(run_dir, model, optimizer, config, epoch, final)
+        folder = checkpoint.save(run_dir, model, optimizer, config, epoch, final)
         if on_checkpoint:
-            on_checkpoint(run_dir / "checkpoint")
+            on_checkpoint(folder)
         log.info("epoch %d/%d: %s", epoch, config.epochs, final)
         if record.report(epoch, record.last_loss) and epoch < config.epochs:
             return _result("cancelled", config, run_dir, epoch, t_start, epochs.device, final)

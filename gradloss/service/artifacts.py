@@ -50,13 +50,14 @@ def restore_checkpoint(store: RunStore, run_id: str, run_dir: Path) -> int:
     tmp.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         tar.extractall(tmp, filter="data")  # plain files only, nothing outside tmp
-    if _epoch(tmp) <= local:
+    remote = _epoch(tmp)
+    if remote <= local:
         shutil.rmtree(tmp)
         return local
     shutil.rmtree(run_dir / "checkpoint.old", ignore_errors=True)
     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
     os.replace(tmp, run_dir / "checkpoint")
-    return _epoch(run_dir / "checkpoint")
+    return remote
 
 
 def fetch_model(store: RunStore, run_id: str, cache: Path | None = None) -> Path | None:

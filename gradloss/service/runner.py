@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from gradloss.config import SweepConfig, TrainConfig, batchable
 from gradloss.engines import backend
@@ -61,10 +62,10 @@ def _local_dir(store: RunStore, run_id: str):
     return run_dir
 
 
-def _upload(store: RunStore, reporter: Reporter, run_id: str):
-    """on_checkpoint for `run_id`: send the checkpoint folder to the store (the newest wins)."""
-    return lambda folder: reporter.send(store.put_artifact, run_id, artifacts.CHECKPOINT,
-                                        artifacts.pack(folder), latest=f"checkpoint {run_id}")
+def _upload(store: RunStore, reporter: Reporter, run_id: str, folder: Path) -> None:
+    """Send run `run_id`'s checkpoint folder to the store (the newest wins)."""
+    reporter.send(store.put_artifact, run_id, artifacts.CHECKPOINT, artifacts.pack(folder),
+                  latest=f"checkpoint {run_id}")
 
 
 def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
@@ -91,7 +92,7 @@ def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
     result = training.train(
         config, run_dir, dataset=ds, on_progress=on_train_progress,
         on_metrics=lambda rows: reporter.send(store.add_metrics, run_id, rows),
-        on_checkpoint=_upload(store, reporter, run_id),
+        on_checkpoint=lambda folder: _upload(store, reporter, run_id, folder),
         should_cancel=lambda: reporter.should_cancel(run_id))
     return _finish(run_id, store, reporter, config, ds, result, progress[0], planned)
 
@@ -119,7 +120,7 @@ def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[s
     results = seed_batch.train_seeds(
         configs, run_dirs, dataset=ds, on_progress=on_train_progress,
         on_metrics=lambda i, rows: reporter.send(store.add_metrics, run_ids[i], rows),
-        on_checkpoint=lambda i, folder: _upload(store, reporter, run_ids[i])(folder),
+        on_checkpoint=lambda i, folder: _upload(store, reporter, run_ids[i], folder),
         should_cancel=lambda i: reporter.should_cancel(run_ids[i]))
     return [_finish(run_id, store, reporter, config, ds, result, p, plan)
             for run_id, config, result, p, plan in zip(run_ids, configs, results, progress, planned)]
@@ -159,14 +160,13 @@ def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfi
     reporter.send(store.save_examples, run_id, noise_sweep.predict_examples(
         model, ds.x_test, ds.y_test, indices, sweep))
     reporter.send(store.put_artifact, run_id, artifacts.MODEL, result.model_path.read_bytes())
-    if not planned:
-        finish(store, reporter, run_id, "done", model_path=result.model_path)
-    elif config.engine == "tensorflow":
+    evaluate_here = planned and config.engine == "tensorflow"
+    if evaluate_here:
         reporter.flush()  # the evaluation's grid follows the sweep's, now in the store
         _evaluate(run_id, store, model, ds)
-        finish(store, reporter, run_id, "done", model_path=result.model_path)
-    else:  # ART needs TensorFlow: a TensorFlow child evaluates the model this run saved
-        finish(store, reporter, run_id, "done", model_path=result.model_path)
+    finish(store, reporter, run_id, "done", model_path=result.model_path)
+    if planned and not evaluate_here:  # ART needs TensorFlow: a TensorFlow child evaluates
+        # the model this run saved
         env = backend.child_environment("tensorflow", False, dict(
             os.environ, GRADLOSS_PARENT_PID=str(os.getpid())))
         subprocess.run([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env)
