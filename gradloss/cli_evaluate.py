@@ -140,7 +140,7 @@ def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out:
     from gradloss.experiment_views import overview_table
     from gradloss.perturbations import summary
 
-    headlines = summary.summarize_per_seed(summary.headline_per_seed(per_seed), reference)
+    headlines = summary.headline_summary(per_seed, reference)
     print("\ncorruptions and attacks, each at its headline (95 % intervals over the seeds):")
     _print(overview_table(headlines)[0])
     paths = [out / "perturbations_per_seed.csv", out / "perturbations_summary.csv"]

@@ -49,8 +49,7 @@ def experiment_perturbations(runs_store, chosen: str, spec: dict, runs) -> None:
         return
     reference = spec["reference"]
     labels = experiment_views.arm_labels(per_seed.arm.unique())
-    headlines = results_summary.summarize_per_seed(results_summary.headline_per_seed(per_seed),
-                                                   reference)
+    headlines = results_summary.headline_summary(per_seed, reference)
     st.dataframe(experiment_views.styled_overview(headlines), hide_index=True)
     st.caption("Each perturbation at its headline: robust accuracy at ε = 0.1 for attacks, the "
                "mean over severities for corruptions; means over seeds with 95 % Student t "

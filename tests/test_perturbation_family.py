@@ -105,6 +105,25 @@ def test_per_seed_frames_feed_stats_summarize_per_perturbation():
     assert row["n"] == 3
 
 
+def test_headline_summary_takes_each_headline_and_skips_perturbations_it_does_not_know():
+    """Check the headline over seeds (ε = 0.1 for an attack, the mean over severities for a
+    corruption), paired by seed, and that rows of an unknown perturbation (written by a newer
+    gradloss) are left out rather than breaking the table."""
+    rows = []
+    for arm, shift in (("gradient", 0.1), ("baseline", 0.0)):
+        for seed in (0, 1):
+            rows += [(arm, seed, "fgsm", 0.0, 0.9), (arm, seed, "fgsm", 0.1, 0.3 + shift + seed / 10),
+                     (arm, seed, "contrast", 1.0, 0.8), (arm, seed, "contrast", 2.0, 0.6 + shift),
+                     (arm, seed, "from_the_future", 1.0, 0.5)]
+    frame = pd.DataFrame(rows, columns=["arm", "seed", "perturbation", "level", "accuracy"])
+    out = summary.headline_summary(frame, reference="baseline")
+    assert set(out.perturbation) == {"fgsm", "contrast"}
+    fgsm = out[(out.perturbation == "fgsm") & (out.arm == "gradient")].iloc[0]
+    assert fgsm.level == "ε=0.1" and fgsm["diff"] == pytest.approx(0.1) and fgsm["n"] == 2
+    contrast = out[(out.perturbation == "contrast") & (out.arm == "gradient")].iloc[0]
+    assert contrast.level == "mean over severities" and contrast["mean"] == pytest.approx(0.75)
+
+
 @pytest.fixture
 def store(tmp_path):
     return RunStore(tmp_path / "runs.sqlite")

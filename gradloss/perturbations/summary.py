@@ -112,11 +112,20 @@ def summarize_per_seed(frame: pd.DataFrame, reference: str,
 def headline_per_seed(frame: pd.DataFrame) -> pd.DataFrame:
     """A per_seed frame (arm, seed, perturbation, level, accuracy) with each curve replaced by
     its headline number; 'level' then names it (e.g. "ε=0.1", "mean over severities"). A
-    perturbation whose headline level was not measured (an attack without ε = 0.1) is left out."""
+    perturbation whose headline level was not measured (an attack without ε = 0.1), or that
+    this gradloss does not know (rows written by a newer one), is left out."""
     rows = []
     for (arm, seed, name), curve in frame.groupby(["arm", "seed", "perturbation"], sort=False):
+        if name not in PERTURBATIONS:
+            continue
         value, level = headline(name, curve)
         if not math.isnan(value):
             rows.append({"arm": arm, "seed": seed, "perturbation": name, "level": level,
                          "accuracy": value})
     return pd.DataFrame(rows, columns=["arm", "seed", "perturbation", "level", "accuracy"])
+
+
+def headline_summary(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """summarize_per_seed of headline_per_seed: each perturbation's headline over the seeds,
+    with its interval and the paired difference to `reference`."""
+    return summarize_per_seed(headline_per_seed(frame), reference)
