@@ -238,7 +238,13 @@ def paired_runs(runs) -> dict[str, tuple[str, int]]:
     return {r.run_id: (r.arm, r.config["seed"]) for r in done if r.config["seed"] in paired}
 
 
-def _in_arm_order(frame: pd.DataFrame, runs, by: list[str]) -> pd.DataFrame:
+def _paired_frame(runs, keep: dict, rows: pd.DataFrame, columns: list[str],
+                  by: list[str]) -> pd.DataFrame:
+    """`rows` (of the runs in `keep`) as arm, seed and `columns`, sorted by `by` with the arms
+    in the experiment's order."""
+    frame = pd.DataFrame({"arm": [keep[i][0] for i in rows.run_id],
+                          "seed": [keep[i][1] for i in rows.run_id],
+                          **{c: rows[c].to_numpy() for c in columns}})
     order = {a: k for k, a in enumerate(dict.fromkeys(r.arm for r in runs))}
     return frame.sort_values(by, key=lambda c: c.map(order) if c.name == "arm" else c,
                              kind="stable").reset_index(drop=True)
@@ -250,10 +256,7 @@ def per_seed_table(runs, robustness: pd.DataFrame) -> pd.DataFrame:
     `runs` are the experiment's runs (with .arm, .config, .status), `robustness` their sweeps."""
     keep = paired_runs(runs)
     rows = robustness[robustness.run_id.isin(list(keep))]
-    frame = pd.DataFrame({"arm": [keep[i][0] for i in rows.run_id],
-                          "seed": [keep[i][1] for i in rows.run_id],
-                          "sigma": rows.sigma.to_numpy(), "accuracy": rows.accuracy.to_numpy()})
-    return _in_arm_order(frame, runs, ["arm", "seed", "sigma"])
+    return _paired_frame(runs, keep, rows, ["sigma", "accuracy"], ["arm", "seed", "sigma"])
 
 
 def evaluation_per_seed_table(runs, evaluations: pd.DataFrame) -> pd.DataFrame:
@@ -265,12 +268,8 @@ def evaluation_per_seed_table(runs, evaluations: pd.DataFrame) -> pd.DataFrame:
     keep = paired_runs(runs)
     rows = evaluations[evaluations.run_id.isin(list(keep))]
     complete = rows.groupby(["perturbation", "level"]).run_id.transform("nunique") == len(keep)
-    rows = rows[complete]
-    frame = pd.DataFrame({"arm": [keep[i][0] for i in rows.run_id],
-                          "seed": [keep[i][1] for i in rows.run_id],
-                          "perturbation": rows.perturbation.to_numpy(),
-                          "level": rows.level.to_numpy(), "accuracy": rows.accuracy.to_numpy()})
-    return _in_arm_order(frame, runs, ["perturbation", "arm", "seed", "level"])
+    return _paired_frame(runs, keep, rows[complete], ["perturbation", "level", "accuracy"],
+                         ["perturbation", "arm", "seed", "level"])
 
 
 def summary_table(per_seed: pd.DataFrame, reference: str) -> pd.DataFrame:
