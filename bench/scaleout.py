@@ -36,9 +36,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test servers
 from _common import REPO, append_result, print_table  # noqa: E402
 
+from _worker_helpers import TINY, wait_for  # noqa: E402
 from services import Postgres, Redis  # noqa: E402
-
-TINY = {"dataset": "digits", "epochs": 1, "train_size": 200, "batch_size": 50}
 
 
 def start_worker(home: Path, env: dict) -> subprocess.Popen:
@@ -48,14 +47,6 @@ def start_worker(home: Path, env: dict) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         env=dict(os.environ, **env, GRADLOSS_HOME=str(home), CUDA_VISIBLE_DEVICES="-1",
                  PYTHONPATH=str(REPO)))
-
-
-def wait_until(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the runs did not finish in time")
-        time.sleep(0.2)
 
 
 def replay_store_writes(store) -> float:
@@ -92,14 +83,16 @@ def measure(urls: dict, n_workers: int, configs: list[dict], scratch: Path) -> d
     workers = [start_worker(scratch / f"w{i}", urls) for i in range(n_workers)]
     try:
         from gradloss.service.consumer import worker_status
-        wait_until(lambda: sum(w["alive"] for w in worker_status(store).workers) == n_workers, 120)
+        wait_for(lambda: sum(w["alive"] for w in worker_status(store).workers) == n_workers, 120,
+                 "every worker in the store")
         t0, submit_s = time.time(), []
         ids = []
         for config in configs:
             started = time.perf_counter()
             ids.append(client.submit(config))
             submit_s.append(time.perf_counter() - started)
-        wait_until(lambda: all(store.get_run(r).status in ("done", "failed") for r in ids), 1800)
+        wait_for(lambda: all(store.get_run(r).status in ("done", "failed") for r in ids), 1800,
+                 "the runs to finish")
         wall = max(store.get_run(r).finished_at for r in ids) - t0
     finally:
         for proc in workers:
