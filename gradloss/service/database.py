@@ -83,13 +83,9 @@ def transaction(url: str, write: bool = False) -> Iterator[sa.Connection]:
         raise unavailable(url, exc) from None
 
 
-_migrated: set[str] = set()
-
-
+@cache  # a call that raised is not cached: the next one tries again
 def migrate(url: str) -> None:
     """Bring the database at `url` to SCHEMA_VERSION (once per process), all steps or none."""
-    if url in _migrated:
-        return
     made = engine(url)
     try:
         if made.dialect.name == "sqlite":
@@ -108,7 +104,6 @@ def migrate(url: str) -> None:
                 _set_version(conn)
     except DRIVER_ERRORS as exc:
         raise unavailable(url, exc) from None
-    _migrated.add(url)
 
 
 def _version(conn: sa.Connection) -> int:
