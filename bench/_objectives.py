@@ -13,7 +13,7 @@ from pathlib import Path
 import _common  # puts the repository on sys.path
 
 _common.use_backend("tensorflow")  # before keras is imported: the TensorFlow engine
-from gradloss.config import SweepConfig, TrainConfig  # noqa: E402
+from gradloss.core.config import SweepConfig, TrainConfig  # noqa: E402
 
 SIGMAS = (0.0, 0.1, 0.2)
 RUNS = Path("runs/bench") / time.strftime("%Y%m%d-%H%M%S")  # a fresh folder: never resume old runs
@@ -22,7 +22,7 @@ RUNS = Path("runs/bench") / time.strftime("%Y%m%d-%H%M%S")  # a fresh folder: ne
 def train_and_sweep(config: TrainConfig, dataset, run_dir: Path, draws: int = 3) -> dict:
     """Train `config` from scratch in run_dir, then test accuracy at SIGMAS; one result row."""
     from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training import load_model, train
+    from gradloss.training.loop import load_model, train
 
     t0 = time.perf_counter()
     result = train(config, run_dir, dataset=dataset)

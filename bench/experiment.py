@@ -32,11 +32,11 @@ SIGMAS_SHOWN = (0.0, 0.1, 0.2)
 def measure(mode: str, objectives: list[str], seeds: list[int], dataset: str,
             train_size: int | None, epochs: int | None, data_dir: str | None) -> dict:
     """Train and sweep every objective x seed the `mode` way; return times and accuracies."""
-    from gradloss.config import SweepConfig, TrainConfig
+    from gradloss.core.config import SweepConfig, TrainConfig
     from gradloss.data import load_dataset
     from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.seed_batch import train_seeds
-    from gradloss.training import load_model, train
+    from gradloss.training.seed_batch import train_seeds
+    from gradloss.training.loop import load_model, train
 
     t_all = time.perf_counter()
     arms = []

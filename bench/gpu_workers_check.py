@@ -27,7 +27,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["GRADLOSS_HOME"] = home
         from gradloss.service import client, consumer
-        from gradloss.service.store import RunStore
+        from gradloss.service.store.runs import RunStore
         fleet = subprocess.Popen([sys.executable, "-m", "gradloss", "worker", "--gpus", "all"],
                                  cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
         try:

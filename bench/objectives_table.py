@@ -22,7 +22,7 @@ HEADER = ["objective", "epochs", "seeds", "clean", "σ=0.1", "σ=0.2", "σ=0.2 p
 
 
 def main() -> None:
-    from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL
+    from gradloss.core.config import OBJECTIVES, REFERENCE_PROTOCOL
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--objectives", default=",".join(OBJECTIVES))
@@ -33,7 +33,7 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     if not args.table_only:
-        from gradloss.config import TrainConfig
+        from gradloss.core.config import TrainConfig
         from gradloss.data import load_dataset
         for seed in map(int, args.seeds.split(",")):
             data = load_dataset("fashion_mnist", train_size=args.train_size, seed=seed)

@@ -29,7 +29,7 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     if not args.table_only:
-        from gradloss.config import TrainConfig
+        from gradloss.core.config import TrainConfig
         from gradloss.data import load_dataset
         for seed in map(int, args.seeds.split(",")):
             data = load_dataset("fashion_mnist", train_size=args.train_size, seed=seed)

@@ -32,7 +32,7 @@ def _model(model_path, ds):
     import keras
 
     from gradloss.models import build_cnn
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
 
     if model_path:
         return load_model(model_path)
@@ -45,7 +45,7 @@ def _model(model_path, ds):
 
 def _families(model, ds, config):
     """(family name, zero-argument function measuring it)."""
-    from gradloss.config import SweepConfig
+    from gradloss.core.config import SweepConfig
     from gradloss.perturbations import suite
     from gradloss.perturbations.family import of_kind
     from gradloss.perturbations.sweep import accuracy_vs_noise

@@ -40,11 +40,11 @@ def run_preset(name: str) -> dict:
     """Train and sweep every arm x seed of preset `name`; return times and differences."""
     import pandas as pd
 
-    from gradloss import stats
-    from gradloss.config import SweepConfig, TrainConfig
+    from gradloss.analysis import stats
+    from gradloss.core.config import SweepConfig, TrainConfig
     from gradloss.data import load_dataset
     from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training import load_model, train
+    from gradloss.training.loop import load_model, train
 
     dataset, train_size, epochs, seeds = PRESETS[name]
     rows, t0, c0 = [], time.perf_counter(), time.process_time()

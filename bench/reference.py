@@ -26,7 +26,7 @@ import _common  # noqa: E402
 
 def train_engine(config, ds, run_dir: str):
     """Train with gradloss (the config's engine); return (model, train s, step ms, device)."""
-    from gradloss.training import load_model, train
+    from gradloss.training.loop import load_model, train
 
     result = train(config, run_dir, dataset=ds)
     model = load_model(result.model_path)  # the saved model, as the worker sweeps it
@@ -62,7 +62,7 @@ def train_seed_style(config, ds, run_dir: str):
 def measure(name: str, objectives: list[str], dataset: str, train_size: int | None,
             epochs: int | None, data_dir: str | None, seed: int) -> dict:
     """Train and sweep each objective in this process; `name` is an engine or "seed-style"."""
-    from gradloss.config import REFERENCE_SIGMAS, SweepConfig, TrainConfig
+    from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig, TrainConfig
     from gradloss.data import load_dataset
     from gradloss.perturbations.sweep import accuracy_vs_noise
 
@@ -92,7 +92,7 @@ def measure(name: str, objectives: list[str], dataset: str, train_size: int | No
 
 def report(outcomes: list[dict]) -> list[list]:
     """Print times, accuracies beside the reference, and ratios; return the table rows."""
-    from gradloss.config import REFERENCE_ACCURACY  # no keras: safe in the parent
+    from gradloss.core.config import REFERENCE_ACCURACY  # no keras: safe in the parent
 
     rows = []
     for out in outcomes:

@@ -78,7 +78,7 @@ def measure(urls: dict, n_workers: int, configs: list[dict], scratch: Path) -> d
     """Start n_workers, submit `configs` at once, wait; wall time and per-run figures."""
     os.environ.update(urls)
     from gradloss.service import client
-    from gradloss.service.store import RunStore
+    from gradloss.service.store.runs import RunStore
     store = RunStore.default()
     workers = [start_worker(scratch / f"w{i}", urls) for i in range(n_workers)]
     try:

@@ -31,8 +31,8 @@ def _runners(engine: str, batch: int, seed: int, chunk: int) -> tuple[str, dict]
     import keras
 
     from gradloss.models import build_cnn
-    from gradloss.training import make_engine
-    from gradloss.config import TrainConfig
+    from gradloss.training.loop import make_engine
+    from gradloss.core.config import TrainConfig
 
     runners, device = {}, "CPU"
     for objective in ("gradient", "baseline"):

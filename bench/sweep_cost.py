@@ -34,11 +34,11 @@ def measure(engine: str, model_path: str | None, data_dir: str | None, draws: in
     import keras
     import numpy as np
 
-    from gradloss.config import REFERENCE_SIGMAS, SweepConfig
+    from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig
     from gradloss.data import load_dataset
     from gradloss.models import build_cnn, predict
     from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
 
     ds = load_dataset("fashion_mnist", data_dir=data_dir, train_size=10)  # test set is whole
     if model_path:

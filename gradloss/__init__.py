@@ -3,10 +3,10 @@
 Importing the package stays light (no TensorFlow): the modules that need Keras import it
 themselves. The map of the package is in the README's "Library" section.
 """
-from gradloss.config import (OBJECTIVES, DATASETS, ENGINES, REFERENCE_PROTOCOL,
-                             REFERENCE_SIGMAS, REFERENCE_ACCURACY, SweepConfig, TrainConfig)
-from gradloss.exceptions import (DataError, ExperimentNotFound, GradlossError,
-                                 InvalidParameterError, RunNotFound, TrainingDiverged)
+from gradloss.core.config import (OBJECTIVES, DATASETS, ENGINES, REFERENCE_PROTOCOL,
+                                  REFERENCE_SIGMAS, REFERENCE_ACCURACY, SweepConfig, TrainConfig)
+from gradloss.core.errors import (DataError, ExperimentNotFound, GradlossError,
+                                  InvalidParameterError, RunNotFound, TrainingDiverged)
 
 __all__ = [
     "OBJECTIVES", "DATASETS", "ENGINES", "REFERENCE_PROTOCOL", "REFERENCE_SIGMAS",

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gradloss.config import DATASETS
-from gradloss.validation import check_choice, check_int
-from gradloss.exceptions import DataError
+from gradloss.core.config import DATASETS
+from gradloss.core.validation import check_choice, check_int
+from gradloss.core.errors import DataError
 
 logger = logging.getLogger(__name__)
 

@@ -3,12 +3,15 @@ import time
 
 import streamlit as st
 
-from gradloss import data, experiment_views, experiments, objectives, views, widgets
-from gradloss.config import REFERENCE_PROTOCOL, TrainConfig
+from gradloss import data, objectives
+from gradloss.ui import experiment_views, views, widgets
+from gradloss.analysis import experiments
+from gradloss.core.config import REFERENCE_PROTOCOL, TrainConfig
 from gradloss.engines.backend import available_engines
-from gradloss.experiments import QUICK_ARMS as QUICK_OBJECTIVES
+from gradloss.analysis.experiments import QUICK_ARMS as QUICK_OBJECTIVES
 from gradloss.perturbations.family import default_evaluation
-from gradloss.service import client, consumer, store
+from gradloss.service import client, consumer
+from gradloss.service.store import runs as store
 
 st.title("gradloss")
 st.markdown(

@@ -2,8 +2,8 @@
 request); per run, per-step and per-epoch loss and accuracy, live while they train."""
 import streamlit as st
 
-from gradloss import experiment_views, views, widgets
-from gradloss.service import store
+from gradloss.ui import experiment_views, views, widgets
+from gradloss.service.store import runs as store
 
 st.title("Loss curves")
 

@@ -4,14 +4,17 @@ other perturbations (corruptions, attacks) picked next to the slider."""
 import numpy as np
 import streamlit as st
 
-from gradloss import data, experiment_views, experiments, perturbation_views, views, widgets
-from gradloss.exceptions import GradlossError, InvalidParameterError
+from gradloss import data
+from gradloss.ui import experiment_views, perturbation_views, views, widgets
+from gradloss.analysis import experiments
+from gradloss.core.errors import GradlossError, InvalidParameterError
 from gradloss.perturbations import corruptions, gaussian
-from gradloss.perturbations import summary as results_summary
+from gradloss.analysis import summary as results_summary
 from gradloss.perturbations.family import (EVALUATED, GAUSSIAN, HEADLINE_EPS, PERTURBATIONS,
                                            SEVERITIES, EvaluationConfig)
 from gradloss.perturbations.suite import image_from_bytes
-from gradloss.service import client, store
+from gradloss.service import client
+from gradloss.service.store import runs as store
 
 
 st.title("Robustness to input noise")

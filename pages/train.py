@@ -4,13 +4,17 @@ import time
 
 import streamlit as st
 
-from gradloss import data, experiment_views, objectives, views
-from gradloss.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
-                             REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError, TrainConfig)
+from gradloss import data, objectives
+from gradloss.ui import experiment_views, views
+from gradloss.core.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
+                                  REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError,
+                                  TrainConfig)
 from gradloss.engines.backend import available_engines
-from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, QUICK_ARMS, ExperimentConfig
+from gradloss.analysis.experiments import (MAX_SEEDS, MIN_SEEDS_INTERVAL, QUICK_ARMS,
+                                           ExperimentConfig)
 from gradloss.perturbations.family import default_evaluation
-from gradloss.service import client, consumer, store
+from gradloss.service import client, consumer
+from gradloss.service.store import runs as store
 
 st.title("Train")
 if "worker_error" in st.session_state:

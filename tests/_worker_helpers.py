@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 TINY = {"dataset": "digits", "epochs": 1, "train_size": 200, "batch_size": 50}
 REPO = Path(__file__).resolve().parents[1]

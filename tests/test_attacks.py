@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 from gradloss.perturbations.attacks import (ATTACKS, AttackConfig, accuracy_vs_epsilon,
                                             adversarial_examples, attack_subset)
 from _attack_helpers import trained  # noqa: F401  (fixture)

@@ -129,8 +129,8 @@ def test_evaluate_prints_the_summary_of_a_saved_model(tmp_path):
 
 def test_runs_lists_status_accuracy_and_errors(tmp_path):
     """Check that `runs` shows each run's status, last test accuracy, engine, device and error."""
-    from gradloss.config import TrainConfig
-    from gradloss.service.store import RunStore
+    from gradloss.core.config import TrainConfig
+    from gradloss.service.store.runs import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
     ok = store.create_run(TrainConfig(dataset="digits", epochs=1))
@@ -185,7 +185,7 @@ def test_worker_refuses_a_bad_heartbeat_timeout_at_start(tmp_path):
 
 def test_local_runs_get_their_own_folder_under_gradloss_home(tmp_path, monkeypatch):
     """Check that two local runs started in the same second never share a folder."""
-    from gradloss import cli
+    from gradloss.cli import main as cli
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     first, second = cli.run_folder(None), cli.run_folder(None)
@@ -207,7 +207,7 @@ def test_out_that_cannot_be_a_folder_exits_2_naming_it(tmp_path, where):
 
 def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     """Check that a run whose stored config is malformed is listed as unreadable, not a crash."""
-    from gradloss.service.store import RunStore
+    from gradloss.service.store.runs import RunStore
 
     store = RunStore(tmp_path / "runs.sqlite")
     good, broken = store.create_run({"dataset": "digits"}), store.create_run({"dataset": "digits"})

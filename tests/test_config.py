@@ -3,8 +3,8 @@ import math
 
 import pytest
 
-from gradloss.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, InvalidParameterError,
-                             SweepConfig, TrainConfig)
+from gradloss.core.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, InvalidParameterError,
+                                  SweepConfig, TrainConfig)
 
 
 def test_defaults_follow_the_reference_protocol():
@@ -21,7 +21,7 @@ def test_defaults_follow_the_reference_protocol():
 def test_reference_protocol_is_read_from_the_objectives_registry():
     """Check that config's protocol table and objective names come from the one registry."""
     from gradloss import objectives
-    from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL
+    from gradloss.core.config import OBJECTIVES, REFERENCE_PROTOCOL
     assert OBJECTIVES[:2] == ("gradient", "baseline") and len(OBJECTIVES) == 5
     assert REFERENCE_PROTOCOL["input_gradient"] == {
         "epochs": 20, "batch_size": 32, "penalty_weight": objectives.get("input_gradient").params["penalty_weight"]}
@@ -108,7 +108,7 @@ def test_available_engines_lists_installed_packages_tensorflow_first(monkeypatch
 
 def test_seeds_batch_for_every_objective_but_the_noise_augmented_one():
     """Check that seeds of noise_augmented never share a batch: its noise follows each run's seed."""
-    from gradloss.config import OBJECTIVES, batchable
+    from gradloss.core.config import OBJECTIVES, batchable
     for objective in OBJECTIVES:
         seeds = [TrainConfig(objective, dataset="digits", engine="jax", seed=s) for s in (0, 1)]
         assert batchable(seeds) == (objective != "noise_augmented")

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradloss.config import InvalidParameterError
+from gradloss.core.config import InvalidParameterError
 from gradloss.data import load_dataset
 from gradloss.perturbations.corruptions import (BLOCK, CORRUPTIONS, SEVERITIES, SEVERITY_TABLE,
                                                 corrupt, corruption_accuracy,

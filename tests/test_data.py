@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradloss.config import TRAIN_SET_SIZES, InvalidParameterError
+from gradloss.core.config import TRAIN_SET_SIZES, InvalidParameterError
 from gradloss.data import (FASHION_CLASSES, FASHION_FILES, data_status, fashion_mnist_downloadable,
                            find_fashion_mnist, load_dataset)
-from gradloss.exceptions import DataError
+from gradloss.core.errors import DataError
 
 from conftest import FASHION_DIR as REAL_DIR, SHARED_FASHION, fashion_folder
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FASHION_FILES

@@ -9,9 +9,9 @@ import pytest
 
 from gradloss.engines import backend
 from gradloss.service import tasks
-from gradloss.config import InvalidParameterError, TrainConfig
-from gradloss.exceptions import GradlossError
-from gradloss.service.store import RunStore
+from gradloss.core.config import InvalidParameterError, TrainConfig
+from gradloss.core.errors import GradlossError
+from gradloss.service.store.runs import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 

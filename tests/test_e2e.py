@@ -20,8 +20,8 @@ import pytest
 
 from _worker_helpers import wait_for
 from gradloss import objectives
-from gradloss.service.store import RunStore
-from gradloss.views import short_id
+from gradloss.service.store.runs import RunStore
+from gradloss.ui.views import short_id
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]

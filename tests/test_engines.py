@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradloss.config import TrainConfig
+from gradloss.core.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.engines.tf_engine import TensorFlowEngine
 from gradloss.objectives import tf_losses
 from gradloss.models import build_cnn, predict
-from gradloss.training import load_model
+from gradloss.training.loop import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 # float32 on both sides; measured differences are ~1e-7 relative on the loss and ~2e-6 of each
@@ -73,8 +73,8 @@ np.savez(f"{folder}/jax.npz", loss=np.float64(loss), nested_loss=np.float64(nest
 # left to run, so its model comes from the engine's state as read from the restored variables.
 JAX_TRAIN = """
 import json, shutil, sys
-from gradloss.config import TrainConfig
-from gradloss.training import train
+from gradloss.core.config import TrainConfig
+from gradloss.training.loop import train
 config, run_dir = TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1]
 result = train(config, run_dir)
 shutil.copy(result.model_path, f"{run_dir}/first.keras")

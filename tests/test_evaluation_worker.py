@@ -4,11 +4,11 @@ A real consumer trains one tiny digits run with a small EvaluationConfig (360 te
 import numpy as np
 import pytest
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 from gradloss.perturbations.family import EvaluationConfig
 from gradloss.perturbations.suite import image_from_bytes
 from gradloss.service import client, queue
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 from _worker_helpers import TINY, start_consumer, wait_for
 

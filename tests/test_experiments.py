@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradloss import stats
-from gradloss.config import OBJECTIVES, REFERENCE_PROTOCOL
-from gradloss.exceptions import ExperimentNotFound, InvalidParameterError
-from gradloss.experiments import (ExperimentConfig, experiment_progress, exports, per_seed_table,
-                                  sentences, summary_table)
+from gradloss.analysis import stats
+from gradloss.core.config import OBJECTIVES, REFERENCE_PROTOCOL
+from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
+from gradloss.analysis.experiments import (ExperimentConfig, experiment_progress, exports,
+                                           per_seed_table, sentences, summary_table)
 from gradloss.service import client, queue
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 TINY = {"dataset": "digits", "train_size": 200, "epochs": 1}
 SIGMAS = (0.0, 0.1, 0.2)
@@ -75,7 +75,8 @@ def test_arm_with_settings_and_its_own_name():
 
 def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_path):
     """Check that seed k of two arms trains from the same initial weights on the same images."""
-    from gradloss import models, training
+    from gradloss import models
+    from gradloss.training import loop as training
 
     seen = []
 

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 from gradloss.perturbations.masking import check_masking, masking_flags
 from _attack_helpers import trained  # noqa: F401  (fixture)
 

@@ -14,10 +14,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gradloss.service import client, queue
-from gradloss.config import TrainConfig
-from gradloss.experiments import QUICK_ARMS, QUICK_SEEDS, ExperimentConfig
+from gradloss.core.config import TrainConfig
+from gradloss.analysis.experiments import QUICK_ARMS, QUICK_SEEDS, ExperimentConfig
 from gradloss.engines.backend import available_engines
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
@@ -162,7 +162,7 @@ def test_train_form_refuses_bad_values_naming_the_field(home):
 
 def test_train_form_number_inputs_carry_their_allowed_range(home):
     """Check that every number input has the config's limits, so an out-of-range value cannot be typed."""
-    from gradloss.config import MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, TRAIN_SET_SIZES
+    from gradloss.core.config import MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, TRAIN_SET_SIZES
 
     at = app("pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()

@@ -5,14 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradloss import perturbation_views
-from gradloss.config import REFERENCE_SIGMAS, TrainConfig
-from gradloss.exceptions import InvalidParameterError, RunNotFound
-from gradloss.perturbations import summary
+from gradloss.ui import perturbation_views
+from gradloss.core.config import REFERENCE_SIGMAS, TrainConfig
+from gradloss.core.errors import InvalidParameterError, RunNotFound
+from gradloss.analysis import summary
 from gradloss.perturbations.corruptions import CORRUPTIONS, mean_corruption_error
 from gradloss.perturbations.family import (EVALUATED, PERTURBATIONS, EvaluationConfig,
                                            default_evaluation, of_kind)
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 
 def test_registry_holds_gaussian_first_then_every_corruption_and_attack():

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradloss.config import TrainConfig
+from gradloss.core.config import TrainConfig
 from gradloss.perturbations.family import EvaluationConfig
 from gradloss.service import queue
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 from test_pages import ACCURACY, SIGMAS, app, home, texts  # noqa: F401  (home: fixture)
 

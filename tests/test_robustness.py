@@ -3,9 +3,9 @@ import keras
 import numpy as np
 import pytest
 
-from gradloss.config import InvalidParameterError
+from gradloss.core.config import InvalidParameterError
 from gradloss.models import build_cnn, predict
-from gradloss.config import SweepConfig
+from gradloss.core.config import SweepConfig
 from gradloss.perturbations.gaussian import NOISE_BLOCK, add_gaussian_noise, noisy_images
 from gradloss.perturbations.sweep import accuracy_vs_noise, example_indices, predict_examples
 

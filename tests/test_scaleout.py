@@ -13,7 +13,7 @@ import pytest
 
 from gradloss.service import client, consumer, queue
 from gradloss.service.artifacts import CHECKPOINT, fetch_model
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 from _worker_helpers import REPO, TINY, kill_all, runner_pids, start_consumer, submit_many, wait_for
 

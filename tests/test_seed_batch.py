@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradloss.config import TrainConfig, batchable
-from gradloss.service.store import RunStore
+from gradloss.core.config import TrainConfig, batchable
+from gradloss.service.store.runs import RunStore
 from test_engines import _run_jax
 
 # Float32 sums in another order (a step inside a compiled loop) change losses by ~1e-5
@@ -35,9 +35,9 @@ import json, shutil, sys
 from pathlib import Path
 import jax
 import numpy as np
-from gradloss import checkpoint, seed_batch
-from gradloss.config import TrainConfig
-from gradloss.training import load_model, train
+from gradloss.training import checkpoint, seed_batch
+from gradloss.core.config import TrainConfig
+from gradloss.training.loop import load_model, train
 
 folder, config = Path(sys.argv[1]), json.loads(sys.argv[2])
 jax.config.update("jax_compilation_cache_dir", str(folder / "xla"))  # a program compiles once
@@ -194,7 +194,7 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     """Check that claim_seed_batch takes the other queued seeds of the lead run's experiment arm
     (not the other arm's, not a tensorflow experiment's), marks them running on this worker,
     and takes none when GRADLOSS_SEED_BATCH is off; a bad setting names the variable."""
-    from gradloss.exceptions import SettingsError
+    from gradloss.core.errors import SettingsError
     from gradloss.service import client, tasks
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))

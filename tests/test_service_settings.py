@@ -6,12 +6,12 @@ import sqlite3
 
 import pytest
 
-from gradloss.cli import main
-from gradloss.exceptions import InvalidParameterError, ServiceUnavailable
+from gradloss.cli.main import main
+from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
 from gradloss.service import queue, settings
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 from _worker_helpers import TINY
 

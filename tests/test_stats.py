@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import scipy.stats
 
-from gradloss.config import InvalidParameterError
-from gradloss.stats import (Interval, difference_sentence, mean_interval, normalized_auc,
-                            paired_difference, probability_of_improvement, summarize,
-                            summarize_auc, to_latex, to_markdown)
+from gradloss.core.config import InvalidParameterError
+from gradloss.analysis.stats import (Interval, difference_sentence, mean_interval, normalized_auc,
+                                     paired_difference, probability_of_improvement, summarize,
+                                     summarize_auc, to_latex, to_markdown)
 
 DRAWS = 4000  # samples per coverage check: the standard error of a 95 % coverage is 0.0034
 

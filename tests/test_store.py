@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from gradloss.service import store as store_module
-from gradloss.config import InvalidParameterError
-from gradloss.exceptions import GradlossError, RunNotFound, ServiceUnavailable, SettingsError
-from gradloss.service import database, schema
-from gradloss.service.store import SCHEMA_VERSION, RunStore
+from gradloss.service.store import runs as store_module
+from gradloss.core.config import InvalidParameterError
+from gradloss.core.errors import GradlossError, RunNotFound, ServiceUnavailable, SettingsError
+from gradloss.service.store import database, schema
+from gradloss.service.store.runs import SCHEMA_VERSION, RunStore
 
 from _worker_helpers import TINY, hammer_store
 from legacy_store import legacy_file
@@ -70,7 +70,7 @@ def test_create_run_stores_the_resolved_config(store):
                                     {"objective": "input_gradient"}, {"objective": "mse"}])
 def test_runs_of_every_objective_keep_their_parameters(store, params):
     """Check that a run of a new objective stores its name and parameters and rebuilds its config."""
-    from gradloss.config import TrainConfig
+    from gradloss.core.config import TrainConfig
     config = TrainConfig(dataset="digits", **params)
     run = store.get_run(store.create_run(config))
     assert run.objective == params["objective"]
@@ -424,7 +424,7 @@ def test_a_run_records_where_its_data_was_found_at_submission(store, tmp_path):
 def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monkeypatch, make):
     """Check that a GRADLOSS_HOME that cannot be created or holds no usable store gives one
     SettingsError naming the folder, the OS's reason and what to do."""
-    from gradloss.exceptions import SettingsError
+    from gradloss.core.errors import SettingsError
 
     blocker = tmp_path / "blocker"
     if make == "parent is a file":

@@ -4,11 +4,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from gradloss.config import TrainConfig
+from gradloss.core.config import TrainConfig
 from gradloss.data import load_dataset
-from gradloss.exceptions import GradlossError, TrainingDiverged
+from gradloss.core.errors import GradlossError, TrainingDiverged
 from gradloss.models import predict
-from gradloss.training import load_model, train
+from gradloss.training.loop import load_model, train
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(objective,
 def test_an_epochs_metrics_are_handed_over_before_its_checkpoint(digits, tmp_path, monkeypatch):
     """Check that a crash right after an epoch's checkpoint loses none of that epoch's metrics:
     the resumed run starts after the checkpoint and would never record them again."""
-    from gradloss import checkpoint
+    from gradloss.training import checkpoint
 
     save = checkpoint.save
 

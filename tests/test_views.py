@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from gradloss import views
+from gradloss.ui import views
 
 
 def make_run(run_id, objective, status="done", dataset="digits", progress=None, **kw):
@@ -24,7 +24,7 @@ def sweep(run_id, accs, stds=None):
 
 def test_views_do_not_import_streamlit_or_tensorflow():
     """Check that the view helpers stay importable without the heavy libraries."""
-    code = ("import sys, gradloss.views\n"
+    code = ("import sys, gradloss.ui.views\n"
             "print(sorted({'streamlit', 'tensorflow', 'keras'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -156,8 +156,8 @@ def test_runs_table_lists_newest_first_with_the_reason_of_a_failure():
 
 def test_form_messages_name_the_field_in_words():
     """Check that a refused value is reported with the Train form's label, not the config class."""
-    from gradloss.config import TrainConfig
-    from gradloss.exceptions import InvalidParameterError
+    from gradloss.core.config import TrainConfig
+    from gradloss.core.errors import InvalidParameterError
 
     for kwargs, message in (({"epochs": 0}, "Epochs must be a whole number from 1 to 500; got 0."),
                             ({"dataset": "digits", "train_size": 200, "batch_size": 300},

@@ -12,8 +12,8 @@ import pytest
 
 from gradloss.engines import backend
 from gradloss.service import client, consumer, heartbeat, queue
-from gradloss.config import InvalidParameterError
-from gradloss.service.store import RunStore
+from gradloss.core.config import InvalidParameterError
+from gradloss.service.store.runs import RunStore
 
 from _worker_helpers import (TINY, kill_all, kill_pids, runner_pids, start_consumer,
                              submit_read_cancel, wait_for)
@@ -156,7 +156,7 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert not store.examples(good).empty
 
     from gradloss.data import load_dataset
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
     from gradloss.service.artifacts import fetch_model
     copy = fetch_model(store, good, cache=home / "elsewhere")  # the store's copy, as any machine gets it
     assert copy.read_bytes() == (home / good / "model.keras").read_bytes()

@@ -21,8 +21,8 @@ import sys
 from collections.abc import Mapping
 from functools import cache
 
-from gradloss.config import ENGINES
-from gradloss.exceptions import GradlossError
+from gradloss.core.config import ENGINES
+from gradloss.core.errors import GradlossError
 
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"  # read once, when JAX starts its GPU backend
 

@@ -37,8 +37,8 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from gradloss.validation import build_from_dict
-from gradloss.validation import check_choice, check_float, check_int, fail
+from gradloss.core.validation import build_from_dict
+from gradloss.core.validation import check_choice, check_float, check_int, fail
 
 ATTACKS = ("fgsm", "pgd", "square")
 PGD_STEP_FACTOR = 2.5  # step size = PGD_STEP_FACTOR * eps / steps (Madry et al.)

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from gradloss.validation import check_choice, check_int
+from gradloss.core.validation import check_choice, check_int
 
 
 class Severities(NamedTuple):

@@ -12,10 +12,10 @@ from dataclasses import asdict, dataclass, replace
 from numbers import Real
 from typing import NamedTuple
 
-from gradloss.config import REFERENCE_SIGMAS
+from gradloss.core.config import REFERENCE_SIGMAS
 from gradloss.perturbations.attacks import ATTACKS, AttackConfig
 from gradloss.perturbations.corruptions import CORRUPTIONS, SEVERITIES
-from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
+from gradloss.core.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 KINDS = ("noise", "corruption", "attack")
 GAUSSIAN = "gaussian"

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from gradloss.validation import check_float, check_int
+from gradloss.core.validation import check_float, check_int
 
 NOISE_BLOCK = 1000  # rows per noise block; part of the noise definition, do not change lightly
 

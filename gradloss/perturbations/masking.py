@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gradloss.validation import fail
+from gradloss.core.validation import fail
 
 BLACK_BOX_TOLERANCE = 0.02  # (a): Square may beat PGD by this much (sampling noise) unflagged
 RISE_TOLERANCE = 0.02       # (b): PGD accuracy may rise by this much, or stay this close to clean

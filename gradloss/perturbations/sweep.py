@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from gradloss.config import SweepConfig
+from gradloss.core.config import SweepConfig
 from gradloss.perturbations.gaussian import NOISE_BLOCK, blocks, noisy_images, standard_normal
 
 

@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 from gradloss.service.settings import home
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 CHECKPOINT = "checkpoint.tar"
 MODEL = "model.keras"

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import uuid
 
-from gradloss.config import TrainConfig
+from gradloss.core.config import TrainConfig
 from gradloss.data import submission_data_dir
-from gradloss.exceptions import GradlossError
-from gradloss.experiments import ExperimentConfig
+from gradloss.core.errors import GradlossError
+from gradloss.analysis.experiments import ExperimentConfig
 from gradloss.perturbations.family import EvaluationConfig
 from gradloss.service.queue import enqueue, enqueue_evaluation, pending_count, revoke
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 
 def _evaluation(evaluation: EvaluationConfig | dict | None) -> EvaluationConfig | None:

@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 from gradloss.engines.backend import available_engines, visible_gpu
-from gradloss.exceptions import ServiceUnavailable
+from gradloss.core.errors import ServiceUnavailable
 from gradloss.service import heartbeat, tasks
 from gradloss.service.queue import pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gradloss.progress import Progress
-from gradloss.service.store import RunStore
+from gradloss.core.progress import Progress
+from gradloss.service.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def evaluate_stored(run_id: str, store: RunStore, model=None, dataset=None,
 def _load_model(store: RunStore, run):
     """The run's saved model: its file here if this machine trained it, else the store's copy."""
     from gradloss.service import artifacts
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
 
     if run.model_path and Path(run.model_path).exists():
         return load_model(run.model_path)
@@ -103,7 +103,7 @@ def _load_model(store: RunStore, run):
 
 
 def _grid_indices(dataset):
-    from gradloss.config import SweepConfig
+    from gradloss.core.config import SweepConfig
     from gradloss.perturbations.sweep import example_indices
     return [int(i) for i in example_indices(dataset.y_test, seed=SweepConfig().seed)]
 

@@ -14,7 +14,7 @@ import sys
 import time
 
 from gradloss.engines.backend import list_gpus
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 from gradloss.service.heartbeat import GPU_SETTING
 from gradloss.service.tasks import child_env
 
@@ -43,7 +43,7 @@ def run_fleet(spec: str) -> int:
     """Run one consumer per GPU in `spec` until interrupted; without GPUs, one CPU consumer here."""
     from gradloss.service.consumer import run_consumer
     from gradloss.service.queue import pending_count
-    from gradloss.service.store import RunStore
+    from gradloss.service.store.runs import RunStore
 
     gpus = choose_gpus(spec, list_gpus())
     if not gpus:

@@ -10,7 +10,7 @@ import os
 import socket
 from pathlib import Path
 
-from gradloss.exceptions import SettingsError
+from gradloss.core.errors import SettingsError
 
 GPU_SETTING = "GRADLOSS_GPU"  # the GPU index a `worker --gpus` child is pinned to
 

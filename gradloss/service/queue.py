@@ -21,9 +21,9 @@ from huey.api import Huey, TaskWrapper
 from huey.registry import Message
 from huey.serializer import Serializer
 
-from gradloss.exceptions import ServiceUnavailable
+from gradloss.core.errors import ServiceUnavailable
 from gradloss.service import tasks
-from gradloss.service.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
+from gradloss.service.store.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
 from gradloss.service.settings import (QUEUE_SETTING, create_private, queue_url, redact, scheme,
                                        scrub)
 

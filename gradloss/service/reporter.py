@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from typing import Callable
 
-from gradloss.exceptions import ServiceUnavailable
+from gradloss.core.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,15 @@ import sys
 import time
 from pathlib import Path
 
-from gradloss.config import SweepConfig, TrainConfig, batchable
+from gradloss.core.config import SweepConfig, TrainConfig, batchable
 from gradloss.engines import backend
-from gradloss.exceptions import TrainingDiverged
-from gradloss.progress import Progress
+from gradloss.core.errors import TrainingDiverged
+from gradloss.core.progress import Progress
 from gradloss.service import artifacts
 from gradloss.service.evaluator import evaluate_stored
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def run(run_id: str, store: RunStore, reporter: Reporter) -> str:
     planned = store.evaluation_plan(run_id) is not None  # read with the config, while reachable
     os.environ.update(backend.child_environment(config.engine, config.deterministic))  # before keras
     reporter.send(store.set_device, run_id, backend.prepare_device(config.engine))
-    from gradloss import training
+    from gradloss.training import loop as training
     from gradloss.data import load_dataset
 
     run_dir = _local_dir(store, run_id)
@@ -105,7 +105,7 @@ def run_batch(run_ids: list[str], store: RunStore, reporter: Reporter) -> list[s
     device = backend.prepare_device(configs[0].engine)
     for run_id in run_ids:
         reporter.send(store.set_device, run_id, device)
-    from gradloss import seed_batch
+    from gradloss.training import seed_batch
     from gradloss.data import load_dataset
 
     run_dirs = [_local_dir(store, r) for r in run_ids]
@@ -137,7 +137,7 @@ def _finish(run_id: str, store: RunStore, reporter: Reporter, config: TrainConfi
     if result.status in ("cancelled", "failed"):
         finish(store, reporter, run_id, result.status, error=result.error)
         return result.status
-    from gradloss import training
+    from gradloss.training import loop as training
     from gradloss.perturbations import sweep as noise_sweep
 
     last_sweep_report = 0.0

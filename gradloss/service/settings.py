@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gradloss.exceptions import ServiceUnavailable, SettingsError
+from gradloss.core.errors import ServiceUnavailable, SettingsError
 
 STORE_SETTING = "GRADLOSS_STORE_URL"
 QUEUE_SETTING = "GRADLOSS_QUEUE_URL"

@@ -20,14 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
-from gradloss.config import TrainConfig, batchable
+from gradloss.core.config import TrainConfig, batchable
 from gradloss.engines import backend
-from gradloss.exceptions import InvalidParameterError, ServiceUnavailable, SettingsError
+from gradloss.core.errors import InvalidParameterError, ServiceUnavailable, SettingsError
 from gradloss.service.artifacts import CHECKPOINT
 from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
-from gradloss.service.store import RunStore
+from gradloss.service.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 

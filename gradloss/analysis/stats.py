@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.integrate
 import scipy.stats
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 
 SUMMARY_COLUMNS = ("arm", "level", "n", "mean", "low", "high",
                    "diff", "diff_low", "diff_high", "p_improve")

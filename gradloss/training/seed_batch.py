@@ -20,15 +20,15 @@ from typing import Callable
 import keras
 import numpy as np
 
-from gradloss import checkpoint
-from gradloss.config import TrainConfig, batchable
+from gradloss.training import checkpoint
+from gradloss.core.config import TrainConfig, batchable
 from gradloss.data import Dataset, load_dataset, train_rows
 from gradloss.engines.backend import enable_determinism
-from gradloss.exceptions import GradlossError, TrainingDiverged
+from gradloss.core.errors import GradlossError, TrainingDiverged
 from gradloss.models import build_cnn
-from gradloss.progress import Progress
-from gradloss.training import (RunRecord, TrainResult, check_engine, epoch_order,
-                               input_grad_norm)
+from gradloss.core.progress import Progress
+from gradloss.training.loop import (RunRecord, TrainResult, check_engine, epoch_order,
+                                    input_grad_norm)
 
 log = logging.getLogger(__name__)
 

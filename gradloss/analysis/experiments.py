@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradloss import stats
-from gradloss.config import DATASETS, ENGINES, OBJECTIVES, TrainConfig
-from gradloss.validation import build_from_dict, check_choice, check_int, fail
+from gradloss.analysis import stats
+from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, TrainConfig
+from gradloss.core.validation import build_from_dict, check_choice, check_int, fail
 
 MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
 MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import sqlalchemy as sa
 
-from gradloss.exceptions import ExperimentNotFound
-from gradloss.experiments import ExperimentConfig, evaluation_per_seed_table, per_seed_table
-from gradloss.service.schema import experiments, runs
+from gradloss.core.errors import ExperimentNotFound
+from gradloss.analysis.experiments import (ExperimentConfig, evaluation_per_seed_table,
+                                           per_seed_table)
+from gradloss.service.store.schema import experiments, runs
 from gradloss.service.settings import redact
 
 if TYPE_CHECKING:
-    from gradloss.service.store import Run
+    from gradloss.service.store.runs import Run
 
 
 @dataclass
@@ -62,7 +63,7 @@ class ExperimentVerbs:
         """Record an experiment (its runs are created one by one with create_run)."""
         if not isinstance(spec, ExperimentConfig):
             spec = ExperimentConfig.from_dict(dict(spec))
-        from gradloss.service.store import new_id  # store imports this module
+        from gradloss.service.store.runs import new_id  # store imports this module
         experiment_id = "x" + new_id()
         with self.connect(write=True) as conn:
             conn.execute(experiments.insert().values(
@@ -106,7 +107,7 @@ class ExperimentVerbs:
         with self.connect() as conn:
             self._require_experiment(conn, experiment_id)
             # run ids start with their creation time and are unique: they break created_at ties
-            from gradloss.service.store import to_run  # store imports this module
+            from gradloss.service.store.runs import to_run  # store imports this module
             return [to_run(row) for row in conn.execute(
                 runs.select().where(runs.c.experiment_id == experiment_id)
                 .order_by(runs.c.created_at, runs.c.run_id))]

@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from gradloss import stats
+from gradloss.analysis import stats
 from gradloss.perturbations.corruptions import mean_corruption_error
 from gradloss.perturbations.family import GAUSSIAN, HEADLINE_EPS, PERTURBATIONS
 

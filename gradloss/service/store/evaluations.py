@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
-from gradloss.service.schema import evaluation_examples, evaluation_plans, evaluations, runs
+from gradloss.service.store.schema import evaluation_examples, evaluation_plans, evaluations, runs
 
 PLAN_STATUSES = ("queued", "running", "done", "failed")
 
@@ -138,7 +138,7 @@ class EvaluationVerbs:
     def perturbation_results(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
         """Every accuracy of these runs in one long frame: their Gaussian sweeps (perturbation
         'gaussian', level sigma) and evaluations; summary.RESULT_COLUMNS."""
-        from gradloss.perturbations import summary
+        from gradloss.analysis import summary
 
         return summary.results(self.robustness(run_ids), self.evaluations(run_ids))
 
@@ -146,7 +146,7 @@ class EvaluationVerbs:
         """Per-seed rows (arm, seed, perturbation, level, accuracy) of experiments' runs:
         `arms` maps an arm to its run ids; each run's seed is its config's. Feed it to
         summary.summarize_per_seed (stats.summarize per perturbation) for intervals."""
-        from gradloss.perturbations import summary
+        from gradloss.analysis import summary
 
         ids = [run_id for runs in arms.values() for run_id in runs]
         seeds = {run_id: self.get_run(run_id).config.get("seed", 0) for run_id in ids}

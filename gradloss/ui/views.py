@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from gradloss import objectives
-from gradloss.config import OBJECTIVES
-from gradloss.progress import Progress
-from gradloss.service.store import ACTIVE, FINISHED  # noqa: F401  (statuses the pages filter on)
+from gradloss.core.config import OBJECTIVES
+from gradloss.core.progress import Progress
+from gradloss.service.store.runs import (ACTIVE, FINISHED)  # noqa: F401  (statuses the pages filter on)
 
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # runs of one objective: one dash each
 

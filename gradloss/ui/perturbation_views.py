@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from gradloss import views
-from gradloss.perturbations import summary
+from gradloss.ui import views
+from gradloss.analysis import summary
 from gradloss.perturbations.family import PERTURBATIONS
 
 
@@ -118,7 +118,7 @@ def grid_captions(examples: dict, perturbation: str, level: float, class_names) 
 
 def parse_floats(text: str, name: str = "epsilons") -> tuple:
     """'0, 0.1 0.2' -> (0.0, 0.1, 0.2); an unreadable entry raises the usual message shape."""
-    from gradloss.validation import fail
+    from gradloss.core.validation import fail
 
     values = []
     for part in str(text).replace(",", " ").split():

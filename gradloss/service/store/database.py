@@ -18,8 +18,8 @@ from functools import cache
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from gradloss.exceptions import GradlossError, ServiceUnavailable
-from gradloss.service.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
+from gradloss.core.errors import GradlossError, ServiceUnavailable
+from gradloss.service.store.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
 from gradloss.service.settings import STORE_SETTING, redact, scrub
 
 BUSY_TIMEOUT_S = 30.0     # a SQLite writer waits this long for another writer before giving up

@@ -15,8 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from gradloss.config import TrainConfig
-from gradloss.exceptions import GradlossError
+from gradloss.core.config import TrainConfig
+from gradloss.core.errors import GradlossError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import math
 from dataclasses import fields
 from numbers import Integral, Real
 
-from gradloss.exceptions import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError
 
 
 def fail(owner: str, name: str, allowed: str, value, words: str | None = None) -> None:

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 from numbers import Real
 
 from gradloss import objectives
-from gradloss.exceptions import InvalidParameterError  # noqa: F401  (re-exported: callers import it from here)
-from gradloss.validation import build_from_dict, check_choice, check_float, check_int, fail
+from gradloss.core.errors import (InvalidParameterError)  # noqa: F401  (re-exported: callers import it from here)
+from gradloss.core.validation import build_from_dict, check_choice, check_float, check_int, fail
 
 DATASETS = ("fashion_mnist", "digits")
 OBJECTIVES = objectives.NAMES  # gradient, baseline, noise_augmented, input_gradient, mse

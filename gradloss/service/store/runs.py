@@ -21,14 +21,14 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gradloss.config import TrainConfig
-from gradloss.exceptions import RunNotFound, SettingsError
-from gradloss.service import database
-from gradloss.service.evaluation_store import EvaluationPlan, EvaluationVerbs, _ids  # noqa: F401
-from gradloss.service.experiment_store import Experiment, ExperimentVerbs  # noqa: F401
-from gradloss.service.schema import (SCHEMA_VERSION, artifacts, examples,  # noqa: F401
-                                     metrics, robustness, runs, workers)
-from gradloss.service.settings import (create_private, home, redact,  # noqa: F401 (callers' imports)
+from gradloss.core.config import TrainConfig
+from gradloss.core.errors import RunNotFound, SettingsError
+from gradloss.service.store import database
+from gradloss.service.store.evaluations import EvaluationPlan, EvaluationVerbs, _ids  # noqa: F401
+from gradloss.service.store.experiments import Experiment, ExperimentVerbs  # noqa: F401
+from gradloss.service.store.schema import (SCHEMA_VERSION, artifacts, examples,  # noqa: F401
+                                           metrics, robustness, runs, workers)
+from gradloss.service.settings import (create_private, home, redact,  # noqa: F401
                                        store_url)
 
 ACTIVE = ("queued", "running")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from gradloss import experiment_views, views
-from gradloss.service import store
+from gradloss.ui import experiment_views, views
+from gradloss.service.store import runs as store
 
 
 def pick_experiment(key: str, empty: str):

@@ -18,16 +18,16 @@ import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from gradloss import stats
-from gradloss.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
-                             REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
+from gradloss.analysis import stats
+from gradloss.core.config import (DATASETS, ENGINES, OBJECTIVES, REFERENCE_ACCURACY,
+                                  REFERENCE_PROTOCOL, REFERENCE_SIGMAS, SweepConfig, TrainConfig)
 from gradloss.engines.backend import use_backend
-from gradloss.exceptions import GradlossError, InvalidParameterError, SettingsError
-from gradloss.cli_evaluate import (cmd_evaluate, evaluate_seed, experiment_perturbation_summary,
+from gradloss.core.errors import GradlossError, InvalidParameterError, SettingsError
+from gradloss.cli.evaluate import (cmd_evaluate, evaluate_seed, experiment_perturbation_summary,
                                    reproduce_summary)
 from gradloss.perturbations.family import PERTURBATIONS, EvaluationConfig, default_evaluation
-from gradloss.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
-from gradloss.progress import Progress
+from gradloss.analysis.experiments import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
+from gradloss.core.progress import Progress
 
 PERTURBATION_NAMES = tuple(PERTURBATIONS)
 
@@ -132,7 +132,7 @@ def _train_config(args, objective: str) -> TrainConfig:
 def _train_with_bar(config: TrainConfig, run_dir: Path, dataset=None):
     from tqdm import tqdm
 
-    from gradloss.training import train
+    from gradloss.training.loop import train
 
     label = f"{config.objective} ({config.epochs} epochs, batch {config.batch_size})"
     with tqdm(total=config.epochs * config.steps_per_epoch, desc=label, unit="step") as bar:
@@ -146,7 +146,7 @@ def run_folder(out: Path | None, prefix: str = "cli") -> Path:
     """`out`, or a new folder of its own under home(); created now, so a path that cannot be a
     folder is refused before any training (SettingsError naming it)."""
     if out is None:
-        from gradloss.service.store import home
+        from gradloss.service.store.runs import home
         out = home() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -213,10 +213,10 @@ def _run_experiment(spec: ExperimentConfig, sweep: SweepConfig, out: Path) -> in
     use_backend(spec.engine, spec.deterministic)
     import pandas as pd
 
-    from gradloss import experiments
+    from gradloss.analysis import experiments
     from gradloss.data import load_dataset
     from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
 
     out.mkdir(parents=True, exist_ok=True)
     evaluation = EvaluationConfig.from_dict(spec.evaluation) if spec.evaluation else None
@@ -268,7 +268,7 @@ def cmd_reproduce(args) -> int:
     tables, trained, models = {}, {}, {}
     for config in configs:
         result = _train_with_bar(config, out / config.objective, dataset=data)
-        from gradloss.training import load_model
+        from gradloss.training.loop import load_model
         model = models[config.objective] = load_model(result.model_path)
         print(f"robustness sweep of the {config.objective} model ...", flush=True)
         tables[config.objective] = accuracy_vs_noise(model, data.x_test, data.y_test, sweep)
@@ -329,7 +329,7 @@ def app_folder() -> Path:
 def cmd_dashboard(args, streamlit_args: list[str]) -> int:
     import subprocess
 
-    from gradloss.service.store import home
+    from gradloss.service.store.runs import home
     folder = app_folder()
     # Streamlit reads .streamlit/config.toml from its working folder: run it in the app's, with
     # the run store kept where this command was started (GRADLOSS_HOME, else ./runs).
@@ -343,7 +343,7 @@ def cmd_dashboard(args, streamlit_args: list[str]) -> int:
 
 def _last_test_accuracy(runs) -> dict:
     """Last recorded test accuracy of each run, by run id."""
-    from gradloss.service.store import RunStore
+    from gradloss.service.store.runs import RunStore
     if not runs:
         return {}
     table = RunStore.default().metrics([r.run_id for r in runs], name="test_accuracy")
@@ -358,7 +358,7 @@ def _where(run) -> str:
 
 
 def cmd_runs(args) -> int:
-    from gradloss.service.store import RunStore
+    from gradloss.service.store.runs import RunStore
     runs = RunStore.default().list_runs(limit=args.limit)
     if not runs:
         print("no runs yet; start one with `python -m gradloss train --dataset digits --submit`")

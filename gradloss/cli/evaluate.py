@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradloss.config import SweepConfig
+from gradloss.core.config import SweepConfig
 from gradloss.perturbations.family import GAUSSIAN, PERTURBATIONS, EvaluationConfig
-from gradloss.validation import check_choice
+from gradloss.core.validation import check_choice
 
 
 def evaluation_config(args) -> tuple[bool, EvaluationConfig]:
@@ -40,7 +40,8 @@ def _print(table: pd.DataFrame) -> None:
 
 def _evaluate_model(model, ds, sweep_noise: bool, config: EvaluationConfig, run_id: str):
     """(RESULT_COLUMNS rows, masking flags) of one model, with a line per finished step."""
-    from gradloss.perturbations import suite, summary
+    from gradloss.perturbations import suite
+    from gradloss.analysis import summary
     from gradloss.perturbations.sweep import accuracy_vs_noise
 
     frames = []
@@ -55,7 +56,7 @@ def _evaluate_model(model, ds, sweep_noise: bool, config: EvaluationConfig, run_
 
 def cmd_evaluate(args) -> int:
     from gradloss.engines.backend import use_backend
-    from gradloss.exceptions import GradlossError
+    from gradloss.core.errors import GradlossError
 
     sweep_noise, config = evaluation_config(args)
     path = Path(args.model)
@@ -63,7 +64,7 @@ def cmd_evaluate(args) -> int:
         return _evaluate_run(args, sweep_noise, config)
     use_backend("tensorflow")  # ART attacks Keras models on TensorFlow; JAX-saved models load too
     from gradloss.data import load_dataset
-    from gradloss.training import load_model
+    from gradloss.training.loop import load_model
 
     try:
         model = load_model(path)
@@ -76,8 +77,8 @@ def cmd_evaluate(args) -> int:
 
 
 def _evaluate_run(args, sweep_noise: bool, config: EvaluationConfig) -> int:
-    from gradloss.exceptions import GradlossError
-    from gradloss.service.store import RunStore
+    from gradloss.core.errors import GradlossError
+    from gradloss.service.store.runs import RunStore
 
     store = RunStore.default()
     run = store.get_run(args.model)  # RunNotFound names the id and the store
@@ -89,7 +90,7 @@ def _evaluate_run(args, sweep_noise: bool, config: EvaluationConfig) -> int:
                             f"model file to test it on {args.dataset}.")
     from gradloss.engines.backend import use_backend
     use_backend("tensorflow")
-    from gradloss.perturbations import summary
+    from gradloss.analysis import summary
     from gradloss.service.evaluator import evaluate_stored
 
     if config.perturbations:
@@ -105,7 +106,7 @@ def _evaluate_run(args, sweep_noise: bool, config: EvaluationConfig) -> int:
 
 
 def _report(rows: pd.DataFrame, flags, out: Path | None) -> None:
-    from gradloss.perturbations import summary
+    from gradloss.analysis import summary
 
     table = summary.summarize_runs(rows).drop(columns="run_id")
     print()
@@ -137,8 +138,8 @@ def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out:
     """Print each perturbation's headline over the seeds (mean, 95 % interval and the paired
     difference to `reference`, as on the dashboard's Experiments tab) and write the per-seed
     rows and that summary as CSV in `out`; returns the paths written."""
-    from gradloss.experiment_views import overview_table
-    from gradloss.perturbations import summary
+    from gradloss.ui.experiment_views import overview_table
+    from gradloss.analysis import summary
 
     headlines = summary.headline_summary(per_seed, reference)
     print("\ncorruptions and attacks, each at its headline (95 % intervals over the seeds):")
@@ -152,8 +153,8 @@ def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out:
 def reproduce_summary(models: dict, ds, noise: dict, config: EvaluationConfig, out: Path):
     """Evaluate each trained model ({objective: model}) and print the side-by-side summary
     (headline accuracy, AUC, difference, mCE relative to the baseline); returns it."""
-    from gradloss import perturbation_views
-    from gradloss.perturbations import summary
+    from gradloss.ui import perturbation_views
+    from gradloss.analysis import summary
 
     frames, flags = [], {}
     for objective, model in models.items():

@@ -19,13 +19,13 @@ from typing import Callable, Protocol
 import keras
 import numpy as np
 
-from gradloss import checkpoint
-from gradloss.config import TrainConfig
+from gradloss.training import checkpoint
+from gradloss.core.config import TrainConfig
 from gradloss.data import Dataset, load_dataset
 from gradloss.engines.backend import device_name, enable_determinism
-from gradloss.exceptions import GradlossError, TrainingDiverged
+from gradloss.core.errors import GradlossError, TrainingDiverged
 from gradloss.models import build_cnn, predict
-from gradloss.progress import Progress
+from gradloss.core.progress import Progress
 
 log = logging.getLogger(__name__)
 

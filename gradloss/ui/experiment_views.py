@@ -11,8 +11,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import scipy.stats
 
-from gradloss import objectives, views
-from gradloss.experiments import QUICK_MEASURED, ExperimentConfig, ExperimentProgress, experiment_progress
+from gradloss import objectives
+from gradloss.ui import views
+from gradloss.analysis.experiments import (QUICK_MEASURED, ExperimentConfig, ExperimentProgress,
+                                           experiment_progress)
 from gradloss.perturbations.family import PERTURBATIONS
 
 BETTER, WORSE = "#1a7f37", "#cf222e"  # a difference whose interval excludes 0; others stay plain
