@@ -27,22 +27,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as home:
         os.environ["GRADLOSS_HOME"] = home
         from gradloss.service import client, consumer
-        from gradloss.service.store.runs import RunStore
+        from gradloss.service.store import Store
         fleet = subprocess.Popen([sys.executable, "-m", "gradloss", "worker", "--gpus", "all"],
                                  cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
         try:
             ids = [client.submit({"dataset": "digits", "epochs": 2, "train_size": 200,
                                   "batch_size": 50, "seed": i}) for i in range(max(1, len(gpus)))]
-            store = RunStore.default()
+            store = Store.default()
             deadline = time.monotonic() + 300
-            while not all(store.get_run(r).status in ("done", "failed") for r in ids):
+            while not all(store.runs.get(r).status in ("done", "failed") for r in ids):
                 if time.monotonic() > deadline:
                     raise TimeoutError("runs did not finish in 300 s")
                 time.sleep(1)
             for worker in consumer.worker_status().workers:
                 print("worker", {k: worker[k] for k in ("host", "pid", "device", "gpu", "alive")})
             for run_id in ids:
-                run = store.get_run(run_id)
+                run = store.runs.get(run_id)
                 print("run", run_id, run.status, run.host, run.gpu, run.device, run.error or "")
         finally:
             fleet.send_signal(signal.SIGTERM)

@@ -47,7 +47,7 @@ def _families(model, ds, config):
     """(family name, zero-argument function measuring it)."""
     from gradloss.core.config import SweepConfig
     from gradloss.perturbations import suite
-    from gradloss.perturbations.family import of_kind
+    from gradloss.core.evaluation import of_kind
     from gradloss.perturbations.sweep import accuracy_vs_noise
 
     x, y = ds.x_test, ds.y_test
@@ -58,7 +58,7 @@ def _families(model, ds, config):
                                                            **changes))[0]
 
     def masking():
-        from gradloss.perturbations.family import EvaluationConfig
+        from gradloss.core.evaluation import EvaluationConfig
         return suite.masking_check(model, x, y, EvaluationConfig(perturbations=("pgd",)),
                                    lambda *a: None)
 
@@ -71,7 +71,7 @@ def _families(model, ds, config):
 def measure(model_path, data_dir) -> dict:
     from gradloss.data import load_dataset
     from gradloss.models import predict
-    from gradloss.perturbations.family import EvaluationConfig
+    from gradloss.core.evaluation import EvaluationConfig
 
     ds = load_dataset("fashion_mnist", data_dir=data_dir, train_size=10_000)  # test set is whole
     model = _model(model_path, ds)

@@ -1,3 +1,7 @@
+from dataclasses import replace
+from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.core.plan import RunPlan
 """Scale-out: runs per minute and per-run overhead with 1, 2 and 4 workers on each backend.
 
     python bench/scaleout.py [--backends embedded,network] [--workers 1,2,4] [--runs-per-worker 2]
@@ -53,24 +57,24 @@ def replay_store_writes(store) -> float:
     """Seconds one tiny run's store writes take (as the runner makes them, in sequence)."""
     blob = os.urandom(600_000)  # about a model; a checkpoint is ~3x, sent once per epoch
     started = time.perf_counter()
-    run_id = store.create_run(TINY, task_id="t")
-    store.start_run(run_id, "bench:1", host="bench")
-    store.set_device(run_id, "CPU")
+    run_id = store.runs.create(RunPlan(TINY), task_id="t")
+    store.runs.start(run_id, "bench:1", host="bench")
+    store.runs.set_device(run_id, "CPU")
     for step in range(1, 5):
-        store.update_progress(run_id, {"fraction": step / 4, "step": step})
-        store.add_metrics(run_id, [{"step": step, "epoch": 1, "name": "loss", "value": 1.0}])
-        store.cancel_requested(run_id)
-    store.add_metrics(run_id, [{"step": 4, "epoch": 1, "name": n, "value": 0.5}
+        store.runs.update_progress(run_id, Progress(fraction=step / 4, step=step))
+        store.results.add_metrics(run_id, [MetricRow(step, 1, "loss", 1.0)])
+        store.runs.cancel_requested(run_id)
+    store.results.add_metrics(run_id, [MetricRow(4, 1, n, 0.5)
                                for n in ("epoch_loss", "train_accuracy", "test_accuracy", "step_ms")])
-    store.put_artifact(run_id, "checkpoint.tar", blob * 3)
+    store.artifacts.put(run_id, "checkpoint.tar", blob * 3)
     sweep = pd.DataFrame({"sigma": np.linspace(0, 0.7, 8), "accuracy": 0.9, "accuracy_std": 0.01})
     for done in range(1, 9):
-        store.update_progress(run_id, {"fraction": 1.0, "sweep_done": done, "sweep_total": 8})
-    store.save_robustness(run_id, sweep, 3, 0)
-    store.save_examples(run_id, pd.DataFrame({"sigma": 0.0, "index": range(16), "label": 1,
+        store.runs.update_progress(run_id, Progress(fraction=1.0, sweep_done=done, sweep_total=8))
+    store.results.save_robustness(run_id, sweep, 3, 0)
+    store.results.save_examples(run_id, pd.DataFrame({"sigma": 0.0, "index": range(16), "label": 1,
                                               "prediction": 1, "confidence": 0.9}))
-    store.put_artifact(run_id, "model.keras", blob)
-    store.finish_run(run_id, "done", worker_id="bench:1")
+    store.artifacts.put(run_id, "model.keras", blob)
+    store.runs.finish(run_id, "done", worker_id="bench:1")
     return time.perf_counter() - started
 
 
@@ -78,8 +82,8 @@ def measure(urls: dict, n_workers: int, configs: list[dict], scratch: Path) -> d
     """Start n_workers, submit `configs` at once, wait; wall time and per-run figures."""
     os.environ.update(urls)
     from gradloss.service import client
-    from gradloss.service.store.runs import RunStore
-    store = RunStore.default()
+    from gradloss.service.store import Store
+    store = Store.default()
     workers = [start_worker(scratch / f"w{i}", urls) for i in range(n_workers)]
     try:
         from gradloss.service.consumer import worker_status
@@ -91,18 +95,18 @@ def measure(urls: dict, n_workers: int, configs: list[dict], scratch: Path) -> d
             started = time.perf_counter()
             ids.append(client.submit(config))
             submit_s.append(time.perf_counter() - started)
-        wait_for(lambda: all(store.get_run(r).status in ("done", "failed") for r in ids), 1800,
+        wait_for(lambda: all(store.runs.get(r).status in ("done", "failed") for r in ids), 1800,
                  "the runs to finish")
-        wall = max(store.get_run(r).finished_at for r in ids) - t0
+        wall = max(store.runs.get(r).finished_at for r in ids) - t0
     finally:
         for proc in workers:
             proc.terminate()
         for proc in workers:
             proc.wait(timeout=60)
-    runs = [store.get_run(r) for r in ids]
+    runs = [store.runs.get(r) for r in ids]
     assert all(r.status == "done" for r in runs), [r.error for r in runs]
-    metrics = store.metrics(ids, name="step_ms")
-    steps = {r.run_id: len(store.metrics(r.run_id, name="loss")) / r.config["epochs"] for r in runs}
+    metrics = store.results.metrics(ids, name="step_ms")
+    steps = {r.run_id: len(store.results.metrics(r.run_id, name="loss")) / r.config.epochs for r in runs}
     train_s = [metrics.query("run_id == @r.run_id")["value"].sum() * steps[r.run_id] / 1000 for r in runs]
     pickup = []
     for worker in {r.worker_id for r in runs}:  # a worker's runs in order: ready = previous end
@@ -144,7 +148,7 @@ def main() -> None:
                 with tempfile.TemporaryDirectory() as scratch:
                     urls = backend_urls(backend, servers, Path(scratch))
                     print(f"{backend}: {n} worker(s) ...", flush=True)
-                    out = measure(urls, n, [dict(TINY, seed=i) for i in range(args.runs_per_worker * n)],
+                    out = measure(urls, n, [replace(TINY, seed=i) for i in range(args.runs_per_worker * n)],
                                   Path(scratch))
                 outcomes.append({"backend": backend, "workers": n, "kind": "tiny", **out})
                 rows.append([backend, n, out["runs"], out["runs_per_min"], out["submit_ms"],

@@ -1,6 +1,6 @@
 """`python -m gradloss ...`: see gradloss.cli."""
 import sys
 
-from gradloss.cli.main import main
+from gradloss.cli import main
 
 sys.exit(main())

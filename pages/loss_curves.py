@@ -3,30 +3,30 @@ request); per run, per-step and per-epoch loss and accuracy, live while they tra
 import streamlit as st
 
 from gradloss.ui import experiment_views, views, widgets
-from gradloss.service.store import runs as store
 
 st.title("Loss curves")
+runs_store = widgets.store()
+if runs_store is None:
+    st.stop()
 
 
 def experiment_curves() -> None:
     """Pick an experiment; per arm the mean loss over seeds with its 95 % band, smoothed."""
-    picked = widgets.pick_experiment(
-        "curve_experiment",
+    experiment = widgets.pick_experiment(
+        runs_store, "curve_experiment",
         "No experiments yet: submit one on the Train page (or Quick compare on the home page).")
-    if picked is None:
+    if experiment is None:
         return
-    runs_store, experiment = picked
     chosen = experiment.experiment_id
     window = st.slider("Smoothing: moving average over steps", 1, 200, 1, key="smoothing",
                        help="Each run's loss is averaged over this many consecutive steps (a plain "
                             "trailing moving average; 1: raw), then averaged over seeds.")
-    live = experiment.status in ("queued", "running")
 
-    @st.fragment(run_every=3 if live else None)
+    @st.fragment(run_every=3 if experiment.status in ("queued", "running") else None)
     def draw() -> None:
         try:
-            runs = runs_store.experiment_runs(chosen)
-            metrics = runs_store.metrics([r.run_id for r in runs], name="loss")
+            runs = runs_store.runs.of_experiment(chosen)
+            metrics = runs_store.results.metrics([r.run_id for r in runs], name="loss")
         except Exception as e:  # noqa: BLE001
             st.error(f"Could not read the metrics: {e}")
             return
@@ -34,36 +34,22 @@ def experiment_curves() -> None:
         if metrics.empty:
             st.info("No losses yet: the first points appear a few steps after a run starts.")
             return
-        st.plotly_chart(experiment_views.loss_band_figure(metrics, runs, window), key="experiment_loss")
-        st.caption("The gradient loss and cross-entropy differ by orders of magnitude: the axis turns "
-                   "logarithmic when the values span a factor of 10. Band: 95 % interval of the mean "
-                   "over the seeds that reached that step.")
+        st.plotly_chart(experiment_views.loss_band_figure(metrics, runs, window),
+                        key="experiment_loss")
+        st.caption("The gradient loss and cross-entropy differ by orders of magnitude: the axis "
+                   "turns logarithmic when the values span a factor of 10. Band: 95 % interval of "
+                   "the mean over the seeds that reached that step.")
 
     draw()
 
 
-experiments_tab, single_tab = st.tabs(["Experiments", "Single runs"])
-with experiments_tab:
-    experiment_curves()
-with single_tab:
-
-
-    @st.cache_data(ttl=300)
-    def finished_metrics(db: str, run_ids: tuple[str, ...]):
-        return store.RunStore(db).metrics(list(run_ids))  # finished runs: their curves no longer change
-
-
-    try:
-        runs_store = store.RunStore.default()
-        runs = runs_store.list_runs(limit=200)
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the run store: {e}")
-        st.stop()
+def run_curves() -> None:
+    """Pick runs; their per-step loss, per-epoch loss and accuracy, and input-gradient size."""
+    runs = runs_store.runs.list(limit=200)
     if not runs:
-        st.info("No runs yet. Queue runs on the Train page (or click Quick compare on the home page); "
-                "their curves appear here as they train.")
-        st.stop()
-
+        st.info("No runs yet. Queue runs on the Train page (or click Quick compare on the home "
+                "page); their curves appear here as they train.")
+        return
     by_id = {r.run_id: r for r in runs}
     latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
     selected = widgets.pick_runs(by_id, "curve_runs", [r.run_id for r in latest.values()],
@@ -71,25 +57,22 @@ with single_tab:
                                       "other objective on the same dataset.")
     if not selected:
         st.info("Pick one or more runs above.")
-        st.stop()
+        return
     live = any(by_id[i].status in views.ACTIVE for i in selected)
 
-
     @st.fragment(run_every=2 if live else None)
-    def curves(run_ids: list[str]) -> None:
+    def curves() -> None:
         try:
-            current = {i: runs_store.get_run(i) for i in run_ids}
+            current = {i: runs_store.runs.get(i) for i in selected}
             still_live = any(r.status in views.ACTIVE for r in current.values())
-            if still_live:
-                metrics = runs_store.metrics(run_ids)
-            else:
-                metrics = finished_metrics(runs_store.url, tuple(run_ids))
+            metrics = (runs_store.results.metrics(selected) if still_live
+                       else widgets.finished_metrics(runs_store.url, tuple(selected)))
         except Exception as e:  # noqa: BLE001
             st.error(f"Could not read the metrics: {e}")
             return
         if any(r.status != by_id[i].status for i, r in current.items()):
             st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
-        labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in run_ids}  # as the picker
+        labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in selected}
         for run in current.values():
             if run.status == "failed":
                 st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
@@ -100,8 +83,9 @@ with single_tab:
                     + (" (it is still waiting for the worker)." if waiting else "."))
             return
         st.subheader("Training loss per step")
-        st.caption("The objectives' losses differ by up to three orders of magnitude, so each objective "
-                   "has its own panel; an axis turns logarithmic once its values span a factor of 10.")
+        st.caption("The objectives' losses differ by up to three orders of magnitude, so each "
+                   "objective has its own panel; an axis turns logarithmic once its values span a "
+                   "factor of 10.")
         st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
         st.subheader("Per epoch")
         if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
@@ -111,14 +95,20 @@ with single_tab:
         st.subheader("Input-gradient size")
         if metrics.name.eq("input_grad_norm").any():
             st.plotly_chart(views.input_grad_figure(metrics, labels), key="input_grad_chart")
-            st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over the "
-                       "first 500 test images, after each epoch, whatever the objective trained: how "
-                       "sensitive the model's loss is to small changes of its input.")
+            st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over "
+                       "the first 500 test images, after each epoch, whatever the objective "
+                       "trained: how sensitive the model's loss is to small changes of its input.")
         else:
             st.caption("The input-gradient size appears after the first epoch (runs trained by an "
                        "older version have none).")
         if still_live:
             st.caption("Live: refreshing every 2 s while a run trains.")
 
+    curves()
 
-    curves(selected)
+
+experiments_tab, single_tab = st.tabs(["Experiments", "Single runs"])
+with experiments_tab:
+    experiment_curves()
+with single_tab:
+    run_curves()

@@ -1,20 +1,18 @@
 """Train: forms that queue a run or an experiment (objectives x seeds), and a live view of
 experiments and runs, queued, running and finished."""
-import time
-
 import streamlit as st
 
 from gradloss import data, objectives
-from gradloss.ui import experiment_views, views
 from gradloss.core.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
-                                  REFERENCE_PROTOCOL, TRAIN_SET_SIZES, InvalidParameterError,
-                                  TrainConfig)
+                                  REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig)
+from gradloss.core.errors import InvalidParameterError
+from gradloss.core.evaluation import default_evaluation
+from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.engines.backend import available_engines
-from gradloss.analysis.experiments import (MAX_SEEDS, MIN_SEEDS_INTERVAL, QUICK_ARMS,
-                                           ExperimentConfig)
-from gradloss.perturbations.family import default_evaluation
-from gradloss.service import client, consumer
-from gradloss.service.store import runs as store
+from gradloss.service import client
+from gradloss.ui import views, widgets
+from gradloss.ui.panels import live
+from gradloss.ui.quick import QUICK_ARMS
 
 st.title("Train")
 if "worker_error" in st.session_state:
@@ -97,7 +95,7 @@ if submitted:
     else:
         try:
             evaluation = default_evaluation(dataset) if evaluate else None
-            ids = [client.submit(cfg, evaluation=evaluation) for cfg in configs]
+            ids = [client.submit(client.plan_for(cfg, evaluation)) for cfg in configs]
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
@@ -132,8 +130,7 @@ if queue_experiment:
     try:
         spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), dataset=dataset,
                                 train_size=exp_size, epochs=exp_epochs, engine=engine,
-                                evaluation=default_evaluation(dataset).to_dict()
-                                if exp_evaluate else None)
+                                evaluation=default_evaluation(dataset) if exp_evaluate else None)
     except InvalidParameterError as e:
         st.error(f"Not queued: {e}")
     else:
@@ -146,91 +143,6 @@ if queue_experiment:
 
 
 # 3) The live area: only this part refreshes, and only while something is queued or running.
-def read_runs():
-    try:
-        return store.RunStore.default().list_runs(limit=100), consumer.worker_status()
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the run store: {e}")
-        return [], None
-
-
-def request_cancel(cancel, item_id: str, what: str) -> None:
-    """A Cancel button's callback: cancel(item_id) (a run, or every run of an experiment), toasted."""
-    name = f"{what}{views.short_id(item_id)}"
-    try:
-        cancel(item_id)
-        st.toast(f"Cancel requested for {name}.")
-    except Exception as e:  # noqa: BLE001
-        st.toast(f"Could not cancel {name}: {e}")
-
-
-def experiments_area() -> None:
-    """Active experiments (and the newest finished ones): progress of the whole, cancel."""
-    try:
-        runs_store = store.RunStore.default()
-        listed = runs_store.list_experiments(limit=20)
-    except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the experiments: {e}")
-        return
-    active = [e for e in listed if e.status in views.ACTIVE]
-    shown = active + [e for e in listed if e.status not in views.ACTIVE][:3]
-    if not shown:
-        return
-    st.subheader("Experiments")
-    for experiment in shown:
-        progress, text = experiment_views.progress_line(runs_store.experiment_runs(experiment.experiment_id))
-        c = st.columns([3, 5, 1.4], vertical_alignment="center")
-        c[0].markdown(experiment_views.experiment_label(experiment))
-        c[1].progress(progress.finished / max(progress.total, 1), text=text)
-        if experiment.status in views.ACTIVE:
-            c[2].button("Cancel all", key=f"cancel_experiment_{experiment.experiment_id}",
-                        on_click=request_cancel,
-                        args=(client.cancel_experiment, experiment.experiment_id, "experiment "))
-
-
-runs, _ = read_runs()
-polling = any(r.status in views.ACTIVE for r in runs)
-
-
-@st.fragment(run_every=2 if polling else None)
-def live_runs() -> None:
-    runs, status = read_runs()
-    active = [r for r in runs if r.status in views.ACTIVE]
-    if bool(active) != polling:
-        st.rerun()  # start or stop the timer
-    experiments_area()
-    st.subheader("Queued and running")
-    if status is not None and not status.alive and active:
-        st.warning("No worker is running: these runs wait. Start one with `python -m gradloss worker` "
-                   "or open the home page, which starts a local worker.")
-    if not active:
-        st.info("Nothing queued or running. Queue a run with the form above.")
-    for run in reversed(active):  # oldest first: the order the worker takes them
-        c = st.columns([3, 5, 1], vertical_alignment="center")
-        state = run.status + (" · cancelling…" if run.cancel_requested else "")
-        c[0].markdown(f"**{objectives.label(run.objective)}** · {run.dataset} · "
-                      f"`{views.short_id(run.run_id)}`  \n{state}")
-        fraction, text = views.progress_bar(run)
-        c[1].progress(fraction, text=text)
-        c[2].button("Cancel", key=f"cancel_{run.run_id}", on_click=request_cancel,
-                    args=(client.cancel, run.run_id, ""), disabled=run.cancel_requested)
-    finished = [r for r in runs if r.status in views.FINISHED]
-    st.subheader("Finished")
-    if not finished:
-        st.caption("No finished runs yet.")
-        return
-    st.dataframe(views.runs_table(finished), hide_index=True, column_config={
-        "train size": st.column_config.NumberColumn(help="Empty: the whole training set."),
-        "reason": st.column_config.TextColumn(help="Why it failed, in one line; the whole message "
-                                                   "is under “Why runs failed” below.")})
-    failed = [r for r in finished if r.status == "failed" or r.unreadable]
-    if failed:
-        with st.expander(f"Why runs failed ({len(failed)})"):
-            for run in failed:
-                st.markdown(f"**{views.run_label(run)}**")
-                st.code(run.error or (f"unreadable: {run.unreadable}" if run.unreadable else
-                                      "no error message"), language=None)
-    st.caption(f"Updated {time.strftime('%H:%M:%S')}" + (" · refreshing every 2 s" if polling else ""))
-
-
-live_runs()
+runs_store = widgets.store()
+if runs_store is not None:
+    live.runs_area(runs_store)

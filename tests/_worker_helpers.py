@@ -8,27 +8,31 @@ import sys
 import time
 from pathlib import Path
 
-from gradloss.service.store.runs import RunStore
+from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.core.config import TrainConfig
+from gradloss.core.plan import RunPlan
+from gradloss.service.store import Store
 
-TINY = {"dataset": "digits", "epochs": 1, "train_size": 200, "batch_size": 50}
+TINY = TrainConfig(dataset="digits", epochs=1, train_size=200, batch_size=50)
 REPO = Path(__file__).resolve().parents[1]
 
 
 def hammer_store(path: str, n_runs: int, barrier) -> list[str]:
     """Create runs and write/read metrics as fast as possible; return the run ids made."""
-    store = RunStore(path)
+    store = Store(path)
     barrier.wait()  # start together so the writers really overlap
     made = []
     for i in range(n_runs):
-        run_id = store.create_run(TINY)
+        run_id = store.runs.create(RunPlan(TINY))
         made.append(run_id)
-        store.start_run(run_id, f"pid{os.getpid()}")
-        store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss", "value": 1.0 / s}
+        store.runs.start(run_id, f"pid{os.getpid()}")
+        store.results.add_metrics(run_id, [MetricRow(s, 1, "loss", 1.0 / s)
                                    for s in range(1, 21)])
-        store.update_progress(run_id, {"fraction": 1.0, "step": 20})
-        store.list_runs(limit=5)
-        store.metrics(made, name="loss")
-        store.finish_run(run_id, "done")
+        store.runs.update_progress(run_id, Progress(fraction=1.0, step=20))
+        store.runs.list(limit=5)
+        store.results.metrics(made, name="loss")
+        store.runs.finish(run_id, "done")
     return made
 
 
@@ -74,13 +78,13 @@ def submit_read_cancel(home: str, n_runs: int, barrier) -> list[str]:
     """Submit runs through the queue, read the store, cancel them while queued; return their ids."""
     from gradloss.service import client, consumer
 
-    store = RunStore(Path(home) / "runs.sqlite")
+    store = Store(Path(home) / "runs.sqlite")
     barrier.wait()
     made = []
     for _ in range(n_runs):
         made.append(client.submit(TINY, store=store))
-        store.list_runs(limit=10)
-        store.metrics(made)
+        store.runs.list(limit=10)
+        store.results.metrics(made)
         consumer.worker_status(store)
     for run_id in made:
         client.cancel(run_id, store=store)

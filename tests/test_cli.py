@@ -1,3 +1,5 @@
+from gradloss.core.records import MetricRow
+from gradloss.core.plan import RunPlan
 """The command line: validation exits with 2, reproduce writes its table and results."""
 import json
 import os
@@ -130,16 +132,16 @@ def test_evaluate_prints_the_summary_of_a_saved_model(tmp_path):
 def test_runs_lists_status_accuracy_and_errors(tmp_path):
     """Check that `runs` shows each run's status, last test accuracy, engine, device and error."""
     from gradloss.core.config import TrainConfig
-    from gradloss.service.store.runs import RunStore
+    from gradloss.service.store import Store
 
-    store = RunStore(tmp_path / "runs.sqlite")
-    ok = store.create_run(TrainConfig(dataset="digits", epochs=1))
-    store.start_run(ok, "w1")
-    store.set_device(ok, "CPU")
-    store.add_metrics(ok, [{"step": 28, "epoch": 1, "name": "test_accuracy", "value": 0.8125}])
-    store.finish_run(ok, "done")
-    bad = store.create_run(TrainConfig(dataset="digits", epochs=1, objective="baseline", engine="jax"))
-    store.finish_run(bad, "failed", error="The loss became nan at step 3")
+    store = Store(tmp_path / "runs.sqlite")
+    ok = store.runs.create(RunPlan(TrainConfig(dataset="digits", epochs=1)))
+    store.runs.start(ok, "w1")
+    store.runs.set_device(ok, "CPU")
+    store.results.add_metrics(ok, [MetricRow(28, 1, "test_accuracy", 0.8125)])
+    store.runs.finish(ok, "done")
+    bad = store.runs.create(RunPlan(TrainConfig(dataset="digits", epochs=1, objective="baseline", engine="jax")))
+    store.runs.finish(bad, "failed", error="The loss became nan at step 3")
     result = _cli("runs", env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
@@ -207,10 +209,10 @@ def test_out_that_cannot_be_a_folder_exits_2_naming_it(tmp_path, where):
 
 def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     """Check that a run whose stored config is malformed is listed as unreadable, not a crash."""
-    from gradloss.service.store.runs import RunStore
+    from gradloss.service.store import Store
 
-    store = RunStore(tmp_path / "runs.sqlite")
-    good, broken = store.create_run({"dataset": "digits"}), store.create_run({"dataset": "digits"})
+    store = Store(tmp_path / "runs.sqlite")
+    good, broken = store.runs.create(RunPlan({"dataset": "digits"})), store.runs.create(RunPlan({"dataset": "digits"}))
     with store.connect(write=True) as conn:
         conn.exec_driver_sql("UPDATE runs SET config = 'null' WHERE run_id = ?", (broken,))
     result = _cli("runs", env={"GRADLOSS_HOME": str(tmp_path)}, timeout=60)

@@ -6,8 +6,8 @@ import pytest
 from gradloss.core.config import InvalidParameterError
 from gradloss.data import load_dataset
 from gradloss.perturbations.corruptions import (BLOCK, CORRUPTIONS, SEVERITIES, SEVERITY_TABLE,
-                                                corrupt, corruption_accuracy,
-                                                mean_corruption_error)
+                                                corrupt, corruption_accuracy)
+from gradloss.analysis.summary import mean_corruption_error
 
 RANDOM = ("shot_noise", "impulse_noise", "speckle_noise")
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from gradloss.core.plan import RunPlan
 from gradloss.engines import backend
 from gradloss.service import tasks
 from gradloss.core.config import InvalidParameterError, TrainConfig
 from gradloss.core.errors import GradlossError
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,10 +60,10 @@ def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypat
             return 0
 
     monkeypatch.setattr(tasks.subprocess, "Popen", FakeChild)
-    store = RunStore.default()
+    store = Store.default()
     for deterministic in (True, False):
-        run_id = store.create_run(TrainConfig(dataset="digits", engine="jax",
-                                              deterministic=deterministic))
+        run_id = store.runs.create(RunPlan(TrainConfig(dataset="digits", engine="jax",
+                                              deterministic=deterministic)))
         tasks.train_run(run_id)
     assert backend.XLA_FLAG in envs[0]["XLA_FLAGS"]
     assert backend.XLA_FLAG not in envs[1].get("XLA_FLAGS", "")

@@ -20,7 +20,7 @@ import pytest
 
 from _worker_helpers import wait_for
 from gradloss import objectives
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 from gradloss.ui.views import short_id
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -107,9 +107,9 @@ def page():
         browser.close()
 
 
-def finished(store: RunStore):
+def finished(store: Store):
     """All runs if none is queued or running any more, else None."""
-    runs = store.list_runs()
+    runs = store.runs.list()
     return runs if all(r.status in ("done", "failed", "cancelled") for r in runs) else None
 
 
@@ -161,8 +161,8 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     form.get_by_role("spinbutton", name="Training-set size").fill("300")  # (last fill: committed by
     form.get_by_role("button", name="Queue", exact=True).click()          # the Queue click)
     page.get_by_text("Queued gradient loss run").wait_for()
-    store = RunStore(home / "runs.sqlite")
-    assert sorted((r.objective, r.dataset, r.config["epochs"]) for r in store.list_runs()) == sorted(
+    store = Store(home / "runs.sqlite")
+    assert sorted((r.objective, r.dataset, r.config.epochs) for r in store.runs.list()) == sorted(
         (o, "digits", 1) for o in objectives.NAMES)
     page.locator("[data-testid='stProgress']").first.wait_for()
     shot(page, "2-train-running")
@@ -186,7 +186,7 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     page.get_by_text("Bold: the true class").wait_for()  # the image grid, last on the page
     shot(page, "5-robustness")
     runs = sorted(runs, key=lambda r: objectives.NAMES.index(r.objective))
-    sweeps = store.robustness([r.run_id for r in runs])
+    sweeps = store.results.robustness([r.run_id for r in runs])
     reference = next(r.run_id for r in runs if r.objective == "baseline")  # the default
 
     def summary_matches(sigma: float) -> bool:
@@ -239,12 +239,12 @@ def pick_a_perturbation(page, url, store, runs) -> None:
     page.get_by_role("button", name="Queue the evaluation").click()
     page.get_by_text("Queued the evaluation").wait_for()
     ids = [r.run_id for r in runs]
-    wait_for(lambda: {p.status for p in store.evaluation_plans(ids).values()} <= {"done", "failed"}
-             and len(store.evaluation_plans(ids)) == len(ids), 2 * TRAIN_TIMEOUT_S,
+    wait_for(lambda: {p.status for p in store.evaluations.plans(ids).values()} <= {"done", "failed"}
+             and len(store.evaluations.plans(ids)) == len(ids), 2 * TRAIN_TIMEOUT_S,
              "every evaluation", interval=2)
-    plans = store.evaluation_plans(ids)
+    plans = store.evaluations.plans(ids)
     assert {p.status for p in plans.values()} == {"done"}, [p.error for p in plans.values()]
-    rows = store.evaluations(ids)
+    rows = store.evaluations.rows(ids)
 
     def shown_matches(perturbation: str, level: float) -> bool:
         at = rows[(rows.perturbation == perturbation) & ((rows.level - level).abs() < 1e-9)]
@@ -281,10 +281,10 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
     form.get_by_role("spinbutton", name="Epochs").fill("1")
     form.get_by_role("button", name="Queue the experiment").click()
     page.get_by_text("Queued experiment").wait_for()
-    store = RunStore(home / "runs.sqlite")
-    [experiment] = store.list_experiments()
-    runs = store.experiment_runs(experiment.experiment_id)
-    assert [(r.arm, r.config["seed"]) for r in runs][:2] == [("gradient", 0), ("baseline", 0)]
+    store = Store(home / "runs.sqlite")
+    [experiment] = store.experiments.list()
+    runs = store.runs.of_experiment(experiment.experiment_id)
+    assert [(r.arm, r.config.seed) for r in runs][:2] == [("gradient", 0), ("baseline", 0)]
     page.get_by_text(f"of {len(runs)} runs done").first.wait_for()
     shot(page, "8-experiment-running")
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from gradloss.core.errors import InvalidParameterError
-from gradloss.perturbations.family import EvaluationConfig
+from gradloss.core.evaluation import EvaluationConfig
 from gradloss.perturbations.suite import image_from_bytes
 from gradloss.service import client, queue
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 from _worker_helpers import TINY, start_consumer, wait_for
 
@@ -28,38 +28,38 @@ def test_bad_evaluation_is_refused_at_submit_and_nothing_is_queued(home):
     with pytest.raises(InvalidParameterError, match="The 'severities' parameter of "
                                                     "EvaluationConfig must be an int"):
         client.submit(TINY, evaluation={"severities": [0]})
-    assert RunStore.default().list_runs() == [] and queue.queue_for()[0].pending_count() == 0
+    assert Store.default().runs.list() == [] and queue.queue_for()[0].pending_count() == 0
 
 
 def test_worker_evaluates_after_training_and_when_queued_later(home):
     """Check that the runner stores corruption and attack rows, masking flags and grid images as
     part of the run, then that a later evaluate_run task adds another perturbation."""
-    store = RunStore.default()
+    store = Store.default()
     consumer = start_consumer(home)
     try:
         run_id = client.submit(TINY, evaluation=SMALL)
         phases = set()
 
         def finished():
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
             phases.add(run.progress.get("phase", ""))
             return run.status in ("done", "failed", "cancelled")
 
         wait_for(finished, TIMEOUT, "the evaluated run", interval=0.5)
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert run.status == "done", run.error
-        plan = store.evaluation_plan(run_id)
+        plan = store.evaluations.plan_of(run_id)
         assert plan.status == "done", plan.error
         assert isinstance(plan.masking_flags, list)  # checked; a tiny model may or may not flag
-        rows = store.evaluations(run_id)
+        rows = store.evaluations.rows(run_id)
         contrast = rows[rows.perturbation == "contrast"]
         assert list(contrast.level) == [1, 2, 3, 4, 5] and set(contrast.n_images) == {360}
         assert contrast.accuracy.iloc[-1] < contrast.accuracy.iloc[0]  # severity hurts
         pgd = rows[rows.perturbation == "pgd"].set_index("level").accuracy
         assert set(rows[rows.perturbation == "pgd"].n_images) == {40} and pgd[0.1] < pgd[0.0]
         assert any(p.startswith("PGD") for p in phases) or len(phases) > 1
-        examples = store.evaluation_examples(run_id)
-        indices = sorted(set(store.examples(run_id)["index"]))
+        examples = store.evaluations.examples(run_id)
+        indices = sorted(set(store.results.examples(run_id)["index"]))
         attacked = examples[(examples.perturbation == "fgsm") & (examples.level == 0.1)]
         assert sorted(attacked["index"]) == indices  # the noise grid's images
         x = image_from_bytes(attacked.image.iloc[0])
@@ -67,14 +67,14 @@ def test_worker_evaluates_after_training_and_when_queued_later(home):
         assert examples[examples.perturbation == "contrast"].image.isna().all()
 
         client.evaluate(run_id, EvaluationConfig(perturbations=("rotate",), severities=(1, 5)))
-        assert store.evaluation_plan(run_id).status == "queued"
-        wait_for(lambda: store.evaluation_plan(run_id).status in ("done", "failed"), TIMEOUT,
+        assert store.evaluations.plan_of(run_id).status == "queued"
+        wait_for(lambda: store.evaluations.plan_of(run_id).status in ("done", "failed"), TIMEOUT,
                  "the queued evaluation")
-        assert store.evaluation_plan(run_id).status == "done", store.evaluation_plan(run_id).error
-        rotate = store.evaluations(run_id).query("perturbation == 'rotate'")
+        assert store.evaluations.plan_of(run_id).status == "done", store.evaluations.plan_of(run_id).error
+        rotate = store.evaluations.rows(run_id).query("perturbation == 'rotate'")
         assert list(rotate.level) == [1, 5] and np.isfinite(rotate.accuracy).all()
-        assert len(store.evaluations(run_id).query("perturbation == 'contrast'")) == 5  # kept
-        assert store.get_run(run_id).status == "done"
+        assert len(store.evaluations.rows(run_id).query("perturbation == 'contrast'")) == 5  # kept
+        assert store.runs.get(run_id).status == "done"
     finally:
         consumer.kill()
         consumer.wait()

@@ -5,13 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradloss.core.plan import RunPlan
+from gradloss.core.progress import Progress
 from gradloss.analysis import stats
 from gradloss.core.config import OBJECTIVES, REFERENCE_PROTOCOL
 from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
-from gradloss.analysis.experiments import (ExperimentConfig, experiment_progress, exports,
-                                           per_seed_table, sentences, summary_table)
+from gradloss.analysis.experiments import (experiment_progress, exports, per_seed_table, sentences,
+                                           summary_table)
+from gradloss.core.experiment import ExperimentConfig
 from gradloss.service import client, queue
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
+from gradloss.ui import loaders
 
 TINY = {"dataset": "digits", "train_size": 200, "epochs": 1}
 SIGMAS = (0.0, 0.1, 0.2)
@@ -25,7 +29,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def store(home):
-    return RunStore.default()
+    return Store.default()
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -41,7 +45,7 @@ def store(home):
      "'epochs' parameter of TrainConfig"),
     ({"colour": "red"}, "Unknown ExperimentConfig parameter"),
     ({"evaluation": {"perturbations": ["fog"]}}, "'perturbations' parameter of EvaluationConfig"),
-    ({"evaluation": "all"}, "'evaluation' parameter of ExperimentConfig must be None, or a dict"),
+    ({"evaluation": "all"}, "'evaluation' parameter of ExperimentConfig must be None, an EvaluationConfig or a dict"),
 ])
 def test_config_refuses_bad_specs_with_the_reason(spec, message):
     """Check that repeated/unknown arms, seed counts outside [2, 20] and bad settings are refused."""
@@ -77,6 +81,7 @@ def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_p
     """Check that seed k of two arms trains from the same initial weights on the same images."""
     from gradloss import models
     from gradloss.training import loop as training
+    from gradloss.training import record
 
     seen = []
 
@@ -86,7 +91,7 @@ def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_p
         return model
 
     monkeypatch.setattr(training, "build_cnn", recording_build)
-    monkeypatch.setattr(training, "REPORT_EVERY_S", 0.0)
+    monkeypatch.setattr(record, "REPORT_EVERY_S", 0.0)
     subsets = []
     real_load = training.load_dataset
     monkeypatch.setattr(training, "load_dataset",
@@ -102,74 +107,74 @@ def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_p
 def test_store_experiment_verbs(store):
     """Check create/get/list_experiments and experiment_runs, with status derived from the runs."""
     spec = ExperimentConfig(seeds=2, **TINY)
-    first = store.create_experiment(spec)
-    second = store.create_experiment(spec.to_dict())
-    ids = [store.create_run(c, experiment_id=first, arm=arm) for arm, c in spec.configs()]
-    experiment = store.get_experiment(first)
-    assert ExperimentConfig.from_dict(experiment.spec) == spec
+    first = store.experiments.create(spec)
+    second = store.experiments.create(ExperimentConfig.from_dict(spec.to_dict()))
+    ids = [store.runs.create(RunPlan(c), experiment_id=first, arm=arm) for arm, c in spec.configs()]
+    experiment = store.experiments.get(first)
+    assert experiment.spec == spec
     assert experiment.counts == {"queued": 4} and experiment.status == "queued"
-    assert [r.run_id for r in store.experiment_runs(first)] == ids
-    assert [r.arm for r in store.experiment_runs(first)] == ["gradient", "baseline"] * 2
-    assert [e.experiment_id for e in store.list_experiments()] == [second, first]
-    store.start_run(ids[0], "w")
-    assert store.get_experiment(first).status == "running"
+    assert [r.run_id for r in store.runs.of_experiment(first)] == ids
+    assert [r.arm for r in store.runs.of_experiment(first)] == ["gradient", "baseline"] * 2
+    assert [e.experiment_id for e in store.experiments.list()] == [second, first]
+    store.runs.start(ids[0], "w")
+    assert store.experiments.get(first).status == "running"
     for run_id in ids:
-        store.finish_run(run_id, "done")
-    assert store.get_experiment(first).status == "done"
-    assert store.get_experiment(second).n_runs == 0
+        store.runs.finish(run_id, "done")
+    assert store.experiments.get(first).status == "done"
+    assert store.experiments.get(second).n_runs == 0
     with pytest.raises(ExperimentNotFound, match="No experiment with id 'nope'"):
-        store.get_experiment("nope")
+        store.experiments.get("nope")
     with pytest.raises(ExperimentNotFound):
-        store.create_run(spec.configs()[0][1], experiment_id="nope")
+        store.runs.create(RunPlan(spec.configs()[0][1]), experiment_id="nope")
 
 
 def test_submit_queues_runs_seed_major_and_cancel_stops_them_all(store):
     """Check that submit_experiment queues arms x seeds tasks in pairs, and cancel ends them all."""
-    experiment_id = client.submit_experiment({**TINY, "seeds": 3})
-    runs = store.experiment_runs(experiment_id)
+    experiment_id = client.submit_experiment(ExperimentConfig(**TINY, seeds=3))
+    runs = store.runs.of_experiment(experiment_id)
     arms = ExperimentConfig(**TINY).arm_names  # the default arms: gradient loss and baseline
-    assert [(r.arm, r.config["seed"]) for r in runs] == [(a, s) for s in range(3) for a in arms]
+    assert [(r.arm, r.config.seed) for r in runs] == [(a, s) for s in range(3) for a in arms]
     huey = queue.queue_for()[0]
     assert huey.pending_count() == 6
-    store.start_run(runs[0].run_id, "w")
+    store.runs.start(runs[0].run_id, "w")
     assert client.cancel_experiment(experiment_id) == {"running": 1, "cancelled": 5}
-    assert store.get_run(runs[0].run_id).cancel_requested
-    assert store.get_experiment(experiment_id).status == "running"  # until the runner stops
-    store.finish_run(runs[0].run_id, "cancelled")
-    assert store.get_experiment(experiment_id).status == "cancelled"
+    assert store.runs.get(runs[0].run_id).cancel_requested
+    assert store.experiments.get(experiment_id).status == "running"  # until the runner stops
+    store.runs.finish(runs[0].run_id, "cancelled")
+    assert store.experiments.get(experiment_id).status == "cancelled"
 
 
 def test_invalid_experiment_is_refused_and_nothing_is_stored(store):
     """Check that a bad spec raises before any experiment or run is recorded."""
     with pytest.raises(InvalidParameterError, match="'seeds' parameter"):
-        client.submit_experiment({**TINY, "seeds": 1})
-    assert store.list_experiments() == [] and store.list_runs() == []
+        client.submit_experiment(ExperimentConfig(**TINY, seeds=1))
+    assert store.experiments.list() == [] and store.runs.list() == []
 
 
 def _fake_experiment(store, seeds=3, gain=0.05, finished=None):
     """An experiment whose runs are done with sweeps stored directly; gradient beats baseline."""
     spec = ExperimentConfig(seeds=seeds, **TINY)
-    experiment_id = store.create_experiment(spec)
+    experiment_id = store.experiments.create(spec)
     rng = np.random.default_rng(0)
     for k, (arm, config) in enumerate(spec.configs()):
-        run_id = store.create_run(config, experiment_id=experiment_id, arm=arm)
+        run_id = store.runs.create(RunPlan(config), experiment_id=experiment_id, arm=arm)
         if finished is not None and k >= finished:
             continue
-        store.start_run(run_id, "w")
+        store.runs.start(run_id, "w")
         shared = 0.02 * np.random.default_rng(config.seed).standard_normal()  # the seed's luck
         base = 0.9 - np.array(SIGMAS) + shared + 0.002 * rng.standard_normal()
         acc = base + (gain * np.array(SIGMAS) / 0.1 if arm == "gradient" else 0)
-        store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
+        store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
                                                     "accuracy_std": 0.0}), 3, 0)
-        store.finish_run(run_id, "done")
+        store.runs.finish(run_id, "done")
     return experiment_id
 
 
 def test_summary_from_stored_sweeps_keeps_complete_pairs_only(store):
     """Check that only seeds every arm finished enter the table, and the difference is found."""
     experiment_id = _fake_experiment(store, seeds=4, finished=7)  # seed 3 has one arm done
-    per_seed = per_seed_table(store.experiment_runs(experiment_id),
-                              store.robustness([r.run_id for r in store.experiment_runs(experiment_id)]))
+    per_seed = per_seed_table(store.runs.of_experiment(experiment_id),
+                              store.results.robustness([r.run_id for r in store.runs.of_experiment(experiment_id)]))
     assert sorted(per_seed.seed.unique()) == [0, 1, 2]
     assert len(per_seed) == 2 * 3 * len(SIGMAS)
     summary = summary_table(per_seed, "baseline")
@@ -188,34 +193,34 @@ def test_summary_from_stored_sweeps_keeps_complete_pairs_only(store):
 def test_experiment_with_an_evaluation_plans_it_for_every_run(store):
     """Check that an experiment's evaluation is stored with its spec and planned for each run."""
     evaluation = {"perturbations": ["contrast", "fgsm"], "epsilons": [0.0, 0.1]}
-    experiment_id = client.submit_experiment({**TINY, "seeds": 2, "evaluation": evaluation})
-    spec = ExperimentConfig.from_dict(store.get_experiment(experiment_id).spec)
-    assert spec.evaluation["perturbations"] == ("contrast", "fgsm")
-    runs = store.experiment_runs(experiment_id)
-    plans = store.evaluation_plans([r.run_id for r in runs])
+    experiment_id = client.submit_experiment(ExperimentConfig(**TINY, seeds=2, evaluation=evaluation))
+    spec = store.experiments.get(experiment_id).spec
+    assert spec.evaluation.perturbations == ("contrast", "fgsm")
+    runs = store.runs.of_experiment(experiment_id)
+    plans = store.evaluations.plans([r.run_id for r in runs])
     assert len(plans) == len(runs) == 4
-    assert {tuple(p.config["perturbations"]) for p in plans.values()} == {("contrast", "fgsm")}
-    assert {tuple(p.config["epsilons"]) for p in plans.values()} == {(0.0, 0.1)}
-    plain = client.submit_experiment({**TINY, "seeds": 2})
-    assert store.evaluation_plans([r.run_id for r in store.experiment_runs(plain)]) == {}
+    assert {tuple(p.config.perturbations) for p in plans.values()} == {("contrast", "fgsm")}
+    assert {tuple(p.config.epsilons) for p in plans.values()} == {(0.0, 0.1)}
+    plain = client.submit_experiment(ExperimentConfig(**TINY, seeds=2))
+    assert store.evaluations.plans([r.run_id for r in store.runs.of_experiment(plain)]) == {}
 
 
 def test_evaluation_table_keeps_points_every_paired_run_has(store):
     """Check that a perturbation level missing on one paired run is left out for all, and
     that unpaired seeds never enter; the FGSM gain is found with its interval."""
     experiment_id = _fake_experiment(store, seeds=4, finished=7)  # seed 3 has one arm done
-    runs = store.experiment_runs(experiment_id)
+    runs = store.runs.of_experiment(experiment_id)
     for run in runs:
         if run.status != "done":
             continue
-        luck = 0.01 * np.random.default_rng(run.config["seed"]).standard_normal()
+        luck = 0.01 * np.random.default_rng(run.config.seed).standard_normal()
         gain = 0.1 if run.arm == "gradient" else 0.0
         levels = [0.0, 0.1] if run.run_id != runs[0].run_id else [0.0, 0.1, 0.2]  # one has more
-        store.save_evaluation(run.run_id, pd.DataFrame({
+        store.evaluations.save_rows(run.run_id, pd.DataFrame({
             "perturbation": "fgsm", "level": levels,
             "accuracy": [0.9 + luck] + [0.4 + luck + gain] * (len(levels) - 1),
             "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
-    per_seed = store.experiment_evaluations(experiment_id)
+    per_seed = loaders.experiment_perturbations(store, experiment_id)
     assert sorted(per_seed.seed.unique()) == [0, 1, 2] and sorted(per_seed.level.unique()) == [0.0, 0.1]
     summary = summary_table(per_seed.drop(columns="perturbation").rename(columns={"level": "sigma"}),
                             "baseline")
@@ -229,7 +234,7 @@ def test_progress_counts_and_eta_from_finished_runs():
 
     def run(arm, status, started=None, finished=None, eta=None):
         return Run(arm=arm, status=status, started_at=started, finished_at=finished,
-                   progress={"eta_s": eta} if eta is not None else {})
+                   progress=Progress(eta_s=eta))
 
     runs = [run("g", "done", 0, 100), run("b", "done", 100, 150),
             run("g", "running", 150, eta=20), run("b", "queued"), run("g", "queued")]

@@ -1,7 +1,7 @@
 """Tests of the Streamlit pages with AppTest: empty store, finished runs, the form, the σ slider.
 
 Every test points GRADLOSS_HOME at a fresh tmp_path store and sets GRADLOSS_NO_LOCAL_WORKER=1, so
-no worker process starts; the store is filled through the real RunStore verbs.
+no worker process starts; the store is filled through the real Store verbs.
 """
 import json
 import re
@@ -13,11 +13,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.core.plan import RunPlan
 from gradloss.service import client, queue
 from gradloss.core.config import TrainConfig
 from gradloss.analysis.experiments import QUICK_ARMS, QUICK_SEEDS, ExperimentConfig
 from gradloss.engines.backend import available_engines
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
@@ -41,40 +44,40 @@ def home(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-def finished_run(store: RunStore, objective: str) -> str:
+def finished_run(store: Store, objective: str) -> str:
     """A done digits run with losses, accuracies, step times, a sweep and example predictions."""
-    run_id = store.create_run(TrainConfig(objective=objective, dataset="digits", epochs=2, train_size=200))
-    store.start_run(run_id, "test-worker")
+    run_id = store.runs.create(RunPlan(TrainConfig(objective=objective, dataset="digits", epochs=2, train_size=200)))
+    store.runs.start(run_id, "test-worker")
     scale = 1e-4 if objective == "gradient" else 1.0  # the two losses differ ~1000x
-    rows = [{"step": s, "epoch": 1 + (s > 4), "name": "loss", "value": scale / s} for s in range(1, 9)]
+    rows = [MetricRow(s, 1 + (s > 4), "loss", scale / s) for s in range(1, 9)]
     for epoch, step in ((1, 4), (2, 8)):
-        rows += [{"step": step, "epoch": epoch, "name": name, "value": value} for name, value in
+        rows += [MetricRow(step, epoch, name, value) for name, value in
                  (("epoch_loss", scale / step), ("train_accuracy", 0.8 + epoch / 20),
                   ("test_accuracy", 0.8 + epoch / 25), ("step_ms", 20.0 if objective == "gradient" else 5.0),
                   ("input_grad_norm", 0.1 / epoch))]
-    store.add_metrics(run_id, rows)
+    store.results.add_metrics(run_id, rows)
     acc = ACCURACY[objective]
-    store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc, "accuracy_std": 0.01}),
+    store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc, "accuracy_std": 0.01}),
                           draws=3, seed=0)
-    store.save_examples(run_id, pd.DataFrame({
+    store.results.save_examples(run_id, pd.DataFrame({
         "sigma": [s for s in SIGMAS for _ in range(3)], "index": [0, 1, 2] * 3, "label": [0, 1, 2] * 3,
         "prediction": [0, 1, 2, 0, 1, 2, 0, 7, 7] if objective == "gradient" else [0, 1, 2, 0, 5, 2, 3, 7, 7],
         "confidence": 0.9}))
-    store.finish_run(run_id, "done", model_path=None)
+    store.runs.finish(run_id, "done", model_path=None)
     return run_id
 
 
 @pytest.fixture
 def filled(home) -> dict:
     """The home fixture holding a finished gradient-loss run and a finished baseline."""
-    store = RunStore.default()
+    store = Store.default()
     return {o: finished_run(store, o) for o in ("gradient", "baseline")}
 
 
 @pytest.fixture
 def every(home) -> dict:
     """The home fixture holding a finished run of every objective."""
-    store = RunStore.default()
+    store = Store.default()
     return {o: finished_run(store, o) for o in OBJECTIVES}
 
 
@@ -131,7 +134,7 @@ def test_home_lets_keras_download_fashion_mnist_when_no_folder_is_configured(hom
     assert not reproduce.disabled
     assert "downloads it" in " ".join(c.value for c in at.caption)
     reproduce.click().run()
-    assert {r.dataset for r in RunStore.default().list_runs()} == {"fashion_mnist"}
+    assert {r.dataset for r in Store.default().runs.list()} == {"fashion_mnist"}
 
 
 def test_quick_compare_queues_a_digits_experiment_and_says_what_it_cannot_show(home):
@@ -139,9 +142,9 @@ def test_quick_compare_queues_a_digits_experiment_and_says_what_it_cannot_show(h
     assert "does not answer the Fashion-MNIST question" in texts(at.caption)
     next(b for b in at.button if b.label == "Quick compare").click().run()
     assert not at.exception
-    [experiment] = RunStore.default().list_experiments()
-    runs = RunStore.default().experiment_runs(experiment.experiment_id)
-    assert [(r.objective, r.config["seed"]) for r in runs] == \
+    [experiment] = Store.default().experiments.list()
+    runs = Store.default().runs.of_experiment(experiment.experiment_id)
+    assert [(r.objective, r.config.seed) for r in runs] == \
         [(o, s) for s in range(QUICK_SEEDS) for o in QUICK_ARMS]
     assert {r.dataset for r in runs} == {"digits"} and {r.status for r in runs} == {"queued"}
     assert queue.queue_for()[0].pending_count() == len(runs)
@@ -157,7 +160,7 @@ def test_train_form_refuses_bad_values_naming_the_field(home):
     at.get("form_submit_button")[0].click().run()
     assert not at.exception
     assert texts(at.error) == "Batch size must be a whole number from 1 to 200; got 300."
-    assert RunStore.default().list_runs() == []
+    assert Store.default().runs.list() == []
 
 
 def test_train_form_number_inputs_carry_their_allowed_range(home):
@@ -183,8 +186,8 @@ def test_train_form_queues_a_run(home):
     at.number_input(key="train_size_digits").set_value(300)
     at.get("form_submit_button")[0].click().run()
     assert not at.exception and not at.error, texts(at.error)
-    [run] = RunStore.default().list_runs()
-    assert (run.status, run.objective, run.config["epochs"], run.config["train_size"]) == \
+    [run] = Store.default().runs.list()
+    assert (run.status, run.objective, run.config.epochs, run.config.train_size) == \
         ("queued", "gradient", 1, 300)
     assert queue.queue_for()[0].pending_count() == 1
     assert at.get("progress"), "the queued run is listed with a progress bar"
@@ -200,9 +203,9 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
     at.selectbox(key="engine").set_value("jax")
     at.checkbox(key="deterministic").check()
     at.get("form_submit_button")[0].click().run()
-    [run] = RunStore.default().list_runs()
-    assert run.engine == "jax" and run.config["engine"] == "jax"
-    assert run.config["deterministic"] is True
+    [run] = Store.default().runs.list()
+    assert run.engine == "jax" and run.config.engine == "jax"
+    assert run.config.deterministic is True
 
 
 def test_train_pair_gets_reference_epochs_each(home):
@@ -210,7 +213,7 @@ def test_train_pair_gets_reference_epochs_each(home):
     at.selectbox(key="dataset").set_value("digits").run()
     at.number_input(key="train_size_digits").set_value(200)
     at.get("form_submit_button")[0].click().run()
-    runs = {r.objective: r.config for r in RunStore.default().list_runs()}
+    runs = {r.objective: r.config for r in Store.default().runs.list()}
     assert (runs["gradient"]["epochs"], runs["baseline"]["epochs"]) == (10, 20)
     assert (runs["gradient"]["batch_size"], runs["baseline"]["batch_size"]) == (100, 32)
 
@@ -218,13 +221,13 @@ def test_train_pair_gets_reference_epochs_each(home):
 def test_train_page_shows_progress_cancel_and_failures(home):
     """Check the live area: the progress bar and its text, Cancel, and failures as rows of the
     runs table (newest first, one-line reason, the whole error on demand), not red alerts."""
-    store = RunStore.default()
-    running = store.create_run(TrainConfig(objective="gradient", dataset="digits", train_size=200))
-    store.start_run(running, "w")
-    store.update_progress(running, {"fraction": 0.25, "step": 5, "total_steps": 20, "epoch": 1,
-                                    "epochs": 10, "eta_s": 30.0, "loss": 0.001})
-    failed = store.create_run(TrainConfig(objective="baseline", dataset="digits"))
-    store.finish_run(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
+    store = Store.default()
+    running = store.runs.create(RunPlan(TrainConfig(objective="gradient", dataset="digits", train_size=200)))
+    store.runs.start(running, "w")
+    store.runs.update_progress(running, Progress(fraction=0.25, step=5, total_steps=20, epoch=1,
+                                    epochs=10, eta_s=30.0, loss=0.001))
+    failed = store.runs.create(RunPlan(TrainConfig(objective="baseline", dataset="digits")))
+    store.runs.finish(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
     newer = finished_run(store, "gradient")
     at = app("pages/train.py")
     assert at.get("progress")[0].value == 25
@@ -236,7 +239,7 @@ def test_train_page_shows_progress_cancel_and_failures(home):
     assert "Traceback (most recent call last)" in texts(at.expander[0].code)
     at.button(key=f"cancel_{running}").click().run()
     assert not at.exception
-    assert store.get_run(running).cancel_requested
+    assert store.runs.get(running).cancel_requested
 
 
 def test_train_form_queues_every_objective_with_its_own_parameters(home):
@@ -250,7 +253,7 @@ def test_train_form_queues_every_objective_with_its_own_parameters(home):
     at.number_input(key="train_size_digits").set_value(200)
     at.get("form_submit_button")[0].click().run()
     assert not at.exception and not at.error, texts(at.error)
-    runs = {r.objective: r.config for r in RunStore.default().list_runs()}
+    runs = {r.objective: r.config for r in Store.default().runs.list()}
     assert sorted(runs) == sorted(OBJECTIVES)
     assert runs["noise_augmented"]["train_noise_sigma"] == 0.2
     assert runs["input_gradient"]["penalty_weight"] == 0.5
@@ -353,10 +356,10 @@ def test_page_shows_an_unusable_store_in_red_with_the_password_masked(home, monk
 
 def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):
     """Check that the home page's worker table shows each worker in the store, alive or lost."""
-    store = RunStore.default()
-    run_id = store.create_run(TrainConfig(dataset="digits", epochs=1))
+    store = Store.default()
+    run_id = store.runs.create(RunPlan(TrainConfig(dataset="digits", epochs=1)))
     now = __import__("time").time()
-    store.beat_worker({"worker_id": "gpu-box:11", "host": "gpu-box", "pid": 11, "gpu": 1,
+    store.workers.beat({"worker_id": "gpu-box:11", "host": "gpu-box", "pid": 11, "gpu": 1,
                        "device": "NVIDIA H100 80GB HBM3", "run_id": run_id, "started_at": now})
     at = app()
     [table] = [d.value for d in at.dataframe if "host" in d.value.columns]
@@ -368,8 +371,8 @@ def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):
 
 def test_train_page_lists_an_unreadable_run_and_the_others(filled):
     """Check that one malformed row shows as unreadable in the runs table; every page still renders."""
-    store = RunStore.default()
-    broken = store.create_run(TrainConfig(dataset="digits"))
+    store = Store.default()
+    broken = store.runs.create(RunPlan(TrainConfig(dataset="digits")))
     with store.connect(write=True) as conn:
         conn.exec_driver_sql("UPDATE runs SET config = '[]', status = 'failed' WHERE run_id = ?",
                              (broken,))
@@ -403,7 +406,7 @@ def test_home_shows_the_worker_settings_and_restarts_it(home, monkeypatch):
 
     from gradloss.service import consumer
 
-    RunStore.default().beat_worker({
+    Store.default().workers.beat({
         "worker_id": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(),
         "pid": os.getpid(), "device": "CPU", "started_at": time.time(),
         "settings": {"GRADLOSS_DATA_DIR": None, "code": "/old/checkout", "engines": ["tensorflow"]}})
@@ -423,13 +426,13 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
     trains, is labelled alike in both."""
     import dataclasses
 
-    store = RunStore.default()
-    running, other = (store.create_run(TrainConfig(objective=o, dataset="digits", train_size=200))
+    store = Store.default()
+    running, other = (store.runs.create(RunPlan(TrainConfig(objective=o, dataset="digits", train_size=200)))
                       for o in ("gradient", "baseline"))
     for run_id in (running, other):
-        store.start_run(run_id, "w")
-        store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": 1e-3}])
-    real_get = RunStore.get_run
+        store.runs.start(run_id, "w")
+        store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 1e-3)])
+    real_get = Store.get_run
     reads = []
 
     def get_run(self, run_id):  # the first chart read sees the run already done
@@ -437,7 +440,7 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
         reads.append(run_id)
         return dataclasses.replace(run, status="done") if reads.count(running) == 1 and run_id == running else run
 
-    monkeypatch.setattr(RunStore, "get_run", get_run)
+    monkeypatch.setattr(Store, "get_run", get_run)
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
     at.switch_page("pages/loss_curves.py")
     at.session_state["curve_runs"] = [running, other]
@@ -452,31 +455,30 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
 ARMS = ("gradient", "baseline")  # the fake experiment's arms (ExperimentConfig's default)
 
 
-def fake_experiment(store: RunStore, gain: float, seeds: int = 3) -> str:
+def fake_experiment(store: Store, gain: float, seeds: int = 3) -> str:
     """A finished digits experiment, sweeps and losses stored directly; gradient gains `gain`
     at sigma 0.1 and twice that at 0.2 on top of the seed's shared luck."""
     spec = ExperimentConfig(seeds=seeds, dataset="digits", train_size=200, epochs=1)
-    experiment_id = store.create_experiment(spec)
+    experiment_id = store.experiments.create(spec)
     for arm, config in spec.configs():
-        run_id = store.create_run(config, experiment_id=experiment_id, arm=arm)
-        store.start_run(run_id, "w")
+        run_id = store.runs.create(RunPlan(config), experiment_id=experiment_id, arm=arm)
+        store.runs.start(run_id, "w")
         luck = 0.01 * ((config.seed * 7) % 3 - 1)
         jitter = 0.003 * (config.seed - 1) * (1 if arm == "gradient" else -1)  # mean 0 over seeds
         acc = [0.9 + luck, 0.8 + luck + jitter, 0.6 + luck + jitter]
         if arm == "gradient":
             acc = [acc[0], acc[1] + gain, acc[2] + 2 * gain]
-        store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
+        store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": acc,
                                                     "accuracy_std": 0.0}), 3, 0)
-        store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss",
-                                    "value": (1e-4 if arm == "gradient" else 1.0) / s}
+        store.results.add_metrics(run_id, [MetricRow(s, 1, "loss", (1e-4 if arm == "gradient" else 1.0) / s)
                                    for s in range(1, 21)])
-        store.finish_run(run_id, "done")
+        store.runs.finish(run_id, "done")
     return experiment_id
 
 
 def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     """Check the experiment tab: mean curves with bands, the coloured table and the sentence."""
-    fake_experiment(RunStore.default(), gain=0.05)
+    fake_experiment(Store.default(), gain=0.05)
     at = app("pages/robustness.py")
     assert at.select_slider(key="experiment_sigma").value == 0.1
     text = texts(at.markdown)
@@ -500,22 +502,22 @@ def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
 def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
     """Check that an experiment whose runs were evaluated shows every perturbation's headline
     with its interval, and one attack's curves, sentence and table at the chosen ε."""
-    from gradloss.perturbations.family import EvaluationConfig
+    from gradloss.core.evaluation import EvaluationConfig
 
-    store = RunStore.default()
+    store = Store.default()
     experiment_id = fake_experiment(store, gain=0.05)
     evaluation = EvaluationConfig(perturbations=("contrast", "fgsm"), epsilons=(0.0, 0.1, 0.2))
-    for run in store.experiment_runs(experiment_id):
-        seed, gradient = run.config["seed"], run.arm == "gradient"
+    for run in store.runs.of_experiment(experiment_id):
+        seed, gradient = run.config.seed, run.arm == "gradient"
         jitter = 0.003 * (seed - 1) * (1 if gradient else -1)  # mean 0 over the seeds
-        store.plan_evaluation(run.run_id, evaluation.to_dict())
-        store.save_evaluation(run.run_id, pd.DataFrame({
+        store.evaluations.plan(run.run_id, evaluation.to_dict())
+        store.evaluations.save_rows(run.run_id, pd.DataFrame({
             "perturbation": ["contrast"] * 5 + ["fgsm"] * 3,
             "level": [1, 2, 3, 4, 5, 0.0, 0.1, 0.2],
             "accuracy": [0.85 - 0.05 * s + jitter for s in range(1, 6)]
             + [0.9, 0.4 + jitter + 0.1 * gradient, 0.2 + jitter + 0.1 * gradient],
             "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
-        store.set_evaluation_status(run.run_id, "done")
+        store.evaluations.set_status(run.run_id, "done")
     at = app("pages/robustness.py")
     assert not at.exception, at.exception
     overview = next(d.value for d in at.dataframe  # the Experiments tab's, before Single runs'
@@ -535,21 +537,21 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
 
 
 def test_robustness_experiment_without_evaluations_says_how_to_get_them(home):
-    fake_experiment(RunStore.default(), gain=0.05)
+    fake_experiment(Store.default(), gain=0.05)
     at = app("pages/robustness.py")
     assert "measured Gaussian noise only" in texts(at.caption)
 
 
 def test_robustness_experiment_says_when_the_arms_are_not_distinguishable(home):
     """Check that a difference whose interval covers 0 is said so, and left uncoloured."""
-    fake_experiment(RunStore.default(), gain=0.0)
+    fake_experiment(Store.default(), gain=0.0)
     at = app("pages/robustness.py")
     assert "the gradient loss and the baseline are not distinguishable" in texts(at.markdown)
 
 
 def test_loss_curves_average_an_experiment_with_smoothing(home):
     """Check one mean curve with a band per arm, and the moving-average control."""
-    fake_experiment(RunStore.default(), gain=0.05)
+    fake_experiment(Store.default(), gain=0.05)
     at = app("pages/loss_curves.py")
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)
@@ -567,15 +569,15 @@ def test_train_experiment_form_refuses_one_seed_then_queues_and_cancels(home):
     at.number_input(key="exp_seeds").set_value(1)
     next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
     assert "an interval needs at least 2 seeds" in texts(at.error)
-    assert RunStore.default().list_experiments() == []
+    assert Store.default().experiments.list() == []
     at.number_input(key="exp_seeds").set_value(2)
     at.number_input(key="exp_train_size").set_value(200)
     next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
-    [experiment] = RunStore.default().list_experiments()
+    [experiment] = Store.default().experiments.list()
     assert experiment.n_runs == 2 * len(ARMS)
     assert f"0 of {2 * len(ARMS)} runs done" in at.get("progress")[0].proto.text
     at.button(key=f"cancel_experiment_{experiment.experiment_id}").click().run()
-    assert RunStore.default().get_experiment(experiment.experiment_id).status == "cancelled"
+    assert Store.default().experiments.get(experiment.experiment_id).status == "cancelled"
 
 
 def test_train_experiment_form_queues_corruptions_and_attacks_for_every_run(home):
@@ -585,16 +587,16 @@ def test_train_experiment_form_queues_corruptions_and_attacks_for_every_run(home
     at.number_input(key="exp_seeds").set_value(2)
     at.checkbox(key="exp_evaluate").check()
     next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
-    store = RunStore.default()
-    [experiment] = store.list_experiments()
-    runs = store.experiment_runs(experiment.experiment_id)
-    plans = store.evaluation_plans([r.run_id for r in runs])
+    store = Store.default()
+    [experiment] = store.experiments.list()
+    runs = store.runs.of_experiment(experiment.experiment_id)
+    plans = store.evaluations.plans([r.run_id for r in runs])
     assert len(plans) == len(runs) == 2 * len(ARMS)
     assert {p.status for p in plans.values()} == {"queued"}
     assert experiment.spec["evaluation"]["perturbations"]
 
 
 def test_home_shows_the_latest_experiment_sentence(home):
-    fake_experiment(RunStore.default(), gain=0.05)
+    fake_experiment(Store.default(), gain=0.05)
     at = app()
     assert "the gradient loss is 5.0 points more accurate than the baseline" in texts(at.markdown)

@@ -5,14 +5,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradloss.core.plan import RunPlan
+from gradloss.core.progress import Progress
 from gradloss.ui import perturbation_views
 from gradloss.core.config import REFERENCE_SIGMAS, TrainConfig
 from gradloss.core.errors import InvalidParameterError, RunNotFound
 from gradloss.analysis import summary
-from gradloss.perturbations.corruptions import CORRUPTIONS, mean_corruption_error
-from gradloss.perturbations.family import (EVALUATED, PERTURBATIONS, EvaluationConfig,
+from gradloss.analysis.summary import mean_corruption_error
+from gradloss.core.evaluation import CORRUPTIONS
+from gradloss.core.evaluation import (EVALUATED, PERTURBATIONS, EvaluationConfig,
                                            default_evaluation, of_kind)
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 
 def test_registry_holds_gaussian_first_then_every_corruption_and_attack():
@@ -84,7 +87,7 @@ def test_summaries_give_auc_headline_and_mce():
     expected = mean_corruption_error(corr[corr.run_id == "g"], corr[corr.run_id == "b"])
     assert summary.corruption_error(table, "g", "b") == pytest.approx(expected)
     assert summary.corruption_error(table, "g", "b") < 1  # g loses less under corruption
-    shown = perturbation_views.summary_table(table, {"g": ("G", "gradient"), "b": ("B", "baseline")},
+    shown = summary.comparison_table(table, {"g": ("G", "gradient"), "b": ("B", "baseline")},
                                              reference="b")
     assert list(shown.perturbation) == ["Gaussian noise", "contrast", "rotate", "FGSM",
                                         "mCE (corruptions)"]
@@ -126,50 +129,53 @@ def test_headline_summary_takes_each_headline_and_skips_perturbations_it_does_no
 
 @pytest.fixture
 def store(tmp_path):
-    return RunStore(tmp_path / "runs.sqlite")
+    return Store(tmp_path / "runs.sqlite")
 
 
 def test_store_keeps_evaluations_plans_flags_and_grid_images(store):
-    run_id = store.create_run(TrainConfig(dataset="digits"))
-    assert store.evaluation_plan(run_id) is None
-    store.plan_evaluation(run_id, EvaluationConfig(perturbations=("fgsm",)).to_dict())
-    assert store.evaluation_plan(run_id).status == "queued"
+    run_id = store.runs.create(RunPlan(TrainConfig(dataset="digits")))
+    assert store.evaluations.plan_of(run_id) is None
+    store.evaluations.plan(run_id, EvaluationConfig(perturbations=("fgsm",)))
+    assert store.evaluations.plan_of(run_id).status == "queued"
     rows = pd.DataFrame({"perturbation": "fgsm", "level": [0.0, 0.1], "accuracy": [0.9, 0.5],
                          "accuracy_std": 0.0, "n_images": 100, "seed": 0})
-    store.save_evaluation(run_id, rows)
-    store.save_evaluation(run_id, rows.assign(accuracy=[0.9, 0.4]))  # upsert, no duplicates
-    got = store.evaluations([run_id])
+    store.evaluations.save_rows(run_id, rows)
+    store.evaluations.save_rows(run_id, rows.assign(accuracy=[0.9, 0.4]))  # upsert, no duplicates
+    got = store.evaluations.rows([run_id])
     assert list(got.accuracy) == [0.9, 0.4] and set(got.run_id) == {run_id}
-    store.set_evaluation_status(run_id, "running", progress={"phase": "FGSM (1/1)"})
-    store.save_masking_flags(run_id, ["PGD accuracy rises with eps"])
-    plan = store.evaluation_plans([run_id])[run_id]
-    assert (plan.status, plan.progress["phase"], plan.masking_flags) == \
-        ("running", "FGSM (1/1)", ["PGD accuracy rises with eps"])
+    store.evaluations.set_status(run_id, "running", progress=Progress(phase="FGSM (1/1)"))
+    store.evaluations.save_masking_flags(run_id, ["PGD accuracy rises with eps"])
+    plan = store.evaluations.plans([run_id])[run_id]
+    assert (plan.status, plan.progress.phase, plan.masking_flags) == \
+        ("running", "FGSM (1/1)", ("PGD accuracy rises with eps",))
     image = np.linspace(0, 1, 784, dtype=np.float16).tobytes()
-    store.save_evaluation_examples(run_id, pd.DataFrame({
+    store.evaluations.save_examples(run_id, pd.DataFrame({
         "perturbation": ["fgsm", "contrast"], "level": [0.1, 3.0], "index": [4, 4], "label": 1,
         "prediction": [2, 1], "confidence": 0.5, "image": [image, None]}))
-    examples = store.evaluation_examples(run_id)
+    examples = store.evaluations.examples(run_id)
     assert examples.image.iloc[1] == image and examples.image.iloc[0] is None
-    with pytest.raises(ValueError, match="'status' parameter of set_evaluation_status"):
-        store.set_evaluation_status(run_id, "paused")
+    with pytest.raises(ValueError, match="'status' parameter of set_status"):
+        store.evaluations.set_status(run_id, "paused")
     with pytest.raises(RunNotFound, match="nope"):
-        store.save_evaluation("nope", rows)
+        store.evaluations.save_rows("nope", rows)
 
 
 def test_store_gives_per_seed_frames_of_experiment_runs(store):
-    """Check that per_seed_results pairs each run's sweep and evaluations with its config seed."""
+    """Check that summary.per_seed pairs each run's sweep and evaluations with its config seed."""
     arms = {}
     for arm, shift in (("gradient", 0.1), ("baseline", 0.0)):
         for seed in (3, 4):
-            run_id = store.create_run(TrainConfig(objective=arm, dataset="digits", seed=seed))
-            store.save_robustness(run_id, pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.7 + shift],
+            run_id = store.runs.create(RunPlan(TrainConfig(objective=arm, dataset="digits", seed=seed)))
+            store.results.save_robustness(run_id, pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.7 + shift],
                                                         "accuracy_std": 0.0}), draws=1, seed=0)
-            store.save_evaluation(run_id, pd.DataFrame({
+            store.evaluations.save_rows(run_id, pd.DataFrame({
                 "perturbation": "pgd", "level": [0.1], "accuracy": [0.2 + shift + seed / 100],
                 "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
             arms.setdefault(arm, []).append(run_id)
-    frame = store.per_seed_results(arms)
+    ids = [run_id for runs in arms.values() for run_id in runs]
+    table = summary.results(store.results.robustness(ids), store.evaluations.rows(ids))
+    frame = summary.per_seed(table, {arm: [(r, store.runs.get(r).config.seed) for r in runs]
+                                     for arm, runs in arms.items()})
     assert sorted(frame.seed.unique()) == [3, 4] and len(frame) == 4 * 3
     out = summary.summarize_per_seed(frame, reference="baseline")
     pgd = out[(out.perturbation == "pgd") & (out.arm == "gradient")].iloc[0]

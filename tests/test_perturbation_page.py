@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gradloss.core.plan import RunPlan
 from gradloss.core.config import TrainConfig
-from gradloss.perturbations.family import EvaluationConfig
+from gradloss.core.evaluation import EvaluationConfig
 from gradloss.service import queue
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 from test_pages import ACCURACY, SIGMAS, app, home, texts  # noqa: F401  (home: fixture)
 
@@ -16,32 +17,32 @@ CONTRAST = {"gradient": (0.85, 0.80, 0.70, 0.50, 0.30), "baseline": (0.84, 0.75,
 FGSM = {"gradient": (0.90, 0.70), "baseline": (0.91, 0.40)}
 
 
-def evaluated_run(store: RunStore, objective: str) -> str:
+def evaluated_run(store: Store, objective: str) -> str:
     """A finished run (a model path, a noise sweep) with contrast at severities 1-5 and FGSM
     at eps 0 and 0.1 stored."""
-    run_id = store.create_run(TrainConfig(objective=objective, dataset="digits", epochs=1))
-    store.start_run(run_id, "test-worker")
-    store.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": ACCURACY[objective],
+    run_id = store.runs.create(RunPlan(TrainConfig(objective=objective, dataset="digits", epochs=1)))
+    store.runs.start(run_id, "test-worker")
+    store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": ACCURACY[objective],
                                                 "accuracy_std": 0.01}), draws=3, seed=0)
-    store.finish_run(run_id, "done", model_path=f"/nowhere/{objective}/model.keras")
-    store.plan_evaluation(run_id, EvaluationConfig(perturbations=("contrast", "fgsm")).to_dict())
-    store.save_evaluation(run_id, pd.DataFrame({
+    store.runs.finish(run_id, "done", model_path=f"/nowhere/{objective}/model.keras")
+    store.evaluations.plan(run_id, EvaluationConfig(perturbations=("contrast", "fgsm")).to_dict())
+    store.evaluations.save_rows(run_id, pd.DataFrame({
         "perturbation": ["contrast"] * 5 + ["fgsm"] * 2, "level": [1, 2, 3, 4, 5, 0.0, 0.1],
         "accuracy": CONTRAST[objective] + FGSM[objective], "accuracy_std": 0.0,
         "n_images": [360] * 5 + [100] * 2, "seed": 0}))
     adversarial = np.full((28, 28, 1), 0.5, dtype=np.float16).tobytes()
-    store.save_evaluation_examples(run_id, pd.DataFrame({
+    store.evaluations.save_examples(run_id, pd.DataFrame({
         "perturbation": ["contrast", "contrast", "fgsm", "fgsm"], "level": [3.0, 3.0, 0.1, 0.1],
         "index": [0, 1, 0, 1], "label": [0, 1, 0, 1], "prediction": [0, 7, 0, 1],
         "confidence": 0.8, "image": [None, None, adversarial, adversarial]}))
-    store.save_masking_flags(run_id, [FLAG] if objective == "gradient" else [])
-    store.set_evaluation_status(run_id, "done")
+    store.evaluations.save_masking_flags(run_id, [FLAG] if objective == "gradient" else [])
+    store.evaluations.set_status(run_id, "done")
     return run_id
 
 
 @pytest.fixture
 def evaluated(home):  # noqa: F811
-    store = RunStore.default()
+    store = Store.default()
     return {o: evaluated_run(store, o) for o in ("gradient", "baseline")}
 
 
@@ -103,9 +104,9 @@ def test_evaluation_form_refuses_bad_values_and_queues_good_ones(evaluated):
     at.get("form_submit_button")[0].click().run()
     assert not at.error, texts(at.error)
     assert queue.queue_for()[0].pending_count() == 2
-    plans = RunStore.default().evaluation_plans(list(evaluated.values()))
+    plans = Store.default().evaluations.plans(list(evaluated.values()))
     assert {p.status for p in plans.values()} == {"queued"}
-    assert {tuple(p.config["perturbations"]) for p in plans.values()} == {("rotate",)}
+    assert {tuple(p.config.perturbations) for p in plans.values()} == {("rotate",)}
 
 
 def test_train_form_queues_the_full_suite_unless_unchecked(home):  # noqa: F811
@@ -117,9 +118,9 @@ def test_train_form_queues_the_full_suite_unless_unchecked(home):  # noqa: F811
     at.checkbox(key="evaluate").uncheck()
     at.get("form_submit_button")[0].click().run()
     assert not at.error, texts(at.error)
-    store = RunStore.default()
-    unchecked, checked = store.list_runs()  # newest first
-    plan = store.evaluation_plan(checked.run_id)
-    assert plan.status == "queued" and plan.config["attack_images"] == 100  # digits: fewer
-    assert len(plan.config["perturbations"]) == 13
-    assert store.evaluation_plan(unchecked.run_id) is None
+    store = Store.default()
+    unchecked, checked = store.runs.list()  # newest first
+    plan = store.evaluations.plan_of(checked.run_id)
+    assert plan.status == "queued" and plan.config.attack_images == 100  # digits: fewer
+    assert len(plan.config.perturbations) == 13
+    assert store.evaluations.plan_of(unchecked.run_id) is None

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
+from dataclasses import replace
 from gradloss.service import client, consumer, queue
 from gradloss.service.artifacts import CHECKPOINT, fetch_model
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 from _worker_helpers import REPO, TINY, kill_all, runner_pids, start_consumer, submit_many, wait_for
 
@@ -43,29 +44,29 @@ def _logs(*workers) -> str:
 
 def _explain(store, run_ids, *workers) -> str:
     """The runs' rows and the workers' logs' ends: what a timed-out wait prints."""
-    rows = "\n".join(repr(store.get_run(r)) for r in run_ids)
+    rows = "\n".join(repr(store.runs.get(r)) for r in run_ids)
     return f"{rows}\n--- worker logs (end) ---\n{_logs(*workers)[-4000:]}"
 
 
 def _finished(store, run_id):
-    return store.get_run(run_id).status in ("done", "failed", "cancelled")
+    return store.runs.get(run_id).status in ("done", "failed", "cancelled")
 
 
 def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(backend, worker, tmp_path):
     """Check submit -> done on two workers with separate homes: each of three runs trains exactly
     once, with its metrics, sweep and model in the store; a queued run cancelled never starts; a
     running run cancelled stops; the store lists both workers with host, device and current run."""
-    store = RunStore.default()
+    store = Store.default()
     never = client.submit(TINY)
     assert client.cancel(never) == "cancelled"
-    runs = [client.submit(dict(TINY, seed=seed)) for seed in range(3)]
+    runs = [client.submit(replace(TINY, seed=seed)) for seed in range(3)]
     first, second = worker("w1"), worker("w2")
-    slow = client.submit(dict(TINY, epochs=300))
+    slow = client.submit(replace(TINY, epochs=300))
     status = wait_for(lambda: (s := consumer.worker_status()).alive and len(s.workers) == 2 and s,
                       60, "both workers in the store")
     assert {w["pid"] for w in status.workers} == {first.pid, second.pid}
     assert all(w["host"] and w["device"] == "CPU" and w["alive"] for w in status.workers)
-    wait_for(lambda: len(store.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
+    wait_for(lambda: len(store.results.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
     busy = consumer.worker_status().workers
     assert slow in {w["run_id"] for w in busy}  # the worker training it says so
     assert client.cancel(slow) == "running"
@@ -74,16 +75,16 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
 
     logs = _logs(first, second)
     for run_id in runs:
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert (run.status, run.attempts, run.device) == ("done", 1, "CPU"), run.error
         assert run.worker_id in {f"{run.host}:{first.pid}", f"{run.host}:{second.pid}"}
         assert logs.count(f"run {run_id} done") == 1  # trained once, by one worker
-        assert store.metrics(run_id, name="loss")["step"].tolist() == [1, 2, 3, 4]
-        assert len(store.robustness(run_id)) == 8 and not store.examples(run_id).empty
+        assert store.results.metrics(run_id, name="loss")["step"].tolist() == [1, 2, 3, 4]
+        assert len(store.results.robustness(run_id)) == 8 and not store.results.examples(run_id).empty
         model = fetch_model(store, run_id, cache=tmp_path / "dashboard")  # a third machine's view
         assert model is not None and model.stat().st_size > 10_000
-    assert store.get_run(slow).status == "cancelled" and fetch_model(store, slow) is None
-    run = store.get_run(never)
+    assert store.runs.get(slow).status == "cancelled" and fetch_model(store, slow) is None
+    run = store.runs.get(never)
     assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
     assert queue.pending_count() == 0
 
@@ -92,25 +93,25 @@ def test_killed_worker_run_resumes_on_another_worker_with_its_own_home(backend, 
     """Check that after kill -9 of a worker mid-run, a worker with a separate GRADLOSS_HOME
     (nothing on disk in common) resumes the run from the checkpoint in the store, not from epoch
     1, and finishes it with every metric recorded before the kill kept."""
-    store = RunStore.default()
+    store = Store.default()
     env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
     epochs = 30
-    run_id = client.submit(dict(TINY, epochs=epochs))
+    run_id = client.submit(replace(TINY, epochs=epochs))
     first = worker("w1", **env)
-    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 2
-             and store.get_artifact(run_id, CHECKPOINT), TIMEOUT, "two epochs and a checkpoint")
+    wait_for(lambda: len(store.results.metrics(run_id, name="epoch_loss")) >= 2
+             and store.artifacts.get(run_id, CHECKPOINT), TIMEOUT, "two epochs and a checkpoint")
     first.kill()
     first.wait()
     wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
-    before = store.metrics(run_id)
+    before = store.results.metrics(run_id)
     second = worker("w2", **env)
     wait_for(lambda: _finished(store, run_id), TIMEOUT, "the resumed run",
              explain=lambda: _explain(store, [run_id], first, second))
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert run.status == "done", run.error
     assert run.attempts == 2 and run.worker_id.endswith(f":{second.pid}")
     assert "resumes after epoch" in _logs(second) and not (second.home / first.home.name).exists()
-    after = store.metrics(run_id)
+    after = store.results.metrics(run_id)
     assert after.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
     kept = before.merge(after, on=["name", "step"], how="left")
     assert kept["value_y"].notna().all()
@@ -121,14 +122,14 @@ def test_a_run_trained_by_one_worker_is_attacked_by_another_from_the_stored_mode
     cannot see) loads the model the store keeps, and stores its corruption and attack rows."""
     import shutil
 
-    from gradloss.perturbations.family import EvaluationConfig
+    from gradloss.core.evaluation import EvaluationConfig
 
-    store = RunStore.default()
+    store = Store.default()
     run_id = client.submit(TINY)
     first = worker("w1")
     wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run",
              explain=lambda: _explain(store, [run_id], first))
-    assert store.get_run(run_id).status == "done", store.get_run(run_id).error
+    assert store.runs.get(run_id).status == "done", store.runs.get(run_id).error
     first.kill()
     first.wait()
     shutil.rmtree(first.home)  # the trainer's machine is gone: only the store has its model
@@ -136,11 +137,11 @@ def test_a_run_trained_by_one_worker_is_attacked_by_another_from_the_stored_mode
     client.evaluate(run_id, EvaluationConfig(perturbations=("contrast", "fgsm"), severities=(1,),
                                              epsilons=(0.1,), attack_images=20,
                                              masking_images=10))
-    wait_for(lambda: store.evaluation_plan(run_id).status in ("done", "failed"), TIMEOUT,
+    wait_for(lambda: store.evaluations.plan_of(run_id).status in ("done", "failed"), TIMEOUT,
              "the evaluation on the second worker")
-    plan = store.evaluation_plan(run_id)
+    plan = store.evaluations.plan_of(run_id)
     assert plan.status == "done", (plan.error, _logs(second))
-    rows = store.evaluations(run_id)
+    rows = store.evaluations.rows(run_id)
     assert sorted(rows.perturbation) == ["contrast", "fgsm"] and rows.accuracy.notna().all()
     assert (second.home / "models" / run_id / "model.keras").exists()  # fetched from the store
 
@@ -152,7 +153,7 @@ def test_forty_submits_from_two_processes_are_all_recorded_and_queued(backend):
         barrier = manager.Barrier(2)
         made = pool.starmap(submit_many, [(20, barrier)] * 2)
     ids = made[0] + made[1]
-    runs = RunStore.default().list_runs()
+    runs = Store.default().runs.list()
     assert len(set(ids)) == 40 and sorted(r.run_id for r in runs) == sorted(ids)
     assert {r.status for r in runs} == {"queued"} and len({r.task_id for r in runs}) == 40
     assert queue.pending_count() == 40
@@ -165,11 +166,11 @@ def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
     finishes exactly once with every step recorded."""
     if "postgresql" not in backend["GRADLOSS_STORE_URL"]:
         pytest.skip("the embedded backend has no server to stop")
-    store = RunStore.default()
+    store = Store.default()
     epochs = 40
-    run_id = client.submit(dict(TINY, epochs=epochs))
+    run_id = client.submit(replace(TINY, epochs=epochs))
     first = worker("w1")
-    wait_for(lambda: len(store.metrics(run_id, name="epoch_loss")) >= 1, TIMEOUT, "a first epoch")
+    wait_for(lambda: len(store.results.metrics(run_id, name="epoch_loss")) >= 1, TIMEOUT, "a first epoch")
     redis_server.stop()
     postgres_server.stop()
     time.sleep(6)  # the run trains on meanwhile
@@ -177,12 +178,12 @@ def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
     redis_server.start()
     wait_for(lambda: _finished(store, run_id), TIMEOUT, "the run after the outage",
              explain=lambda: _explain(store, [run_id], first))
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert (run.status, run.attempts) == ("done", 1), run.error
     logs = _logs(first)
     assert "cannot be used" in logs and logs.count(f"run {run_id} done") == 1
     assert postgres_server.password not in logs and redis_server.password not in logs
-    metrics = store.metrics(run_id)
+    metrics = store.results.metrics(run_id)
     assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
     assert metrics.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
     assert first.poll() is None and consumer.worker_status().alive

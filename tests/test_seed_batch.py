@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradloss.core.plan import RunPlan
 from gradloss.core.config import TrainConfig, batchable
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 from test_engines import _run_jax
 
 # Float32 sums in another order (a step inside a compiled loop) change losses by ~1e-5
@@ -169,23 +170,23 @@ def test_runner_trains_several_seed_runs_as_one_batch(tmp_path, monkeypatch):
     """Check that `python -m gradloss.service.runner ID1 ID2` trains two seeds of one arm and leaves
     each an ordinary done run: its own metrics, robustness table and model."""
     pytest.importorskip("jax")
-    store = RunStore(tmp_path / "runs.sqlite")
-    run_ids = [store.create_run(TrainConfig(**{**CONFIG, "epochs": 1}, objective="baseline",
-                                            seed=s)) for s in (4, 5)]
+    store = Store(tmp_path / "runs.sqlite")
+    run_ids = [store.runs.create(RunPlan(TrainConfig(**{**CONFIG, "epochs": 1}, objective="baseline",
+                                            seed=s))) for s in (4, 5)]
     for run_id in run_ids:
-        store.start_run(run_id, "test")
+        store.runs.start(run_id, "test")
     env = {**os.environ, "GRADLOSS_HOME": str(tmp_path), "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-m", "gradloss.service.runner", *run_ids], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1500)  # JAX compiles loops slowly on a loaded CPU
     assert done.returncode == 0, done.stderr[-4000:]
     assert "seed batch" in done.stderr
-    losses = store.metrics(run_ids, name="loss")
+    losses = store.results.metrics(run_ids, name="loss")
     for run_id in run_ids:
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert run.status == "done", run.error
         assert (tmp_path / run_id / "model.keras").exists()
         assert len(losses[losses.run_id == run_id]) == 200 // 20
-        assert len(store.robustness(run_id)) > 0
+        assert len(store.results.robustness(run_id)) > 0
     first, second = (losses[losses.run_id == r].value.to_numpy() for r in run_ids)
     assert not np.allclose(first, second)  # two seeds, two runs
 
@@ -198,25 +199,25 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     from gradloss.service import client, tasks
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
-    store = RunStore.default()
+    store = Store.default()
     spec = {**CONFIG, "epochs": 1, "seeds": 3}
     del spec["batch_size"]
-    runs = store.experiment_runs(client.submit_experiment(spec))
+    runs = store.runs.of_experiment(client.submit_experiment(spec))
     gradient, baseline = ([r for r in runs if r.arm == arm] for arm in ("gradient", "baseline"))
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
-    assert store.start_run(gradient[0].run_id, "me")
-    claimed = tasks.claim_seed_batch(store, store.get_run(gradient[0].run_id), "me")
+    assert store.runs.start(gradient[0].run_id, "me")
+    claimed = tasks.claim_seed_batch(store, store.runs.get(gradient[0].run_id), "me")
     assert claimed == [r.run_id for r in gradient[1:]]
-    assert {(store.get_run(r).status, store.get_run(r).worker_id) for r in claimed} == {("running", "me")}
+    assert {(store.runs.get(r).status, store.runs.get(r).worker_id) for r in claimed} == {("running", "me")}
     tasks.train_run(claimed[0])  # its own queue task: already running, so nothing starts
-    assert store.get_run(claimed[0]).attempts == 1
+    assert store.runs.get(claimed[0]).attempts == 1
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "off")
-    assert store.start_run(baseline[0].run_id, "me")
-    assert tasks.claim_seed_batch(store, store.get_run(baseline[0].run_id), "me") == []
+    assert store.runs.start(baseline[0].run_id, "me")
+    assert tasks.claim_seed_batch(store, store.runs.get(baseline[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
-    tf_runs = store.experiment_runs(client.submit_experiment({**spec, "engine": "tensorflow"}))
-    assert store.start_run(tf_runs[0].run_id, "me")
-    assert tasks.claim_seed_batch(store, store.get_run(tf_runs[0].run_id), "me") == []
+    tf_runs = store.runs.of_experiment(client.submit_experiment({**spec, "engine": "tensorflow"}))
+    assert store.runs.start(tf_runs[0].run_id, "me")
+    assert tasks.claim_seed_batch(store, store.runs.get(tf_runs[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "sometimes")
     with pytest.raises(SettingsError, match="GRADLOSS_SEED_BATCH must be a str among"):
         tasks.seed_batches_wanted()
@@ -230,13 +231,13 @@ def test_worker_trains_an_experiment_arms_seeds_as_one_batch(tmp_path, monkeypat
     from gradloss.service import client
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
-    store = RunStore.default()
+    store = Store.default()
     spec = {**CONFIG, "epochs": 1, "seeds": 2}
     del spec["batch_size"]
     experiment_id = client.submit_experiment(spec)
 
     def finished():
-        runs = store.experiment_runs(experiment_id)
+        runs = store.runs.of_experiment(experiment_id)
         return runs if all(r.status in ("done", "failed", "cancelled") for r in runs) else None
 
     worker = start_consumer(tmp_path, GRADLOSS_SEED_BATCH="on")
@@ -251,4 +252,4 @@ def test_worker_trains_an_experiment_arms_seeds_as_one_batch(tmp_path, monkeypat
         assert f"run {lead} trains with 1 more seed(s) of its experiment arm as one seed batch: {mate}" in log
         assert f"training runs {lead}, {mate} as one seed batch" in log
     assert {r.attempts for r in runs} == {1}
-    assert all(len(store.robustness(r.run_id)) for r in runs)
+    assert all(len(store.results.robustness(r.run_id)) for r in runs)

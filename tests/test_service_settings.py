@@ -6,12 +6,13 @@ import sqlite3
 
 import pytest
 
+from gradloss.core.plan import RunPlan
 from gradloss.cli.main import main
 from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
 from gradloss.service import queue, settings
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 from _worker_helpers import TINY
 
@@ -60,8 +61,8 @@ def test_a_postgres_url_is_read_as_postgresql(home, monkeypatch, postgres_server
     url = postgres_server.database()
     monkeypatch.setenv("GRADLOSS_STORE_URL", url.replace("postgresql://", "postgres://", 1))
     assert settings.store_url() == url
-    run_id = RunStore.default().create_run(TINY)
-    assert RunStore(url).get_run(run_id).status == "queued"
+    run_id = Store.default().runs.create(RunPlan(TINY))
+    assert Store(url).runs.get(run_id).status == "queued"
 
 
 def test_cli_exits_2_when_the_postgresql_server_is_down_refuses_or_is_foreign(
@@ -96,7 +97,7 @@ def test_submit_to_an_unreachable_queue_exits_2_and_records_nothing(home, monkey
                 redis_server.url.replace(redis_server.password, SECRET)):
         monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
         _cli_fails_naming(capsys, "GRADLOSS_QUEUE_URL", *argv)
-    assert RunStore.default().list_runs() == []
+    assert Store.default().runs.list() == []
 
 
 def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
@@ -114,7 +115,7 @@ def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
         message = json.loads(raw)["__message__"]
         assert message[1].endswith("train_run") and message[6] == [run_id]
         task = queue.queue_for()[0].dequeue()
-        assert task.args == [run_id] and task.id == RunStore.default().get_run(run_id).task_id
+        assert task.args == [run_id] and task.id == Store.default().runs.get(run_id).task_id
 
 
 def test_reporter_keeps_order_and_retries_until_the_store_is_back():

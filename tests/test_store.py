@@ -1,6 +1,7 @@
 """Tests for gradloss.service.store on both backends: a SQLite file in tmp_path and a fresh database
 on a real PostgreSQL server (skipped, with the reason, where PostgreSQL is not installed)."""
 import json
+from dataclasses import replace
 import multiprocessing
 import os
 import stat
@@ -11,11 +12,18 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from gradloss.service.store import runs as store_module
+from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.core.plan import RunPlan
+from gradloss.core.config import SweepConfig
+from gradloss.core.evaluation import EvaluationConfig
+from gradloss.core.records import WorkerRecord, WorkerSettings
+from gradloss.service import settings
 from gradloss.core.config import InvalidParameterError
 from gradloss.core.errors import GradlossError, RunNotFound, ServiceUnavailable, SettingsError
 from gradloss.service.store import database, schema
-from gradloss.service.store.runs import SCHEMA_VERSION, RunStore
+from gradloss.service.store import Store
+from gradloss.service.store.schema import SCHEMA_VERSION
 
 from _worker_helpers import TINY, hammer_store
 from legacy_store import legacy_file
@@ -31,22 +39,22 @@ def location(request, tmp_path):
 
 @pytest.fixture
 def store(location):
-    return RunStore(location)
+    return Store(location)
 
 
 @pytest.fixture
 def sqlite_store(tmp_path):
-    return RunStore(tmp_path / "runs.sqlite")
+    return Store(tmp_path / "runs.sqlite")
 
 
 def test_home_is_gradloss_home_or_runs_folder(tmp_path, monkeypatch):
     """Check that home() follows $GRADLOSS_HOME, else ./runs, and creates the folder."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "h"))
-    assert store_module.home() == tmp_path / "h" and (tmp_path / "h").is_dir()
+    assert settings.home() == tmp_path / "h" and (tmp_path / "h").is_dir()
     monkeypatch.delenv("GRADLOSS_HOME")
     monkeypatch.chdir(tmp_path)
-    assert store_module.home() == tmp_path / "runs"
-    assert RunStore.default().path == tmp_path / "runs" / "runs.sqlite"
+    assert settings.home() == tmp_path / "runs"
+    assert Store.default().path == tmp_path / "runs" / "runs.sqlite"
 
 
 def test_new_store_is_wal_at_latest_schema(sqlite_store):
@@ -58,12 +66,12 @@ def test_new_store_is_wal_at_latest_schema(sqlite_store):
 
 def test_create_run_stores_the_resolved_config(store):
     """Check that a queued run keeps the whole config, reference defaults filled in."""
-    run_id = store.create_run(TINY, task_id="t1")
-    run = store.get_run(run_id)
+    run_id = store.runs.create(RunPlan(TINY), task_id="t1")
+    run = store.runs.get(run_id)
     assert run.status == "queued" and run.task_id == "t1" and run.attempts == 0
-    assert run.config["batch_size"] == 50 and run.config["learning_rate"] == 1e-3
+    assert run.config.batch_size == 50 and run.config.learning_rate == 1e-3
     assert (run.objective, run.dataset, run.engine) == ("gradient", "digits", "tensorflow")
-    assert run.progress == {} and run.started_at is None and not run.cancel_requested
+    assert run.progress == Progress() and run.started_at is None and not run.cancel_requested
 
 
 @pytest.mark.parametrize("params", [{"objective": "noise_augmented", "train_noise_sigma": 0.25},
@@ -72,127 +80,147 @@ def test_runs_of_every_objective_keep_their_parameters(store, params):
     """Check that a run of a new objective stores its name and parameters and rebuilds its config."""
     from gradloss.core.config import TrainConfig
     config = TrainConfig(dataset="digits", **params)
-    run = store.get_run(store.create_run(config))
+    run = store.runs.get(store.runs.create(RunPlan(config)))
     assert run.objective == params["objective"]
-    assert TrainConfig.from_dict(run.config) == config
-    assert run.config["penalty_weight"] == (0.1 if params["objective"] == "input_gradient" else None)
+    assert run.config == config
+    assert run.config.penalty_weight == (0.1 if params["objective"] == "input_gradient" else None)
 
 
 def test_create_run_refuses_an_invalid_config(store):
     """Check that a bad config raises the config check's message and stores nothing."""
     with pytest.raises(InvalidParameterError, match="The 'epochs' parameter of TrainConfig"):
-        store.create_run({"dataset": "digits", "epochs": 0})
+        store.runs.create(RunPlan({"dataset": "digits", "epochs": 0}))
     with pytest.raises(InvalidParameterError, match="Unknown TrainConfig parameter"):
-        store.create_run({"dataset": "digits", "color": "red"})
-    assert store.list_runs() == []
+        store.runs.create(RunPlan({"dataset": "digits", "color": "red"}))
+    assert store.runs.list() == []
 
 
 def test_unknown_run_id_error_names_it(store):
     """Check that every verb on a missing run raises RunNotFound naming the id."""
-    calls = [lambda: store.get_run("nope"), lambda: store.start_run("nope", "w"),
-             lambda: store.update_progress("nope", {}), lambda: store.finish_run("nope", "done"),
-             lambda: store.request_cancel("nope"), lambda: store.add_metrics("nope", []),
-             lambda: store.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
+    calls = [lambda: store.runs.get("nope"), lambda: store.runs.start("nope", "w"),
+             lambda: store.runs.update_progress("nope", Progress()), lambda: store.runs.finish("nope", "done"),
+             lambda: store.runs.request_cancel("nope"), lambda: store.results.add_metrics("nope", []),
+             lambda: store.results.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
                                                                        "prediction", "confidence"]))]
     for call in calls:
         with pytest.raises(RunNotFound, match="No run with id 'nope'"):
             call()
     with pytest.raises(KeyError):  # RunNotFound is also a KeyError
-        store.get_run("nope")
+        store.runs.get("nope")
 
 
 def test_list_runs_newest_first_filtered_and_limited(store):
     """Check list_runs order, status filter (one or several) and limit."""
-    ids = [store.create_run(TINY) for _ in range(3)]
-    store.start_run(ids[0], "w")
-    store.finish_run(ids[1], "cancelled")
-    assert [r.run_id for r in store.list_runs()] == ids[::-1]
-    assert [r.run_id for r in store.list_runs(status="running")] == [ids[0]]
-    assert {r.run_id for r in store.list_runs(status=("queued", "cancelled"))} == {ids[1], ids[2]}
-    assert len(store.list_runs(limit=2)) == 2
+    ids = [store.runs.create(RunPlan(TINY)) for _ in range(3)]
+    store.runs.start(ids[0], "w")
+    store.runs.finish(ids[1], "cancelled")
+    assert [r.run_id for r in store.runs.list()] == ids[::-1]
+    assert [r.run_id for r in store.runs.list(status="running")] == [ids[0]]
+    assert {r.run_id for r in store.runs.list(status=("queued", "cancelled"))} == {ids[1], ids[2]}
+    assert len(store.runs.list(limit=2)) == 2
 
 
 def test_run_lifecycle_only_moves_forward(store):
     """Check that start and finish apply once: a finished run cannot restart or finish again."""
-    run_id = store.create_run(TINY)
-    assert store.start_run(run_id, "host:1")
-    assert not store.start_run(run_id, "host:2")  # already running
-    store.update_progress(run_id, {"fraction": 0.5, "step": 2})
-    store.set_device(run_id, "NVIDIA H100")
-    run = store.get_run(run_id)
+    run_id = store.runs.create(RunPlan(TINY))
+    assert store.runs.start(run_id, "host:1")
+    assert not store.runs.start(run_id, "host:2")  # already running
+    store.runs.update_progress(run_id, Progress(fraction=0.5, step=2))
+    store.runs.set_device(run_id, "NVIDIA H100")
+    run = store.runs.get(run_id)
     assert run.status == "running" and run.worker_id == "host:1" and run.attempts == 1
-    assert run.progress == {"fraction": 0.5, "step": 2} and run.device == "NVIDIA H100"
-    assert store.finish_run(run_id, "done", model_path="/x/model.keras")
-    assert not store.finish_run(run_id, "failed", error="late")
-    run = store.get_run(run_id)
+    assert run.progress == Progress(fraction=0.5, step=2) and run.device == "NVIDIA H100"
+    assert store.runs.finish(run_id, "done", model_path="/x/model.keras")
+    assert not store.runs.finish(run_id, "failed", error="late")
+    run = store.runs.get(run_id)
     assert (run.status, run.error, run.model_path) == ("done", None, "/x/model.keras")
     assert run.finished_at >= run.started_at >= run.created_at
-    with pytest.raises(ValueError, match="The 'status' parameter of finish_run"):
-        store.finish_run(run_id, "running")
+    with pytest.raises(ValueError, match="The 'status' parameter of finish"):
+        store.runs.finish(run_id, "running")
 
 
 def test_metrics_upsert_on_run_name_and_step(store):
     """Check that a resumed run re-emitting a step replaces the value instead of duplicating it."""
-    run_id, other = store.create_run(TINY), store.create_run(TINY)
-    store.add_metrics(run_id, [{"step": s, "epoch": 1, "name": "loss", "value": 1.0} for s in (1, 2)])
-    store.add_metrics(run_id, [{"step": 2, "epoch": 1, "name": "loss", "value": 0.5},
-                               {"step": 2, "epoch": 1, "name": "epoch_loss", "value": 0.7}])
-    store.add_metrics(other, [{"step": 1, "epoch": 1, "name": "loss", "value": 9.0}])
-    loss = store.metrics(run_id, name="loss")
+    run_id, other = store.runs.create(RunPlan(TINY)), store.runs.create(RunPlan(TINY))
+    store.results.add_metrics(run_id, [MetricRow(s, 1, "loss", 1.0) for s in (1, 2)])
+    store.results.add_metrics(run_id, [MetricRow(2, 1, "loss", 0.5),
+                               MetricRow(2, 1, "epoch_loss", 0.7)])
+    store.results.add_metrics(other, [MetricRow(1, 1, "loss", 9.0)])
+    loss = store.results.metrics(run_id, name="loss")
     assert list(loss.columns) == ["run_id", "step", "epoch", "name", "value"]
     assert loss["value"].tolist() == [1.0, 0.5]
-    assert len(store.metrics([run_id, other])) == 4
-    assert store.metrics([]).empty
+    assert len(store.results.metrics([run_id, other])) == 4
+    assert store.results.metrics([]).empty
 
 
-def test_nan_metric_is_kept_as_nan(store):
-    """Check that a diverged loss value survives as NaN (SQLite stores it as NULL)."""
-    run_id = store.create_run(TINY)
-    store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": float("nan")}])
-    assert store.metrics(run_id)["value"].isna().all()
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_value_is_never_stored_as_a_measurement(store, value):
+    """Check that a NaN or infinite metric or accuracy is refused, naming it, and nothing of
+    the batch is written (divergence fails a run; it is not a measurement)."""
+    run_id = store.runs.create(RunPlan(TINY))
+    with pytest.raises(ValueError, match="input_grad_norm at step 2 is"):
+        store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 0.5),
+                                           MetricRow(2, 1, "input_grad_norm", value)])
+    assert store.results.metrics(run_id).empty
+    sweep = pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, value], "accuracy_std": 0.0})
+    with pytest.raises(ValueError, match="an accuracy is"):
+        store.results.save_robustness(run_id, sweep, draws=1, seed=0)
+    assert store.results.robustness(run_id).empty
+
+
+def test_a_damaged_value_leaves_its_row_out_of_a_table(sqlite_store):
+    """Check that a wrong-typed value written by hand (a metric 'abc') is left out of the
+    metrics frame instead of breaking it, and the frame keeps its number types."""
+    run_id = sqlite_store.runs.create(RunPlan(TINY))
+    sqlite_store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 0.5),
+                                              MetricRow(2, 1, "loss", 0.25)])
+    with sqlite_store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE metrics SET value = 'abc' WHERE step = 2")
+    frame = sqlite_store.results.metrics(run_id)
+    assert frame.value.tolist() == [0.5] and frame.value.dtype == "float64"
 
 
 def test_robustness_and_examples_roundtrip_and_replace(store):
     """Check that sweeps and grid predictions are stored per run; a second save replaces the first."""
-    run_id = store.create_run(TINY)
+    run_id = store.runs.create(RunPlan(TINY))
     table = pd.DataFrame({"sigma": [0.0, 0.1], "accuracy": [0.9, 0.8], "accuracy_std": [0.0, 0.01]})
-    store.save_robustness(run_id, table, draws=3, seed=0)
-    store.save_robustness(run_id, table.assign(accuracy=[0.95, 0.85]), draws=3, seed=0)
-    got = store.robustness([run_id])
+    store.results.save_robustness(run_id, table, draws=3, seed=0)
+    store.results.save_robustness(run_id, table.assign(accuracy=[0.95, 0.85]), draws=3, seed=0)
+    got = store.results.robustness([run_id])
     assert list(got.columns) == ["run_id", "sigma", "accuracy", "accuracy_std", "draws", "seed"]
     assert got["accuracy"].tolist() == [0.95, 0.85] and got["draws"].tolist() == [3, 3]
     grid = pd.DataFrame({"sigma": [0.0, 0.0, 0.1], "index": [5, 7, 5], "label": [1, 2, 1],
                          "prediction": [1, 2, 3], "confidence": [0.9, 0.8, 0.4]})
-    store.save_examples(run_id, grid)
-    pd.testing.assert_frame_equal(store.examples(run_id), grid, check_dtype=False)
+    store.results.save_examples(run_id, grid)
+    pd.testing.assert_frame_equal(store.results.examples(run_id), grid, check_dtype=False)
 
 
 def test_request_cancel_queued_now_running_cooperatively(store):
     """Check that cancelling a queued run finishes it and cancelling a running one raises the flag."""
-    queued, running, done = (store.create_run(TINY) for _ in range(3))
-    store.start_run(running, "w")
-    store.start_run(done, "w")
-    store.finish_run(done, "done")
-    assert store.request_cancel(queued) == "cancelled"
-    assert not store.start_run(queued, "w")  # a task that slipped past revoke does not start
-    assert store.request_cancel(running) == "running" and store.cancel_requested(running)
-    assert store.request_cancel(done) == "done" and not store.cancel_requested(done)
-    assert store.get_run(queued).finished_at is not None
+    queued, running, done = (store.runs.create(RunPlan(TINY)) for _ in range(3))
+    store.runs.start(running, "w")
+    store.runs.start(done, "w")
+    store.runs.finish(done, "done")
+    assert store.runs.request_cancel(queued) == "cancelled"
+    assert not store.runs.start(queued, "w")  # a task that slipped past revoke does not start
+    assert store.runs.request_cancel(running) == "running" and store.runs.cancel_requested(running)
+    assert store.runs.request_cancel(done) == "done" and not store.runs.cancel_requested(done)
+    assert store.runs.get(queued).finished_at is not None
 
 
 def test_requeue_and_stale_finish_only_touch_stale_runs(store):
     """Check that crash recovery skips a run whose heartbeat is fresh."""
-    run_id = store.create_run(TINY)
-    store.start_run(run_id, "w")
-    beat = store.get_run(run_id).heartbeat_at
-    assert not store.requeue(run_id, "t2", stale_before=beat - 1)
-    assert not store.finish_run(run_id, "failed", error="lost", stale_before=beat - 1)
-    assert store.requeue(run_id, "t2", stale_before=beat + 1)
-    run = store.get_run(run_id)
+    run_id = store.runs.create(RunPlan(TINY))
+    store.runs.start(run_id, "w")
+    beat = store.runs.get(run_id).heartbeat_at
+    assert not store.runs.requeue(run_id, "t2", stale_before=beat - 1)
+    assert not store.runs.finish(run_id, "failed", error="lost", stale_before=beat - 1)
+    assert store.runs.requeue(run_id, "t2", stale_before=beat + 1)
+    run = store.runs.get(run_id)
     assert (run.status, run.task_id, run.attempts) == ("queued", "t2", 1)
-    assert store.start_run(run_id, "w2") and store.get_run(run_id).attempts == 2
-    assert store.requeue(run_id, "t3", stale_before=float("inf"), count_attempt=False)
-    assert store.get_run(run_id).attempts == 1  # a worker stopped on purpose: that start is refunded
+    assert store.runs.start(run_id, "w2") and store.runs.get(run_id).attempts == 2
+    assert store.runs.requeue(run_id, "t3", stale_before=float("inf"), count_attempt=False)
+    assert store.runs.get(run_id).attempts == 1  # a worker stopped on purpose: that start is refunded
 
 
 def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
@@ -201,14 +229,14 @@ def test_migrates_a_version_1_file_keeping_its_runs(tmp_path):
     conn = legacy_file(path, version=1)
     conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status)"
                  " VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow', 'done')",
-                 (json.dumps(TINY),))
+                 (json.dumps(TINY.to_dict()),))
     conn.execute("INSERT INTO metrics VALUES ('old', 'loss', 1, 1, 0.25)")
     conn.close()
-    store = RunStore(path)
-    run = store.get_run("old")
+    store = Store(path)
+    run = store.runs.get("old")
     assert run.status == "done" and run.attempts == 0 and not run.cancel_requested
-    assert store.metrics("old")["value"].tolist() == [0.25]
-    assert store.examples("old").empty  # the table added by migration 2 exists
+    assert store.results.metrics("old")["value"].tolist() == [0.25]
+    assert store.results.examples("old").empty  # the table added by migration 2 exists
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -221,21 +249,21 @@ def test_migrates_a_version_5_file_keeping_its_experiments_and_evaluations(tmp_p
                  (json.dumps({"seeds": 2, "dataset": "digits"}),))
     conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
                  " experiment_id, arm) VALUES ('old', 1.0, ?, 'gradient', 'digits', 'tensorflow',"
-                 " 'done', 'x1', 'gradient')", (json.dumps(TINY),))
+                 " 'done', 'x1', 'gradient')", (json.dumps(TINY.to_dict()),))
     conn.execute("INSERT INTO evaluations VALUES ('old', 'fgsm', 0.1, 0.5, 0.0, 100, 0)")
     conn.close()
-    store = RunStore(path)
-    [run] = store.experiment_runs("x1")
+    store = Store(path)
+    [run] = store.runs.of_experiment("x1")
     assert (run.run_id, run.arm, run.host) == ("old", "gradient", None)
-    assert store.get_experiment("x1").status == "done"
-    assert store.evaluations("old")[["perturbation", "accuracy"]].values.tolist() == [["fgsm", 0.5]]
-    store.put_artifact("old", "model.keras", b"weights")  # a table of the scale-out step
-    assert store.get_artifact("old", "model.keras") == b"weights"
+    assert store.experiments.get("x1").status == "done"
+    assert store.evaluations.rows("old")[["perturbation", "accuracy"]].values.tolist() == [["fgsm", 0.5]]
+    store.artifacts.put("old", "model.keras", b"weights")  # a table of the scale-out step
+    assert store.artifacts.get("old", "model.keras") == b"weights"
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_opening_the_store_again_keeps_this_process_sqlite_locks(tmp_path):
-    """Check that RunStore() on an existing file, in a process with another connection open on it
+    """Check that Store() on an existing file, in a process with another connection open on it
     (a worker's heartbeat thread), keeps that connection's lock: closing any descriptor of the
     file drops it, and another process closing its last connection then deletes the WAL from
     under this one (lost writes, "disk I/O error")."""
@@ -243,11 +271,11 @@ def test_opening_the_store_again_keeps_this_process_sqlite_locks(tmp_path):
     import sys
 
     path = tmp_path / "runs.sqlite"
-    store = RunStore(path)
+    store = Store(path)
     holder = sqlite3.connect(path, isolation_level=None)  # the heartbeat thread, mid-transaction
     holder.execute("BEGIN")
     holder.execute("SELECT COUNT(*) FROM runs").fetchall()
-    RunStore(path)  # as train_run does meanwhile
+    Store(path)  # as train_run does meanwhile
     probe = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1])\n"
              "c.execute('SELECT COUNT(*) FROM runs').fetchall(); c.close()")
     subprocess.run([sys.executable, "-c", probe, str(path)], check=True, timeout=60)
@@ -256,7 +284,7 @@ def test_opening_the_store_again_keeps_this_process_sqlite_locks(tmp_path):
     holder.execute("INSERT INTO workers (worker_id, host, pid, heartbeat_at, started_at)"
                    " VALUES ('w', 'h', 1, 1.0, 1.0)")
     holder.close()
-    assert [w["worker_id"] for w in store.list_workers()] == ["w"]
+    assert [w.worker_id for w in store.workers.list()] == ["w"]
 
 
 def test_refuses_a_store_from_a_newer_version(tmp_path):
@@ -264,19 +292,19 @@ def test_refuses_a_store_from_a_newer_version(tmp_path):
     path = tmp_path / "new.sqlite"
     sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(GradlossError, match="newer than this gradloss understands"):
-        RunStore(path)
+        Store(path)
 
 
 def test_open_reader_does_not_block_the_writer(sqlite_store):
     """Check that a dashboard holding a read transaction never stalls a worker's write (WAL)."""
     store = sqlite_store
-    run_id = store.create_run(TINY)
+    run_id = store.runs.create(RunPlan(TINY))
     reader = sqlite3.connect(store.path, isolation_level=None, timeout=0)
     reader.execute("BEGIN")
     reader.execute("SELECT * FROM runs").fetchall()
     started = time.monotonic()
-    store.add_metrics(run_id, [{"step": 1, "epoch": 1, "name": "loss", "value": 1.0}])
-    store.update_progress(run_id, {"step": 1})
+    store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 1.0)])
+    store.runs.update_progress(run_id, Progress(step=1))
     assert time.monotonic() - started < 1.0
     reader.execute("COMMIT")
 
@@ -284,18 +312,18 @@ def test_open_reader_does_not_block_the_writer(sqlite_store):
 def test_two_processes_write_and_read_without_lock_errors(location):
     """Check that writers in two processes neither fail with 'database is locked' nor lose runs."""
     path = location
-    RunStore(path)
+    Store(path)
     context = multiprocessing.get_context("spawn")  # fresh interpreters, like separate programs
     with context.Manager() as manager, context.Pool(2) as pool:
         barrier = manager.Barrier(2)
         made = pool.starmap(hammer_store, [(path, 15, barrier), (path, 15, barrier)])
-    store = RunStore(path)
-    assert sorted(made[0] + made[1]) == sorted(r.run_id for r in store.list_runs())
-    assert len(store.list_runs(status="done")) == 30
-    assert len(store.metrics(made[0] + made[1], name="loss")) == 30 * 20
+    store = Store(path)
+    assert sorted(made[0] + made[1]) == sorted(r.run_id for r in store.runs.list())
+    assert len(store.runs.list(status="done")) == 30
+    assert len(store.results.metrics(made[0] + made[1], name="loss")) == 30 * 20
 
 
-def _columns(store: RunStore) -> dict:
+def _columns(store: Store) -> dict:
     """{table: [(column, type affinity, in the primary key, nullable)]} as the database reports them
     (SQLite lets an old-style TEXT PRIMARY KEY hold NULL; a key column counts as not nullable)."""
     inspector = sqlalchemy.inspect(database.engine(store.url))
@@ -314,17 +342,17 @@ def test_migrates_a_version_2_file_to_the_schema_of_a_new_store(tmp_path):
     conn = legacy_file(tmp_path / "old.sqlite", version=2)
     conn.execute("INSERT INTO runs (run_id, created_at, config, objective, dataset, engine, status,"
                  " attempts, task_id, model_path) VALUES ('old', 1.0, ?, 'gradient', 'digits',"
-                 " 'tensorflow', 'done', 1, 't0', '/w/old/model.keras')", (json.dumps(TINY),))
+                 " 'tensorflow', 'done', 1, 't0', '/w/old/model.keras')", (json.dumps(TINY.to_dict()),))
     conn.execute("INSERT INTO examples VALUES ('old', 0.1, 3, 4, 4, 0.9)")
     conn.close()
-    old, new = RunStore(tmp_path / "old.sqlite"), RunStore(tmp_path / "new.sqlite")
+    old, new = Store(tmp_path / "old.sqlite"), Store(tmp_path / "new.sqlite")
     assert _columns(old) == _columns(new)
-    run = old.get_run("old")
+    run = old.runs.get("old")
     assert (run.status, run.attempts, run.task_id, run.host, run.gpu) == ("done", 1, "t0", None, None)
-    assert old.examples("old")["prediction"].tolist() == [4]
-    assert old.get_artifact("old", "model.keras") is None
-    old.put_artifact("old", "model.keras", b"weights")
-    assert old.get_artifact("old", "model.keras") == b"weights"
+    assert old.results.examples("old")["prediction"].tolist() == [4]
+    assert old.artifacts.get("old", "model.keras") is None
+    old.artifacts.put("old", "model.keras", b"weights")
+    assert old.artifacts.get("old", "model.keras") == b"weights"
     versions = sqlite3.connect(tmp_path / "old.sqlite")
     assert versions.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     assert versions.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -332,7 +360,7 @@ def test_migrates_a_version_2_file_to_the_schema_of_a_new_store(tmp_path):
 
 def test_sqlite_and_postgresql_get_the_same_schema(tmp_path, postgres_server):
     """Check that one set of migration steps gives both databases the same tables and columns."""
-    assert _columns(RunStore(tmp_path / "runs.sqlite")) == _columns(RunStore(postgres_server.database()))
+    assert _columns(Store(tmp_path / "runs.sqlite")) == _columns(Store(postgres_server.database()))
 
 
 def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
@@ -342,7 +370,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     monkeypatch.setattr(database, "MIGRATIONS", broken)
     monkeypatch.setattr(database, "SCHEMA_VERSION", len(broken))
     with pytest.raises(ServiceUnavailable, match="already exists"):
-        RunStore(tmp_path / "old.sqlite")
+        Store(tmp_path / "old.sqlite")
     conn = sqlite3.connect(tmp_path / "old.sqlite")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -351,49 +379,49 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path, monkeypatch):
 
 def test_artifacts_roundtrip_replace_and_belong_to_a_run(store):
     """Check that a run's files are stored whole, replaced by name, and refused for unknown runs."""
-    run_id = store.create_run(TINY)
+    run_id = store.runs.create(RunPlan(TINY))
     blob = bytes(range(256)) * 2000  # 0.5 MB, every byte value
-    store.put_artifact(run_id, "model.keras", blob)
-    store.put_artifact(run_id, "checkpoint.tar", b"epoch 1")
-    store.put_artifact(run_id, "checkpoint.tar", b"epoch 2")
-    assert store.get_artifact(run_id, "model.keras") == blob
-    assert store.get_artifact(run_id, "checkpoint.tar") == b"epoch 2"
-    assert store.get_artifact(run_id, "other") is None
+    store.artifacts.put(run_id, "model.keras", blob)
+    store.artifacts.put(run_id, "checkpoint.tar", b"epoch 1")
+    store.artifacts.put(run_id, "checkpoint.tar", b"epoch 2")
+    assert store.artifacts.get(run_id, "model.keras") == blob
+    assert store.artifacts.get(run_id, "checkpoint.tar") == b"epoch 2"
+    assert store.artifacts.get(run_id, "other") is None
     with pytest.raises(RunNotFound, match="No run with id 'nope'"):
-        store.put_artifact("nope", "model.keras", b"")
+        store.artifacts.put("nope", "model.keras", b"")
 
 
 def test_workers_beat_list_and_leave(store):
     """Check that a worker's row is created by its first beat, refreshed by the next, and removed."""
-    record = {"worker_id": "h1:10", "host": "h1", "pid": 10, "device": "NVIDIA H100", "gpu": 1,
-              "started_at": 5.0, "run_id": None, "settings": {"queue": "redis://h:6379/0"}}
-    store.beat_worker(record)
-    store.beat_worker(dict(record, worker_id="h2:20", host="h2", pid=20, device="CPU", gpu=None))
-    first = store.list_workers()[1]["heartbeat_at"]
-    store.beat_worker(dict(record, run_id="r1"))
-    workers = store.list_workers()
-    assert [w["worker_id"] for w in workers] == ["h1:10", "h2:20"]  # the freshest beat first
-    assert workers[0]["run_id"] == "r1" and workers[0]["heartbeat_at"] >= first
-    assert workers[0]["settings"] == {"queue": "redis://h:6379/0"} and workers[0]["gpu"] == 1
-    assert store.prune_workers(silent_before=workers[1]["heartbeat_at"]) == 0
-    store.remove_worker("h1:10")
-    assert [w["worker_id"] for w in store.list_workers()] == ["h2:20"]
-    assert store.prune_workers(silent_before=time.time() + 1) == 1 and store.list_workers() == []
+    record = WorkerRecord("h1:10", "h1", 10, "NVIDIA H100", 1, None, 0.0, 5.0,
+                          WorkerSettings(queue="redis://h:6379/0"))
+    store.workers.beat(record)
+    store.workers.beat(replace(record, worker_id="h2:20", host="h2", pid=20, device="CPU", gpu=None))
+    first = store.workers.list()[1].heartbeat_at
+    store.workers.beat(replace(record, run_id="r1"))
+    workers = store.workers.list()
+    assert [w.worker_id for w in workers] == ["h1:10", "h2:20"]  # the freshest beat first
+    assert workers[0].run_id == "r1" and workers[0].heartbeat_at >= first
+    assert workers[0].settings == WorkerSettings(queue="redis://h:6379/0") and workers[0].gpu == 1
+    assert store.workers.prune(silent_before=workers[1].heartbeat_at) == 0
+    store.workers.remove("h1:10")
+    assert [w.worker_id for w in store.workers.list()] == ["h2:20"]
+    assert store.workers.prune(silent_before=time.time() + 1) == 1 and store.workers.list() == []
 
 
 def test_start_run_records_host_and_gpu_and_finish_is_fenced_by_worker(store):
     """Check that a run records where it trains, and that a worker that lost the run to another
     cannot finish it (nor beat its heartbeat)."""
-    run_id = store.create_run(TINY)
-    assert store.start_run(run_id, "h1:10", host="h1", gpu=1)
-    run = store.get_run(run_id)
+    run_id = store.runs.create(RunPlan(TINY))
+    assert store.runs.start(run_id, "h1:10", host="h1", gpu=1)
+    run = store.runs.get(run_id)
     assert (run.host, run.gpu) == ("h1", 1)
-    assert store.requeue(run_id, "t2", stale_before=float("inf"))
-    assert store.start_run(run_id, "h2:20", host="h2")
-    assert not store.heartbeat(run_id, worker_id="h1:10") and store.heartbeat(run_id, worker_id="h2:20")
-    assert not store.finish_run(run_id, "done", worker_id="h1:10")
-    assert store.finish_run(run_id, "done", worker_id="h2:20")
-    run = store.get_run(run_id)
+    assert store.runs.requeue(run_id, "t2", stale_before=float("inf"))
+    assert store.runs.start(run_id, "h2:20", host="h2")
+    assert not store.runs.heartbeat(run_id, worker_id="h1:10") and store.runs.heartbeat(run_id, worker_id="h2:20")
+    assert not store.runs.finish(run_id, "done", worker_id="h1:10")
+    assert store.runs.finish(run_id, "done", worker_id="h2:20")
+    run = store.runs.get(run_id)
     assert (run.status, run.host, run.gpu, run.attempts) == ("done", "h2", None, 2)
 
 
@@ -401,23 +429,30 @@ def test_start_run_records_host_and_gpu_and_finish_is_fenced_by_worker(store):
 def test_a_malformed_row_is_listed_unreadable_and_spares_the_others(store, bad):
     """Check that a run whose stored config is not a JSON object is listed with the reason,
     and every other run reads as before."""
-    good, broken = store.create_run(TINY), store.create_run(TINY)
+    good, broken = store.runs.create(RunPlan(TINY)), store.runs.create(RunPlan(TINY))
     with store.connect(write=True) as conn:
         conn.execute(sqlalchemy.text("UPDATE runs SET config = :c WHERE run_id = :r"),
                      {"c": bad, "r": broken})
-    runs = {r.run_id: r for r in store.list_runs()}
+    runs = {r.run_id: r for r in store.runs.list()}
     assert set(runs) == {good, broken}
-    assert runs[good].unreadable is None and runs[good].config["epochs"] == 1
+    assert runs[good].unreadable is None and runs[good].config.epochs == 1
     assert runs[broken].unreadable.startswith("its stored config is not a JSON object")
-    assert runs[broken].status == "queued" and runs[broken].config == {}
-    assert store.get_run(broken).unreadable == runs[broken].unreadable
+    assert runs[broken].status == "queued" and runs[broken].config is None
+    assert store.runs.get(broken).unreadable == runs[broken].unreadable
 
 
-def test_a_run_records_where_its_data_was_found_at_submission(store, tmp_path):
-    """Check that the data folder given at creation is stored with the run (None: not chosen)."""
-    with_dir = store.create_run(TINY, data_dir=str(tmp_path))
-    assert store.get_run(with_dir).data_dir == str(tmp_path)
-    assert store.get_run(store.create_run(TINY)).data_dir is None
+def test_a_run_keeps_its_whole_plan(store, tmp_path):
+    """Check that a run's plan (config, sweep, evaluation, data folder) reads back equal, so the
+    worker trains and measures what was submitted; without a data folder or evaluation, None."""
+    plan = RunPlan(TINY, SweepConfig(sigmas=(0.0, 0.2), draws=5, seed=3),
+                   EvaluationConfig(perturbations=("contrast",), severities=(1, 2)), str(tmp_path))
+    run_id = store.runs.create(plan)
+    run, evaluation = store.runs.get(run_id), store.evaluations.plan_of(run_id)
+    assert run.data_dir == str(tmp_path) and run.sweep.draws == 5
+    assert evaluation.status == "queued" and run.plan(evaluation.config) == plan
+    plain = store.runs.create(RunPlan(TINY))
+    assert store.runs.get(plain).plan() == RunPlan(TINY)
+    assert store.evaluations.plan_of(plain) is None
 
 
 @pytest.mark.parametrize("make", ["parent is a file", "home is a file", "store is a folder"])
@@ -438,7 +473,7 @@ def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monk
         (folder / "runs.sqlite").mkdir(parents=True)
     monkeypatch.setenv("GRADLOSS_HOME", str(folder))
     with pytest.raises(SettingsError) as info:
-        RunStore.default()
+        Store.default()
     message = str(info.value)
     assert str(folder) in message and "GRADLOSS_HOME" in message
     assert "unable to open database file" not in message
@@ -450,8 +485,8 @@ def test_home_and_store_are_readable_by_the_owner_only(tmp_path, monkeypatch):
     import stat
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "new" / "home"))
-    store = RunStore.default()
-    store.create_run(TINY)
+    store = Store.default()
+    store.runs.create(RunPlan(TINY))
     folder = tmp_path / "new" / "home"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     with store.connect():  # an open connection keeps the -wal and -shm files

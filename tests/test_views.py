@@ -1,19 +1,24 @@
 """Tests of gradloss.views: the dashboard's tables and figures, built from plain DataFrames."""
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from gradloss.core.config import TrainConfig
+from gradloss.core.progress import Progress
+from gradloss.core.records import StoredRun
 from gradloss.ui import views
 
 
-def make_run(run_id, objective, status="done", dataset="digits", progress=None, **kw):
-    base = dict(run_id=run_id, objective=objective, dataset=dataset, status=status, progress=progress or {},
-                config={"epochs": 1, "batch_size": 32, "train_size": None}, device="CPU", error=None,
-                started_at=None, finished_at=None, created_at=0.0, unreadable=None)
-    return SimpleNamespace(**{**base, **kw})
+def make_run(run_id, objective, status="done", dataset="digits", progress=None, config=None,
+             **kw):
+    """A StoredRun as the store would give it back."""
+    settings = {"epochs": 1, "batch_size": 32, "train_size": None, **(config or {})}
+    return StoredRun(run_id=run_id, created_at=kw.pop("created_at", 0.0), status=status,
+                     objective=objective, dataset=dataset, engine="tensorflow",
+                     config=TrainConfig(objective=objective, dataset=dataset, **settings),
+                     progress=Progress(**(progress or {})), device="CPU", **kw)
 
 
 def sweep(run_id, accs, stds=None):

@@ -10,10 +10,12 @@ import time
 import numpy as np
 import pytest
 
+from dataclasses import replace
+from gradloss.core.plan import RunPlan
 from gradloss.engines import backend
 from gradloss.service import client, consumer, heartbeat, queue
 from gradloss.core.config import InvalidParameterError
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 
 from _worker_helpers import (TINY, kill_all, kill_pids, runner_pids, start_consumer,
                              submit_read_cancel, wait_for)
@@ -43,7 +45,7 @@ def consumers(home):
 
 
 def _status(store, run_id):
-    return store.get_run(run_id).status
+    return store.runs.get(run_id).status
 
 
 def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
@@ -55,7 +57,7 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     for config, message in bad:
         with pytest.raises(InvalidParameterError, match=message):
             client.submit(config)
-    assert RunStore.default().list_runs() == []
+    assert Store.default().runs.list() == []
     assert queue.queue_for()[0].pending_count() == 0
     assert consumer.worker_status().queue_length == 0
 
@@ -73,21 +75,21 @@ def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
 def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     """Check crash recovery without a consumer: resume once, then fail naming the lost worker."""
     monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
-    store = RunStore.default()
-    first, cancelling, fresh = (store.create_run(TINY) for _ in range(3))
+    store = Store.default()
+    first, cancelling, fresh = (store.runs.create(RunPlan(TINY)) for _ in range(3))
     for run_id in (first, cancelling):
-        store.start_run(run_id, "gone:1")
-    store.request_cancel(cancelling)
+        store.runs.start(run_id, "gone:1")
+    store.runs.request_cancel(cancelling)
     time.sleep(0.5)
-    store.start_run(fresh, "alive:2")  # heartbeat just now: left alone
+    store.runs.start(fresh, "alive:2")  # heartbeat just now: left alone
     assert sorted(consumer.recover_lost_runs(store)) == sorted([first, cancelling])
     assert _status(store, first) == "queued" and queue.queue_for()[0].pending_count() == 1
     assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
-    store.start_run(first, "gone:3")  # the resume, which is lost too
+    store.runs.start(first, "gone:3")  # the resume, which is lost too
     time.sleep(0.5)
-    store.heartbeat(fresh)
+    store.runs.heartbeat(fresh)
     assert consumer.recover_lost_runs(store) == [first]
-    run = store.get_run(first)
+    run = store.runs.get(first)
     assert run.status == "failed" and run.attempts == consumer.MAX_ATTEMPTS
     assert run.error.startswith("worker gone:3 lost (no heartbeat for")
     assert run.error.endswith("after 2 attempts")
@@ -122,11 +124,11 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     grid and a loadable model; a diverging run fails with the reason; a queued run is revoked and
     never starts; a running run stops as cancelled, keeping its metrics; two processes submit and
     read meanwhile without lock errors or lost runs."""
-    store = RunStore.default()
+    store = Store.default()
     consumers()
-    good = client.submit(dict(TINY, epochs=2))
+    good = client.submit(replace(TINY, epochs=2))
     seen = [_status(store, good)]
-    diverging = client.submit(dict(TINY, objective="baseline", learning_rate=1e8))
+    diverging = client.submit(replace(TINY, objective="baseline", learning_rate=1e8))
     never = client.submit(TINY)
     assert client.cancel(never) == "cancelled"
 
@@ -140,20 +142,20 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
             time.sleep(0.05)
         seen.append(_status(store, good))
         submitted = pending.get(timeout=TIMEOUT)
-    assert seen == ["queued", "running", "done"], store.get_run(good).error
+    assert seen == ["queued", "running", "done"], store.runs.get(good).error
 
-    run = store.get_run(good)
+    run = store.runs.get(good)
     assert run.device == "CPU" and run.worker_id and run.attempts == 1
     assert run.progress["fraction"] == 1.0 and run.progress["epochs"] == 2
     assert run.progress["sweep_done"] == run.progress["sweep_total"] > 0  # the sweep reported too
-    metrics = store.metrics(good)
+    metrics = store.results.metrics(good)
     steps = 2 * (200 // 50)
     assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, steps + 1))
     for name in ("epoch_loss", "train_accuracy", "test_accuracy", "step_ms"):
         assert metrics.query("name == @name")["epoch"].tolist() == [1, 2]
-    sweep = store.robustness(good)
+    sweep = store.results.robustness(good)
     assert len(sweep) == 8 and sweep["accuracy"].between(0, 1).all()
-    assert not store.examples(good).empty
+    assert not store.results.examples(good).empty
 
     from gradloss.data import load_dataset
     from gradloss.training.loop import load_model
@@ -164,20 +166,20 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
     wait_for(lambda: _status(store, diverging) in ("done", "failed"), TIMEOUT, "the diverging run")
-    assert store.get_run(diverging).status == "failed"
-    assert store.get_run(diverging).error.startswith("The loss became nan")
+    assert store.runs.get(diverging).status == "failed"
+    assert store.runs.get(diverging).error.startswith("The loss became nan")
 
     for run_id in [never] + submitted[0] + submitted[1]:  # queued then cancelled: never started
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
         assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
-    assert len(store.list_runs()) == 3 + 8
+    assert len(store.runs.list()) == 3 + 8
 
-    slow = client.submit(dict(TINY, epochs=200))
-    wait_for(lambda: len(store.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
+    slow = client.submit(replace(TINY, epochs=200))
+    wait_for(lambda: len(store.results.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
     assert client.cancel(slow) == "running"
     wait_for(lambda: _status(store, slow) == "cancelled", 60, "the running run to stop")
-    run = store.get_run(slow)
-    assert run.model_path is None and run.finished_at and len(store.metrics(slow, name="loss")) >= 4
+    run = store.runs.get(slow)
+    assert run.model_path is None and run.finished_at and len(store.results.metrics(slow, name="loss")) >= 4
     assert queue.queue_for()[0].pending_count() == 0
 
 
@@ -185,19 +187,19 @@ def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers
     """Check that a run survives its worker: SIGTERM puts it back in the queue at once; kill -9 takes
     the training child down and the heartbeat timeout requeues it; each time the next worker resumes
     from the checkpoint, and the run ends done with every recorded metric kept."""
-    store = RunStore.default()
+    store = Store.default()
     env = {"GRADLOSS_HEARTBEAT_TIMEOUT": "4"}
     epochs = 40
-    run_id = client.submit(dict(TINY, epochs=epochs))
+    run_id = client.submit(replace(TINY, epochs=epochs))
 
     def epochs_done():
-        return len(store.metrics(run_id, name="epoch_loss"))
+        return len(store.results.metrics(run_id, name="epoch_loss"))
 
     first = consumers(**env)
     wait_for(lambda: epochs_done() >= 1, TIMEOUT, "a first epoch")
     first.send_signal(signal.SIGTERM)  # a deliberate stop: no crash, and not counted as an attempt
     assert first.wait(timeout=30) == 0
-    assert _status(store, run_id) == "queued" and store.get_run(run_id).attempts == 0
+    assert _status(store, run_id) == "queued" and store.runs.get(run_id).attempts == 0
     wait_for(lambda: not runner_pids(run_id), 10, "the training child to stop with its worker")
 
     second = consumers(**env)
@@ -207,19 +209,19 @@ def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers
     second.wait()
     wait_for(lambda: not runner_pids(run_id), 10, "the training child to die with its worker")
     assert _status(store, run_id) == "running"
-    before = store.metrics(run_id)
+    before = store.results.metrics(run_id)
 
     third = consumers(**env)
     wait_for(lambda: _status(store, run_id) in ("done", "failed"), TIMEOUT, "the resumed run")
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert run.status == "done", run.error
     assert run.attempts == 2 and run.worker_id.endswith(f":{third.pid}")
-    after = store.metrics(run_id)
+    after = store.results.metrics(run_id)
     assert after.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
     assert after.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
     kept = before.merge(after, on=["name", "step"], how="left")
     assert kept["value_y"].notna().all()  # nothing recorded before the kill was lost
-    assert len(store.robustness(run_id)) == 8
+    assert len(store.results.robustness(run_id)) == 8
 
 
 def test_worker_device_reads_nvidia_smi_for_the_visible_gpu(tmp_path, monkeypatch):
@@ -247,20 +249,20 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
     and that lost-run recovery still handles the other runs beside a malformed one."""
     from gradloss.service import tasks
 
-    store = RunStore.default()
-    queued, lost_bad, lost_good = (store.create_run(TINY) for _ in range(3))
+    store = Store.default()
+    queued, lost_bad, lost_good = (store.runs.create(RunPlan(TINY)) for _ in range(3))
     for run_id in (lost_bad, lost_good):
-        store.start_run(run_id, "gone:1")
+        store.runs.start(run_id, "gone:1")
     with store.connect(write=True) as conn:
         conn.exec_driver_sql("UPDATE runs SET config = '{oops' WHERE run_id IN (?, ?)", (queued, lost_bad))
     tasks.train_run(queued)  # what the consumer runs for it; no training process is started
-    run = store.get_run(queued)
+    run = store.runs.get(queued)
     assert run.status == "failed" and run.error.startswith("the run cannot be read: its stored config")
     monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
     time.sleep(0.5)
     assert sorted(consumer.recover_lost_runs(store)) == sorted([lost_bad, lost_good])
     assert _status(store, lost_good) == "queued"
-    assert _status(store, lost_bad) == "failed" and "cannot be read" in store.get_run(lost_bad).error
+    assert _status(store, lost_bad) == "failed" and "cannot be read" in store.runs.get(lost_bad).error
 
 
 def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monkeypatch):
@@ -272,36 +274,36 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
 
     from gradloss.service import tasks
 
-    store = RunStore.default()
-    run_id = store.create_run(TINY, task_id="first")
-    store.start_run(run_id, "gone:1")
-    requeue = threading.Timer(0.5, store.requeue, args=(run_id, "second"),
+    store = Store.default()
+    run_id = store.runs.create(RunPlan(TINY), task_id="first")
+    store.runs.start(run_id, "gone:1")
+    requeue = threading.Timer(0.5, store.runs.requeue, args=(run_id, "second"),
                               kwargs={"stale_before": float("inf")})
     requeue.start()
     assert tasks._start(store, run_id, "w:2", "second")
     requeue.join()
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
     monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
     assert not tasks._start(store, run_id, "w:3", "third")  # its requeue's store write failed
-    assert store.get_run(run_id).worker_id == "w:2"
+    assert store.runs.get(run_id).worker_id == "w:2"
 
 
 def test_a_killed_training_process_resumes_from_its_checkpoint(home, consumers):
     """Check that when only the training process dies (the worker lives on), a run with a
     checkpoint goes back in the queue and resumes to done, every epoch recorded once."""
-    store = RunStore.default()
+    store = Store.default()
     epochs = 40
-    run_id = client.submit(dict(TINY, epochs=epochs))
+    run_id = client.submit(replace(TINY, epochs=epochs))
     consumers()
     wait_for(lambda: (home / run_id / "checkpoint" / "state.json").exists(), TIMEOUT, "a checkpoint")
     [pid] = wait_for(lambda: runner_pids(run_id), 10, "the training process")
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: _status(store, run_id) in ("done", "failed"), TIMEOUT, "the resumed run")
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     assert run.status == "done", run.error
     assert run.attempts == 2
-    assert store.metrics(run_id, name="epoch_loss")["epoch"].tolist() == list(range(1, epochs + 1))
+    assert store.results.metrics(run_id, name="epoch_loss")["epoch"].tolist() == list(range(1, epochs + 1))
 
 
 def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(home, monkeypatch,
@@ -325,9 +327,9 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
         monkeypatch.setenv("GRADLOSS_DATA_DIR", str(data))  # the dashboard, restarted with data
         run_id = client.submit({"dataset": "fashion_mnist", "train_size": 200, "epochs": 1,
                                 "batch_size": 50})
-        wait_for(lambda: _status(RunStore.default(), run_id) in ("done", "failed"), 3 * TIMEOUT,
+        wait_for(lambda: _status(Store.default(), run_id) in ("done", "failed"), 3 * TIMEOUT,
                  "the Fashion-MNIST run")  # reads 70 000 images and sweeps all 10 000 test images
-        run = RunStore.default().get_run(run_id)
+        run = Store.default().runs.get(run_id)
         assert run.status == "done", run.error
         assert run.data_dir == str(data) and run.worker_id.endswith(f":{pids[0]}")
 
@@ -345,13 +347,13 @@ def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
     """Check the task's heartbeat: it keeps the run while it is this worker's, reports 'taken over'
     once another worker has started it, and shrugs off a store it cannot reach."""
     from gradloss.service import tasks
-    store = RunStore.default()
-    run_id = store.create_run(TINY)
-    store.start_run(run_id, "h1:1")
+    store = Store.default()
+    run_id = store.runs.create(RunPlan(TINY))
+    store.runs.start(run_id, "h1:1")
     assert not tasks._taken_over(store, run_id, "h1:1")
-    store.requeue(run_id, "t2", stale_before=float("inf"))
+    store.runs.requeue(run_id, "t2", stale_before=float("inf"))
     assert not tasks._taken_over(store, run_id, "h1:1")  # queued again, nobody has it yet
-    store.start_run(run_id, "h2:2")
+    store.runs.start(run_id, "h2:2")
     assert tasks._taken_over(store, run_id, "h1:1") and not tasks._taken_over(store, run_id, "h2:2")
     store.url = "postgresql://u:pw@127.0.0.1:1/x"  # the store goes away
     assert not tasks._taken_over(store, run_id, "h1:1")

@@ -1,170 +1,19 @@
-"""Experiments: arms x seeds under one protocol, the unit in which objectives are compared.
-
-An arm is an objective with its settings (any TrainConfig field but the protocol's shared ones);
-every arm is trained with every seed. Seeds are paired: seed k of every arm starts from the same
-initial weights and trains on the same subset, because TrainConfig derives both from the seed.
-The runs of an experiment are ordinary runs, listed seed-major (seed 0 of every arm, then seed
-1, ...) so that a partly finished experiment already holds complete pairs. Results are the
-runs' robustness sweeps, summarised by `gradloss.stats`.
+"""Experiment results: progress over the runs, the seeds every arm has finished (the pairs), and
+their summaries (means and paired differences with intervals, `gradloss.analysis.stats`), the
+sentences that say them and the exports a paper needs. Pure pandas over typed run records.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from gradloss.analysis import stats
-from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, TrainConfig
-from gradloss.core.validation import build_from_dict, check_choice, check_int, fail
 
-MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
-MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds
-PROTOCOL_FIELDS = ("dataset", "train_size", "engine", "deterministic", "seed")  # shared by every arm
 LEVEL_NAME = "σ"
-
-
-def _arm(owner: str, arm) -> dict:
-    """An arm as a dict with its 'name' and 'objective'; an objective's name alone is an arm."""
-    if isinstance(arm, str):
-        arm = {"objective": arm}
-    if not isinstance(arm, dict) or "objective" not in arm:
-        fail(owner, "arms", "a sequence of objective names or dicts with an 'objective' key", arm)
-    check_choice(owner, "arms", arm["objective"], OBJECTIVES)
-    shared = sorted(set(arm) & set(PROTOCOL_FIELDS))
-    if shared:
-        fail(owner, "arms", f"arms without the protocol's shared fields {list(PROTOCOL_FIELDS)} "
-             "(seeds are paired on them)", arm)
-    name = arm.get("name", arm["objective"])
-    if not isinstance(name, str) or not name:
-        fail(owner, "arms", "arms whose 'name' is a non-empty str", arm)
-    return {"name": name, **{k: v for k, v in arm.items() if k != "name"}}
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    """Arms x seeds under one protocol; None epochs/batch_size: each objective's reference."""
-
-    arms: tuple = ("gradient", "baseline")  # objective names, or dicts {objective, name?, settings}
-    seeds: tuple[int, ...] | int = 3      # seed values, or a count n meaning 0 .. n-1
-    dataset: str = "fashion_mnist"
-    train_size: int | None = None          # None: the whole training set
-    epochs: int | None = None              # for every arm that does not set its own
-    batch_size: int | None = None          # likewise
-    engine: str = "tensorflow"
-    deterministic: bool = False
-    reference: str = "baseline"            # the arm every other arm is compared with
-    intervals: bool = True                 # False allows one seed (a single-run comparison)
-    evaluation: dict | None = None         # EvaluationConfig fields: corruptions and attacks
-                                           # after every run's sweep (None: none)
-
-    def __post_init__(self):
-        owner = "ExperimentConfig"
-        arms = (self.arms,) if isinstance(self.arms, (str, dict)) else self.arms
-        if not isinstance(arms, (tuple, list)) or not arms:
-            fail(owner, "arms", "a non-empty sequence of arms", self.arms)
-        arms = tuple(_arm(owner, a) for a in arms)
-        names = [a["name"] for a in arms]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            fail(owner, "arms", "arms with distinct names (give a repeated objective a 'name')",
-                 repeated)
-        object.__setattr__(self, "arms", arms)
-        if not isinstance(self.intervals, bool):
-            fail(owner, "intervals", "a bool", self.intervals)
-        low = MIN_SEEDS_INTERVAL if self.intervals else 1
-        why = f" ({stats.NEED_TWO})" if self.intervals else ""
-        seeds = self.seeds
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if not low <= seeds <= MAX_SEEDS:
-                fail(owner, "seeds", f"a count in the range [{low}, {MAX_SEEDS}]{why}", seeds)
-            seeds = tuple(range(seeds))
-        if not isinstance(seeds, (tuple, list)):
-            fail(owner, "seeds", "an int count or a sequence of seed values", seeds)
-        for s in seeds:
-            check_int(owner, "seeds", s, 0, 2**31 - 1)
-        if len(set(seeds)) != len(seeds) or not low <= len(seeds) <= MAX_SEEDS:
-            fail(owner, "seeds", f"between {low} and {MAX_SEEDS} distinct seed values{why}",
-                 list(seeds))
-        object.__setattr__(self, "seeds", tuple(seeds))
-        check_choice(owner, "dataset", self.dataset, DATASETS)
-        check_choice(owner, "engine", self.engine, ENGINES)
-        if self.reference not in names:
-            fail(owner, "reference", f"the name of one of the arms {names}", self.reference)
-        if self.evaluation is not None:
-            from gradloss.perturbations.family import EvaluationConfig
-            if not isinstance(self.evaluation, (dict, EvaluationConfig)):
-                fail(owner, "evaluation", "None, or a dict of EvaluationConfig fields",
-                     self.evaluation)
-            evaluation = self.evaluation if isinstance(self.evaluation, EvaluationConfig) else \
-                EvaluationConfig.from_dict(dict(self.evaluation))  # its own message on bad fields
-            object.__setattr__(self, "evaluation", evaluation.to_dict()
-                               if evaluation.perturbations else None)
-        self.configs()  # every run's TrainConfig checks the rest, with its own message
-
-    @property
-    def arm_names(self) -> list[str]:
-        return [a["name"] for a in self.arms]
-
-    def configs(self) -> list[tuple[str, TrainConfig]]:
-        """(arm name, TrainConfig) of every run, seed-major: all arms of a seed come together."""
-        shared = {"dataset": self.dataset, "train_size": self.train_size, "engine": self.engine,
-                  "deterministic": self.deterministic, "epochs": self.epochs,
-                  "batch_size": self.batch_size}
-        return [(arm["name"], TrainConfig.from_dict(
-                    {**shared, **{k: v for k, v in arm.items() if k != "name"}, "seed": seed}))
-                for seed in self.seeds for arm in self.arms]
-
-    @property
-    def n_runs(self) -> int:
-        return len(self.arms) * len(self.seeds)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["arms"], data["seeds"] = [dict(a) for a in self.arms], list(self.seeds)
-        if self.evaluation is None:
-            del data["evaluation"]  # as an experiment without one was stored before it existed
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ExperimentConfig":
-        """Build from a plain dict (a stored spec, a form); unknown keys are refused."""
-        data = dict(data)
-        for key in ("arms", "seeds"):
-            if isinstance(data.get(key), list):
-                data[key] = tuple(data[key])
-        return build_from_dict(cls, data)
-
-
-# --- Home's quick compare ------------------------------------------------------------------
-# Chosen by measurement (bench/quick_compare.py; its table is in bench/README.md): the preset
-# whose difference at sigma = 0.1 came closest to the full protocol's, with all its runs
-# estimated within 10 minutes on 2 CPU cores and one worker. On a GPU: the full protocol.
-QUICK_PRESETS = {  # dataset -> train_size (None: all), epochs (None: each objective's reference)
-    "fashion_mnist": {"train_size": 5000, "epochs": None},
-    "digits": {"train_size": None, "epochs": None},
-}
-QUICK_ARMS = ("gradient", "baseline")  # the reference comparison, as calibrated; Train queues any
-QUICK_SEEDS = 3
-# What the calibration found per preset (3 seeds): all runs' minutes on 2 unloaded CPU cores,
-# estimated from CPU time (the machine was shared), and the difference gradient - baseline at
-# sigma = 0.1 in points with its 95 % interval.
-QUICK_MEASURED = {
-    "fashion_mnist": {"minutes": (5, 10), "diff": (-0.3, -5.5, 5.0)},
-    "digits": {"minutes": (1, 2), "diff": (-2.9, -4.1, -1.8)},
-}
-GPU_SEEDS = 5  # the full protocol, where the worker has a GPU
-
-
-def quick_experiment(dataset: str, gpu: bool = False, engine: str = "tensorflow") -> ExperimentConfig:
-    """Home's one-click comparison: QUICK_ARMS with the quick preset (or on a GPU, the full
-    protocol), several seeds."""
-    check_choice("quick_experiment", "dataset", dataset, DATASETS)
-    preset = {"train_size": None, "epochs": None} if gpu else QUICK_PRESETS[dataset]
-    return ExperimentConfig(arms=QUICK_ARMS, seeds=GPU_SEEDS if gpu else QUICK_SEEDS,
-                            dataset=dataset, engine=engine, **preset)
 
 
 # --- progress --------------------------------------------------------------------------------
@@ -210,7 +59,7 @@ def experiment_progress(runs, now: float | None = None) -> ExperimentProgress:
             typical[arm] = durations[len(durations) // 2]
     eta = 0.0
     for run in runs:
-        own_eta = (run.progress or {}).get("eta_s")
+        own_eta = run.progress.eta_s
         if run.status == "queued":
             if run.arm not in typical:
                 return ExperimentProgress(len(runs), counts, None)
@@ -231,11 +80,11 @@ def paired_runs(runs) -> dict[str, tuple[str, int]]:
     """run_id -> (arm, seed) of the finished runs whose seed every arm has finished (the pairs).
 
     `runs` are the experiment's runs (with .arm, .config, .status)."""
-    done = [r for r in runs if r.status == "done" and "seed" in r.config]  # unreadable rows: {}
+    done = [r for r in runs if r.status == "done" and r.config is not None]  # unreadable: None
     arms = {r.arm for r in runs}
-    seeds_by_arm = {a: {r.config["seed"] for r in done if r.arm == a} for a in arms}
+    seeds_by_arm = {a: {r.config.seed for r in done if r.arm == a} for a in arms}
     paired = set.intersection(*seeds_by_arm.values()) if seeds_by_arm else set()
-    return {r.run_id: (r.arm, r.config["seed"]) for r in done if r.config["seed"] in paired}
+    return {r.run_id: (r.arm, r.config.seed) for r in done if r.config.seed in paired}
 
 
 def _paired_frame(runs, keep: dict, rows: pd.DataFrame, columns: list[str],

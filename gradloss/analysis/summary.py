@@ -7,7 +7,8 @@ apart, to its evaluations). Per perturbation:
   eps = HEADLINE_EPS (attacks: robust accuracy, as RobustBench quotes it at one eps);
 and per run the mCE of its corruptions relative to a reference run (corruptions.mean_corruption_error:
 1.0 is as robust as the reference, lower is better). `per_seed` and `summarize_per_seed` give
-experiments (arms x seeds) intervals through stats.summarize. Pure pandas: no store, no Keras.
+experiments (arms x seeds) intervals through stats.summarize; `comparison_table` sets single runs
+side by side (`labels`: {run_id: (label, name)}). Pure pandas: no store, no Keras.
 """
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ import numpy as np
 import pandas as pd
 
 from gradloss.analysis import stats
-from gradloss.perturbations.corruptions import mean_corruption_error
-from gradloss.perturbations.family import GAUSSIAN, HEADLINE_EPS, PERTURBATIONS
+from gradloss.core.evaluation import GAUSSIAN, HEADLINE_EPS, PERTURBATIONS
 
 RESULT_COLUMNS = ["run_id", "perturbation", "level", "accuracy", "accuracy_std"]
 HEADLINE_SIGMA = 0.1
@@ -84,6 +84,31 @@ def corruption_error(table: pd.DataFrame, run_id: str, reference_run_id: str) ->
         return math.nan
 
 
+def mean_corruption_error(table: pd.DataFrame, reference_table: pd.DataFrame) -> float:
+    """ImageNet-C's mCE as a ratio: the mean over corruptions of CE = sum over severities of the
+    model's error / the same sum for the reference (1.0: as robust as the reference).
+
+    Both tables have columns perturbation, severity, accuracy (from `corruption_accuracy`);
+    the reference must hold every (perturbation, severity) of `table`.
+    """
+    keys = ["perturbation", "severity"]
+    if len(table) == 0:
+        raise ValueError("The 'table' parameter of mean_corruption_error must hold at least "
+                         "one row. Got an empty table instead.")
+    both = table[keys + ["accuracy"]].merge(reference_table[keys + ["accuracy"]], on=keys,
+                                            how="left", suffixes=("", "_ref"),
+                                            validate="one_to_one")
+    missing = both.loc[both.accuracy_ref.isna(), keys]
+    if len(missing):
+        raise ValueError(f"The 'reference_table' parameter of mean_corruption_error must hold "
+                         f"every row of table. Got none for {missing.values.tolist()} instead.")
+    errors = (1 - both[["accuracy", "accuracy_ref"]]).groupby(both.perturbation).sum()
+    perfect = errors.index[errors.accuracy_ref == 0].tolist()
+    if perfect:
+        raise ValueError(f"The reference makes no error under {perfect}, so its CE is undefined.")
+    return float((errors.accuracy / errors.accuracy_ref).mean())
+
+
 def per_seed(table: pd.DataFrame, arms: dict[str, list[tuple[str, int]]]) -> pd.DataFrame:
     """Per-seed rows (arm, seed, perturbation, level, accuracy) for experiments.
 
@@ -129,3 +154,33 @@ def headline_summary(frame: pd.DataFrame, reference: str) -> pd.DataFrame:
     """summarize_per_seed of headline_per_seed: each perturbation's headline over the seeds,
     with its interval and the paired difference to `reference`."""
     return summarize_per_seed(headline_per_seed(frame), reference)
+
+
+def comparison_table(results: pd.DataFrame, labels: dict, reference: str | None = None
+                     ) -> pd.DataFrame:
+    """One row per perturbation: each run's headline accuracy and normalised AUC, the
+    difference of the first two runs, then an mCE row relative to `reference` (a run id)."""
+    runs = summarize_runs(results[results.run_id.isin(list(labels))])
+    names = {r: labels[r][1] for r in labels}
+    rows = []
+    for name in [n for n in PERTURBATIONS if n in set(runs.perturbation)]:
+        own = runs[runs.perturbation == name].set_index("run_id")
+        row = {"perturbation": PERTURBATIONS[name].label, "kind": PERTURBATIONS[name].kind,
+               "headline": own.headline_level.iloc[0]}
+        for run_id in labels:
+            row[f"{names[run_id]} at headline"] = own.headline.get(run_id, math.nan)
+            row[f"{names[run_id]} AUC"] = own.auc.get(run_id, math.nan)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ids = list(labels)
+    if len(ids) == 2 and len(table):
+        first, second = (names[i] for i in ids)
+        table["difference at headline"] = (table[f"{first} at headline"]
+                                           - table[f"{second} at headline"])
+    if reference is not None and len(table) and (table.kind == "corruption").any():
+        mce = {"perturbation": "mCE (corruptions)", "kind": "corruption",
+               "headline": f"relative to {names.get(reference, reference)}, lower is better"}
+        for run_id in ids:
+            mce[f"{names[run_id]} at headline"] = corruption_error(results, run_id, reference)
+        table = pd.concat([table, pd.DataFrame([mce])], ignore_index=True)
+    return table

@@ -1,8 +1,10 @@
-"""The CLI's evaluations: `gradloss evaluate MODEL_OR_RUN`, and the summary `reproduce` prints.
+"""`gradloss evaluate MODEL_OR_RUN`, and the perturbation summaries `reproduce` and `experiment`
+print.
 
 Arguments become an EvaluationConfig (validated before Keras is imported: a bad value exits
-with status 2). A run id evaluates that run's saved model and stores the results with it, as
-the worker would; a .keras file is evaluated here and only printed (and written with --out).
+with status 2). A run id evaluates that run's saved model and stores the results with it, as the
+worker would; a .keras file is measured here through the pipeline and only printed (and written
+with --out).
 """
 from __future__ import annotations
 
@@ -11,25 +13,26 @@ from pathlib import Path
 import pandas as pd
 
 from gradloss.core.config import SweepConfig
-from gradloss.perturbations.family import GAUSSIAN, PERTURBATIONS, EvaluationConfig
+from gradloss.core.errors import GradlossError
+from gradloss.core.evaluation import (GAUSSIAN, PERTURBATIONS, SMALL_DATASET_EVALUATION,
+                                      EvaluationConfig)
 from gradloss.core.validation import check_choice
+from gradloss.pipeline.sinks import Sink
 
 
-def evaluation_config(args) -> tuple[bool, EvaluationConfig]:
-    """(whether to sweep Gaussian noise, the rest as an EvaluationConfig) from the arguments."""
+def evaluation_config(args, dataset: str) -> tuple[bool, EvaluationConfig]:
+    """(whether to sweep Gaussian noise, the rest as an EvaluationConfig) from the arguments;
+    what is not given is the dataset's default, as the worker and `reproduce` use."""
     names = args.perturbations or list(PERTURBATIONS)
     for name in names:
         check_choice("evaluate", "perturbations", name, tuple(PERTURBATIONS))
     given = {"severities": args.severities, "epsilons": args.epsilons, "steps": args.steps,
              "attack_images": args.attack_images}
+    defaults = SMALL_DATASET_EVALUATION.get(dataset, {})
     config = EvaluationConfig(perturbations=tuple(n for n in names if n != GAUSSIAN),
-                              seed=args.seed, **{k: v for k, v in given.items() if v is not None})
+                              seed=args.seed, **{**defaults, **{k: v for k, v in given.items()
+                                                                if v is not None}})
     return GAUSSIAN in names, config
-
-
-def _say_done(phase: str, done: int, total: int) -> None:
-    if done == total:
-        print(f"{phase}: done", flush=True)
 
 
 def _print(table: pd.DataFrame) -> None:
@@ -38,70 +41,78 @@ def _print(table: pd.DataFrame) -> None:
         print(table.to_string(index=False, na_rep="-"))
 
 
-def _evaluate_model(model, ds, sweep_noise: bool, config: EvaluationConfig, run_id: str):
-    """(RESULT_COLUMNS rows, masking flags) of one model, with a line per finished step."""
-    from gradloss.perturbations import suite
-    from gradloss.analysis import summary
-    from gradloss.perturbations.sweep import accuracy_vs_noise
-
-    frames = []
-    if sweep_noise:
-        print("Gaussian noise sweep ...", flush=True)
-        noise = accuracy_vs_noise(model, ds.x_test, ds.y_test, SweepConfig())
-        frames.append(summary.results(noise.assign(run_id=run_id), pd.DataFrame()))
-    table, flags = suite.evaluate(model, ds.x_test, ds.y_test, config, on_progress=_say_done)
-    frames.append(table.assign(run_id=run_id)[summary.RESULT_COLUMNS])
-    return pd.concat([f for f in frames if len(f)], ignore_index=True), flags
-
-
 def cmd_evaluate(args) -> int:
-    from gradloss.engines.backend import use_backend
-    from gradloss.core.errors import GradlossError
-
-    sweep_noise, config = evaluation_config(args)
     path = Path(args.model)
-    if not path.is_file():
-        return _evaluate_run(args, sweep_noise, config)
+    looks_like_file = path.suffix == ".keras" or "/" in args.model
+    if looks_like_file and not path.is_file():
+        raise GradlossError(f"No model file {path}: give a saved .keras file or the id of a "
+                            "finished run (`gradloss runs` lists them).")
+    if not looks_like_file:
+        evaluation_config(args, args.dataset or "fashion_mnist")  # refuse bad values first
+        return _evaluate_run(args)
+    dataset = args.dataset or "fashion_mnist"
+    sweep_noise, config = evaluation_config(args, dataset)
+    from gradloss.engines.backend import use_backend
+
     use_backend("tensorflow")  # ART attacks Keras models on TensorFlow; JAX-saved models load too
-    from gradloss.data import load_dataset
-    from gradloss.training.loop import load_model
+    from gradloss.analysis import summary
+    from gradloss.pipeline.run import measure
 
     try:
-        model = load_model(path)
+        import keras
+        keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001  (any unreadable file)
         raise GradlossError(f"Could not load a Keras model from {path}: {exc}") from exc
-    ds = load_dataset(args.dataset or "fashion_mnist", train_size=10)  # the test set is whole
-    rows, flags = _evaluate_model(model, ds, sweep_noise, config, path.stem)
-    _report(rows, flags, args.out)
+    outcome = measure(path, dataset, _Lines(), sweep=SweepConfig() if sweep_noise else None,
+                      evaluation=config if config.perturbations else None,
+                      grid_seed=SweepConfig().seed)
+    frames = []
+    if outcome.sweep is not None:
+        frames.append(summary.results(outcome.sweep.assign(run_id=path.stem), pd.DataFrame()))
+    if outcome.evaluation is not None:
+        frames.append(outcome.evaluation.assign(run_id=path.stem)[summary.RESULT_COLUMNS])
+    if outcome.evaluation_status == "failed":
+        raise GradlossError(f"The evaluation failed: {outcome.evaluation_error}")
+    _report(pd.concat(frames, ignore_index=True), outcome.masking_flags, args.out)
     return 0
 
 
-def _evaluate_run(args, sweep_noise: bool, config: EvaluationConfig) -> int:
-    from gradloss.core.errors import GradlossError
-    from gradloss.service.store.runs import RunStore
+class _Lines(Sink):
+    """A sink printing a line per finished evaluation step (no bars: one model, no training)."""
 
-    store = RunStore.default()
-    run = store.get_run(args.model)  # RunNotFound names the id and the store
+    def evaluation_progress(self, i, progress) -> None:
+        if progress.sweep_total and progress.sweep_done == progress.sweep_total:
+            print(f"{progress.phase}: done", flush=True)
+
+
+def _evaluate_run(args) -> int:
+    from gradloss.service.store import Store
+
+    store = Store.default()
+    run = store.runs.get(args.model)  # RunNotFound names the id and the store
     if run.status != "done" or not run.model_path:
         raise GradlossError(f"Run {run.run_id} is {run.status}; only a finished run with a "
                             "saved model can be evaluated.")
     if args.dataset and args.dataset != run.dataset:
         raise GradlossError(f"Run {run.run_id} was trained on {run.dataset}; evaluate a saved "
                             f"model file to test it on {args.dataset}.")
+    sweep_noise, config = evaluation_config(args, run.dataset)
     from gradloss.engines.backend import use_backend
     use_backend("tensorflow")
     from gradloss.analysis import summary
     from gradloss.service.evaluator import evaluate_stored
 
     if config.perturbations:
-        store.plan_evaluation(run.run_id, config.to_dict())
-        evaluate_stored(run.run_id, store,
-                        on_progress=lambda p: _say_done(p.phase, p.sweep_done, p.sweep_total))
-    rows = summary.results(store.robustness(run.run_id) if sweep_noise else pd.DataFrame(
-        columns=["run_id", "sigma", "accuracy", "accuracy_std"]), store.evaluations(run.run_id))
+        store.evaluations.plan(run.run_id, config)
+        evaluate_stored(run.run_id, store)
+    rows = summary.results(store.results.robustness(run.run_id) if sweep_noise else pd.DataFrame(
+        columns=["run_id", "sigma", "accuracy", "accuracy_std"]),
+        store.evaluations.rows(run.run_id))
     rows = rows[rows.perturbation.isin([GAUSSIAN] * sweep_noise + list(config.perturbations))]
-    plan = store.evaluation_plan(run.run_id)
-    _report(rows, plan.masking_flags if plan else None, args.out)
+    plan = store.evaluations.plan_of(run.run_id)
+    if plan is not None and plan.status == "failed":
+        raise GradlossError(f"The evaluation of run {run.run_id} failed: {plan.error}")
+    _report(rows, None if plan is None else plan.masking_flags, args.out)
     return 0
 
 
@@ -113,7 +124,7 @@ def _report(rows: pd.DataFrame, flags, out: Path | None) -> None:
     _print(table)
     for flag in flags or []:
         print(f"possible gradient masking: {flag}")
-    if flags == []:
+    if flags is not None and not flags:
         print("gradient-masking check: nothing flagged")
     if out:
         out.mkdir(parents=True, exist_ok=True)
@@ -122,24 +133,12 @@ def _report(rows: pd.DataFrame, flags, out: Path | None) -> None:
         print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
 
 
-def evaluate_seed(model, ds, config: EvaluationConfig, arm: str, seed: int) -> pd.DataFrame:
-    """One experiment run's corruptions and attacks: columns arm, seed (the training seed),
-    perturbation, level, accuracy; masking flags are printed."""
-    from gradloss.perturbations import suite
-
-    print(f"corruptions and attacks on arm {arm}, seed {seed} ...", flush=True)
-    table, flags = suite.evaluate(model, ds.x_test, ds.y_test, config, on_progress=_say_done)
-    for flag in flags or []:
-        print(f"arm {arm}, seed {seed}: possible gradient masking: {flag}")
-    return table.assign(arm=arm, seed=seed)[["arm", "seed", "perturbation", "level", "accuracy"]]
-
-
 def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out: Path) -> list[Path]:
     """Print each perturbation's headline over the seeds (mean, 95 % interval and the paired
     difference to `reference`, as on the dashboard's Experiments tab) and write the per-seed
     rows and that summary as CSV in `out`; returns the paths written."""
-    from gradloss.ui.experiment_views import overview_table
     from gradloss.analysis import summary
+    from gradloss.analysis.report import overview_table
 
     headlines = summary.headline_summary(per_seed, reference)
     print("\ncorruptions and attacks, each at its headline (95 % intervals over the seeds):")
@@ -150,26 +149,23 @@ def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out:
     return paths
 
 
-def reproduce_summary(models: dict, ds, noise: dict, config: EvaluationConfig, out: Path):
-    """Evaluate each trained model ({objective: model}) and print the side-by-side summary
-    (headline accuracy, AUC, difference, mCE relative to the baseline); returns it."""
-    from gradloss.ui import perturbation_views
+def reproduce_summary(outcomes, out: Path) -> pd.DataFrame:
+    """The side-by-side summary of `reproduce`'s models (headline accuracy, AUC, difference,
+    mCE relative to the baseline), printed and written with the rows; returns it."""
     from gradloss.analysis import summary
 
-    frames, flags = [], {}
-    for objective, model in models.items():
-        print(f"corruptions and attacks on the {objective} model ...", flush=True)
-        rows, flags[objective] = _evaluate_model(model, ds, False, config, objective)
-        sweep = summary.results(noise[objective].assign(run_id=objective), pd.DataFrame())
-        frames += [sweep, rows]
+    frames = []
+    for outcome in outcomes:
+        name = outcome.plan.train.objective
+        frames.append(summary.results(outcome.sweep.assign(run_id=name), pd.DataFrame()))
+        if outcome.evaluation is not None:
+            frames.append(outcome.evaluation.assign(run_id=name)[summary.RESULT_COLUMNS])
     rows = pd.concat(frames, ignore_index=True)
-    labels = {o: (o, o) for o in models}
-    table = perturbation_views.summary_table(rows, labels, reference="baseline")
+    labels = {o.plan.train.objective: (o.plan.train.objective, o.plan.train.objective)
+              for o in outcomes}
+    table = summary.comparison_table(rows, labels, reference="baseline")
     rows.to_csv(out / "evaluations.csv", index=False)
     table.to_csv(out / "summary.csv", index=False)
     print()
     _print(table)
-    for objective, sentences in flags.items():
-        for flag in sentences or []:
-            print(f"{objective}: possible gradient masking: {flag}")
-    return table, flags
+    return table

@@ -5,6 +5,7 @@ The store keeps it as a JSON object (`Progress.to_dict`); readers rebuild it wit
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 
@@ -31,5 +32,23 @@ class Progress:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> "Progress":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (data or {}).items() if k in known and v is not None})
+        """Tolerant: fields that are missing, unknown or of the wrong type (a row written by
+        another version, or damaged) keep their defaults, so a reader never fails on one."""
+        data = data if isinstance(data, dict) else {}
+        kept = {}
+        for f in fields(cls):
+            value = data.get(f.name)
+            if value is None or isinstance(value, bool):
+                continue
+            if f.name == "phase":
+                if isinstance(value, str):
+                    kept[f.name] = value
+            elif f.name in _FLOATS:
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    kept[f.name] = float(value)
+            elif isinstance(value, int):
+                kept[f.name] = value
+        return cls(**kept)
+
+
+_FLOATS = ("fraction", "eta_s", "loss")

@@ -13,9 +13,11 @@ Measured costs are in bench/README.md.
 """
 from __future__ import annotations
 
+import ctypes
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -25,6 +27,7 @@ from gradloss.core.config import ENGINES
 from gradloss.core.errors import GradlossError
 
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"  # read once, when JAX starts its GPU backend
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def available_engines() -> tuple[str, ...]:
@@ -124,3 +127,17 @@ def visible_gpu() -> str:
         wanted = visible.split(",")[0].strip()  # the worker trains on the first visible GPU
         gpus = [g for g in gpus if wanted in (str(g[0]), g[1])]
     return gpus[0][2] if gpus else "CPU"
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the process that started it (GRADLOSS_PARENT_PID:
+    a worker, a runner) dies, even by kill -9.
+
+    Set here rather than in a preexec_fn, which is unsafe in the threaded consumer; the parent
+    pid check covers a worker that died before this line ran."""
+    parent = os.environ.get("GRADLOSS_PARENT_PID")
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(1)

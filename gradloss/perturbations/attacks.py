@@ -31,59 +31,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from numbers import Real
 
 import numpy as np
 import pandas as pd
 
-from gradloss.core.validation import build_from_dict
-from gradloss.core.validation import check_choice, check_float, check_int, fail
-
-ATTACKS = ("fgsm", "pgd", "square")
-PGD_STEP_FACTOR = 2.5  # step size = PGD_STEP_FACTOR * eps / steps (Madry et al.)
-STRONG_PGD = {"steps": 40, "restarts": 5}  # the gradient-masking check's stronger PGD
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """An attack sweep: accuracy at each L-infinity budget eps."""
-
-    epsilons: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3)  # 0: clean accuracy
-    steps: int = 10            # PGD iterations; step size 2.5 * eps / steps
-    restarts: int = 1          # random starts of PGD, restarts of Square
-    square_queries: int = 50   # Square Attack iterations (queries per image); see the docstring
-    n_images: int = 1000       # attacked test images: a seeded, class-stratified subset
-    seed: int = 0              # the subset, PGD's random starts and Square's squares
-    batch_size: int = 500      # images per gradient or prediction batch
-
-    def __post_init__(self):
-        owner = "AttackConfig"
-        epsilons = (self.epsilons,) if isinstance(self.epsilons, Real) else tuple(self.epsilons)
-        if not epsilons:
-            fail(owner, "epsilons", "a non-empty sequence of floats in the range [0.0, 1.0]",
-                  epsilons)
-        for eps in epsilons:
-            check_float(owner, "epsilons", eps, 0.0, 1.0)  # images live in [0, 1]
-        object.__setattr__(self, "epsilons", tuple(float(e) for e in epsilons))
-        check_int(owner, "steps", self.steps, 1)
-        check_int(owner, "restarts", self.restarts, 1)
-        check_int(owner, "square_queries", self.square_queries, 1)
-        check_int(owner, "n_images", self.n_images, 1)
-        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        check_int(owner, "batch_size", self.batch_size, 1)
-
-    def strong(self) -> "AttackConfig":
-        """The same sweep with the masking check's stronger PGD (40 steps, 5 random starts)."""
-        return replace(self, **STRONG_PGD)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "AttackConfig":
-        return build_from_dict(cls, data)
-
+from gradloss.core.evaluation import ATTACKS, PGD_STEP_FACTOR, AttackConfig
+from gradloss.core.validation import check_choice, check_float
 
 @contextmanager
 def _numpy_seed(seed: int):

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
+from gradloss.core.evaluation import CORRUPTIONS, SEVERITIES
 from gradloss.core.validation import check_choice, check_int
 
 
@@ -71,8 +72,7 @@ SEVERITY_TABLE = {
                         "pixels of horizontal shift per row from the centre, top to the right",
                         CHOSEN),
 }
-CORRUPTIONS = tuple(SEVERITY_TABLE)  # append new ones at the end: the index seeds the noise
-SEVERITIES = (1, 2, 3, 4, 5)
+assert tuple(SEVERITY_TABLE) == CORRUPTIONS  # the index of a name seeds its noise
 BLOCK = 1000     # rows per random block; part of the noise definition, do not change lightly
 STREAM = 1000    # added to the corruption index, apart from the Gaussian noise's draws 0, 1, ...
 
@@ -218,28 +218,3 @@ def corruption_accuracy(model_predict: Callable[[np.ndarray], np.ndarray], x: np
     return pd.DataFrame({"perturbation": np.repeat(names, len(severities)),
                          "severity": np.tile(severities, len(names)),
                          "accuracy": (correct / len(x)).ravel()})
-
-
-def mean_corruption_error(table: pd.DataFrame, reference_table: pd.DataFrame) -> float:
-    """ImageNet-C's mCE as a ratio: the mean over corruptions of CE = sum over severities of the
-    model's error / the same sum for the reference (1.0: as robust as the reference).
-
-    Both tables have columns perturbation, severity, accuracy (from `corruption_accuracy`);
-    the reference must hold every (perturbation, severity) of `table`.
-    """
-    keys = ["perturbation", "severity"]
-    if len(table) == 0:
-        raise ValueError("The 'table' parameter of mean_corruption_error must hold at least "
-                         "one row. Got an empty table instead.")
-    both = table[keys + ["accuracy"]].merge(reference_table[keys + ["accuracy"]], on=keys,
-                                            how="left", suffixes=("", "_ref"),
-                                            validate="one_to_one")
-    missing = both.loc[both.accuracy_ref.isna(), keys]
-    if len(missing):
-        raise ValueError(f"The 'reference_table' parameter of mean_corruption_error must hold "
-                         f"every row of table. Got none for {missing.values.tolist()} instead.")
-    errors = (1 - both[["accuracy", "accuracy_ref"]]).groupby(both.perturbation).sum()
-    perfect = errors.index[errors.accuracy_ref == 0].tolist()
-    if perfect:
-        raise ValueError(f"The reference makes no error under {perfect}, so its CE is undefined.")
-    return float((errors.accuracy / errors.accuracy_ref).mean())

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gradloss.perturbations import attacks, corruptions, masking
-from gradloss.perturbations.family import HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
+from gradloss.core.evaluation import HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
 
 EVALUATION_COLUMNS = ["perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
 OnProgress = Callable[[str, int, int], None]  # (phase, done, total)

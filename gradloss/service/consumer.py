@@ -18,14 +18,15 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.core.errors import ServiceUnavailable
+from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
 from gradloss.service import heartbeat, tasks
 from gradloss.service.queue import pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
 from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
 log = logging.getLogger(__name__)
@@ -39,35 +40,35 @@ class WorkerStatus:
     device: str | None     # what the newest live worker can train on: GPU name or "CPU"
     queue_length: int      # runs waiting (status queued)
     pid: int | None
-    workers: list[dict] = field(default_factory=list)  # every recorded worker, with alive and age_s
+    workers: list[WorkerState] = field(default_factory=list)  # every recorded worker
 
 
-def worker_status(store: RunStore | None = None) -> WorkerStatus:
+def worker_status(store: Store | None = None) -> WorkerStatus:
     """Every worker in the store (alive: a fresh heartbeat and, on this host, a live process),
     and the number of queued runs."""
-    store = store or RunStore.default()
+    store = store or Store.default()
     now, timeout, here = time.time(), heartbeat.heartbeat_timeout(), heartbeat.host()
-    workers = [dict(w, age_s=now - w["heartbeat_at"],
-                    alive=now - w["heartbeat_at"] < timeout
-                    and (w["host"] != here or heartbeat.pid_alive(w["pid"])))
-               for w in store.list_workers()]
-    live = [w for w in workers if w["alive"]]
-    queued = len(store.list_runs(status="queued"))
+    workers = [WorkerState(w, now - w.heartbeat_at < timeout
+                           and (w.host != here or heartbeat.pid_alive(w.pid)),
+                           now - w.heartbeat_at)
+               for w in store.workers.list()]
+    live = [w for w in workers if w.alive]
+    queued = len(store.runs.list(status="queued"))
     if not live:
         return WorkerStatus(False, None, queued, None, workers)
-    return WorkerStatus(True, live[0]["device"], queued, live[0]["pid"], workers)
+    return WorkerStatus(True, live[0].record.device, queued, live[0].record.pid, workers)
 
 
-def worker_settings() -> dict:
+def worker_settings() -> WorkerSettings:
     """What of this process's set-up decides how a worker here trains; a worker publishes it in
     its heartbeat record, so the dashboard can show it and tell when its own differs."""
-    return {"GRADLOSS_DATA_DIR": os.environ.get("GRADLOSS_DATA_DIR") or None,
-            "code": str(PACKAGE_ROOT), "engines": list(available_engines())}
+    return WorkerSettings(data_dir=os.environ.get("GRADLOSS_DATA_DIR") or None,
+                          code=str(PACKAGE_ROOT), engines=tuple(available_engines()))
 
 
-def is_local(record: dict) -> bool:
-    """True if the worker of this heartbeat record runs on this machine."""
-    return record["host"] == heartbeat.host()
+def is_local(worker: WorkerState) -> bool:
+    """True if the worker runs on this machine."""
+    return worker.record.host == heartbeat.host()
 
 
 def local_worker_allowed() -> bool:
@@ -109,7 +110,7 @@ def restart_local_worker(timeout: float = 30.0) -> bool:
     if not local_worker_allowed():
         return False
     folder = home()
-    pids = [w["pid"] for w in worker_status().workers if w["alive"] and is_local(w)]
+    pids = [w.record.pid for w in worker_status().workers if w.alive and is_local(w)]
     for pid in pids:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -134,16 +135,17 @@ def run_consumer() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     tasks.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
-    store = RunStore.default()
+    store = Store.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
     gpu = heartbeat.gpu_index()
-    record = {"worker_id": heartbeat.worker_id(), "host": heartbeat.host(), "pid": os.getpid(),
-              "device": visible_gpu(), "gpu": gpu, "started_at": time.time(), "run_id": None,
-              "settings": dict(worker_settings(), store=redact(store.url), queue=redact(queue_url()),
-                               cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))}
-    store.beat_worker(record)
-    log.info("worker %s on %s%s, store %s, queue %s", record["worker_id"], record["device"],
+    now = time.time()
+    settings = replace(worker_settings(), store=redact(store.url), queue=redact(queue_url()),
+                       cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
+    record = WorkerRecord(heartbeat.worker_id(), heartbeat.host(), os.getpid(), visible_gpu(),
+                          gpu, None, now, now, settings)
+    store.workers.beat(record)
+    log.info("worker %s on %s%s, store %s, queue %s", record.worker_id, record.device,
              "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()))
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
@@ -152,13 +154,13 @@ def run_consumer() -> None:
     finally:
         stop.set()
         try:
-            _release_runs(store, record["worker_id"])
-            store.remove_worker(record["worker_id"])
+            _release_runs(store, record.worker_id)
+            store.workers.remove(record.worker_id)
         except ServiceUnavailable as exc:  # its runs are recovered by the heartbeat timeout
             log.warning("%s; could not hand back this worker's runs", exc)
 
 
-def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
+def _keep_alive(store: Store, record: WorkerRecord, stop: threading.Event) -> None:
     """Every beat: say this worker is alive (and what it trains), recover lost runs.
 
     A worker judges others lost only after it has itself reached the store for a whole timeout:
@@ -166,12 +168,12 @@ def _keep_alive(store: RunStore, record: dict, stop: threading.Event) -> None:
     reachable_since = time.monotonic()
     while True:
         try:
-            running = store.list_runs(status="running")
-            mine = _runs_of(running, record["worker_id"])
-            store.beat_worker(dict(record, run_id=mine[0].run_id if mine else None))
+            running = store.runs.list(status="running")
+            mine = _runs_of(running, record.worker_id)
+            store.workers.beat(replace(record, run_id=mine[0].run_id if mine else None))
             if time.monotonic() - reachable_since >= heartbeat.heartbeat_timeout():
                 recover_lost_runs(store, running)
-                store.prune_workers(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
+                store.workers.prune(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
         except ServiceUnavailable as exc:
             log.warning("%s; retrying", exc)
             reachable_since = time.monotonic() + heartbeat.heartbeat_timeout()
@@ -185,39 +187,39 @@ def _runs_of(runs, worker: str) -> list:
     return [r for r in runs if r.worker_id == worker]
 
 
-def recover_lost_runs(store: RunStore | None = None, running=None) -> list[str]:
+def recover_lost_runs(store: Store | None = None, running=None) -> list[str]:
     """Requeue (to resume) or fail running runs with a stale heartbeat; returns their ids.
     `running`: the store's running runs, if just read (every change is conditional anyway)."""
-    store = store or RunStore.default()
+    store = store or Store.default()
     now = time.time()
     stale_before = now - heartbeat.heartbeat_timeout()
     recovered = []
-    for run in store.list_runs(status="running") if running is None else running:
+    for run in store.runs.list(status="running") if running is None else running:
         if run.heartbeat_at is None or run.heartbeat_at >= stale_before:
             continue
         # Every change below is conditional on the heartbeat still being stale: when several
         # workers find the same lost run, one of them acts.
         lost = f"worker {run.worker_id} lost (no heartbeat for {now - run.heartbeat_at:.0f} s)"
         if run.unreadable:  # resuming it cannot help
-            acted = store.finish_run(run.run_id, "failed", error=f"the run cannot be read: "
-                                     f"{run.unreadable}", stale_before=stale_before)
+            acted = store.runs.finish(run.run_id, "failed", error=f"the run cannot be read: "
+                                      f"{run.unreadable}", stale_before=stale_before)
         elif run.cancel_requested:
-            acted = store.finish_run(run.run_id, "cancelled", error=f"{lost} while cancelling",
-                                     stale_before=stale_before)
+            acted = store.runs.finish(run.run_id, "cancelled", error=f"{lost} while cancelling",
+                                      stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:
             acted = tasks.requeue(store, run.run_id, stale_before)
         else:
-            acted = store.finish_run(run.run_id, "failed",
-                                     error=f"{lost} after {run.attempts} attempts",
-                                     stale_before=stale_before)
+            acted = store.runs.finish(run.run_id, "failed",
+                                      error=f"{lost} after {run.attempts} attempts",
+                                      stale_before=stale_before)
         if acted:
-            log.warning("run %s: %s; now %s", run.run_id, lost, store.get_run(run.run_id).status)
+            log.warning("run %s: %s; now %s", run.run_id, lost, store.runs.get(run.run_id).status)
             recovered.append(run.run_id)
     return recovered
 
 
-def _release_runs(store: RunStore, worker: str) -> None:
+def _release_runs(store: Store, worker: str) -> None:
     """Put this stopping worker's runs back in the queue, to resume on the next worker at once."""
-    for run in _runs_of(store.list_runs(status="running"), worker):
+    for run in _runs_of(store.runs.list(status="running"), worker):
         if tasks.requeue(store, run.run_id, float("inf"), count_attempt=False):
             log.warning("run %s: this worker stops; requeued to resume", run.run_id)

@@ -43,14 +43,14 @@ def run_fleet(spec: str) -> int:
     """Run one consumer per GPU in `spec` until interrupted; without GPUs, one CPU consumer here."""
     from gradloss.service.consumer import run_consumer
     from gradloss.service.queue import pending_count
-    from gradloss.service.store.runs import RunStore
+    from gradloss.service.store import Store
 
     gpus = choose_gpus(spec, list_gpus())
     if not gpus:
         log.warning("no NVIDIA GPU found; running one CPU worker")
         run_consumer()
         return 0
-    RunStore.default()  # a wrong URL or password fails here, once, not in every child
+    Store.default()  # a wrong URL or password fails here, once, not in every child
     pending_count()
     stopping = False
 

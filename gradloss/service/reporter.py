@@ -53,7 +53,7 @@ class Reporter:
         return self._cancelled.get(run_id, False)
 
     def _poll(self, run_id: str) -> None:
-        self._cancelled[run_id] = self._store.cancel_requested(run_id)
+        self._cancelled[run_id] = self._store.runs.cancel_requested(run_id)
 
     def flush(self) -> None:
         """Wait until every write sent so far is in the store (however long it stays away)."""

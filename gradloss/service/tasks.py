@@ -20,14 +20,14 @@ import time
 import uuid
 from pathlib import Path
 
-from gradloss.core.config import TrainConfig, batchable
+from gradloss.core.config import batchable
 from gradloss.engines import backend
-from gradloss.core.errors import InvalidParameterError, ServiceUnavailable, SettingsError
-from gradloss.service.artifacts import CHECKPOINT
+from gradloss.core.errors import ServiceUnavailable, SettingsError
 from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
-from gradloss.service.store.runs import RunStore
+from gradloss.service.store import Store
+from gradloss.service.store.artifacts import CHECKPOINT
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +49,21 @@ def child_env(**extra: str) -> dict:
 def train_run(run_id: str, task_id: str | None = None) -> None:
     """Train run `run_id` in a child process unless it is no longer queued. `task_id`: the
     queue task's id, to wait for a requeue of the run under it (see `_start`)."""
-    store = RunStore.default()
+    store = Store.default()
     me = worker_id()
     if not _start(store, run_id, me, task_id):
-        log.info("run %s is %s; not starting it", run_id, store.get_run(run_id).status)
+        log.info("run %s is %s; not starting it", run_id, store.runs.get(run_id).status)
         return
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     if run.unreadable:  # nothing to train from; fail it rather than leave it running
-        store.finish_run(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
+        store.runs.finish(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
         log.error("run %s cannot be read: %s", run_id, run.unreadable)
         return
     run_ids = [run_id] + claim_seed_batch(store, run, me)
     if len(run_ids) > 1:
         log.info("run %s trains with %d more seed(s) of its experiment arm as one seed batch: %s",
                  run_id, len(run_ids) - 1, ", ".join(run_ids[1:]))
-    env = backend.child_environment(run.engine, bool(run.config.get("deterministic")), child_env(
+    env = backend.child_environment(run.engine, run.config.deterministic, child_env(
         GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=me,
         GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
     # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
@@ -92,7 +92,7 @@ def queued_train_run(run_id: str, task=None) -> None:
     train_run(run_id, task_id=None if task is None else task.id)
 
 
-def _start(store: RunStore, run_id: str, me: str, task_id: str | None) -> bool:
+def _start(store: Store, run_id: str, me: str, task_id: str | None) -> bool:
     """Mark the run running on worker `me`; False if it is no longer queued.
 
     A run is requeued queue first, store second (`requeue`), so this task can arrive while
@@ -100,8 +100,8 @@ def _start(store: RunStore, run_id: str, me: str, task_id: str | None) -> bool:
     task would be spent and the run left queued with nothing in the queue to start it. If
     the store never does (the requeue's write failed), the next lost-run check tries again."""
     deadline = time.monotonic() + REQUEUE_WAIT_S
-    while not store.start_run(run_id, me, host=host(), gpu=gpu_index()):
-        run = store.get_run(run_id)
+    while not store.runs.start(run_id, me, host=host(), gpu=gpu_index()):
+        run = store.runs.get(run_id)
         if task_id is None or run.status != "running" or run.task_id == task_id \
                 or time.monotonic() > deadline:
             return False
@@ -121,7 +121,7 @@ def seed_batches_wanted() -> bool:
     return value == "on" or (value == "auto" and backend.visible_gpu() != "CPU")
 
 
-def claim_seed_batch(store: RunStore, run, me: str) -> list[str]:
+def claim_seed_batch(store: Store, run, me: str) -> list[str]:
     """Other queued seeds of `run`'s experiment arm that can train with it as one seed batch
     (`config.batchable`: the jax engine, alike but for the seed), marked running on worker `me`;
     [] unless seed batches are wanted here. A run being resumed trains alone, as do runs
@@ -129,40 +129,37 @@ def claim_seed_batch(store: RunStore, run, me: str) -> list[str]:
     running and skip them."""
     if run.experiment_id is None or run.attempts != 1 or not seed_batches_wanted():
         return []
-    configs = [TrainConfig.from_dict(run.config)]
+    configs = [run.config]
     if not batchable(configs):
         return []
     claimed = []
-    for other in store.experiment_runs(run.experiment_id):
+    for other in store.runs.of_experiment(run.experiment_id):
         if len(claimed) + 1 >= MAX_SEED_BATCH:
             break
         if other.run_id == run.run_id or other.arm != run.arm or other.status != "queued" \
-                or other.attempts or other.unreadable:
+                or other.attempts or other.unreadable:  # an unreadable one: its task fails it
             continue
-        try:
-            config = TrainConfig.from_dict(other.config)
-        except InvalidParameterError:  # its own task fails it with the reason
-            continue
-        if batchable(configs + [config]) and store.start_run(other.run_id, me, host=host(),
-                                                             gpu=gpu_index()):
-            configs.append(config)
+        if other.sweep == run.sweep and other.data_dir == run.data_dir \
+                and batchable(configs + [other.config]) \
+                and store.runs.start(other.run_id, me, host=host(), gpu=gpu_index()):
+            configs.append(other.config)
             claimed.append(other.run_id)
     return claimed
 
 
-def _taken_over(store: RunStore, run_id: str, me: str) -> bool:
+def _taken_over(store: Store, run_id: str, me: str) -> bool:
     """Beat the run's heartbeat; True if it is running on another worker now."""
     try:
-        if store.heartbeat(run_id, worker_id=me):
+        if store.runs.heartbeat(run_id, worker_id=me):
             return False
-        run = store.get_run(run_id)
+        run = store.runs.get(run_id)
     except ServiceUnavailable as exc:
         log.warning("%s; run %s trains on and reports once it is back", exc, run_id)
         return False
     return run.status == "running" and run.worker_id != me
 
 
-def requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
+def requeue(store: Store, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
     """Put running run `run_id` back in the queue under a new task, if its heartbeat is older
     than `stale_before`; True if this call did (store.requeue's conditions).
 
@@ -173,35 +170,36 @@ def requeue(store: RunStore, run_id: str, stale_before: float, count_attempt: bo
     from gradloss.service.queue import enqueue  # queue imports this module
     task_id = str(uuid.uuid4())
     enqueue(run_id, task_id)
-    return store.requeue(run_id, task_id, stale_before=stale_before, count_attempt=count_attempt)
+    return store.runs.requeue(run_id, task_id, stale_before=stale_before,
+                             count_attempt=count_attempt)
 
 
-def _fail_if_unfinished(store: RunStore, run_id: str, me: str, code: int) -> None:
+def _fail_if_unfinished(store: Store, run_id: str, me: str, code: int) -> None:
     """The child ended: if it left the run running (killed, out of memory), requeue it to resume
     from its checkpoint (here or in the store) while it has attempts left, else end it."""
-    run = store.get_run(run_id)
+    run = store.runs.get(run_id)
     if run.status != "running" or run.worker_id != me:
         return
     lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
            "before finishing"
     run_dir = home() / run_id  # checkpoint.old holds it while a new one is swapped in
     checkpoint = (any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
-                  or store.get_artifact(run_id, CHECKPOINT) is not None)
+                  or store.artifacts.get(run_id, CHECKPOINT) is not None)
     if run.cancel_requested:
-        store.finish_run(run_id, "cancelled", error=f"{lost} while cancelling", worker_id=me)
+        store.runs.finish(run_id, "cancelled", error=f"{lost} while cancelling", worker_id=me)
     elif run.attempts < MAX_ATTEMPTS and checkpoint:
         if requeue(store, run_id, float("inf")):
             log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
     else:
         tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
-        store.finish_run(run_id, "failed", error=f"{lost}{tries}; see the worker log", worker_id=me)
+        store.runs.finish(run_id, "failed", error=f"{lost}{tries}; see the worker log", worker_id=me)
 
 
 def evaluate_run(run_id: str) -> None:
     """Run trained run `run_id`'s queued evaluation plan in a TensorFlow child process (ART
     needs TensorFlow; the child loads the run's model from the store if it was trained elsewhere)."""
-    store = RunStore.default()
-    plan = store.evaluation_plan(run_id)
+    store = Store.default()
+    plan = store.evaluations.plan_of(run_id)
     if plan is None or plan.status != "queued":
         log.info("run %s has no queued evaluation; not starting one", run_id)
         return
@@ -210,7 +208,7 @@ def evaluate_run(run_id: str) -> None:
         GRADLOSS_PARENT_PID=str(os.getpid())))
     code = subprocess.call([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env,
                            start_new_session=True)
-    if store.evaluation_plan(run_id).status in ("queued", "running"):  # it died unfinished
+    if store.evaluations.plan_of(run_id).status in ("queued", "running"):  # it died unfinished
         reason = f"signal {-code}" if code < 0 else f"code {code}"
-        store.set_evaluation_status(run_id, "failed", error=f"the evaluation process exited "
+        store.evaluations.set_status(run_id, "failed", error=f"the evaluation process exited "
                                                              f"with {reason}; see the worker log")

@@ -17,12 +17,13 @@ import numpy as np
 
 from gradloss.core.config import TrainConfig
 from gradloss.core.errors import GradlossError
+from gradloss.training.record import EpochMetrics
 
 log = logging.getLogger(__name__)
 
 
 def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-         config: TrainConfig, epoch: int, final: dict) -> Path:
+         config: TrainConfig, epoch: int, final: EpochMetrics) -> Path:
     """Write the checkpoint of `epoch` (whole epochs done) with that epoch's metrics; returns
     its folder."""
     tmp, ckpt, old = (run_dir / n for n in ("checkpoint.tmp", "checkpoint", "checkpoint.old"))
@@ -32,7 +33,7 @@ def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimize
     np.savez(tmp / "optimizer.npz",
              *[keras.ops.convert_to_numpy(v) for v in optimizer.variables])
     (tmp / "state.json").write_text(json.dumps(
-        {"epoch": epoch, "config": config.to_dict(), "final": final}))
+        {"epoch": epoch, "config": config.to_dict(), "final": final.to_dict()}))
     shutil.rmtree(old, ignore_errors=True)
     if ckpt.exists():
         os.replace(ckpt, old)
@@ -42,10 +43,10 @@ def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimize
 
 
 def restore(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
-            config: TrainConfig) -> tuple[int, dict]:
+            config: TrainConfig) -> tuple[int, EpochMetrics | None]:
     """Load the newest whole checkpoint into model and optimizer; return (epoch, last metrics).
 
-    (0, {}) when there is none. Raises GradlossError when it was written for another config.
+    (0, None) when there is none. Raises GradlossError when it was written for another config.
     """
     for name in ("checkpoint", "checkpoint.old"):
         ckpt = run_dir / name
@@ -61,5 +62,5 @@ def restore(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optim
             for i, var in enumerate(optimizer.variables):
                 var.assign(saved[f"arr_{i}"])
         log.info("resuming %s from epoch %d", run_dir, state["epoch"])
-        return state["epoch"], state["final"]
-    return 0, {}
+        return state["epoch"], EpochMetrics.from_dict(state["final"])
+    return 0, None

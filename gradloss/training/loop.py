@@ -1,48 +1,39 @@
-"""One training loop for every objective: seeded, resumable, cancellable, reporting as it goes.
+"""The one training loop, for one run or several seeds of one arm: seeded, resumable,
+cancellable, reporting as it goes.
 
-The loop is backend-neutral: each epoch's order is drawn with NumPy, and an `Epochs` runs
-its steps: `HostBatches` gathers batches on the host for a step `Engine` (`engines.tf_engine`
-or `engines.jax_engine`, chosen by the Keras backend this process runs), `jax_epochs.DeviceEpochs` runs
-whole epochs on the device. Each epoch ends with a checkpoint (`gradloss.checkpoint`) so a
-later call resumes from it. `RunRecord` keeps one run's account (metric rows, progress,
-cancel polls); `gradloss.seed_batch` uses it too, once per seed.
+The loop is backend-neutral. Each epoch's order is drawn with NumPy from (seed, epoch), and a
+`Stepper` runs the steps of every run in the loop: `Single` wraps the `Epochs` of one run
+(`HostBatches`, which gathers batches on the host for a step `Engine` of `engines.tf_engine` or
+`engines.jax_engine`, or `jax_epochs.DeviceEpochs`, whole epochs on the device); several seeds
+train as one program through `seed_batch.BatchedSeeds`. Each epoch ends with a checkpoint per
+run (`training.checkpoint`) so a later call resumes from it; a run whose loss or metrics become
+non-finite, or whose cancel was asked for, leaves the loop (the others go on).
 """
 from __future__ import annotations
 
+import functools
 import logging
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import keras
 import numpy as np
 
-from gradloss.training import checkpoint
 from gradloss.core.config import TrainConfig
-from gradloss.data import Dataset, load_dataset
-from gradloss.engines.backend import device_name, enable_determinism
 from gradloss.core.errors import GradlossError, TrainingDiverged
-from gradloss.models import build_cnn, predict
 from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.data import Dataset, load_dataset, train_rows
+from gradloss.engines.backend import device_name, enable_determinism
+from gradloss.models import build_cnn, predict
+from gradloss.training import checkpoint
+from gradloss.training.record import RunRecord, TrainResult
 
 log = logging.getLogger(__name__)
 
-REPORT_EVERY_S = 1.0  # progress, metrics flush and cancel poll at most this often
 # input_grad_norm each epoch: over the first test images, the same ones for every run
 INPUT_GRAD_IMAGES = 500
-
-
-@dataclass
-class TrainResult:
-    status: str                      # "done", "cancelled"; "failed" only in seed batches
-    model_path: Path | None          # run_dir/model.keras once done
-    epochs_done: int
-    seconds: float                   # wall time of this call
-    device: str                      # "CPU" or the GPU's name
-    final: dict = field(default_factory=dict)  # last epoch's epoch_loss, accuracies, step_ms
-    error: str | None = None         # why it failed (a seed of a batch that diverged)
 
 
 class Engine(Protocol):
@@ -59,7 +50,7 @@ class Engine(Protocol):
 
 
 class Epochs(Protocol):
-    """What the training loop runs an epoch with: `HostBatches` or `jax_epochs.DeviceEpochs`."""
+    """What one run's epochs run on: `HostBatches` or `jax_epochs.DeviceEpochs`."""
 
     device: str
 
@@ -74,6 +65,28 @@ class Epochs(Protocol):
 
     def sync_to_model(self) -> None:
         """Write the weights and optimizer state into the Keras model and optimizer."""
+
+
+class Stepper(Protocol):
+    """The runs of the loop stepping together: S >= 1 of them, in the order `regroup` gave."""
+
+    device: str
+
+    def regroup(self, keep: list[int], joining: list[int]) -> None:
+        """From now on step runs keep + joining (indices into the loop's runs): `keep` carry
+        on from their state here, `joining` start from their Keras model and optimizer."""
+
+    def start_epoch(self, orders: list[np.ndarray]) -> None:
+        """Each stepped run's training-set rows of this epoch, in its order."""
+
+    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Run k >= 1 batches from batch `first`; losses (k, S), correct (k, S)."""
+
+    def test_accuracy(self) -> np.ndarray:
+        """Test accuracy of each stepped run's current weights, (S,)."""
+
+    def sync(self, j: int) -> None:
+        """Write stepped run j's state into its Keras model and optimizer."""
 
 
 class HostBatches:
@@ -102,6 +115,29 @@ class HostBatches:
         self._engine.sync_to_model()
 
 
+class Single:
+    """A Stepper of one run over its `Epochs` (shapes gain a run axis of 1)."""
+
+    def __init__(self, epochs: Epochs):
+        self._epochs, self.device = epochs, epochs.device
+
+    def regroup(self, keep: list[int], joining: list[int]) -> None:
+        pass  # one run: its Epochs already hold its state
+
+    def start_epoch(self, orders: list[np.ndarray]) -> None:
+        self._epochs.start_epoch(orders[0])
+
+    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
+        losses, correct = self._epochs.run(first)
+        return losses[:, None], correct[:, None]
+
+    def test_accuracy(self) -> np.ndarray:
+        return np.array([self._epochs.test_accuracy()])
+
+    def sync(self, j: int) -> None:
+        self._epochs.sync_to_model()
+
+
 def check_engine(config: TrainConfig) -> None:
     """Refuse a config whose engine is not the Keras backend of this process."""
     backend = keras.backend.backend()
@@ -122,17 +158,6 @@ def make_engine(model, optimizer, config: TrainConfig) -> Engine:
     return TensorFlowEngine(model, optimizer, config.objective, params, seed)
 
 
-def input_grad_norm(model, ds: Dataset) -> float:
-    """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
-    sensitivity), at the model's weights."""
-    if keras.backend.backend() == "jax":
-        from gradloss.objectives.jax_losses import input_gradient_norms
-    else:
-        from gradloss.objectives.tf_losses import input_gradient_norms
-    x, y = ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]
-    return float(np.mean(keras.ops.convert_to_numpy(input_gradient_norms(model, x, y))))
-
-
 def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
                 whole_epochs: bool | None = None) -> Epochs:
     """Whole epochs on the device (JAX; by default on an accelerator), else host batches."""
@@ -149,89 +174,21 @@ def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
                         params=config.objective_params, seed=config.seed).attach()
 
 
+def input_grad_norm(model, ds: Dataset) -> float:
+    """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
+    sensitivity), at the model's weights."""
+    if keras.backend.backend() == "jax":
+        from gradloss.objectives.jax_losses import input_gradient_norms
+    else:
+        from gradloss.objectives.tf_losses import input_gradient_norms
+    x, y = ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]
+    return float(np.mean(keras.ops.convert_to_numpy(input_gradient_norms(model, x, y))))
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The shuffled order of n training rows in `epoch` (1-based): a function of (seed, epoch),
     so a resumed run, and a seed trained in a batch, see the same batches."""
     return np.random.default_rng([seed, epoch]).permutation(n)
-
-
-class RunRecord:
-    """One run's account while it trains: metric rows, step count, progress, cancel polls."""
-
-    def __init__(self, config: TrainConfig, steps_per_epoch: int, start_epoch: int, t_start: float,
-                 on_progress=None, on_metrics=None, should_cancel=None):
-        self.config, self.steps_per_epoch, self.t_start = config, steps_per_epoch, t_start
-        self.total = steps_per_epoch * config.epochs
-        self.step = start_epoch * steps_per_epoch  # global, 1-based once a step ran
-        self._on_progress, self._on_metrics, self._should_cancel = (
-            on_progress, on_metrics, should_cancel)
-        self.rows: list[dict] = []
-        self.steps_this_call = 0
-        self.last_report = time.perf_counter()
-        self._epoch_losses: list[float] = []
-        self._epoch_correct = 0
-        self._timed_s, self._timed_steps = 0.0, 0
-
-    def add(self, epoch: int, losses: np.ndarray, correct: np.ndarray, seconds: float) -> None:
-        """Record k steps that took `seconds`; raise TrainingDiverged on a non-finite loss."""
-        k = len(losses)
-        if self.step % self.steps_per_epoch == 0:  # the epoch's first steps: start its account
-            self._epoch_losses, self._epoch_correct = [], 0
-            self._timed_s, self._timed_steps = 0.0, 0
-        # step_ms skips the first chunk of a call (it compiles), unless it is the whole epoch
-        if self.steps_this_call > 0 or (self.step + k) % self.steps_per_epoch == 0:
-            self._timed_s, self._timed_steps = self._timed_s + seconds, self._timed_steps + k
-        first_step = self.step + 1
-        for loss in losses:
-            self.step += 1
-            self.rows.append({"step": self.step, "epoch": epoch, "name": "loss",
-                              "value": float(loss)})
-        self.steps_this_call += k
-        self._epoch_losses.extend(losses.tolist())
-        self._epoch_correct += int(correct.sum())
-        bad = ~np.isfinite(losses)
-        if bad.any():
-            self.rows = [r for r in self.rows if math.isfinite(r["value"])]
-            self.report(epoch, float("nan"))
-            raise TrainingDiverged(
-                f"The loss became {losses[bad][0]} at step {first_step + int(np.argmax(bad))} "
-                f"(epoch {epoch}); try a smaller learning rate.")
-
-    def due(self) -> bool:
-        return time.perf_counter() - self.last_report >= REPORT_EVERY_S
-
-    def report(self, epoch: int, loss: float) -> bool:
-        """Flush metrics and progress; return True when cancellation was asked for."""
-        if self._on_metrics and self.rows:
-            self._on_metrics(self.rows)
-        self.rows = []
-        elapsed = time.perf_counter() - self.t_start
-        eta = elapsed / max(self.steps_this_call, 1) * (self.total - self.step)
-        if self._on_progress:
-            self._on_progress(Progress(self.step / self.total, self.step, self.total, epoch,
-                                       self.config.epochs, eta, loss))
-        self.last_report = time.perf_counter()
-        return bool(self._should_cancel and self._should_cancel())
-
-    @property
-    def last_loss(self) -> float:
-        return float(self._epoch_losses[-1])
-
-    def end_epoch(self, epoch: int, test_accuracy: float, input_grad_norm: float) -> dict:
-        """The epoch's summary metrics, handed over with its step rows; returns them."""
-        final = {"epoch_loss": float(np.mean(self._epoch_losses)),
-                 # running accuracy over the epoch's batches, as Keras fit() reports it
-                 "train_accuracy": self._epoch_correct / (self.steps_per_epoch
-                                                          * self.config.batch_size),
-                 "test_accuracy": float(test_accuracy),
-                 "step_ms": 1000 * self._timed_s / self._timed_steps,
-                 "input_grad_norm": float(input_grad_norm)}
-        self.rows.extend({"step": self.step, "epoch": epoch, "name": name, "value": value}
-                         for name, value in final.items())
-        if self._on_metrics:  # before the checkpoint: a run resumed from it never re-emits these
-            self._on_metrics(self.rows)  # (a crash in between re-runs the epoch; rows upsert)
-            self.rows = []
-        return final
 
 
 def load_model(path: str | Path) -> keras.Model:
@@ -239,9 +196,139 @@ def load_model(path: str | Path) -> keras.Model:
     return keras.saving.load_model(path, compile=False)
 
 
+class Run:
+    """One run of the loop: its config, folder, Keras model and optimizer, rows and account."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, ds: Dataset):
+        self.config, self.run_dir = config, run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
+        self.model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
+        self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+        self.optimizer.build(self.model.trainable_variables)
+        self.start, self.final = checkpoint.restore(run_dir, self.model, self.optimizer, config)
+        # rows of ds this run trains on: its stratified subset, unless ds is that subset already
+        self.rows = (np.arange(len(ds.x_train)) if len(ds.x_train) == config.n_train
+                     else train_rows(ds, config.train_size, config.seed))
+        self.record: RunRecord | None = None
+        self.result: TrainResult | None = None
+
+
+OnProgress = Callable[[int, Progress], None]
+OnMetrics = Callable[[int, list[MetricRow]], None]
+
+
+def train_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], ds: Dataset,
+               make_stepper: Callable[[list[Run], Dataset], "Stepper"], *,
+               on_progress: OnProgress | None = None, on_metrics: OnMetrics | None = None,
+               should_cancel: Callable[[int], bool] | None = None,
+               on_checkpoint: Callable[[int, Path], None] | None = None) -> list[TrainResult]:
+    """Train runs `configs` (alike but for their seeds) together, run i in run_dirs[i], resuming
+    each from its checkpoint there; the callbacks take the run's index first.
+
+    `ds` holds every run's training rows (each takes its stratified subset of it, unless it is
+    that subset already) and the whole test set. A run joins when the loop reaches the epoch
+    after its checkpoint and leaves it done, cancelled (between steps or after an epoch) or
+    failed (a non-finite loss, weight or metric: TrainingDiverged's message is its error)."""
+    t_start = time.perf_counter()
+    first = configs[0]
+    for config in configs:
+        check_engine(config)
+    if first.deterministic:
+        enable_determinism(first.engine)
+    runs = [Run(c, Path(d), ds) for c, d in zip(configs, run_dirs)]
+    steps_per_epoch = len(runs[0].rows) // first.batch_size
+    for i, run in enumerate(runs):
+        run.record = RunRecord(run.config, steps_per_epoch, run.start, t_start, *(
+            f and functools.partial(f, i) for f in (on_progress, on_metrics, should_cancel)))
+    stepper = make_stepper(runs, ds)
+
+    def end(i: int, status: str, epochs_done: int, error: str | None = None) -> None:
+        log.info("run in %s (seed %d) %s after %d epoch(s)", runs[i].run_dir,
+                 runs[i].config.seed, status, epochs_done)
+        runs[i].result = TrainResult(status, None, epochs_done, time.perf_counter() - t_start,
+                                     stepper.device, runs[i].final, error)
+
+    active: list[int] = []  # runs in the stepper, in its order
+    for epoch in range(min(r.start for r in runs) + 1, first.epochs + 1):
+        keep = [i for i in active if runs[i].result is None]
+        joining = [i for i, r in enumerate(runs) if r.start == epoch - 1]
+        if not keep + joining:  # none in this epoch; one resumed further on may join later
+            active = []
+            continue
+        if keep + joining != active:  # for a seed batch, a new seed count compiles a new program
+            stepper.regroup(keep, joining)
+            active = keep + joining
+        stepper.start_epoch([runs[i].rows[epoch_order(runs[i].config.seed, epoch,
+                                                      len(runs[i].rows))] for i in active])
+        live = _train_epoch(stepper, runs, active, epoch, steps_per_epoch, end)
+        accuracies = stepper.test_accuracy() if live else None                 # (S,)
+        for j, i in enumerate(active):
+            if i not in live:
+                continue
+            run = runs[i]
+            stepper.sync(j)
+            try:
+                _check_weights(run.model, epoch)
+                run.final = run.record.end_epoch(epoch, accuracies[j],
+                                                 input_grad_norm(run.model, ds))
+            except TrainingDiverged as exc:
+                end(i, "failed", epoch - 1, str(exc))
+                continue
+            folder = checkpoint.save(run.run_dir, run.model, run.optimizer, run.config, epoch,
+                                     run.final)
+            if on_checkpoint:
+                on_checkpoint(i, folder)
+            log.info("run %d epoch %d/%d: %s", i, epoch, first.epochs, run.final)
+            if run.record.report(epoch, run.record.last_loss) and epoch < first.epochs:
+                end(i, "cancelled", epoch)
+
+    for run in runs:
+        if run.result is None:  # trained to the end (in this call or an earlier one)
+            model_path = run.run_dir / "model.keras"
+            run.model.save(model_path)  # the model holds the last epoch's state
+            run.result = TrainResult("done", model_path, first.epochs,
+                                     time.perf_counter() - t_start, stepper.device, run.final)
+    return [run.result for run in runs]
+
+
+def _train_epoch(stepper: Stepper, runs: list[Run], active: list[int], epoch: int,
+                 steps_per_epoch: int, end) -> set[int]:
+    """Run one epoch's steps of the `active` runs; returns those still training at its end."""
+    live = set(active)
+    step = 0
+    while step < steps_per_epoch and live:
+        t0 = time.perf_counter()
+        losses, correct = stepper.run(step)                                    # (k, S)
+        seconds = time.perf_counter() - t0
+        step += len(losses)
+        for j, i in enumerate(active):
+            if i not in live:
+                continue
+            record = runs[i].record
+            try:
+                record.add(epoch, losses[:, j], correct[:, j], seconds)
+            except TrainingDiverged as exc:
+                live.discard(i)
+                end(i, "failed", epoch - 1, str(exc))
+                continue
+            if record.due() and record.report(epoch, float(losses[-1, j])):
+                live.discard(i)
+                end(i, "cancelled", epoch - 1)
+    return live
+
+
+def _check_weights(model: keras.Model, epoch: int) -> None:
+    """Raise TrainingDiverged if a weight became NaN or infinite."""
+    for variable in model.trainable_variables:
+        if not np.isfinite(keras.ops.convert_to_numpy(variable)).all():
+            raise TrainingDiverged(f"The weights of {variable.path} became non-finite in epoch "
+                                   f"{epoch}; try a smaller learning rate.")
+
+
 def train(config: TrainConfig, run_dir: str | Path, *,
           on_progress: Callable[[Progress], None] | None = None,
-          on_metrics: Callable[[list[dict]], None] | None = None,
+          on_metrics: Callable[[list[MetricRow]], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
           on_checkpoint: Callable[[Path], None] | None = None,
           dataset: Dataset | None = None, whole_epochs: bool | None = None) -> TrainResult:
@@ -249,60 +336,31 @@ def train(config: TrainConfig, run_dir: str | Path, *,
 
     on_checkpoint(folder) is called after each epoch's checkpoint is written to `folder`.
     whole_epochs: run each epoch as one program on the device (jax engine only); None: when
-    JAX runs on an accelerator. Same steps, losses and checkpoints either way.
+    JAX runs on an accelerator. Same steps, losses and checkpoints either way. A diverged run
+    raises TrainingDiverged (after reporting its last progress).
     """
-    t_start = time.perf_counter()
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if config.deterministic:
-        enable_determinism(config.engine)
     ds = dataset or load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
-    keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
-    model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-    optimizer.build(model.trainable_variables)
-    start_epoch, final = checkpoint.restore(run_dir, model, optimizer, config)
-    epochs = make_epochs(model, optimizer, config, ds, whole_epochs)
-    n = len(ds.x_train)
-    record = RunRecord(config, n // config.batch_size, start_epoch, t_start,
-                       on_progress, on_metrics, should_cancel)
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        if not train_epoch(epochs, record, epoch, epoch_order(config.seed, epoch, n)):
-            return _result("cancelled", config, run_dir, epoch - 1, t_start, epochs.device, final)
-        epochs.sync_to_model()
-        final = record.end_epoch(epoch, epochs.test_accuracy(), input_grad_norm(model, ds))
-        folder = checkpoint.save(run_dir, model, optimizer, config, epoch, final)
-        if on_checkpoint:
-            on_checkpoint(folder)
-        log.info("epoch %d/%d: %s", epoch, config.epochs, final)
-        if record.report(epoch, record.last_loss) and epoch < config.epochs:
-            return _result("cancelled", config, run_dir, epoch, t_start, epochs.device, final)
 
-    epochs.sync_to_model()
-    model_path = run_dir / "model.keras"
-    model.save(model_path)
-    return TrainResult("done", model_path, config.epochs, time.perf_counter() - t_start,
-                       epochs.device, final)
+    def unindexed(f):
+        return f and (lambda _i, *args: f(*args))
 
-
-def train_epoch(epochs: Epochs, record: RunRecord, epoch: int, order: np.ndarray) -> bool:
-    """Run one epoch's steps into `record`; False when cancelled part-way."""
-    epochs.start_epoch(order)
-    first = 0
-    while first < record.steps_per_epoch:
-        t0 = time.perf_counter()
-        losses, correct = epochs.run(first)
-        record.add(epoch, losses, correct, time.perf_counter() - t0)
-        first += len(losses)
-        if record.due() and record.report(epoch, float(losses[-1])):
-            return False
-    return True
-
-
-def _result(status, config, run_dir, epochs_done, t_start, device, final) -> TrainResult:
-    log.info("run in %s %s after %d epoch(s)", run_dir, status, epochs_done)
-    return TrainResult(status, None, epochs_done, time.perf_counter() - t_start, device, final)
+    [result] = train_runs([config], [run_dir], ds, single(whole_epochs),
+                          on_progress=unindexed(on_progress),
+                          on_metrics=unindexed(on_metrics),
+                          should_cancel=unindexed(should_cancel),
+                          on_checkpoint=unindexed(on_checkpoint))
+    if result.status == "failed":
+        raise TrainingDiverged(result.error)
+    return result
 
 
 def _accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(predict(model, x), -1) == np.argmax(y, -1)))
+
+
+def single(whole_epochs: bool | None = None) -> Callable[[list[Run], Dataset], Stepper]:
+    """The stepper factory `train_runs` takes for one run: `Single` over `make_epochs`."""
+    def make(runs: list[Run], ds: Dataset) -> Stepper:
+        run = runs[0]
+        return Single(make_epochs(run.model, run.optimizer, run.config, ds, whole_epochs))
+    return make

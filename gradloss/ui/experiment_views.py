@@ -13,9 +13,8 @@ import scipy.stats
 
 from gradloss import objectives
 from gradloss.ui import views
-from gradloss.analysis.experiments import (QUICK_MEASURED, ExperimentConfig, ExperimentProgress,
-                                           experiment_progress)
-from gradloss.perturbations.family import PERTURBATIONS
+from gradloss.analysis.experiments import ExperimentProgress, experiment_progress
+from gradloss.analysis.report import at_level_table, overview_table
 
 BETTER, WORSE = "#1a7f37", "#cf222e"  # a difference whose interval excludes 0; others stay plain
 
@@ -24,8 +23,9 @@ def experiment_label(experiment) -> str:
     """'2 arms × 3 seeds · digits · Nov 27 07:00 · 3f2a1b (running)' for pickers."""
     spec = experiment.spec
     created = time.strftime("%b %d %H:%M", time.localtime(experiment.created_at))
-    return (f"{' vs '.join(a['name'] for a in spec['arms'])} × {len(spec['seeds'])} seeds · "
-            f"{spec['dataset']} · {created} · {views.short_id(experiment.experiment_id)} "
+    what = ("unreadable spec" if spec is None else
+            f"{' vs '.join(spec.arm_names)} × {len(spec.seeds)} seeds · {spec.dataset}")
+    return (f"{what} · {created} · {views.short_id(experiment.experiment_id)} "
             f"({experiment.status})")
 
 
@@ -95,47 +95,9 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
     return fig
 
 
-def _interval(mean, low, high, signed=False) -> str:
-    fmt = "{:+.1f}" if signed else "{:.1f}"
-    return f"{fmt.format(100 * mean)} [{100 * low:.1f}, {100 * high:.1f}]"
-
-
-def at_level_table(summary: pd.DataFrame, level) -> tuple[pd.DataFrame, pd.Series]:
-    """Per arm at one level: accuracy (%) with its interval, the difference to the reference
-    (points) with its interval, P(improve) and seeds; and per row the sign of the difference
-    where its interval excludes 0 (1 or -1), else 0."""
-    rows = summary[summary.level.astype(str) == str(level)]
-    table = pd.DataFrame({
-        "arm": rows.arm,
-        "accuracy % [95 % CI]": [_interval(r["mean"], r.low, r.high) for _, r in rows.iterrows()],
-        "difference, points [95 % CI]": ["reference" if np.isnan(r["diff"]) else
-                                         _interval(r["diff"], r.diff_low, r.diff_high, signed=True)
-                                         for _, r in rows.iterrows()],
-        "P(improve)": ["" if np.isnan(p) else f"{p:.2f}" for p in rows.p_improve],
-        "seeds": rows.n})
-    sign = np.where(rows.diff_low > 0, 1, np.where(rows.diff_high < 0, -1, 0))
-    return table.reset_index(drop=True), pd.Series(sign)
-
-
 def styled_at_level(summary: pd.DataFrame, level):
     """at_level_table with the difference coloured only where its interval excludes 0."""
     return _coloured(*at_level_table(summary, level))
-
-
-def overview_table(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """at_level_table of every perturbation at its headline, one block per perturbation:
-    `summary` is summary.summarize_per_seed of summary.headline_per_seed."""
-    tables, signs = [], []
-    for name, rows in summary.groupby("perturbation", sort=False):
-        table, sign = at_level_table(rows, rows.level.iloc[0])
-        tables.append(table.assign(perturbation=PERTURBATIONS[name].label, at=rows.level.iloc[0]))
-        signs.append(sign)
-    if not tables:
-        return pd.DataFrame(), pd.Series(dtype=int)
-    table = pd.concat(tables, ignore_index=True)
-    first = ["perturbation", "at"]
-    return table[first + [c for c in table.columns if c not in first]], \
-        pd.concat(signs, ignore_index=True)
 
 
 def styled_overview(summary: pd.DataFrame):
@@ -184,37 +146,3 @@ def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "
                       yaxis_type="log" if len(positive) and views.wide_range(positive) else "linear",
                       height=420, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
     return fig
-
-
-def quick_description(spec: ExperimentConfig, gpu: bool) -> str:
-    """What the quick compare trains, and for how long."""
-    arms = ", ".join(spec.arm_names)
-    if gpu:
-        return (f"The worker has a GPU: the full reference protocol ({arms}; all training images, "
-                f"the reference epochs), {len(spec.seeds)} seeds each, then the noise sweep.")
-    size = f"{spec.train_size} training images" if spec.train_size else "all training images"
-    data = "Fashion-MNIST" if spec.dataset == "fashion_mnist" else "the bundled digits"
-    low, high = QUICK_MEASURED[spec.dataset]["minutes"]
-    took = f" About {low} to {high} minutes on 2 CPU cores with one worker."
-    epochs = f"{spec.epochs} epochs" if spec.epochs else "the reference epochs"
-    return (f"Trains {arms} with {len(spec.seeds)} seeds each on {size} of {data}, {epochs}, then "
-            f"measures test accuracy under noise at each σ.{took}")
-
-
-def quick_caveat(spec: ExperimentConfig, gpu: bool) -> str:
-    """What the quick preset can and cannot show, with what the calibration found."""
-    if gpu:
-        return (f"Full protocol, {len(spec.seeds)} seeds: the interval of the difference is the "
-                "one to quote; if it covers 0 the page says so.")
-    diff = QUICK_MEASURED[spec.dataset]["diff"]
-    found = (f"Its calibration (3 seeds) gave {diff[0]:+.1f} points at σ = 0.1 "
-             f"(95 % CI {diff[1]:+.1f} to {diff[2]:+.1f}).")
-    if spec.dataset == "digits":
-        return ("Digits (Fashion-MNIST not found) checks that everything runs; it does not answer the "
-                f"Fashion-MNIST question: on digits the gradient loss is less accurate under noise "
-                f"than the baseline. {found}")
-    return (f"A subset and 3 seeds cannot settle the question. {found} The full protocol's "
-            "reported gain is +4.7 points, and re-runs of it range from +2.2 to +6.0: at this "
-            "size the interval is wide and covered 0 in the calibration; when it does, the result "
-            "says so (\"not distinguishable\"). It shows the seed-to-seed spread and that the pipeline "
-            "works; for a number to quote, reproduce the reference with several seeds.")

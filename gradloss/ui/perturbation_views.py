@@ -5,15 +5,13 @@ Results come in summary.RESULT_COLUMNS (the run's sweep as 'gaussian' plus its e
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from gradloss.ui import views
-from gradloss.analysis import summary
-from gradloss.perturbations.family import PERTURBATIONS
+from gradloss.core.evaluation import PERTURBATIONS
 
 
 def available(results: pd.DataFrame, run_ids) -> list[str]:
@@ -62,37 +60,6 @@ def perturbation_figure(results: pd.DataFrame, labels: dict, perturbation: str,
     return fig
 
 
-def summary_table(results: pd.DataFrame, labels: dict, reference: str | None = None
-                  ) -> pd.DataFrame:
-    """One row per perturbation: each run's headline accuracy and normalised AUC, the
-    difference of the first two runs, then an mCE row relative to `reference` (a run id)."""
-    runs = summary.summarize_runs(results[results.run_id.isin(list(labels))])
-    names = {r: labels[r][1] for r in labels}
-    rows = []
-    for name in [n for n in PERTURBATIONS if n in set(runs.perturbation)]:
-        own = runs[runs.perturbation == name].set_index("run_id")
-        row = {"perturbation": PERTURBATIONS[name].label, "kind": PERTURBATIONS[name].kind,
-               "headline": own.headline_level.iloc[0]}
-        for run_id in labels:
-            row[f"{names[run_id]} at headline"] = own.headline.get(run_id, math.nan)
-            row[f"{names[run_id]} AUC"] = own.auc.get(run_id, math.nan)
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    ids = list(labels)
-    if len(ids) == 2 and len(table):
-        first, second = (names[i] for i in ids)
-        table["difference at headline"] = (table[f"{first} at headline"]
-                                           - table[f"{second} at headline"])
-    if reference is not None and len(table) and (table.kind == "corruption").any():
-        mce = {"perturbation": "mCE (corruptions)", "kind": "corruption",
-               "headline": f"relative to {names.get(reference, reference)}, lower is better"}
-        for run_id in ids:
-            mce[f"{names[run_id]} at headline"] = summary.corruption_error(results, run_id,
-                                                                           reference)
-        table = pd.concat([table, pd.DataFrame([mce])], ignore_index=True)
-    return table
-
-
 def masking_warnings(flags_by_run: dict, labels: dict) -> list[str]:
     """One warning per flagged run: its label and the masking check's sentences."""
     return [f"Possible gradient masking in {labels[r][0]}: " + " ".join(flags)
@@ -101,10 +68,10 @@ def masking_warnings(flags_by_run: dict, labels: dict) -> list[str]:
 
 def plan_text(plan) -> str:
     """'queued', 'running · PGD (12/13) · 40%', 'done', 'failed: reason' for a plan."""
-    if plan.status == "running" and plan.progress.get("phase"):
-        p = plan.progress
-        done = f" · {p['sweep_done'] / p['sweep_total']:.0%}" if p.get("sweep_total") else ""
-        return f"running · {p['phase']}{done}"
+    p = plan.progress
+    if plan.status == "running" and p.phase:
+        done = f" · {p.sweep_done / p.sweep_total:.0%}" if p.sweep_total else ""
+        return f"running · {p.phase}{done}"
     return f"failed: {plan.error}" if plan.status == "failed" else plan.status
 
 

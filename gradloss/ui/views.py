@@ -15,8 +15,7 @@ from plotly.subplots import make_subplots
 
 from gradloss import objectives
 from gradloss.core.config import OBJECTIVES
-from gradloss.core.progress import Progress
-from gradloss.service.store.runs import (ACTIVE, FINISHED)  # noqa: F401  (statuses the pages filter on)
+from gradloss.core.records import ACTIVE, FINISHED, WorkerSettings, WorkerState  # noqa: F401
 
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # runs of one objective: one dash each
 
@@ -58,9 +57,9 @@ def progress_bar(run) -> tuple[float, str]:
     Training: the fraction of steps, 'step 30/90 · epoch 1/2 · ETA 12 s · loss 0.01'. Once
     trained: the robustness sweep's fraction, 'trained 2 epochs · measuring accuracy under
     noise · 25%'. Queued or not started: 0 and what it waits for."""
-    if run.status == "queued" or not run.progress:
+    p = run.progress
+    if run.status == "queued" or p.step == 0 and not p.trained:
         return 0.0, "waiting for the worker" if run.status == "queued" else "starting…"
-    p = Progress.from_dict(run.progress)
     if p.trained:
         epochs = f"{p.epochs} epoch{'s' * (p.epochs != 1)}" if p.epochs else "? epochs"
         doing = f"evaluating: {p.phase}" if p.phase else "measuring accuracy under noise"
@@ -91,16 +90,19 @@ def _clip(fraction: float) -> float:
     return float(min(max(fraction, 0.0), 1.0))
 
 
-def settings_differences(worker: dict, mine: dict) -> list[str]:
-    """'GRADLOSS_DATA_DIR: worker not set, dashboard /data' for each setting that differs
-    between a worker's heartbeat record and this process."""
-    def shown(value):
-        if value in (None, "", []):
-            return "not set"
-        return ", ".join(value) if isinstance(value, list) else str(value)
+SETTING_NAMES = {"data_dir": "GRADLOSS_DATA_DIR", "code": "code", "engines": "engines"}
 
-    return [f"{key}: worker {shown(worker.get(key))}, dashboard {shown(value)}"
-            for key, value in mine.items() if key in worker and worker[key] != value]
+
+def settings_differences(worker: WorkerSettings, mine: WorkerSettings) -> list[str]:
+    """'GRADLOSS_DATA_DIR: worker not set, dashboard /data' for each setting that decides how
+    runs train and differs between a worker's heartbeat record and this process."""
+    def shown(value):
+        if value in (None, "", (), []):
+            return "not set"
+        return ", ".join(value) if isinstance(value, (list, tuple)) else str(value)
+
+    return [f"{name}: worker {shown(getattr(worker, key))}, dashboard {shown(getattr(mine, key))}"
+            for key, name in SETTING_NAMES.items() if getattr(worker, key) != getattr(mine, key)]
 
 
 def latest_per_objective(runs, statuses=("done",)) -> dict:
@@ -140,9 +142,8 @@ def runs_table(runs) -> pd.DataFrame:
     the whole training set), so the table converts to Arrow."""
     runs = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
     rows = [{"run": short_id(r.run_id), "objective": objectives.label(r.objective), "dataset": r.dataset,
-             "status": r.status, "epochs": r.config.get("epochs"), "batch": r.config.get("batch_size"),
-             "train size": r.config.get("train_size"),
-             "engine": r.config.get("engine", "tensorflow"), "device": r.device or "",
+             "status": r.status, "epochs": _field(r, "epochs"), "batch": _field(r, "batch_size"),
+             "train size": _field(r, "train_size"), "engine": r.engine, "device": r.device or "",
              "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
              "reason": f"unreadable: {r.unreadable}" if r.unreadable else error_line(r.error)}
             for r in runs]
@@ -166,14 +167,19 @@ def form_message(error) -> str:
     return f"{label} must be {error.words}; got {error.value}."
 
 
-def workers_table(workers: list[dict]) -> pd.DataFrame:
+def _field(run, name: str):
+    """A field of the run's TrainConfig, or None when its config could not be read."""
+    return None if run.config is None else getattr(run.config, name)
+
+
+def workers_table(workers: list[WorkerState]) -> pd.DataFrame:
     """One row per worker (as consumer.worker_status lists them), live ones first."""
-    rows = [{"host": w["host"], "device": w["device"] or "-",
-             "GPU": "-" if w["gpu"] is None else str(w["gpu"]),
-             "state": "live" if w["alive"] else "lost",
-             "training": short_id(w["run_id"]) if w["run_id"] else "idle",
-             "heartbeat": w["age_s"], "pid": w["pid"]}
-            for w in sorted(workers, key=lambda w: (not w["alive"], w["host"], w["gpu"] or 0))]
+    rows = [{"host": w.record.host, "device": w.record.device or "-",
+             "GPU": "-" if w.record.gpu is None else str(w.record.gpu),
+             "state": "live" if w.alive else "lost",
+             "training": short_id(w.record.run_id) if w.record.run_id else "idle",
+             "heartbeat": w.age_s, "pid": w.record.pid}
+            for w in sorted(workers, key=lambda w: (not w.alive, w.record.host, w.record.gpu or 0))]
     return pd.DataFrame(rows, columns=["host", "device", "GPU", "state", "training", "heartbeat", "pid"])
 
 
@@ -225,7 +231,7 @@ def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
             "clean accuracy": clean[0] if clean else final_metric(metrics, run_id, "test_accuracy"),
             noisy_col: noisy[0] if noisy else None,
             "‖∂CE/∂x‖": final_metric(metrics, run_id, "input_grad_norm"),
-            "ms / 1000 images": _ms_per_1000_images(metrics, run), "batch size": run.config.get("batch_size"),
+            "ms / 1000 images": _ms_per_1000_images(metrics, run), "batch size": _field(run, "batch_size"),
         })
     table = pd.DataFrame(rows, columns=["objective", "run", "dataset", "clean accuracy", noisy_col,
                                         "‖∂CE/∂x‖", "ms / 1000 images", "batch size"])
@@ -243,7 +249,7 @@ def comparison_formats(sigma: float) -> dict[str, str]:
 
 
 def _ms_per_1000_images(metrics: pd.DataFrame, run):
-    ms, batch = step_ms(metrics, run.run_id), run.config.get("batch_size")
+    ms, batch = step_ms(metrics, run.run_id), _field(run, "batch_size")
     return None if ms is None or not batch else ms / batch * 1000
 
 

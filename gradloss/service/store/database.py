@@ -1,4 +1,5 @@
-"""Connections to the run store's database, SQLite or PostgreSQL, and bringing its schema up to date.
+"""Connections to the run store's database, SQLite or PostgreSQL, its schema brought up to date,
+and `Database`: the URL and the few helpers every repository of the store writes with.
 
 `engine(url)` is made once per URL and process. SQLite keeps its single-machine tuning: WAL (a
 reader never blocks the training worker), a busy timeout (writers queue instead of failing with
@@ -12,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import cache
 
+import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import NullPool
 
-from gradloss.core.errors import GradlossError, ServiceUnavailable
+from gradloss.core.errors import GradlossError, RunNotFound, ServiceUnavailable
 from gradloss.service.store.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
 from gradloss.service.settings import STORE_SETTING, redact, scrub
 
@@ -150,3 +153,61 @@ def _enable_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _ids(ids: str | Iterable[str]) -> list[str]:
+    return [ids] if isinstance(ids, str) else list(ids)
+
+
+class Database:
+    """The store's database at one URL, and the helpers every repository writes with.
+
+    Holds only the URL; each `connect` is one short transaction (SQLite: BEGIN IMMEDIATE when
+    writing). Every repository of a `Store` shares one Database."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"Database({redact(self.url)!r})"
+
+    def connect(self, write: bool = False):
+        """One transaction (a context manager yielding a SQLAlchemy Connection)."""
+        return transaction(self.url, write)
+
+    def require_run(self, conn: sa.Connection, run_id: str) -> None:
+        """Raise RunNotFound, naming the id and the store, unless run `run_id` exists."""
+        runs = metadata.tables["runs"]
+        if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
+            raise RunNotFound(f"No run with id {run_id!r} in the run store {redact(self.url)}.")
+
+    def update(self, table: sa.Table, run_id: str, *conditions, **values) -> bool:
+        """UPDATE table SET values WHERE run_id = run_id AND conditions; True if a row changed
+        (RunNotFound if none did because the run does not exist)."""
+        with self.connect(write=True) as conn:
+            changed = conn.execute(table.update().where(table.c.run_id == run_id, *conditions)
+                                   .values(**values)).rowcount > 0
+            if not changed:
+                self.require_run(conn, run_id)
+            return changed
+
+    def replace(self, table: sa.Table, run_id: str, rows: list[dict]) -> None:
+        """Swap all of a run's rows in `table` for `rows`, in one transaction."""
+        with self.connect(write=True) as conn:
+            self.require_run(conn, run_id)
+            conn.execute(table.delete().where(table.c.run_id == run_id))
+            if rows:
+                conn.execute(table.insert(), rows)
+
+    @staticmethod
+    def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict], keys: list[str]) -> None:
+        """INSERT rows, or UPDATE the other columns of a row whose `keys` exist (both dialects)."""
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+        others = {c: insert.excluded[c] for c in rows[0] if c not in keys}
+        conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=others), rows)
+
+    def frame(self, query, columns: list[str]) -> pd.DataFrame:
+        """The rows of `query` as a DataFrame with `columns`."""
+        with self.connect() as conn:
+            rows = [tuple(row) for row in conn.execute(query)]
+        return pd.DataFrame(rows, columns=columns)

@@ -49,6 +49,7 @@ runs = sa.Table(
     sa.Column("experiment_id", sa.Text, sa.ForeignKey("experiments.experiment_id",
                                                       ondelete="CASCADE")),
     sa.Column("arm", sa.Text),       # its arm's name in that experiment
+    sa.Column("sweep", sa.Text),     # SweepConfig.to_dict() as JSON; NULL: the default sweep
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_status", runs.c.status)
@@ -220,6 +221,9 @@ MIGRATIONS: list[tuple] = [
         Create("artifacts", ("run_id", "name", "data", "updated_at")),
         Create("workers", ("worker_id", "host", "pid", "device", "gpu", "run_id", "heartbeat_at",
                            "started_at", "settings")),
+    ),
+    (  # 7: the noise sweep a run was planned with (a submitted experiment's draws, say)
+        AddColumns("runs", ("sweep",)),
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

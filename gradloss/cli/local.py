@@ -1,0 +1,211 @@
+"""`gradloss train`, `experiment` and `reproduce`: plans run here through the pipeline (progress
+on the terminal, results in a folder), or queued for the worker with --submit."""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from gradloss.core.config import (OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGMAS, SweepConfig,
+                                  TrainConfig)
+from gradloss.core.errors import SettingsError
+from gradloss.core.evaluation import EvaluationConfig, default_evaluation
+from gradloss.core.experiment import ExperimentConfig
+from gradloss.core.plan import RunPlan
+from gradloss.data import submission_data_dir
+
+
+def run_folder(out: Path | None, prefix: str = "cli") -> Path:
+    """`out`, or a new folder of its own under home(); created now, so a path that cannot be a
+    folder is refused before any training (SettingsError naming it)."""
+    if out is None:
+        from gradloss.service.settings import home
+        out = home() / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise SettingsError(f"--out {out} is a file, not a folder: name a folder (new or "
+                            "existing) for the results.") from exc
+    except OSError as exc:
+        raise SettingsError(f"--out {out} cannot be created: {exc.strerror or exc}. Name a folder "
+                            "you can write.") from exc
+    return out
+
+
+def _train_config(args, objective: str) -> TrainConfig:
+    return TrainConfig(objective=objective, dataset=args.dataset, epochs=args.epochs,
+                       batch_size=getattr(args, "batch_size", None),
+                       learning_rate=getattr(args, "learning_rate", 1e-3),
+                       train_size=args.train_size, seed=args.seed, engine=args.engine,
+                       deterministic=args.deterministic,
+                       train_noise_sigma=getattr(args, "train_noise_sigma", None),
+                       penalty_weight=getattr(args, "penalty_weight", None))
+
+
+def _sweep(args) -> SweepConfig:
+    return SweepConfig(sigmas=REFERENCE_SIGMAS, draws=args.draws, seed=0)
+
+
+def _evaluation(args, by_default: bool) -> EvaluationConfig | None:
+    """The corruptions and attacks to run after each noise sweep: --perturbations, else the
+    dataset's full suite if `by_default` (reproduce), and none with --no-evaluate. Names are
+    checked here, before Keras is imported (InvalidParameterError naming the allowed ones)."""
+    names = getattr(args, "perturbations", None)
+    if getattr(args, "no_evaluate", False) or not (names or by_default):
+        return None
+    evaluation = default_evaluation(args.dataset)
+    return replace(evaluation, perturbations=tuple(names)) if names else evaluation
+
+
+def _run_here(plans: list[RunPlan], folders: list[Path], labels: list[str] | None = None):
+    """Train and measure `plans` in this process (progress bars, files in `folders`)."""
+    from gradloss.engines.backend import use_backend
+
+    first = plans[0].train
+    use_backend(first.engine, first.deterministic)
+    from gradloss.pipeline.run import run
+    from gradloss.pipeline.sinks import Fanout, FolderSink, TerminalSink
+
+    sink = Fanout(TerminalSink(plans, labels), FolderSink(folders))
+    return run(plans, sink, folders)
+
+
+def cmd_train(args) -> int:
+    plan = RunPlan(_train_config(args, args.objective), _sweep(args),
+                   _evaluation(args, by_default=False), submission_data_dir(args.dataset))
+    if args.submit:
+        from gradloss.service.client import submit
+        run_id = submit(plan)
+        print(f"queued run {run_id}; follow it with `python -m gradloss runs`")
+        return 0
+    run_dir = run_folder(args.out)
+    from gradloss.pipeline.sinks import outcome_summary
+
+    [outcome] = _run_here([plan], [run_dir])
+    summary = outcome_summary(outcome)
+    if outcome.sweep is not None:
+        summary["accuracy_vs_sigma"] = dict(zip(map(str, outcome.sweep.sigma),
+                                                map(float, outcome.sweep.accuracy)))
+    print(json.dumps(summary, indent=2))
+    return 0 if outcome.status == "done" else 1
+
+
+def _experiment_config(args, objectives, evaluation: EvaluationConfig | None) -> ExperimentConfig:
+    return ExperimentConfig(arms=tuple(objectives), seeds=args.seeds, dataset=args.dataset,
+                            train_size=args.train_size, epochs=args.epochs,
+                            batch_size=getattr(args, "batch_size", None), engine=args.engine,
+                            deterministic=args.deterministic,
+                            reference=getattr(args, "reference", "baseline"),
+                            evaluation=evaluation, sweep=_sweep(args))
+
+
+def cmd_experiment(args) -> int:
+    objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    spec = _experiment_config(args, objectives, _evaluation(args, by_default=False))
+    if args.submit:
+        from gradloss.service.client import submit_experiment
+        experiment_id = submit_experiment(spec)
+        print(f"queued experiment {experiment_id}: {spec.n_runs} runs "
+              f"({len(spec.arms)} arms x {len(spec.seeds)} seeds); follow it on the dashboard "
+              "or with `python -m gradloss runs`")
+        return 0
+    out = run_folder(args.out or Path("results") / time.strftime("experiment-%Y%m%d-%H%M%S"))
+    return _run_experiment(spec, out)
+
+
+def _run_experiment(spec: ExperimentConfig, out: Path) -> int:
+    """Train and measure every run of `spec` here, one after the other; print and write the
+    summary over the seeds."""
+    from gradloss.analysis import experiments, stats
+    from gradloss.cli.evaluate import experiment_perturbation_summary
+
+    arms_plans = spec.plans(submission_data_dir(spec.dataset))
+    plans = [plan for _, plan in arms_plans]
+    labels = [f"run {k} of {len(plans)}: arm {arm}, seed {plan.train.seed}"
+              for k, (arm, plan) in enumerate(arms_plans, 1)]
+    folders = [out / "runs" / f"{arm}-seed{plan.train.seed}" for arm, plan in arms_plans]
+    outcomes = _run_here(plans, folders, labels)
+    rows, evaluated = [], []
+    for (arm, plan), outcome in zip(arms_plans, outcomes):
+        if outcome.sweep is not None:
+            rows += [{"arm": arm, "seed": plan.train.seed, "sigma": s, "accuracy": a}
+                     for s, a in zip(outcome.sweep.sigma, outcome.sweep.accuracy)]
+        if outcome.evaluation is not None:
+            evaluated.append(outcome.evaluation.assign(arm=arm, seed=plan.train.seed)[
+                ["arm", "seed", "perturbation", "level", "accuracy"]])
+    failed = [o for o in outcomes if o.status != "done"]
+    if failed:
+        print(f"{len(failed)} run(s) did not finish; the summary pairs the seeds that did.")
+    per_seed = pd.DataFrame(rows, columns=["arm", "seed", "sigma", "accuracy"])
+    per_seed = _complete_pairs(per_seed, spec.arm_names)
+    summary = experiments.summary_table(per_seed, spec.reference)
+    print(stats.to_markdown(summary))
+    for sigma in (0.1, 0.2):
+        for sentence in experiments.sentences(summary, spec.reference, sigma):
+            print(sentence)
+    paths = experiments.write_exports(per_seed, summary, out)
+    if evaluated:
+        paths += experiment_perturbation_summary(pd.concat(evaluated, ignore_index=True),
+                                                 spec.reference, out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _complete_pairs(per_seed: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
+    """The rows of the seeds every arm finished (seeds are paired)."""
+    seeds = [set(per_seed.seed[per_seed.arm == a]) for a in arms]
+    paired = set.intersection(*seeds) if seeds else set()
+    return per_seed[per_seed.seed.isin(paired)].reset_index(drop=True)
+
+
+def cmd_reproduce(args) -> int:
+    evaluation = _evaluation(args, by_default=True)
+    if args.seeds != 1:  # an experiment over seeds; intervals need at least 2
+        spec = _experiment_config(args, OBJECTIVES, evaluation)
+        out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
+        return _run_experiment(spec, out)
+    plans = [RunPlan(_train_config(args, objective), _sweep(args), evaluation,
+                     submission_data_dir(args.dataset)) for objective in REFERENCE_ACCURACY]
+    out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
+    outcomes = _run_here(plans, [out / p.train.objective for p in plans])
+    for outcome in outcomes:
+        if outcome.status != "done":
+            print(f"{outcome.plan.train.objective}: {outcome.status}: {outcome.error}")
+            return 1
+    tables = {o.plan.train.objective: o.sweep for o in outcomes}
+    table = _side_by_side(tables, with_reference=args.dataset == "fashion_mnist")
+    table.to_csv(out / "robustness.csv", index=False)
+    trained = {o.plan.train.objective: {"config": o.plan.train.to_dict(), "seconds": o.seconds,
+                                        "device": o.device, "model": str(o.model_path), **o.final}
+               for o in outcomes}
+    (out / "results.json").write_text(json.dumps(
+        {"dataset": args.dataset, "sweep": plans[0].sweep.to_dict(), "runs": trained,
+         "robustness": table.to_dict(orient="records"),
+         "reference": {k: {str(s): a for s, a in v.items()} for k, v in REFERENCE_ACCURACY.items()}},
+        indent=2))
+    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 120):
+        print(table.to_string(index=False, na_rep="-"))
+    for objective, run in trained.items():
+        print(f"{objective}: {run['seconds']:.0f} s training, {run['step_ms']:.1f} ms/step "
+              f"(last epoch) on {run['device']}")
+    print(f"wrote {out / 'results.json'} and {out / 'robustness.csv'}")
+    if evaluation is not None:
+        from gradloss.cli.evaluate import reproduce_summary
+        reproduce_summary(outcomes, out)
+        print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
+    return 0
+
+
+def _side_by_side(tables: dict, with_reference: bool) -> pd.DataFrame:
+    """One row per sigma: both models' accuracy (± std), their difference and the reference."""
+    g, b = (tables[objective] for objective in REFERENCE_ACCURACY)
+    table = pd.DataFrame({"sigma": g.sigma, "gradient": g.accuracy, "gradient_std": g.accuracy_std,
+                          "baseline": b.accuracy, "baseline_std": b.accuracy_std,
+                          "difference": g.accuracy - b.accuracy})
+    for objective in REFERENCE_ACCURACY if with_reference else ():
+        table[f"reference_{objective}"] = table.sigma.map(REFERENCE_ACCURACY[objective])
+    return table

@@ -1,0 +1,58 @@
+"""The plan of one run: everything a process needs to train and measure it, as one frozen object.
+
+A RunPlan is what travels: the CLI builds it from its arguments, the store keeps it with the run
+(`config`, `sweep` and `data_dir` columns, the evaluation in its own table), the worker's runner
+reads it back and hands it to the pipeline. It round-trips through JSON exactly:
+`RunPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gradloss.core.config import SweepConfig, TrainConfig
+from gradloss.core.evaluation import EvaluationConfig
+from gradloss.core.validation import build_from_dict, fail
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Train `train`, sweep Gaussian noise as `sweep` says, then evaluate `evaluation` (if any)."""
+
+    train: TrainConfig
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    evaluation: EvaluationConfig | None = None  # corruptions and attacks after the sweep
+    data_dir: str | None = None  # the data folder found at submission; None: the loader's default
+
+    def __post_init__(self):
+        owner = "RunPlan"
+        for name, kind in (("train", TrainConfig), ("sweep", SweepConfig)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                value = kind.from_dict(value)
+            if not isinstance(value, kind):
+                fail(owner, name, f"a {kind.__name__} or a dict of its fields", value)
+            object.__setattr__(self, name, value)
+        evaluation = self.evaluation
+        if isinstance(evaluation, dict):
+            evaluation = EvaluationConfig.from_dict(evaluation)
+        if evaluation is not None and not isinstance(evaluation, EvaluationConfig):
+            fail(owner, "evaluation", "None, an EvaluationConfig or a dict of its fields",
+                 evaluation)
+        object.__setattr__(self, "evaluation",
+                           evaluation if evaluation is not None and evaluation.perturbations
+                           else None)
+        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
+            fail(owner, "data_dir", "None or a non-empty str (a folder)", self.data_dir)
+
+    @property
+    def evaluates(self) -> bool:
+        return self.evaluation is not None
+
+    def to_dict(self) -> dict:
+        return {"train": self.train.to_dict(), "sweep": self.sweep.to_dict(),
+                "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
+                "data_dir": self.data_dir}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunPlan":
+        return build_from_dict(cls, dict(data))

@@ -1,0 +1,107 @@
+"""What the pages read, assembled from the store and the analysis (no Streamlit): an
+experiment's paired results and summary, the runs to compare, the test images of a grid.
+
+The pages wrap these in `st.cache_data` (`widgets`) keyed by what can change them, and draw
+them with `views`, `experiment_views` and `perturbation_views`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gradloss.analysis import experiments, summary as results
+from gradloss.core.evaluation import PERTURBATIONS
+from gradloss.core.records import StoredRun
+from gradloss.perturbations import corruptions, gaussian
+from gradloss.perturbations.suite import image_from_bytes
+
+
+@dataclass(frozen=True)
+class ExperimentResults:
+    """An experiment's complete pairs under noise, and their summary against its reference."""
+
+    per_seed: pd.DataFrame     # arm, seed, sigma, accuracy of the seeds every arm finished
+    summary: pd.DataFrame      # experiments.summary_table (every σ, then the AUC)
+    reference: str
+
+    @property
+    def n_seeds(self) -> int:
+        return int(self.per_seed.seed.nunique())
+
+    @property
+    def sigmas(self) -> list[float]:
+        return sorted(float(s) for s in self.per_seed.sigma.unique())
+
+
+def experiment_results(store, experiment_id: str, reference: str) -> ExperimentResults:
+    """The experiment's paired sweeps and, once two seeds are paired, their summary."""
+    runs = store.runs.of_experiment(experiment_id)
+    per_seed = experiments.per_seed_table(runs, store.results.robustness(
+        [r.run_id for r in runs]))
+    summary = (experiments.summary_table(per_seed, reference) if per_seed.seed.nunique() >= 2
+               else pd.DataFrame())
+    return ExperimentResults(per_seed, summary, reference)
+
+
+def experiment_perturbations(store, experiment_id: str) -> pd.DataFrame:
+    """Per-seed corruptions and attacks of the experiment's pairs (arm, seed, perturbation,
+    level, accuracy)."""
+    runs = store.runs.of_experiment(experiment_id)
+    return experiments.evaluation_per_seed_table(runs, store.evaluations.rows(
+        [r.run_id for r in runs]))
+
+
+def sweeps(store, run_ids) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The runs' noise sweeps and their grid predictions under noise."""
+    return store.results.robustness(list(run_ids)), {i: store.results.examples(i)
+                                                     for i in run_ids}
+
+
+def perturbation_results(store, run_ids, sweep: pd.DataFrame):
+    """(every accuracy in summary.RESULT_COLUMNS, the evaluation rows, {run_id: plan},
+    {run_id: grid predictions under perturbations}) of the runs."""
+    rows = store.evaluations.rows(list(run_ids))
+    return (results.results(sweep, rows), rows, store.evaluations.plans(list(run_ids)),
+            {i: store.evaluations.examples(i) for i in run_ids})
+
+
+def test_images(dataset: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """(x_test, class names) of a dataset, for the image grids."""
+    from gradloss.data import load_dataset
+
+    d = load_dataset(dataset)
+    return d.x_test, d.class_names
+
+
+def noisy_grid(x_test: np.ndarray, indices, sigma: float, seed: int) -> np.ndarray:
+    """The grid images exactly as the sweep fed them to the models at `sigma`."""
+    return gaussian.noisy_images(x_test, list(indices), sigma, seed=seed)
+
+
+def perturbed_grid(x_test: np.ndarray, indices, perturbation: str, level: float, seed: int,
+                   examples: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Per grid image: (the image as the model saw it, the attack's perturbation scaled to
+    [0, 1] around grey 0.5, or None for a corruption)."""
+    out = []
+    if PERTURBATIONS[perturbation].kind == "corruption":
+        for index in indices:
+            image = corruptions.corrupt(x_test[index:index + 1], perturbation, int(level),
+                                        seed=seed, offset=int(index))[0]
+            out.append((image, None))
+        return out
+    rows = examples[(examples.perturbation == perturbation)
+                    & np.isclose(examples.level, level)].set_index("index")
+    for index in indices:
+        if index in rows.index and rows.image[index] is not None:
+            adversarial = image_from_bytes(rows.image[index], x_test.shape[1:])
+            delta = adversarial - x_test[index]
+            out.append((adversarial, 0.5 + delta / (2 * max(level, 1e-12))))
+        else:
+            out.append((x_test[index], None))
+    return out
+
+
+def finished_runs(runs: list[StoredRun]) -> list[StoredRun]:
+    return [r for r in runs if r.status == "done"]
