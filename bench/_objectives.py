@@ -30,7 +30,7 @@ def train_and_sweep(config: TrainConfig, dataset, run_dir: Path, draws: int = 3)
     table = accuracy_vs_noise(load_model(result.model_path), dataset.x_test, dataset.y_test,
                               SweepConfig(sigmas=SIGMAS, draws=draws, seed=0))
     return {"config": config.to_dict(), "train_s": round(seconds, 1), "device": result.device,
-            "input_grad_norm": result.final["input_grad_norm"],
+            "input_grad_norm": result.final.input_grad_norm,
             **{f"acc_{s:g}": float(a) for s, a in zip(table.sigma, table.accuracy)}}
 
 

@@ -30,7 +30,7 @@ def train_engine(config, ds, run_dir: str):
 
     result = train(config, run_dir, dataset=ds)
     model = load_model(result.model_path)  # the saved model, as the worker sweeps it
-    return model, result.seconds, result.final["step_ms"], result.device
+    return model, result.seconds, result.final.step_ms, result.device
 
 
 def train_seed_style(config, ds, run_dir: str):

@@ -187,7 +187,7 @@ def test_worker_refuses_a_bad_heartbeat_timeout_at_start(tmp_path):
 
 def test_local_runs_get_their_own_folder_under_gradloss_home(tmp_path, monkeypatch):
     """Check that two local runs started in the same second never share a folder."""
-    from gradloss.cli import main as cli
+    from gradloss.cli import local as cli
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     first, second = cli.run_folder(None), cli.run_folder(None)

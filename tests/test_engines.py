@@ -79,7 +79,7 @@ config, run_dir = TrainConfig.from_dict(json.loads(sys.argv[2])), sys.argv[1]
 result = train(config, run_dir)
 shutil.copy(result.model_path, f"{run_dir}/first.keras")
 again = train(config, run_dir)
-print(json.dumps({"status": result.status, "device": result.device, "final": result.final,
+print(json.dumps({"status": result.status, "device": result.device, "final": result.final.to_dict(),
                   "model_path": str(result.model_path), "again_epochs": again.epochs_done}))
 """
 

@@ -14,11 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gradloss.core.progress import Progress
-from gradloss.core.records import MetricRow
+from gradloss.core.records import MetricRow, WorkerRecord, WorkerSettings
 from gradloss.core.plan import RunPlan
 from gradloss.service import client, queue
 from gradloss.core.config import TrainConfig
-from gradloss.analysis.experiments import QUICK_ARMS, QUICK_SEEDS, ExperimentConfig
+from gradloss.core.experiment import ExperimentConfig
+from gradloss.ui.quick import QUICK_ARMS, QUICK_SEEDS
 from gradloss.engines.backend import available_engines
 from gradloss.service.store import Store
 
@@ -214,8 +215,8 @@ def test_train_pair_gets_reference_epochs_each(home):
     at.number_input(key="train_size_digits").set_value(200)
     at.get("form_submit_button")[0].click().run()
     runs = {r.objective: r.config for r in Store.default().runs.list()}
-    assert (runs["gradient"]["epochs"], runs["baseline"]["epochs"]) == (10, 20)
-    assert (runs["gradient"]["batch_size"], runs["baseline"]["batch_size"]) == (100, 32)
+    assert (runs["gradient"].epochs, runs["baseline"].epochs) == (10, 20)
+    assert (runs["gradient"].batch_size, runs["baseline"].batch_size) == (100, 32)
 
 
 def test_train_page_shows_progress_cancel_and_failures(home):
@@ -255,10 +256,10 @@ def test_train_form_queues_every_objective_with_its_own_parameters(home):
     assert not at.exception and not at.error, texts(at.error)
     runs = {r.objective: r.config for r in Store.default().runs.list()}
     assert sorted(runs) == sorted(OBJECTIVES)
-    assert runs["noise_augmented"]["train_noise_sigma"] == 0.2
-    assert runs["input_gradient"]["penalty_weight"] == 0.5
-    assert runs["baseline"]["train_noise_sigma"] is None and runs["mse"]["penalty_weight"] is None
-    assert (runs["mse"]["epochs"], runs["mse"]["batch_size"]) == (10, 100)
+    assert runs["noise_augmented"].train_noise_sigma == 0.2
+    assert runs["input_gradient"].penalty_weight == 0.5
+    assert runs["baseline"].train_noise_sigma is None and runs["mse"].penalty_weight is None
+    assert (runs["mse"].epochs, runs["mse"].batch_size) == (10, 100)
 
 
 def test_train_form_hides_parameters_of_objectives_not_picked(home):
@@ -359,8 +360,8 @@ def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):
     store = Store.default()
     run_id = store.runs.create(RunPlan(TrainConfig(dataset="digits", epochs=1)))
     now = __import__("time").time()
-    store.workers.beat({"worker_id": "gpu-box:11", "host": "gpu-box", "pid": 11, "gpu": 1,
-                       "device": "NVIDIA H100 80GB HBM3", "run_id": run_id, "started_at": now})
+    store.workers.beat(WorkerRecord("gpu-box:11", "gpu-box", 11, "NVIDIA H100 80GB HBM3", 1, run_id,
+                                    now, now))
     at = app()
     [table] = [d.value for d in at.dataframe if "host" in d.value.columns]
     row = table.iloc[0]
@@ -406,10 +407,10 @@ def test_home_shows_the_worker_settings_and_restarts_it(home, monkeypatch):
 
     from gradloss.service import consumer
 
-    Store.default().workers.beat({
-        "worker_id": f"{socket.gethostname()}:{os.getpid()}", "host": socket.gethostname(),
-        "pid": os.getpid(), "device": "CPU", "started_at": time.time(),
-        "settings": {"GRADLOSS_DATA_DIR": None, "code": "/old/checkout", "engines": ["tensorflow"]}})
+    Store.default().workers.beat(WorkerRecord(
+        f"{socket.gethostname()}:{os.getpid()}", socket.gethostname(), os.getpid(), "CPU", None,
+        None, time.time(), time.time(),
+        WorkerSettings(data_dir=None, code="/old/checkout", engines=("tensorflow",))))
     monkeypatch.delenv("GRADLOSS_NO_LOCAL_WORKER")  # the record above is the live local worker
     restarts = []
     monkeypatch.setattr(consumer, "restart_local_worker", lambda: restarts.append(1) or True)
@@ -432,7 +433,9 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
     for run_id in (running, other):
         store.runs.start(run_id, "w")
         store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 1e-3)])
-    real_get = Store.get_run
+    from gradloss.service.store.runs import RunRepository
+
+    real_get = RunRepository.get
     reads = []
 
     def get_run(self, run_id):  # the first chart read sees the run already done
@@ -440,7 +443,7 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
         reads.append(run_id)
         return dataclasses.replace(run, status="done") if reads.count(running) == 1 and run_id == running else run
 
-    monkeypatch.setattr(Store, "get_run", get_run)
+    monkeypatch.setattr(RunRepository, "get", get_run)
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
     at.switch_page("pages/loss_curves.py")
     at.session_state["curve_runs"] = [running, other]
@@ -510,7 +513,7 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
     for run in store.runs.of_experiment(experiment_id):
         seed, gradient = run.config.seed, run.arm == "gradient"
         jitter = 0.003 * (seed - 1) * (1 if gradient else -1)  # mean 0 over the seeds
-        store.evaluations.plan(run.run_id, evaluation.to_dict())
+        store.evaluations.plan(run.run_id, evaluation)
         store.evaluations.save_rows(run.run_id, pd.DataFrame({
             "perturbation": ["contrast"] * 5 + ["fgsm"] * 3,
             "level": [1, 2, 3, 4, 5, 0.0, 0.1, 0.2],
@@ -593,7 +596,7 @@ def test_train_experiment_form_queues_corruptions_and_attacks_for_every_run(home
     plans = store.evaluations.plans([r.run_id for r in runs])
     assert len(plans) == len(runs) == 2 * len(ARMS)
     assert {p.status for p in plans.values()} == {"queued"}
-    assert experiment.spec["evaluation"]["perturbations"]
+    assert experiment.spec.evaluation.perturbations
 
 
 def test_home_shows_the_latest_experiment_sentence(home):

@@ -25,7 +25,7 @@ def evaluated_run(store: Store, objective: str) -> str:
     store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": ACCURACY[objective],
                                                 "accuracy_std": 0.01}), draws=3, seed=0)
     store.runs.finish(run_id, "done", model_path=f"/nowhere/{objective}/model.keras")
-    store.evaluations.plan(run_id, EvaluationConfig(perturbations=("contrast", "fgsm")).to_dict())
+    store.evaluations.plan(run_id, EvaluationConfig(perturbations=("contrast", "fgsm")))
     store.evaluations.save_rows(run_id, pd.DataFrame({
         "perturbation": ["contrast"] * 5 + ["fgsm"] * 2, "level": [1, 2, 3, 4, 5, 0.0, 0.1],
         "accuracy": CONTRAST[objective] + FGSM[objective], "accuracy_std": 0.0,

@@ -13,7 +13,8 @@ import pytest
 
 from dataclasses import replace
 from gradloss.service import client, consumer, queue
-from gradloss.service.artifacts import CHECKPOINT, fetch_model
+from gradloss.service.checkpoints import fetch_model
+from gradloss.service.store.artifacts import CHECKPOINT
 from gradloss.service.store import Store
 
 from _worker_helpers import REPO, TINY, kill_all, runner_pids, start_consumer, submit_many, wait_for
@@ -64,11 +65,11 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
     slow = client.submit(replace(TINY, epochs=300))
     status = wait_for(lambda: (s := consumer.worker_status()).alive and len(s.workers) == 2 and s,
                       60, "both workers in the store")
-    assert {w["pid"] for w in status.workers} == {first.pid, second.pid}
-    assert all(w["host"] and w["device"] == "CPU" and w["alive"] for w in status.workers)
+    assert {w.record.pid for w in status.workers} == {first.pid, second.pid}
+    assert all(w.record.host and w.record.device == "CPU" and w.alive for w in status.workers)
     wait_for(lambda: len(store.results.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
     busy = consumer.worker_status().workers
-    assert slow in {w["run_id"] for w in busy}  # the worker training it says so
+    assert slow in {w.record.run_id for w in busy}  # the worker training it says so
     assert client.cancel(slow) == "running"
     wait_for(lambda: all(_finished(store, r) for r in runs + [slow]), TIMEOUT, "the runs to finish",
              explain=lambda: _explain(store, runs + [slow], first, second))
@@ -206,11 +207,11 @@ def test_worker_gpus_runs_one_consumer_pinned_to_each_gpu(backend, tmp_path):
     try:
         status = wait_for(lambda: len((s := consumer.worker_status()).workers) == 2 and s, 60,
                           "two GPU workers")
-        by_gpu = {w["gpu"]: w for w in status.workers}
-        assert by_gpu[0]["device"] == "NVIDIA H100 80GB HBM3"
-        assert by_gpu[1]["device"] == "NVIDIA A100-SXM4-40GB"
-        assert by_gpu[0]["settings"]["cuda_visible_devices"] == "GPU-aaa"
-        assert by_gpu[1]["settings"]["cuda_visible_devices"] == "GPU-bbb"
+        by_gpu = {w.record.gpu: w.record for w in status.workers}
+        assert by_gpu[0].device == "NVIDIA H100 80GB HBM3"
+        assert by_gpu[1].device == "NVIDIA A100-SXM4-40GB"
+        assert by_gpu[0].settings.cuda_visible_devices == "GPU-aaa"
+        assert by_gpu[1].settings.cuda_visible_devices == "GPU-bbb"
         fleet.send_signal(signal.SIGTERM)
         assert fleet.wait(timeout=30) == 0
         assert consumer.worker_status().workers == []  # each left the store on its way out

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
 from gradloss.core.config import TrainConfig, batchable
 from gradloss.service.store import Store
@@ -50,8 +51,8 @@ def configs(objective):
 
 def keep(name, result, rows):
     statuses[name] = [result.status, result.epochs_done]
-    out[f"{name}_losses"] = np.array([r["value"] for r in rows if r["name"] == "loss"])
-    out[f"{name}_steps"] = np.array([r["step"] for r in rows if r["name"] == "loss"])
+    out[f"{name}_losses"] = np.array([r.value for r in rows if r.name == "loss"])
+    out[f"{name}_steps"] = np.array([r.step for r in rows if r.name == "loss"])
     if result.model_path:
         for k, w in enumerate(load_model(result.model_path).trainable_weights):
             out[f"{name}_w{k}"] = np.asarray(w.value)
@@ -202,7 +203,7 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     store = Store.default()
     spec = {**CONFIG, "epochs": 1, "seeds": 3}
     del spec["batch_size"]
-    runs = store.runs.of_experiment(client.submit_experiment(spec))
+    runs = store.runs.of_experiment(client.submit_experiment(ExperimentConfig(**spec)))
     gradient, baseline = ([r for r in runs if r.arm == arm] for arm in ("gradient", "baseline"))
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
     assert store.runs.start(gradient[0].run_id, "me")
@@ -215,7 +216,7 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     assert store.runs.start(baseline[0].run_id, "me")
     assert tasks.claim_seed_batch(store, store.runs.get(baseline[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
-    tf_runs = store.runs.of_experiment(client.submit_experiment({**spec, "engine": "tensorflow"}))
+    tf_runs = store.runs.of_experiment(client.submit_experiment(ExperimentConfig(**{**spec, "engine": "tensorflow"})))
     assert store.runs.start(tf_runs[0].run_id, "me")
     assert tasks.claim_seed_batch(store, store.runs.get(tf_runs[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "sometimes")
@@ -234,7 +235,7 @@ def test_worker_trains_an_experiment_arms_seeds_as_one_batch(tmp_path, monkeypat
     store = Store.default()
     spec = {**CONFIG, "epochs": 1, "seeds": 2}
     del spec["batch_size"]
-    experiment_id = client.submit_experiment(spec)
+    experiment_id = client.submit_experiment(ExperimentConfig(**spec))
 
     def finished():
         runs = store.runs.of_experiment(experiment_id)

@@ -28,27 +28,27 @@ def test_short_run_beats_chance_and_saves_a_loadable_model(objective, digits, tm
     result = train(_config(objective, epochs=3), tmp_path, dataset=digits,
                    on_progress=progress.append, on_metrics=rows.extend)
     assert result.status == "done" and result.epochs_done == 3
-    assert result.final["test_accuracy"] > 0.6  # chance is 0.1
+    assert result.final.test_accuracy > 0.6  # chance is 0.1
     model = load_model(result.model_path)
     acc = np.mean(predict(model, digits.x_test).argmax(-1) == digits.y_test.argmax(-1))
-    assert acc == pytest.approx(result.final["test_accuracy"])
+    assert acc == pytest.approx(result.final.test_accuracy)
     # progress only moves forward and ends complete
     fractions = [p.fraction for p in progress]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    steps = [r["step"] for r in rows if r["name"] == "loss"]
+    steps = [r.step for r in rows if r.name == "loss"]
     assert steps == list(range(1, 3 * (1437 // 50) + 1))
-    per_epoch = {r["name"] for r in rows if r["name"] != "loss"}
+    per_epoch = {r.name for r in rows if r.name != "loss"}
     assert per_epoch == {"epoch_loss", "train_accuracy", "test_accuracy", "step_ms", "input_grad_norm"}
-    assert 0 < result.final["input_grad_norm"] < 100
+    assert 0 < result.final.input_grad_norm < 100
 
 
 def test_same_seed_gives_the_same_run(digits, tmp_path):
     """Check that two runs of one config agree, and another seed differs."""
     runs = [train(_config("gradient", epochs=1, seed=s), tmp_path / f"r{i}", dataset=digits)
             for i, s in enumerate([5, 5, 6])]
-    assert runs[0].final["epoch_loss"] == runs[1].final["epoch_loss"]
-    assert runs[0].final["test_accuracy"] == runs[1].final["test_accuracy"]
-    assert runs[0].final["epoch_loss"] != runs[2].final["epoch_loss"]
+    assert runs[0].final.epoch_loss == runs[1].final.epoch_loss
+    assert runs[0].final.test_accuracy == runs[1].final.test_accuracy
+    assert runs[0].final.epoch_loss != runs[2].final.epoch_loss
 
 
 @pytest.mark.parametrize("objective", ["baseline", "noise_augmented"])
@@ -68,8 +68,9 @@ def test_cancelled_run_resumes_from_its_checkpoint_to_the_same_result(objective,
     rows = []
     resumed = train(config, tmp_path / "cut", dataset=digits, on_metrics=rows.extend)
     assert resumed.status == "done"
-    assert min(r["epoch"] for r in rows) == cut.epochs_done + 1  # earlier epochs not re-run
-    assert resumed.final == pytest.approx({**whole.final, "step_ms": resumed.final["step_ms"]})
+    assert min(r.epoch for r in rows) == cut.epochs_done + 1  # earlier epochs not re-run
+    assert resumed.final.to_dict() == pytest.approx({**whole.final.to_dict(),
+                                                     "step_ms": resumed.final.step_ms})
 
 
 def test_an_epochs_metrics_are_handed_over_before_its_checkpoint(digits, tmp_path, monkeypatch):
@@ -88,9 +89,9 @@ def test_an_epochs_metrics_are_handed_over_before_its_checkpoint(digits, tmp_pat
     rows = []
     with pytest.raises(RuntimeError, match="killed"):
         train(_config("baseline", epochs=3), tmp_path, dataset=digits, on_metrics=rows.extend)
-    steps = [r["step"] for r in rows if r["name"] == "loss"]
+    steps = [r.step for r in rows if r.name == "loss"]
     assert steps == list(range(1, 2 * (1437 // 50) + 1))
-    assert [r["epoch"] for r in rows if r["name"] == "epoch_loss"] == [1, 2]
+    assert [r.epoch for r in rows if r.name == "epoch_loss"] == [1, 2]
 
 
 def test_checkpoint_of_another_config_is_refused(digits, tmp_path):
@@ -108,7 +109,7 @@ def test_nan_loss_raises_training_diverged(digits, tmp_path):
     rows = []
     with pytest.raises(TrainingDiverged, match=r"became nan at step \d+ \(epoch 1\); try a smaller"):
         train(_config("gradient"), tmp_path, dataset=broken, on_metrics=rows.extend)
-    assert all(np.isfinite(r["value"]) for r in rows)  # what was recorded stays usable
+    assert all(np.isfinite(r.value) for r in rows)  # what was recorded stays usable
 
 
 def test_engine_must_match_the_keras_backend(digits, tmp_path):

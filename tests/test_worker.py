@@ -14,7 +14,8 @@ from dataclasses import replace
 from gradloss.core.plan import RunPlan
 from gradloss.engines import backend
 from gradloss.service import client, consumer, heartbeat, queue
-from gradloss.core.config import InvalidParameterError
+from gradloss.core.config import TrainConfig
+from gradloss.core.errors import InvalidParameterError
 from gradloss.service.store import Store
 
 from _worker_helpers import (TINY, kill_all, kill_pids, runner_pids, start_consumer,
@@ -56,7 +57,7 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
            ({"dataset": "digits", "colour": "red"}, "Unknown TrainConfig parameter")]
     for config, message in bad:
         with pytest.raises(InvalidParameterError, match=message):
-            client.submit(config)
+            client.submit(TrainConfig.from_dict(config))
     assert Store.default().runs.list() == []
     assert queue.queue_for()[0].pending_count() == 0
     assert consumer.worker_status().queue_length == 0
@@ -146,8 +147,8 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
 
     run = store.runs.get(good)
     assert run.device == "CPU" and run.worker_id and run.attempts == 1
-    assert run.progress["fraction"] == 1.0 and run.progress["epochs"] == 2
-    assert run.progress["sweep_done"] == run.progress["sweep_total"] > 0  # the sweep reported too
+    assert run.progress.fraction == 1.0 and run.progress.epochs == 2
+    assert run.progress.sweep_done == run.progress.sweep_total > 0  # the sweep reported too
     metrics = store.results.metrics(good)
     steps = 2 * (200 // 50)
     assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, steps + 1))
@@ -159,7 +160,7 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
 
     from gradloss.data import load_dataset
     from gradloss.training.loop import load_model
-    from gradloss.service.artifacts import fetch_model
+    from gradloss.service.checkpoints import fetch_model
     copy = fetch_model(store, good, cache=home / "elsewhere")  # the store's copy, as any machine gets it
     assert copy.read_bytes() == (home / good / "model.keras").read_bytes()
     probabilities = load_model(copy).predict(load_dataset("digits").x_test[:5], verbose=0)
@@ -322,11 +323,11 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
         assert consumer.ensure_local_worker()  # the first dashboard: no data folder
         pids.append(int((home / "worker.pid").read_text()))
         old = wait_for(lambda: (s := consumer.worker_status()).alive and s, 60, "the local worker")
-        assert old.workers[0]["settings"]["GRADLOSS_DATA_DIR"] is None
+        assert old.workers[0].record.settings.data_dir is None
 
         monkeypatch.setenv("GRADLOSS_DATA_DIR", str(data))  # the dashboard, restarted with data
-        run_id = client.submit({"dataset": "fashion_mnist", "train_size": 200, "epochs": 1,
-                                "batch_size": 50})
+        run_id = client.submit(TrainConfig(dataset="fashion_mnist", train_size=200, epochs=1,
+                                           batch_size=50))
         wait_for(lambda: _status(Store.default(), run_id) in ("done", "failed"), 3 * TIMEOUT,
                  "the Fashion-MNIST run")  # reads 70 000 images and sweeps all 10 000 test images
         run = Store.default().runs.get(run_id)
@@ -338,7 +339,7 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
         new = wait_for(lambda: (s := consumer.worker_status()).alive and s.pid != pids[0] and s, 60,
                        "the restarted worker")
         assert new.pid == pids[1] and not heartbeat.pid_alive(pids[0])
-        assert new.workers[0]["settings"]["GRADLOSS_DATA_DIR"] == str(data)
+        assert new.workers[0].record.settings.data_dir == str(data)
     finally:
         kill_pids(pids)
 
@@ -355,5 +356,5 @@ def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
     assert not tasks._taken_over(store, run_id, "h1:1")  # queued again, nobody has it yet
     store.runs.start(run_id, "h2:2")
     assert tasks._taken_over(store, run_id, "h1:1") and not tasks._taken_over(store, run_id, "h2:2")
-    store.url = "postgresql://u:pw@127.0.0.1:1/x"  # the store goes away
+    store.database.url = "postgresql://u:pw@127.0.0.1:1/x"  # the store goes away
     assert not tasks._taken_over(store, run_id, "h1:1")
