@@ -1,7 +1,3 @@
-from dataclasses import replace
-from gradloss.core.progress import Progress
-from gradloss.core.records import MetricRow
-from gradloss.core.plan import RunPlan
 """Scale-out: runs per minute and per-run overhead with 1, 2 and 4 workers on each backend.
 
     python bench/scaleout.py [--backends embedded,network] [--workers 1,2,4] [--runs-per-worker 2]
@@ -24,6 +20,11 @@ epochs each, submitted as ordinary runs) with 1 and 2 workers, on each backend. 
 CPU (CUDA_VISIBLE_DEVICES=-1): the figures are about the queue and the store, not a device.
 """
 from __future__ import annotations
+
+from dataclasses import replace
+from gradloss.core.progress import Progress
+from gradloss.core.records import MetricRow
+from gradloss.core.plan import RunPlan
 
 import argparse
 import os

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from gradloss.core.plan import RunPlan
-from gradloss.engines import backend
-from gradloss.service import tasks
+from gradloss.engines import backend, device
+from gradloss.service import supervisor
 from gradloss.core.config import InvalidParameterError, TrainConfig
 from gradloss.core.errors import GradlossError
 from gradloss.service.store import Store
@@ -41,9 +41,9 @@ def test_a_jax_gpu_process_started_without_the_flag_is_refused(monkeypatch):
     monkeypatch.setattr(jax, "devices", lambda: [FakeGpu()])
     monkeypatch.delenv("XLA_FLAGS", raising=False)
     with pytest.raises(GradlossError, match="Fake GPU needs XLA_FLAGS=--xla_gpu_deterministic_ops"):
-        backend.enable_determinism("jax")
+        device.enable_determinism("jax")
     monkeypatch.setenv("XLA_FLAGS", backend.XLA_FLAG)
-    backend.enable_determinism("jax")  # set before JAX started: accepted
+    device.enable_determinism("jax")  # set before JAX started: accepted
 
 
 def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypatch):
@@ -59,12 +59,12 @@ def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypat
         def wait(self, timeout=None):
             return 0
 
-    monkeypatch.setattr(tasks.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr(supervisor.subprocess, "Popen", FakeChild)
     store = Store.default()
     for deterministic in (True, False):
         run_id = store.runs.create(RunPlan(TrainConfig(dataset="digits", engine="jax",
                                               deterministic=deterministic)))
-        tasks.train_run(run_id)
+        supervisor.train_run(run_id)
     assert backend.XLA_FLAG in envs[0]["XLA_FLAGS"]
     assert backend.XLA_FLAG not in envs[1].get("XLA_FLAGS", "")
     assert envs[0]["KERAS_BACKEND"] == "jax"

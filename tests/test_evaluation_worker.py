@@ -6,8 +6,8 @@ import pytest
 
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.evaluation import EvaluationConfig
-from gradloss.perturbations.suite import image_from_bytes
-from gradloss.service import client, queue
+from gradloss.perturbations.images import image_from_bytes
+from gradloss.service import client, tasks
 from gradloss.service.store import Store
 
 from _worker_helpers import TINY, start_consumer, wait_for
@@ -28,7 +28,7 @@ def test_bad_evaluation_is_refused_at_submit_and_nothing_is_queued(home):
     with pytest.raises(InvalidParameterError, match="The 'severities' parameter of "
                                                     "EvaluationConfig must be an int"):
         client.submit(client.plan_for(TINY, EvaluationConfig(severities=(0,))))
-    assert Store.default().runs.list() == [] and queue.queue_for()[0].pending_count() == 0
+    assert Store.default().runs.list() == [] and tasks.queue_for()[0].pending_count() == 0
 
 
 def test_worker_evaluates_after_training_and_when_queued_later(home):

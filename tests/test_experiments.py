@@ -13,7 +13,7 @@ from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
 from gradloss.analysis.experiments import (experiment_progress, exports, per_seed_table, sentences,
                                            summary_table)
 from gradloss.core.experiment import ExperimentConfig
-from gradloss.service import client, queue
+from gradloss.service import client, tasks
 from gradloss.service.store import Store
 from gradloss.ui import loaders
 
@@ -134,7 +134,7 @@ def test_submit_queues_runs_seed_major_and_cancel_stops_them_all(store):
     runs = store.runs.of_experiment(experiment_id)
     arms = ExperimentConfig(**TINY).arm_names  # the default arms: gradient loss and baseline
     assert [(r.arm, r.config.seed) for r in runs] == [(a, s) for s in range(3) for a in arms]
-    huey = queue.queue_for()[0]
+    huey = tasks.queue_for()[0]
     assert huey.pending_count() == 6
     store.runs.start(runs[0].run_id, "w")
     assert client.cancel_experiment(experiment_id) == {"running": 1, "cancelled": 5}

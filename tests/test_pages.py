@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow, WorkerRecord, WorkerSettings
 from gradloss.core.plan import RunPlan
-from gradloss.service import client, queue
+from gradloss.service import client, tasks
 from gradloss.core.config import TrainConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.ui.quick import QUICK_ARMS, QUICK_SEEDS
@@ -148,7 +148,7 @@ def test_quick_compare_queues_a_digits_experiment_and_says_what_it_cannot_show(h
     assert [(r.objective, r.config.seed) for r in runs] == \
         [(o, s) for s in range(QUICK_SEEDS) for o in QUICK_ARMS]
     assert {r.dataset for r in runs} == {"digits"} and {r.status for r in runs} == {"queued"}
-    assert queue.queue_for()[0].pending_count() == len(runs)
+    assert tasks.queue_for()[0].pending_count() == len(runs)
 
 
 def test_train_form_refuses_bad_values_naming_the_field(home):
@@ -190,7 +190,7 @@ def test_train_form_queues_a_run(home):
     [run] = Store.default().runs.list()
     assert (run.status, run.objective, run.config.epochs, run.config.train_size) == \
         ("queued", "gradient", 1, 300)
-    assert queue.queue_for()[0].pending_count() == 1
+    assert tasks.queue_for()[0].pending_count() == 1
     assert at.get("progress"), "the queued run is listed with a progress bar"
 
 

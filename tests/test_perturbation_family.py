@@ -7,7 +7,6 @@ import pytest
 
 from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
-from gradloss.ui import perturbation_views
 from gradloss.core.config import REFERENCE_SIGMAS, TrainConfig
 from gradloss.core.errors import InvalidParameterError, RunNotFound
 from gradloss.analysis import summary

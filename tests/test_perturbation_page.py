@@ -7,7 +7,7 @@ import pytest
 from gradloss.core.plan import RunPlan
 from gradloss.core.config import TrainConfig
 from gradloss.core.evaluation import EvaluationConfig
-from gradloss.service import queue
+from gradloss.service import tasks
 from gradloss.service.store import Store
 
 from test_pages import ACCURACY, SIGMAS, app, home, texts  # noqa: F401  (home: fixture)
@@ -98,12 +98,12 @@ def test_evaluation_form_refuses_bad_values_and_queues_good_ones(evaluated):
         widget.set_value(value)
         at.get("form_submit_button")[0].click().run()
         assert message in texts(at.error)
-        assert queue.queue_for()[0].pending_count() == 0
+        assert tasks.queue_for()[0].pending_count() == 0
     at = app("pages/robustness.py")
     at.multiselect(key="evaluate_names").set_value(["rotate"])
     at.get("form_submit_button")[0].click().run()
     assert not at.error, texts(at.error)
-    assert queue.queue_for()[0].pending_count() == 2
+    assert tasks.queue_for()[0].pending_count() == 2
     plans = Store.default().evaluations.plans(list(evaluated.values()))
     assert {p.status for p in plans.values()} == {"queued"}
     assert {tuple(p.config.perturbations) for p in plans.values()} == {("rotate",)}

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from gradloss.service import queue
+from gradloss.service import tasks
 
 
 class _Plant:
@@ -28,13 +28,13 @@ def home(tmp_path, monkeypatch):
 
 def test_tasks_are_stored_as_json_carrying_only_the_run_id(home):
     """Check that an enqueued run is a JSON message with the run id, and reads back as the task."""
-    queue.enqueue("run-1", "task-1")
-    huey, _ = queue.queue_for()
+    tasks.enqueue("run-1", "task-1")
+    huey, _ = tasks.queue_for()
     [raw] = huey.storage.enqueued_items()
     message = json.loads(raw)["__message__"]  # huey's Message fields, in order
     task_id, name, retries, args, kwargs = message[0], message[1], message[3], message[6], message[7]
-    assert (task_id, name, args, kwargs) == ("task-1", "gradloss.service.tasks.train_run", ["run-1"], {})
-    assert retries == queue.TASK_RETRIES  # a task that raised before its child started runs again
+    assert (task_id, name, args, kwargs) == ("task-1", "gradloss.service.supervisor.train_run", ["run-1"], {})
+    assert retries == tasks.TASK_RETRIES  # a task that raised before its child started runs again
     task = huey.dequeue()
     assert (task.id, tuple(task.args)) == ("task-1", ("run-1",))
 
@@ -42,7 +42,7 @@ def test_tasks_are_stored_as_json_carrying_only_the_run_id(home):
 def test_a_pickle_planted_in_the_queue_is_never_unpickled(home, tmp_path):
     """Check that reading a pickle payload from queue.sqlite fails without running its code."""
     marker = tmp_path / "planted"
-    huey, _ = queue.queue_for()
+    huey, _ = tasks.queue_for()
     huey.storage.enqueue(pickle.dumps(_Plant(marker)))
     with pytest.raises(ValueError):
         huey.dequeue()
@@ -51,7 +51,7 @@ def test_a_pickle_planted_in_the_queue_is_never_unpickled(home, tmp_path):
 
 def test_queue_file_is_readable_by_the_owner_only(home):
     """Check that the queue's database files are created 0600."""
-    queue.enqueue("run-1", "task-1")
+    tasks.enqueue("run-1", "task-1")
     files = sorted(home.glob("queue.sqlite*"))
     assert files and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files), \
         {f.name: oct(f.stat().st_mode) for f in files}

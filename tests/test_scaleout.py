@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dataclasses import replace
-from gradloss.service import client, consumer, queue
+from gradloss.service import client, consumer, tasks
 from gradloss.service.checkpoints import fetch_model
 from gradloss.service.store.artifacts import CHECKPOINT
 from gradloss.service.store import Store
@@ -87,7 +87,7 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
     assert store.runs.get(slow).status == "cancelled" and fetch_model(store, slow) is None
     run = store.runs.get(never)
     assert (run.status, run.started_at, run.attempts) == ("cancelled", None, 0)
-    assert queue.pending_count() == 0
+    assert tasks.pending_count() == 0
 
 
 def test_killed_worker_run_resumes_on_another_worker_with_its_own_home(backend, worker):
@@ -157,7 +157,7 @@ def test_forty_submits_from_two_processes_are_all_recorded_and_queued(backend):
     runs = Store.default().runs.list()
     assert len(set(ids)) == 40 and sorted(r.run_id for r in runs) == sorted(ids)
     assert {r.status for r in runs} == {"queued"} and len({r.task_id for r in runs}) == 40
-    assert queue.pending_count() == 40
+    assert tasks.pending_count() == 40
 
 
 def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(

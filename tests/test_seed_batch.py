@@ -197,7 +197,7 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     (not the other arm's, not a tensorflow experiment's), marks them running on this worker,
     and takes none when GRADLOSS_SEED_BATCH is off; a bad setting names the variable."""
     from gradloss.core.errors import SettingsError
-    from gradloss.service import client, tasks
+    from gradloss.service import client, supervisor
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     store = Store.default()
@@ -207,21 +207,21 @@ def test_a_worker_claims_the_queued_seeds_of_an_arm_only_where_batches_are_wante
     gradient, baseline = ([r for r in runs if r.arm == arm] for arm in ("gradient", "baseline"))
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
     assert store.runs.start(gradient[0].run_id, "me")
-    claimed = tasks.claim_seed_batch(store, store.runs.get(gradient[0].run_id), "me")
+    claimed = supervisor.claim_seed_batch(store, store.runs.get(gradient[0].run_id), "me")
     assert claimed == [r.run_id for r in gradient[1:]]
     assert {(store.runs.get(r).status, store.runs.get(r).worker_id) for r in claimed} == {("running", "me")}
-    tasks.train_run(claimed[0])  # its own queue task: already running, so nothing starts
+    supervisor.train_run(claimed[0])  # its own queue task: already running, so nothing starts
     assert store.runs.get(claimed[0]).attempts == 1
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "off")
     assert store.runs.start(baseline[0].run_id, "me")
-    assert tasks.claim_seed_batch(store, store.runs.get(baseline[0].run_id), "me") == []
+    assert supervisor.claim_seed_batch(store, store.runs.get(baseline[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "on")
     tf_runs = store.runs.of_experiment(client.submit_experiment(ExperimentConfig(**{**spec, "engine": "tensorflow"})))
     assert store.runs.start(tf_runs[0].run_id, "me")
-    assert tasks.claim_seed_batch(store, store.runs.get(tf_runs[0].run_id), "me") == []
+    assert supervisor.claim_seed_batch(store, store.runs.get(tf_runs[0].run_id), "me") == []
     monkeypatch.setenv("GRADLOSS_SEED_BATCH", "sometimes")
     with pytest.raises(SettingsError, match="GRADLOSS_SEED_BATCH must be a str among"):
-        tasks.seed_batches_wanted()
+        supervisor.seed_batches_wanted()
 
 
 def test_worker_trains_an_experiment_arms_seeds_as_one_batch(tmp_path, monkeypatch):

@@ -9,7 +9,7 @@ import pytest
 from gradloss.core.plan import RunPlan
 from gradloss.cli.main import main
 from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
-from gradloss.service import queue, settings
+from gradloss.service import settings, tasks
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
 from gradloss.service.store import Store
@@ -114,7 +114,7 @@ def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
             [(raw,)] = sqlite3.connect(home / "q.sqlite").execute("SELECT data FROM task").fetchall()
         message = json.loads(raw)["__message__"]
         assert message[1].endswith("train_run") and message[6] == [run_id]
-        task = queue.queue_for()[0].dequeue()
+        task = tasks.queue_for()[0].dequeue()
         assert task.args == [run_id] and task.id == Store.default().runs.get(run_id).task_id
 
 

@@ -3,7 +3,6 @@ on a real PostgreSQL server (skipped, with the reason, where PostgreSQL is not i
 import json
 from dataclasses import replace
 import multiprocessing
-import os
 import stat
 import sqlite3
 import time
@@ -459,7 +458,6 @@ def test_a_run_keeps_its_whole_plan(store, tmp_path):
 def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monkeypatch, make):
     """Check that a GRADLOSS_HOME that cannot be created or holds no usable store gives one
     SettingsError naming the folder, the OS's reason and what to do."""
-    from gradloss.core.errors import SettingsError
 
     blocker = tmp_path / "blocker"
     if make == "parent is a file":
@@ -482,7 +480,6 @@ def test_an_unusable_home_names_the_folder_the_reason_and_the_fix(tmp_path, monk
 
 def test_home_and_store_are_readable_by_the_owner_only(tmp_path, monkeypatch):
     """Check that a GRADLOSS_HOME gradloss creates is 0700 and its database files 0600."""
-    import stat
 
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "new" / "home"))
     store = Store.default()

@@ -13,7 +13,7 @@ import pytest
 from dataclasses import replace
 from gradloss.core.plan import RunPlan
 from gradloss.engines import backend
-from gradloss.service import client, consumer, heartbeat, queue
+from gradloss.service import client, consumer, heartbeat, supervisor, tasks
 from gradloss.core.config import TrainConfig
 from gradloss.core.errors import InvalidParameterError
 from gradloss.service.store import Store
@@ -59,7 +59,7 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
         with pytest.raises(InvalidParameterError, match=message):
             client.submit(TrainConfig.from_dict(config))
     assert Store.default().runs.list() == []
-    assert queue.queue_for()[0].pending_count() == 0
+    assert tasks.queue_for()[0].pending_count() == 0
     assert consumer.worker_status().queue_length == 0
 
 
@@ -84,7 +84,7 @@ def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     time.sleep(0.5)
     store.runs.start(fresh, "alive:2")  # heartbeat just now: left alone
     assert sorted(consumer.recover_lost_runs(store)) == sorted([first, cancelling])
-    assert _status(store, first) == "queued" and queue.queue_for()[0].pending_count() == 1
+    assert _status(store, first) == "queued" and tasks.queue_for()[0].pending_count() == 1
     assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
     store.runs.start(first, "gone:3")  # the resume, which is lost too
     time.sleep(0.5)
@@ -181,7 +181,7 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     wait_for(lambda: _status(store, slow) == "cancelled", 60, "the running run to stop")
     run = store.runs.get(slow)
     assert run.model_path is None and run.finished_at and len(store.results.metrics(slow, name="loss")) >= 4
-    assert queue.queue_for()[0].pending_count() == 0
+    assert tasks.queue_for()[0].pending_count() == 0
 
 
 def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers):
@@ -248,7 +248,6 @@ def test_worker_device_reads_nvidia_smi_for_the_visible_gpu(tmp_path, monkeypatc
 def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, monkeypatch):
     """Check that the worker's task fails a run whose stored config is malformed (naming why),
     and that lost-run recovery still handles the other runs beside a malformed one."""
-    from gradloss.service import tasks
 
     store = Store.default()
     queued, lost_bad, lost_good = (store.runs.create(RunPlan(TINY)) for _ in range(3))
@@ -256,7 +255,7 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
         store.runs.start(run_id, "gone:1")
     with store.connect(write=True) as conn:
         conn.exec_driver_sql("UPDATE runs SET config = '{oops' WHERE run_id IN (?, ?)", (queued, lost_bad))
-    tasks.train_run(queued)  # what the consumer runs for it; no training process is started
+    supervisor.train_run(queued)  # what the consumer runs for it; no training process is started
     run = store.runs.get(queued)
     assert run.status == "failed" and run.error.startswith("the run cannot be read: its stored config")
     monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
@@ -281,12 +280,12 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     requeue = threading.Timer(0.5, store.runs.requeue, args=(run_id, "second"),
                               kwargs={"stale_before": float("inf")})
     requeue.start()
-    assert tasks._start(store, run_id, "w:2", "second")
+    assert supervisor._start(store, run_id, "w:2", "second")
     requeue.join()
     run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
     monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
-    assert not tasks._start(store, run_id, "w:3", "third")  # its requeue's store write failed
+    assert not supervisor._start(store, run_id, "w:3", "third")  # its requeue's store write failed
     assert store.runs.get(run_id).worker_id == "w:2"
 
 
@@ -347,14 +346,13 @@ def test_a_run_reads_the_data_found_at_submission_whichever_worker_trains_it(hom
 def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
     """Check the task's heartbeat: it keeps the run while it is this worker's, reports 'taken over'
     once another worker has started it, and shrugs off a store it cannot reach."""
-    from gradloss.service import tasks
     store = Store.default()
     run_id = store.runs.create(RunPlan(TINY))
     store.runs.start(run_id, "h1:1")
-    assert not tasks._taken_over(store, run_id, "h1:1")
+    assert not supervisor._taken_over(store, run_id, "h1:1")
     store.runs.requeue(run_id, "t2", stale_before=float("inf"))
-    assert not tasks._taken_over(store, run_id, "h1:1")  # queued again, nobody has it yet
+    assert not supervisor._taken_over(store, run_id, "h1:1")  # queued again, nobody has it yet
     store.runs.start(run_id, "h2:2")
-    assert tasks._taken_over(store, run_id, "h1:1") and not tasks._taken_over(store, run_id, "h2:2")
+    assert supervisor._taken_over(store, run_id, "h1:1") and not supervisor._taken_over(store, run_id, "h2:2")
     store.database.url = "postgresql://u:pw@127.0.0.1:1/x"  # the store goes away
-    assert not tasks._taken_over(store, run_id, "h1:1")
+    assert not supervisor._taken_over(store, run_id, "h1:1")

@@ -1,15 +1,10 @@
-"""Process set-up for an engine: the one place that knows Keras backends, devices and determinism.
+"""Process set-up for an engine, without importing it: which Keras backend a process runs, the
+environment of a child that will train, the GPUs there are, a child that dies with its parent.
 
-Every caller goes through here: the CLI and benchmarks select a backend for their own process
-(`use_backend`), the worker builds the environment of a child that will train (`child_environment`),
-the runner prepares the device and names it (`prepare_device`, `device_name`), and the consumer asks
-which GPUs there are and which it may use without importing any framework (`list_gpus`,
-`visible_gpu`). Nothing here imports TensorFlow or JAX at module level.
-
-Determinism: on CPU both engines repeat a seeded run exactly. On a GPU some kernels round
-differently from run to run; `TrainConfig(deterministic=True)` asks for deterministic kernels
-instead (TensorFlow's op determinism; XLA's flag for JAX, which must be set before JAX starts).
-Measured costs are in bench/README.md.
+The CLI and benchmarks select a backend for their own process (`use_backend`), the worker builds
+the environment of a child that will train (`child_environment`) and asks which GPUs there are
+and which it may use (`list_gpus`, `visible_gpu`). Nothing here imports TensorFlow or JAX, so the
+queue consumer and the dashboard can use it; the device itself is `engines.device`.
 """
 from __future__ import annotations
 
@@ -55,50 +50,6 @@ def use_backend(engine: str, deterministic: bool = False) -> None:
     if "keras" in sys.modules and os.environ.get("KERAS_BACKEND") != engine:
         raise GradlossError(f"Keras is already imported with another backend; cannot use {engine!r}.")
     os.environ.update(child_environment(engine, deterministic))
-
-
-def enable_determinism(engine: str) -> None:
-    """Make this process train `engine` with deterministic kernels, or say why it cannot.
-
-    Process-wide and for good: TensorFlow's op determinism cannot be turned off again, and
-    XLA's flag holds for the life of the process (the worker trains each run in its own).
-    """
-    if engine == "tensorflow":
-        import tensorflow as tf
-        tf.config.experimental.enable_op_determinism()
-        return
-    import jax
-    if jax.devices()[0].platform == "cpu" or XLA_FLAG in os.environ.get("XLA_FLAGS", ""):
-        return  # XLA on CPU is deterministic; on a GPU the flag was set before JAX started
-    raise GradlossError(
-        f"A deterministic JAX run on {jax.devices()[0].device_kind} needs XLA_FLAGS={XLA_FLAG} "
-        "before JAX starts (the worker and the CLI set it); set it and start the process again.")
-
-
-def prepare_device(engine: str) -> str:
-    """Get this process's device ready to train `engine`; return its name (see `device_name`).
-
-    TensorFlow is told to grow GPU memory as needed (the GPU may be shared); this must precede
-    its first GPU op. JAX's equivalent is XLA_PYTHON_CLIENT_PREALLOCATE (`child_environment`).
-    """
-    if engine == "tensorflow":
-        import tensorflow as tf
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    return device_name(engine)
-
-
-def device_name(engine: str) -> str:
-    """The accelerator `engine` computes on in this process (e.g. "NVIDIA H100 80GB HBM3"), or "CPU"."""
-    if engine == "jax":
-        import jax
-        device = jax.devices()[0]
-        return "CPU" if device.platform == "cpu" else device.device_kind
-    import tensorflow as tf
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
 
 
 def list_gpus() -> list[tuple[int, str, str]]:

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from gradloss.engines.backend import device_name
+from gradloss.engines.device import device_name
 from gradloss.objectives import jax_losses
 
 

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from gradloss.data import Dataset
-from gradloss.engines.backend import device_name
+from gradloss.engines.device import device_name
 from gradloss.engines.jax_engine import make_step, read_state, write_state
 
 TARGET_CALL_S = 1.0   # aim for device calls this long: progress and cancel stay prompt

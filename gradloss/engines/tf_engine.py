@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gradloss.engines.backend import device_name
+from gradloss.engines.device import device_name
 from gradloss.objectives import tf_losses
 
 

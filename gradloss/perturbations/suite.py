@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gradloss.perturbations import attacks, corruptions, masking
+from gradloss.perturbations.images import image_to_bytes
 from gradloss.core.evaluation import HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
 
 EVALUATION_COLUMNS = ["perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
@@ -116,15 +117,10 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
             else:
                 images = attacks.adversarial_examples(model, clean, labels, name, level,
                                                       config.attack_config())
-                blobs = [image.astype(np.float16).tobytes() for image in images]
+                blobs = [image_to_bytes(image) for image in images]
             probs = predict(model, images)
             frames.append(pd.DataFrame({
                 "perturbation": name, "level": float(level), "index": indices, "label": labels,
                 "prediction": probs.argmax(-1), "confidence": probs.max(-1), "image": blobs}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["perturbation", "level", "index", "label", "prediction", "confidence", "image"])
-
-
-def image_from_bytes(blob: bytes, shape=(28, 28, 1)) -> np.ndarray:
-    """A stored grid image back as float32 (H, W, C)."""
-    return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(shape)

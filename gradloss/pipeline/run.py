@@ -74,7 +74,7 @@ def run(plans: Sequence[RunPlan], sink: Sink, folders: Sequence[str | Path], *,
 def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
                whole_epochs) -> list[Outcome]:
     """Train the plans of `group` together (one, or a seed batch), then measure each."""
-    from gradloss.engines.backend import prepare_device
+    from gradloss.engines.device import prepare_device
     from gradloss.training.loop import single, train_runs
     from gradloss.training.seed_batch import BatchedSeeds
 

@@ -9,7 +9,7 @@ from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
 from gradloss.data import submission_data_dir
-from gradloss.service.queue import enqueue, enqueue_evaluation, pending_count, revoke
+from gradloss.service.tasks import enqueue, enqueue_evaluation, pending_count, revoke
 from gradloss.service.store import Store
 
 

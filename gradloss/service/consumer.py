@@ -23,11 +23,11 @@ from dataclasses import dataclass, field, replace
 from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
-from gradloss.service import heartbeat, tasks
-from gradloss.service.queue import pending_count, queue_for
+from gradloss.service import heartbeat, supervisor, tasks
+from gradloss.service.tasks import pending_count, queue_for
 from gradloss.service.settings import home, queue_url, redact
 from gradloss.service.store import Store
-from gradloss.service.tasks import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
+from gradloss.service.supervisor import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def run_consumer() -> None:
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
-    tasks.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
+    supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     store = Store.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()

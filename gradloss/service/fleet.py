@@ -16,7 +16,7 @@ import time
 from gradloss.engines.backend import list_gpus
 from gradloss.core.errors import InvalidParameterError
 from gradloss.service.heartbeat import GPU_SETTING
-from gradloss.service.tasks import child_env
+from gradloss.service.supervisor import child_env
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def choose_gpus(spec: str, gpus: list[tuple[int, str, str]]) -> list[tuple[int, 
 def run_fleet(spec: str) -> int:
     """Run one consumer per GPU in `spec` until interrupted; without GPUs, one CPU consumer here."""
     from gradloss.service.consumer import run_consumer
-    from gradloss.service.queue import pending_count
+    from gradloss.service.tasks import pending_count
     from gradloss.service.store import Store
 
     gpus = choose_gpus(spec, list_gpus())

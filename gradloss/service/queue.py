@@ -1,10 +1,9 @@
-"""The task queue: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with its tasks
-`train_run(run_id)` and `evaluate_run(run_id)` (corruptions and attacks for a trained run), and
-JSON task payloads.
+"""The task queue's transport: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with JSON
+payloads. Its tasks, and the verbs that put work on it, are `tasks`.
 
-`queue_for(url)` gives the URL's Huey and task, built once per URL: tests and deployments choose
-it through the environment, so it cannot be fixed at import time. Payloads are JSON, never
-pickle: a queue shared over the network must not be able to make a worker run arbitrary code.
+`huey_for(url)` gives the URL's Huey, built once per URL: tests and deployments choose it
+through the environment, so it cannot be fixed at import time. Payloads are JSON, never pickle: a
+queue shared over the network must not be able to make a worker run arbitrary code.
 """
 from __future__ import annotations
 
@@ -17,19 +16,13 @@ from pathlib import Path
 
 import redis
 from huey import RedisHuey, SqliteHuey
-from huey.api import Huey, TaskWrapper
+from huey.api import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
 
 from gradloss.core.errors import ServiceUnavailable
-from gradloss.service import tasks
 from gradloss.service.store.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
-from gradloss.service.settings import (QUEUE_SETTING, create_private, queue_url, redact, scheme,
-                                       scrub)
-
-
-TASK_RETRIES = 3          # tries after the first, for a task that raised
-TASK_RETRY_DELAY_S = 10   # seconds between them
+from gradloss.service.settings import QUEUE_SETTING, create_private, redact, scheme, scrub
 
 
 class JSONSerializer(Serializer):
@@ -76,57 +69,17 @@ def reaching(url: str):
 
 
 @cache
-def _queue(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
+def huey_for(url: str) -> Huey:
+    """The Huey queue at `url` (sqlite:/// or redis://), without tasks (`tasks.app` adds them)."""
     serializer = JSONSerializer()
     with reaching(url):
         if scheme(url) == "redis":
             pool = redis.ConnectionPool.from_url(  # health checks: reconnect after a restart
                 url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
-            huey = RedisHuey("gradloss", connection_pool=pool, results=False, serializer=serializer)
-        else:
-            filename = Path(url.split(":///", 1)[1])
-            filename.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            create_private(filename)  # 0600, before SQLite creates it with the default mode
-            huey = SqliteHuey("gradloss", filename=str(filename), results=False,
-                              timeout=BUSY_TIMEOUT_S, serializer=serializer)
-    # A task that fails before its child starts (the store away for a moment) is tried again;
-    # start_run is conditional, so a retry never trains a run twice.
-    retry = {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY_S}
-    return (huey, huey.task(name="train_run", context=True, **retry)(tasks.queued_train_run),
-            huey.task(name="evaluate_run", **retry)(tasks.evaluate_run))  # the consumer knows both
-
-
-def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:
-    """The Huey queue at `url` (default: GRADLOSS_QUEUE_URL, else queue.sqlite in home()) and
-    its train_run task."""
-    return _queue(url or queue_url())[:2]
-
-
-def enqueue_evaluation(run_id: str) -> None:
-    """Queue the evaluation of trained run `run_id` (its plan is in the store)."""
-    url = queue_url()
-    huey, _, task = _queue(url)
-    with reaching(url):
-        huey.enqueue(task.s(run_id))
-
-
-def enqueue(run_id: str, task_id: str) -> None:
-    """Queue run `run_id` under the known task id (so a queued run can be revoked)."""
-    url = queue_url()
-    huey, task = queue_for(url)
-    with reaching(url):
-        huey.enqueue(task.s(run_id, id=task_id))
-
-
-def revoke(task_id: str) -> None:
-    """Spare the consumer from dequeuing task `task_id` (the store's status is what counts)."""
-    url = queue_url()
-    with reaching(url):
-        queue_for(url)[0].revoke_by_id(task_id, revoke_once=True)
-
-
-def pending_count() -> int:
-    """Tasks waiting in the queue."""
-    url = queue_url()
-    with reaching(url):
-        return queue_for(url)[0].pending_count()
+            return RedisHuey("gradloss", connection_pool=pool, results=False,
+                             serializer=serializer)
+        filename = Path(url.split(":///", 1)[1])
+        filename.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        create_private(filename)  # 0600, before SQLite creates it with the default mode
+        return SqliteHuey("gradloss", filename=str(filename), results=False,
+                          timeout=BUSY_TIMEOUT_S, serializer=serializer)

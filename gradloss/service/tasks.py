@@ -1,162 +1,82 @@
-"""The queue's tasks: train one stored run, or evaluate a trained one, in a child process.
+"""The queue's tasks, `train_run(run_id)` and `evaluate_run(run_id)`, and the verbs that put work
+on the queue: enqueue, enqueue an evaluation, requeue a lost run, revoke a queued one.
 
-The consumer stays light: this never imports TensorFlow or JAX. It starts
-`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
-the run's heartbeat while the child trains. If the child dies without finishing the run
-(killed, out of memory), the run goes back in the queue to resume from its last epoch
-checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does
-not stop the child: beats resume when the store is back, and a run that another worker took over
-meanwhile (this one was silent too long) is stopped here, so it is never trained to the end twice.
-On a GPU worker, the other queued seeds of a run's experiment arm join it as one seed batch
-(`claim_seed_batch`), each still its own run.
+`app(url)` registers the tasks on the URL's Huey (`queue.huey_for`), once per URL; what a task
+does is `supervisor`. Task messages carry only the run id, and their names
+(gradloss.service.tasks.train_run, ...) stay what earlier versions queued.
 """
 from __future__ import annotations
 
-import logging
-import os
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
+from functools import cache
 
-from gradloss.core.config import batchable
-from gradloss.engines import backend
-from gradloss.core.errors import ServiceUnavailable, SettingsError
-from gradloss.service.heartbeat import beat_interval, gpu_index, host, worker_id
-from gradloss.service.reporter import Reporter
-from gradloss.service.settings import home
+from huey.api import Huey, TaskWrapper
+
+from gradloss.service import supervisor
+from gradloss.service.queue import huey_for, reaching
+from gradloss.service.settings import queue_url
 from gradloss.service.store import Store
-from gradloss.service.store.artifacts import CHECKPOINT
 
-log = logging.getLogger(__name__)
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # children import this gradloss, wherever they start
-MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after its worker or trainer was lost
-SEED_BATCH_SETTING = "GRADLOSS_SEED_BATCH"  # auto (default: on a GPU worker), on or off
-MAX_SEED_BATCH = 8  # seeds trained as one program at most (memory grows with each)
-REQUEUE_WAIT_S = 10  # how long a task waits for the store to record the requeue that queued it
-
-
-def child_env(**extra: str) -> dict:
-    """This process's environment plus `extra`, with this gradloss importable from anywhere."""
-    env = dict(os.environ, **extra)
-    if PACKAGE_ROOT.name not in ("site-packages", "dist-packages"):  # a source checkout
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
-    return env
-
-
-def train_run(run_id: str, task_id: str | None = None) -> None:
-    """Train run `run_id` in a child process unless it is no longer queued. `task_id`: the
-    queue task's id, to wait for a requeue of the run under it (see `_start`)."""
-    store = Store.default()
-    me = worker_id()
-    if not _start(store, run_id, me, task_id):
-        log.info("run %s is %s; not starting it", run_id, store.runs.get(run_id).status)
-        return
-    run = store.runs.get(run_id)
-    if run.unreadable:  # nothing to train from; fail it rather than leave it running
-        store.runs.finish(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
-        log.error("run %s cannot be read: %s", run_id, run.unreadable)
-        return
-    run_ids = [run_id] + claim_seed_batch(store, run, me)
-    if len(run_ids) > 1:
-        log.info("run %s trains with %d more seed(s) of its experiment arm as one seed batch: %s",
-                 run_id, len(run_ids) - 1, ", ".join(run_ids[1:]))
-    env = backend.child_environment(run.engine, run.config.deterministic, child_env(
-        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=me,
-        GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
-    # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
-    # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
-    proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", *run_ids], env=env,
-                            start_new_session=True)
-    while True:
-        try:
-            code = proc.wait(timeout=beat_interval())
-            break
-        except subprocess.TimeoutExpired:
-            taken = [r for r in run_ids if _taken_over(store, r, me)]
-            if taken:
-                log.warning("run(s) %s were taken over by another worker while this one could not "
-                            "reach the store; stopping this copy", ", ".join(taken))
-                proc.kill()
-    reporter = Reporter()  # the store may be away right now: retry until it answers
-    for one in run_ids:
-        reporter.send(_fail_if_unfinished, store, one, me, code)
-    reporter.close()
+TASK_RETRIES = 3          # tries after the first, for a task that raised
+TASK_RETRY_DELAY_S = 10   # seconds between them
 
 
 def queued_train_run(run_id: str, task=None) -> None:
-    """The queue's train_run task (named gradloss.service.tasks.train_run in its messages):
-    train_run, told this task's id (huey's context)."""
-    train_run(run_id, task_id=None if task is None else task.id)
+    """The queue's train_run task: supervisor.train_run, told this task's id (huey's context)
+    and how to requeue the run should its training process die."""
+    supervisor.train_run(run_id, task_id=None if task is None else task.id, requeue=requeue)
 
 
-def _start(store: Store, run_id: str, me: str, task_id: str | None) -> bool:
-    """Mark the run running on worker `me`; False if it is no longer queued.
-
-    A run is requeued queue first, store second (`requeue`), so this task can arrive while
-    the store still says running under an older task. Wait up to REQUEUE_WAIT_S for the store to name this task: without it, the
-    task would be spent and the run left queued with nothing in the queue to start it. If
-    the store never does (the requeue's write failed), the next lost-run check tries again."""
-    deadline = time.monotonic() + REQUEUE_WAIT_S
-    while not store.runs.start(run_id, me, host=host(), gpu=gpu_index()):
-        run = store.runs.get(run_id)
-        if task_id is None or run.status != "running" or run.task_id == task_id \
-                or time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
+def evaluate_run(run_id: str) -> None:
+    """The queue's evaluate_run task: supervisor.evaluate_run."""
+    supervisor.evaluate_run(run_id)
 
 
-def seed_batches_wanted() -> bool:
-    """GRADLOSS_SEED_BATCH: on, off, or auto (the default): on where this worker has a GPU.
-
-    On a CPU a batch of N seeds costs about N runs' time and holds all N back until the last
-    finishes, so one at a time is better there; on a GPU they cost far less together."""
-    value = os.environ.get(SEED_BATCH_SETTING, "auto").strip().lower()
-    if value not in ("auto", "on", "off"):
-        raise SettingsError(f"The environment variable {SEED_BATCH_SETTING} must be a str among "
-                            f"('auto', 'on', 'off'). Got {value!r} instead.")
-    return value == "on" or (value == "auto" and backend.visible_gpu() != "CPU")
-
-
-def claim_seed_batch(store: Store, run, me: str) -> list[str]:
-    """Other queued seeds of `run`'s experiment arm that can train with it as one seed batch
-    (`config.batchable`: the jax engine, alike but for the seed), marked running on worker `me`;
-    [] unless seed batches are wanted here. A run being resumed trains alone, as do runs
-    resumed later: only first starts are batched. Their own queue tasks then find them
-    running and skip them."""
-    if run.experiment_id is None or run.attempts != 1 or not seed_batches_wanted():
-        return []
-    configs = [run.config]
-    if not batchable(configs):
-        return []
-    claimed = []
-    for other in store.runs.of_experiment(run.experiment_id):
-        if len(claimed) + 1 >= MAX_SEED_BATCH:
-            break
-        if other.run_id == run.run_id or other.arm != run.arm or other.status != "queued" \
-                or other.attempts or other.unreadable:  # an unreadable one: its task fails it
-            continue
-        if other.sweep == run.sweep and other.data_dir == run.data_dir \
-                and batchable(configs + [other.config]) \
-                and store.runs.start(other.run_id, me, host=host(), gpu=gpu_index()):
-            configs.append(other.config)
-            claimed.append(other.run_id)
-    return claimed
+@cache
+def app(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
+    """The Huey at `url` with its train_run and evaluate_run tasks (the consumer knows both)."""
+    huey = huey_for(url)
+    # A task that fails before its child starts (the store away for a moment) is tried again;
+    # start is conditional, so a retry never trains a run twice.
+    retry = {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY_S}
+    return (huey, huey.task(name="train_run", context=True, **retry)(queued_train_run),
+            huey.task(name="evaluate_run", **retry)(evaluate_run))
 
 
-def _taken_over(store: Store, run_id: str, me: str) -> bool:
-    """Beat the run's heartbeat; True if it is running on another worker now."""
-    try:
-        if store.runs.heartbeat(run_id, worker_id=me):
-            return False
-        run = store.runs.get(run_id)
-    except ServiceUnavailable as exc:
-        log.warning("%s; run %s trains on and reports once it is back", exc, run_id)
-        return False
-    return run.status == "running" and run.worker_id != me
+def queue_for(url: str | None = None) -> tuple[Huey, TaskWrapper]:
+    """The Huey queue at `url` (default: GRADLOSS_QUEUE_URL, else queue.sqlite in home()) and
+    its train_run task."""
+    return app(url or queue_url())[:2]
+
+
+def enqueue(run_id: str, task_id: str) -> None:
+    """Queue run `run_id` under the known task id (so a queued run can be revoked)."""
+    url = queue_url()
+    huey, task = queue_for(url)
+    with reaching(url):
+        huey.enqueue(task.s(run_id, id=task_id))
+
+
+def enqueue_evaluation(run_id: str) -> None:
+    """Queue the evaluation of trained run `run_id` (its plan is in the store)."""
+    url = queue_url()
+    huey, _, task = app(url)
+    with reaching(url):
+        huey.enqueue(task.s(run_id))
+
+
+def revoke(task_id: str) -> None:
+    """Spare the consumer from dequeuing task `task_id` (the store's status is what counts)."""
+    url = queue_url()
+    with reaching(url):
+        queue_for(url)[0].revoke_by_id(task_id, revoke_once=True)
+
+
+def pending_count() -> int:
+    """Tasks waiting in the queue."""
+    url = queue_url()
+    with reaching(url):
+        return queue_for(url)[0].pending_count()
 
 
 def requeue(store: Store, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
@@ -167,48 +87,9 @@ def requeue(store: Store, run_id: str, stale_before: float, count_attempt: bool 
     tries again later. The task may then reach a consumer before the store says queued;
     `_start` waits for that. If another worker requeues the run meanwhile, one of the two
     tasks finds it started and does nothing (start_run is conditional): it trains once."""
-    from gradloss.service.queue import enqueue  # queue imports this module
     task_id = str(uuid.uuid4())
     enqueue(run_id, task_id)
     return store.runs.requeue(run_id, task_id, stale_before=stale_before,
                              count_attempt=count_attempt)
 
 
-def _fail_if_unfinished(store: Store, run_id: str, me: str, code: int) -> None:
-    """The child ended: if it left the run running (killed, out of memory), requeue it to resume
-    from its checkpoint (here or in the store) while it has attempts left, else end it."""
-    run = store.runs.get(run_id)
-    if run.status != "running" or run.worker_id != me:
-        return
-    lost = f"the training process exited with {f'signal {-code}' if code < 0 else f'code {code}'} " \
-           "before finishing"
-    run_dir = home() / run_id  # checkpoint.old holds it while a new one is swapped in
-    checkpoint = (any((run_dir / name).is_dir() for name in ("checkpoint", "checkpoint.old"))
-                  or store.artifacts.get(run_id, CHECKPOINT) is not None)
-    if run.cancel_requested:
-        store.runs.finish(run_id, "cancelled", error=f"{lost} while cancelling", worker_id=me)
-    elif run.attempts < MAX_ATTEMPTS and checkpoint:
-        if requeue(store, run_id, float("inf")):
-            log.warning("run %s: %s; requeued to resume from its checkpoint", run_id, lost)
-    else:
-        tries = f" after {run.attempts} attempts" if run.attempts > 1 else ""
-        store.runs.finish(run_id, "failed", error=f"{lost}{tries}; see the worker log", worker_id=me)
-
-
-def evaluate_run(run_id: str) -> None:
-    """Run trained run `run_id`'s queued evaluation plan in a TensorFlow child process (ART
-    needs TensorFlow; the child loads the run's model from the store if it was trained elsewhere)."""
-    store = Store.default()
-    plan = store.evaluations.plan_of(run_id)
-    if plan is None or plan.status != "queued":
-        log.info("run %s has no queued evaluation; not starting one", run_id)
-        return
-    env = backend.child_environment("tensorflow", False, child_env(
-        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url,
-        GRADLOSS_PARENT_PID=str(os.getpid())))
-    code = subprocess.call([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env,
-                           start_new_session=True)
-    if store.evaluations.plan_of(run_id).status in ("queued", "running"):  # it died unfinished
-        reason = f"signal {-code}" if code < 0 else f"code {code}"
-        store.evaluations.set_status(run_id, "failed", error=f"the evaluation process exited "
-                                                             f"with {reason}; see the worker log")

@@ -25,7 +25,7 @@ from gradloss.core.errors import GradlossError, TrainingDiverged
 from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow
 from gradloss.data import Dataset, load_dataset, train_rows
-from gradloss.engines.backend import device_name, enable_determinism
+from gradloss.engines.device import device_name, enable_determinism
 from gradloss.models import build_cnn, predict
 from gradloss.training import checkpoint
 from gradloss.training.record import RunRecord, TrainResult

@@ -15,7 +15,7 @@ from gradloss.analysis import experiments, summary as results
 from gradloss.core.evaluation import PERTURBATIONS
 from gradloss.core.records import StoredRun
 from gradloss.perturbations import corruptions, gaussian
-from gradloss.perturbations.suite import image_from_bytes
+from gradloss.perturbations.images import image_from_bytes
 
 
 @dataclass(frozen=True)
