@@ -18,7 +18,7 @@ import tensorflow as tf
 from gradloss.core.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.engines.tf_engine import TensorFlowEngine
-from gradloss.objectives import tf_losses
+from gradloss.objectives import losses
 from gradloss.models import build_cnn, predict
 from gradloss.training.loop import load_model
 
@@ -112,7 +112,8 @@ def full_float32():
 
 def _tf_loss_and_grads(model, x, y, objective, params):
     with tf.GradientTape() as tape:
-        loss, _ = tf_losses.loss_function(objective, params)(model, tf.constant(x), tf.constant(y))
+        loss, _ = losses.loss_function(objective, params)(losses.on_model(model), tf.constant(x),
+                                                          tf.constant(y))
     grads = tape.gradient(loss, model.trainable_variables)
     return float(loss), [g.numpy() for g in grads]
 

@@ -1,11 +1,21 @@
-"""Every objective's TensorFlow loss against its plain definition and numerical derivatives."""
+"""Every objective's one definition (gradloss.objectives.losses), run on TensorFlow, against its
+plain definition and numerical derivatives; the seed's double-tape form agrees with it."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from gradloss.objectives import tf_losses
-from gradloss.objectives.tf_losses import gradient_loss, gradient_loss_closed_y, per_example_mse
+from gradloss.engines.yardsticks import gradient_loss
+from gradloss.objectives import losses, shim
+from gradloss.objectives.losses import on_model, per_example_mse
+
+
+def _on(loss):
+    """The library loss as loss(model, x, y) -> (value, p)."""
+    def apply(model, x, y, *args):
+        value, (p, _) = loss(on_model(model), x, y, *args)
+        return value, p
+    return apply
 
 
 def _softmax_model(d: int, k: int, seed: int = 0) -> keras.Model:
@@ -51,7 +61,7 @@ def test_closed_y_form_equals_taped_form():
     model = _softmax_model(6, 4, seed=3)
     x, y = _batch(7, 6, 4, seed=4)
     taped = gradient_loss(lambda xy: per_example_mse(xy[1], model(xy[0])))([x, y])
-    closed, p = gradient_loss_closed_y(model, x, y)
+    closed, p = _on(losses.gradient_loss)(model, x, y)
     np.testing.assert_allclose(float(closed), float(taped), rtol=1e-12)
     np.testing.assert_allclose(p.numpy(), model(x).numpy())
 
@@ -112,13 +122,13 @@ def _plain_mse(w, bias, x, y):
 
 NOISE = np.random.default_rng(5).normal(0, 0.1, (5, 6))  # one fixed draw for noise_augmented
 PLAIN = {  # objective -> (library loss(model, x, y), plain definition(w, b, x, y))
-    "baseline": (tf_losses.cross_entropy, _plain_cross_entropy),
-    "noise_augmented": (lambda m, x, y: tf_losses.cross_entropy(m, x + NOISE, y),
+    "baseline": (_on(losses.cross_entropy), _plain_cross_entropy),
+    "noise_augmented": (lambda m, x, y: _on(losses.cross_entropy)(m, x + NOISE, y),
                         lambda w, b, x, y: _plain_cross_entropy(w, b, x + NOISE, y)),
-    "input_gradient": (lambda m, x, y: tf_losses.input_gradient_penalty(m, x, y, 0.7),
+    "input_gradient": (lambda m, x, y: _on(losses.input_gradient_penalty)(m, x, y, 0.7),
                        lambda w, b, x, y: _plain_input_gradient(w, b, x, y, 0.7)),
-    "mse": (tf_losses.mse, _plain_mse),
-    "gradient": (tf_losses.gradient_loss_closed_y, _closed_form),
+    "mse": (_on(losses.mse), _plain_mse),
+    "gradient": (_on(losses.gradient_loss), _closed_form),
 }
 
 
@@ -162,13 +172,13 @@ def test_input_gradient_norms_are_per_example_euclidean_norms():
     x, y = _batch(5, 6, 4, seed=16)
     w, b = (v.numpy() for v in model.weights)
     expected = np.linalg.norm((_softmax(x.numpy(), w, b) - y.numpy()) @ w.T, axis=1)
-    np.testing.assert_allclose(tf_losses.input_gradient_norms(model, x, y).numpy(), expected,
+    np.testing.assert_allclose(losses.input_gradient_norms(on_model(model), x, y).numpy(), expected,
                                rtol=1e-9)
 
 
 def test_training_noise_repeats_for_a_seed_and_step_and_changes_with_either():
     """Check that the training noise is a function of (seed, step) with the asked-for sigma."""
-    draw = lambda seed, step: tf_losses.training_noise((200, 28, 28, 1), 0.3, seed, step).numpy()  # noqa: E731
+    draw = lambda seed, step: shim.training_noise((200, 28, 28, 1), 0.3, seed, step).numpy()  # noqa: E731
     first = draw(0, 5)
     np.testing.assert_array_equal(first, draw(0, 5))
     assert not np.allclose(first, draw(0, 6)) and not np.allclose(first, draw(1, 5))

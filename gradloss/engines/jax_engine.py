@@ -2,9 +2,10 @@
 
 Runs when Keras is on the JAX backend (`KERAS_BACKEND=jax`, `TrainConfig(engine="jax")`).
 The model is called statelessly (`model.stateless_call`) so its weights are plain arrays that
-JAX can differentiate twice: the gradient loss takes dS/dx with an inner `jax.grad`; its
-definition (`make_objective`) differentiates that again with an outer `jax.grad`, and training
-gets the same weight gradients forward-over-reverse (`_gradient_loss_hvp`), which runs faster.
+JAX can differentiate twice. The losses are the objectives' one definition (`objectives.losses`,
+whose input gradient is an inner `jax.grad`); `make_objective` differentiates them again with an
+outer `jax.grad`. The gradient loss trains by a faster route to the same weight gradients,
+forward-over-reverse (`_gradient_loss_hvp`; 2.5-8x faster on CPU, bench/README.md).
 The optimizer is Keras Adam through `optimizer.stateless_apply`.
 
 On a GPU a whole chunk of steps runs inside one jitted loop, so the host syncs once per chunk.
@@ -23,7 +24,7 @@ import keras
 import numpy as np
 
 from gradloss.engines.device import device_name
-from gradloss.objectives import jax_losses
+from gradloss.objectives import losses, shim
 
 
 def _sum_mse(y, p):
@@ -32,24 +33,14 @@ def _sum_mse(y, p):
 
 
 def make_objective(model: keras.Model, objective: str, params: dict | None = None):
-    """Return loss_fn(trainable, non_trainable, x, y) -> (loss, (p, non_trainable)).
+    """Return loss_fn(trainable, non_trainable, x, y) -> (loss, (p, non_trainable)): the
+    objective's one definition (`objectives.losses`) on the model called statelessly, so its
+    weights are plain arrays that JAX differentiates twice."""
+    loss_of = losses.loss_function(objective, params)
 
-    "gradient": G = mean((dS/dx)^2) + mean((dS/dy)^2) with dS/dx from an inner jax.grad and
-    dS/dy = 2 (y - p) / K in closed form, as `gradloss.objectives.tf_losses.gradient_loss_closed_y`.
-    The other objectives: `gradloss.objectives.jax_losses`.
-    """
-    if objective == "gradient":
-        def loss_fn(trainable, non_trainable, x, y):
-            def s_of_x(x_):
-                p, nt = model.stateless_call(trainable, non_trainable, x_, training=True)
-                return _sum_mse(y, p), (p, nt)
-
-            dx, (p, nt) = jax.grad(s_of_x, has_aux=True)(x)       # (B, H, W, C)
-            k = y.shape[-1]
-            dy_term = 4.0 * jnp.mean(jnp.square(y - p)) / (k * k)
-            return jnp.mean(jnp.square(dx)) + dy_term, (p, nt)
-    else:
-        loss_fn = jax_losses.loss_function(model, objective, params)
+    def loss_fn(trainable, non_trainable, x, y):
+        return loss_of(lambda x_: model.stateless_call(trainable, non_trainable, x_, training=True),
+                       x, y)
     return loss_fn
 
 
@@ -128,7 +119,7 @@ def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objecti
     def step(state, x, y):
         trainable, non_trainable, opt_vars = state
         if sigma is not None:
-            x = x + jax_losses.training_noise(x.shape, sigma, seed, opt_vars[iteration])
+            x = x + shim.training_noise(x.shape, sigma, seed, opt_vars[iteration])
         (loss, (p, non_trainable)), grads = grad_fn(trainable, non_trainable, x, y)
         trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
         hits = jnp.sum(jnp.argmax(p, -1) == jnp.argmax(y, -1)).astype(jnp.int32)

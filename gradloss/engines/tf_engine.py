@@ -1,7 +1,8 @@
 """TensorFlow engine: compiled training steps for every objective.
 
-This is the one place that knows TensorFlow's training mechanics (tapes, tf.function). The
-training loop in `training.py` only sees the `Engine` contract (`gradloss.engines`).
+The losses are the objectives' one definition (`objectives.losses`); this is the one place that
+knows TensorFlow's training mechanics (the outer tape, tf.function, graph loops over a chunk of
+steps). The training loop only sees the `Engine` contract (`training.loop`).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from gradloss.engines.device import device_name
-from gradloss.objectives import tf_losses
+from gradloss.objectives import losses, shim
 
 
 def _correct(y, p):
@@ -26,14 +27,15 @@ def make_step(model: keras.Model, optimizer: keras.optimizers.Optimizer, objecti
     iteration count lives in the checkpoint, so a resumed run draws the same noise.
     """
     variables = model.trainable_variables
-    loss_of = tf_losses.loss_function(objective, params)
+    loss_of = losses.loss_function(objective, params)
+    forward = losses.on_model(model)
     sigma = (params or {}).get("train_noise_sigma") if objective == "noise_augmented" else None
 
     def step(x, y):
         if sigma is not None:
-            x = x + tf_losses.training_noise(tf.shape(x), sigma, seed, optimizer.iterations)
+            x = x + shim.training_noise(tf.shape(x), sigma, seed, optimizer.iterations)
         with tf.GradientTape() as outer:  # for the gradient loss it records the inner tape too
-            loss, p = loss_of(model, x, y)
+            loss, (p, _) = loss_of(forward, x, y)
         grads = outer.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss, _correct(y, p)

@@ -2,9 +2,9 @@
 
 Each entry gives the name stored with a run, a label for people, a one-line description, a
 colour (every chart draws an objective in its colour), its reference protocol (batch size,
-epochs, Adam defaults) and the values of its own parameters. The losses themselves are in
-`tf_losses` (TensorFlow forms) and `jax_losses` (JAX forms); this module imports neither, so
-config, pages and CLI read it without TensorFlow.
+epochs, Adam defaults) and the values of its own parameters. The losses themselves are written
+once in `losses` (keras.ops, with the input gradient from `shim` on each backend); this module
+imports neither, so config, pages and CLI read it without Keras.
 
 Why these protocols (README, "Objectives"): the cross-entropy objectives train like the
 baseline (Keras fit() defaults, batch 32, 20 epochs) and `mse` like the gradient loss (batch

@@ -177,12 +177,11 @@ def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
 def input_grad_norm(model, ds: Dataset) -> float:
     """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
     sensitivity), at the model's weights."""
-    if keras.backend.backend() == "jax":
-        from gradloss.objectives.jax_losses import input_gradient_norms
-    else:
-        from gradloss.objectives.tf_losses import input_gradient_norms
-    x, y = ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]
-    return float(np.mean(keras.ops.convert_to_numpy(input_gradient_norms(model, x, y))))
+    from gradloss.objectives.losses import input_gradient_norms, on_model
+
+    x, y = (keras.ops.convert_to_tensor(a[:INPUT_GRAD_IMAGES]) for a in (ds.x_test, ds.y_test))
+    norms = input_gradient_norms(on_model(model, training=False), x, y)
+    return float(np.mean(keras.ops.convert_to_numpy(norms)))
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
