@@ -147,3 +147,38 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_bytes())
+
+
+class Timings:
+    """A pipeline sink that times each plan's steps: training (from its outcome), the noise
+    sweep, the evaluation. Lazily a `gradloss.pipeline.sinks.Sink` (that module needs no keras)."""
+
+    def __new__(cls):
+        from gradloss.pipeline.sinks import Sink
+
+        class _Timings(Sink):
+            def __init__(self):
+                self._t0, self.sweep_s, self.evaluation_s = {}, {}, {}
+
+            def model(self, i, path):
+                self._t0[i] = time.perf_counter()  # trained: the sweep starts now
+
+            def sweep(self, i, table, config):
+                if i in self._t0:  # measured models have no training before their sweep
+                    self.sweep_s[i] = time.perf_counter() - self._t0[i]
+
+            def evaluation_started(self, i):
+                self._t0[i] = time.perf_counter()
+
+            def evaluation_finished(self, i, status, error):
+                self.evaluation_s[i] = time.perf_counter() - self._t0[i]
+
+        return _Timings()
+
+
+def run_plans(plans: list, run_dirs: list, **kwargs) -> tuple[list, object]:
+    """gradloss.pipeline.run on `plans` with a Timings sink; returns (outcomes, timings)."""
+    from gradloss.pipeline.run import run
+
+    timings = Timings()
+    return run(plans, timings, run_dirs, **kwargs), timings

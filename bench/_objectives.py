@@ -1,4 +1,4 @@
-"""Shared part of penalty_sweep.py and objectives_table.py: train one config, sweep it, keep a JSON line.
+"""Shared part of penalty_sweep.py and objectives_table.py: one config through the pipeline, a JSON line.
 
 Each finished run appends one JSON object to the output file at once, so a long benchmark that
 is stopped still leaves every run it finished; `summarise` turns those lines into the
@@ -20,17 +20,15 @@ RUNS = Path("runs/bench") / time.strftime("%Y%m%d-%H%M%S")  # a fresh folder: ne
 
 
 def train_and_sweep(config: TrainConfig, dataset, run_dir: Path, draws: int = 3) -> dict:
-    """Train `config` from scratch in run_dir, then test accuracy at SIGMAS; one result row."""
-    from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training.loop import load_model, train
+    """Train `config` from scratch in run_dir, then test accuracy at SIGMAS (the pipeline);
+    one result row."""
+    from gradloss.core.plan import RunPlan
 
-    t0 = time.perf_counter()
-    result = train(config, run_dir, dataset=dataset)
-    seconds = time.perf_counter() - t0
-    table = accuracy_vs_noise(load_model(result.model_path), dataset.x_test, dataset.y_test,
-                              SweepConfig(sigmas=SIGMAS, draws=draws, seed=0))
-    return {"config": config.to_dict(), "train_s": round(seconds, 1), "device": result.device,
-            "input_grad_norm": result.final.input_grad_norm,
+    plan = RunPlan(config, SweepConfig(sigmas=SIGMAS, draws=draws, seed=0))
+    [outcome], _ = _common.run_plans([plan], [run_dir], dataset=dataset)
+    table = outcome.sweep
+    return {"config": config.to_dict(), "train_s": round(outcome.seconds, 1),
+            "device": outcome.device, "input_grad_norm": outcome.final.input_grad_norm,
             **{f"acc_{s:g}": float(a) for s, a in zip(table.sigma, table.accuracy)}}
 
 

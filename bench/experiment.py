@@ -9,7 +9,7 @@ One mode per process (KERAS_BACKEND=jax), so each pays its own compiles. Every o
 trained for every seed, then each model is swept (SweepConfig(): 8 sigmas x 3 draws, the whole test
 set). `steps`: one run after another through the engine's chunked step path
 (`train(whole_epochs=False)`); `epochs`: the same runs in whole epochs on the device;
-`batch`: each objective's seeds as one program (`seed_batch.train_seeds`). Prints wall time
+`batch`: each objective's seeds as one program (`pipeline.run(seed_batch=True)`). Prints wall time
 (data loading, training, sweep), training and sweep time per arm, and the test accuracy at
 sigma 0 / 0.1 / 0.2 per arm (mean over seeds); `--jsonl FILE` also appends the outcome there.
 """
@@ -31,45 +31,36 @@ SIGMAS_SHOWN = (0.0, 0.1, 0.2)
 
 def measure(mode: str, objectives: list[str], seeds: list[int], dataset: str,
             train_size: int | None, epochs: int | None, data_dir: str | None) -> dict:
-    """Train and sweep every objective x seed the `mode` way; return times and accuracies."""
+    """Train and sweep every objective x seed the `mode` way (through the pipeline); return
+    times and accuracies."""
     from gradloss.core.config import SweepConfig, TrainConfig
+    from gradloss.core.plan import RunPlan
     from gradloss.data import load_dataset
-    from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training.seed_batch import train_seeds
-    from gradloss.training.loop import load_model, train
 
     t_all = time.perf_counter()
+    full = load_dataset(dataset, data_dir=data_dir)  # every run takes its rows of it
     arms = []
     with tempfile.TemporaryDirectory() as tmp:
         for objective in objectives:
-            configs = [TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
-                                   train_size=train_size, seed=s, engine="jax") for s in seeds]
+            plans = [RunPlan(TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
+                                         train_size=train_size, seed=s, engine="jax"),
+                             SweepConfig(), data_dir=data_dir) for s in seeds]
             dirs = [Path(tmp) / f"{objective}-{s}" for s in seeds]
-            if mode == "batch":
-                full = load_dataset(dataset, data_dir=data_dir)  # each seed takes its rows
-                t0 = time.perf_counter()
-                results = train_seeds(configs, dirs, dataset=full)
-                train_s = time.perf_counter() - t0
-                tests = [full] * len(seeds)
-            else:
-                tests = [load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=s)
-                         for s in seeds]
-                t0 = time.perf_counter()
-                results = [train(c, d, dataset=ds, whole_epochs=mode == "epochs")
-                           for c, d, ds in zip(configs, dirs, tests)]
-                train_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            curves = [accuracy_vs_noise(load_model(r.model_path), ds.x_test, ds.y_test,
-                                        SweepConfig()) for r, ds in zip(results, tests)]
-            sweep_s = time.perf_counter() - t0
+            outcomes, timings = _common.run_plans(
+                plans, dirs, dataset=full, seed_batch=mode == "batch",
+                whole_epochs=None if mode == "batch" else mode == "epochs")
+            train_s = (outcomes[0].seconds if mode == "batch"  # one program for every seed
+                       else sum(o.seconds for o in outcomes))
+            sweep_s = sum(timings.sweep_s.values())
+            curves = [o.sweep for o in outcomes]
             accuracy = {str(s): float(sum(c.set_index("sigma").loc[s, "accuracy"]
                                           for c in curves) / len(curves)) for s in SIGMAS_SHOWN}
-            arms.append({"objective": objective, "seeds": len(seeds), "epochs": configs[0].epochs,
-                         "batch_size": configs[0].batch_size, "train_s": train_s,
-                         "sweep_s": sweep_s, "device": results[0].device,
+            arms.append({"objective": objective, "seeds": len(seeds),
+                         "epochs": plans[0].train.epochs, "batch_size": plans[0].train.batch_size,
+                         "train_s": train_s, "sweep_s": sweep_s, "device": outcomes[0].device,
                          "per_seed": {str(s): c.accuracy.tolist() for s, c in zip(seeds, curves)},
                          "sigmas": curves[0].sigma.tolist(),
-                         "step_ms": sum(r.final["step_ms"] for r in results) / len(results),
+                         "step_ms": sum(o.final.step_ms for o in outcomes) / len(outcomes),
                          "accuracy": accuracy})
             print(f"{mode} {objective} x {len(seeds)}: trained in {train_s:.1f} s, swept in "
                   f"{sweep_s:.1f} s, accuracy {accuracy['0.0']:.4f}", flush=True)

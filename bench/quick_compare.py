@@ -42,21 +42,18 @@ def run_preset(name: str) -> dict:
 
     from gradloss.analysis import stats
     from gradloss.core.config import SweepConfig, TrainConfig
-    from gradloss.data import load_dataset
-    from gradloss.perturbations.sweep import accuracy_vs_noise
-    from gradloss.training.loop import load_model, train
+    from gradloss.core.plan import RunPlan
 
     dataset, train_size, epochs, seeds = PRESETS[name]
     rows, t0, c0 = [], time.perf_counter(), time.process_time()
     for seed in range(seeds):
-        ds = load_dataset(dataset, train_size=train_size, seed=seed)
-        for objective in OBJECTIVES:
-            config = TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
-                                 train_size=train_size, seed=seed)
-            with tempfile.TemporaryDirectory() as run_dir:
-                result = train(config, run_dir, dataset=ds)
-                curve = accuracy_vs_noise(load_model(result.model_path), ds.x_test, ds.y_test,
-                                          SweepConfig())
+        plans = [RunPlan(TrainConfig(objective=objective, dataset=dataset, epochs=epochs,
+                                     train_size=train_size, seed=seed), SweepConfig())
+                 for objective in OBJECTIVES]
+        with tempfile.TemporaryDirectory() as tmp:
+            outcomes, _ = _common.run_plans(plans, [Path(tmp) / o for o in OBJECTIVES])
+        for objective, outcome in zip(OBJECTIVES, outcomes):
+            curve = outcome.sweep
             rows += [{"arm": objective, "seed": seed, "sigma": s, "accuracy": a}
                      for s, a in zip(curve["sigma"], curve["accuracy"])]
             print(f"{name} seed {seed} {objective}: {time.perf_counter() - t0:.0f} s so far, "

@@ -24,22 +24,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 
-def train_engine(config, ds, run_dir: str):
-    """Train with gradloss (the config's engine); return (model, train s, step ms, device)."""
-    from gradloss.training.loop import load_model, train
+def run_engine(config, ds, run_dir: str, data_dir: str | None):
+    """Train and sweep with gradloss (the config's engine) through the pipeline; return
+    (sweep table, train s, step ms, sweep s, device)."""
+    from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig
+    from gradloss.core.plan import RunPlan
 
-    result = train(config, run_dir, dataset=ds)
-    model = load_model(result.model_path)  # the saved model, as the worker sweeps it
-    return model, result.seconds, result.final.step_ms, result.device
+    plan = RunPlan(config, SweepConfig(REFERENCE_SIGMAS), data_dir=data_dir)
+    [outcome], timings = _common.run_plans([plan], [run_dir], dataset=ds)
+    return (outcome.sweep, outcome.seconds, outcome.final.step_ms, timings.sweep_s[0],
+            outcome.device)
 
 
-def train_seed_style(config, ds, run_dir: str):
-    """Train the seed code's way: plain double-tape step over tf.data; model.fit for the baseline."""
+def run_seed_style(config, ds, run_dir: str, data_dir: str | None):
+    """Train the seed code's way (the plain double-tape step over tf.data; model.fit for the
+    baseline), then sweep its model through the pipeline's `measure`; as `run_engine`."""
     import keras
     import tensorflow as tf
 
+    from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig
     from gradloss.engines.yardsticks import make_plain_gradient_step
     from gradloss.models import build_cnn
+    from gradloss.pipeline.run import measure
 
     keras.utils.set_random_seed(config.seed)
     model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
@@ -56,17 +62,21 @@ def train_seed_style(config, ds, run_dir: str):
                   verbose=0)
     train_s = time.perf_counter() - t0
     steps = config.epochs * -(-len(ds.x_train) // config.batch_size)
-    return model, train_s, 1000 * train_s / steps, "CPU"
+    model.save(Path(run_dir) / "model.keras")
+    timings = _common.Timings()
+    t0 = time.perf_counter()
+    outcome = measure(Path(run_dir) / "model.keras", config.dataset, timings, data_dir=data_dir,
+                      sweep=SweepConfig(REFERENCE_SIGMAS), data=ds)
+    return outcome.sweep, train_s, 1000 * train_s / steps, time.perf_counter() - t0, "CPU"
 
 
 def measure(name: str, objectives: list[str], dataset: str, train_size: int | None,
             epochs: int | None, data_dir: str | None, seed: int) -> dict:
     """Train and sweep each objective in this process; `name` is an engine or "seed-style"."""
-    from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig, TrainConfig
+    from gradloss.core.config import TrainConfig
     from gradloss.data import load_dataset
-    from gradloss.perturbations.sweep import accuracy_vs_noise
 
-    trainer = train_seed_style if name == "seed-style" else train_engine
+    runner = run_seed_style if name == "seed-style" else run_engine
     t_all = time.perf_counter()
     ds = load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     parts = []
@@ -75,10 +85,7 @@ def measure(name: str, objectives: list[str], dataset: str, train_size: int | No
                              train_size=train_size, seed=seed,
                              engine="tensorflow" if name == "seed-style" else name)
         with tempfile.TemporaryDirectory() as run_dir:
-            model, train_s, step_ms, device = trainer(config, ds, run_dir)
-            t0 = time.perf_counter()
-            curve = accuracy_vs_noise(model, ds.x_test, ds.y_test, SweepConfig(REFERENCE_SIGMAS))
-            sweep_s = time.perf_counter() - t0
+            curve, train_s, step_ms, sweep_s, device = runner(config, ds, run_dir, data_dir)
         accuracy = dict(zip(curve["sigma"], curve["accuracy"]))
         parts.append({"engine": name, "device": device, "objective": objective,
                       "epochs": config.epochs, "batch_size": config.batch_size,

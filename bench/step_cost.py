@@ -31,7 +31,7 @@ def _runners(engine: str, batch: int, seed: int, chunk: int) -> tuple[str, dict]
     import keras
 
     from gradloss.models import build_cnn
-    from gradloss.training.loop import make_engine
+    from gradloss.training.steppers import make_engine
     from gradloss.core.config import TrainConfig
 
     runners, device = {}, "CPU"

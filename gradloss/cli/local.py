@@ -180,7 +180,8 @@ def cmd_reproduce(args) -> int:
     table = _side_by_side(tables, with_reference=args.dataset == "fashion_mnist")
     table.to_csv(out / "robustness.csv", index=False)
     trained = {o.plan.train.objective: {"config": o.plan.train.to_dict(), "seconds": o.seconds,
-                                        "device": o.device, "model": str(o.model_path), **o.final}
+                                        "device": o.device, "model": str(o.model_path),
+                                        **o.final.to_dict()}
                for o in outcomes}
     (out / "results.json").write_text(json.dumps(
         {"dataset": args.dataset, "sweep": plans[0].sweep.to_dict(), "runs": trained,

@@ -75,7 +75,8 @@ def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
                whole_epochs) -> list[Outcome]:
     """Train the plans of `group` together (one, or a seed batch), then measure each."""
     from gradloss.engines.device import prepare_device
-    from gradloss.training.loop import single, train_runs
+    from gradloss.training.loop import train_runs
+    from gradloss.training.steppers import single
     from gradloss.training.seed_batch import BatchedSeeds
 
     first = plans[group[0]]
@@ -99,8 +100,7 @@ def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
     for i, result in zip(group, results):
         plan = plans[i]
         outcome = Outcome(plan, result.status, result.error, result.epochs_done, result.seconds,
-                          result.device, None if result.final is None else result.final.to_dict(),
-                          result.model_path)
+                          result.device, result.final, result.model_path)
         if result.status == "done":
             sink.model(i, result.model_path)
             _measure(i, plan.train.dataset, plan.data_dir, plan.sweep, plan.evaluation,

@@ -19,6 +19,7 @@ from gradloss.core.config import SweepConfig
 from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow
+from gradloss.training.record import EpochMetrics
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Outcome:
     epochs_done: int = 0
     seconds: float = 0.0                     # training's wall time (this call)
     device: str = ""
-    final: dict | None = None                # the last epoch's EpochMetrics, as a dict
+    final: EpochMetrics | None = None        # the last epoch's metrics
     model_path: Path | None = None
     sweep: pd.DataFrame | None = None        # sigma, accuracy, accuracy_std
     examples: pd.DataFrame | None = None     # the grid images' predictions under noise
@@ -191,7 +192,8 @@ class FolderSink(Sink):
 def outcome_summary(outcome: Outcome) -> dict:
     """The JSON-ready summary of an outcome: status, training's figures, the clean accuracy
     and the masking flags (never a NaN or infinity: JSON has none)."""
-    final = {k: v for k, v in (outcome.final or {}).items() if math.isfinite(v)}
+    final = {k: v for k, v in (outcome.final.to_dict() if outcome.final else {}).items()
+             if math.isfinite(v)}
     return {"status": outcome.status, "error": outcome.error, "device": outcome.device,
             "epochs_done": outcome.epochs_done, "seconds": round(outcome.seconds, 3),
             "model": None if outcome.model_path is None else str(outcome.model_path), **final,

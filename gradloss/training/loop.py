@@ -2,10 +2,8 @@
 cancellable, reporting as it goes.
 
 The loop is backend-neutral. Each epoch's order is drawn with NumPy from (seed, epoch), and a
-`Stepper` runs the steps of every run in the loop: `Single` wraps the `Epochs` of one run
-(`HostBatches`, which gathers batches on the host for a step `Engine` of `engines.tf_engine` or
-`engines.jax_engine`, or `jax_epochs.DeviceEpochs`, whole epochs on the device); several seeds
-train as one program through `seed_batch.BatchedSeeds`. Each epoch ends with a checkpoint per
+`Stepper` (`training.steppers`) runs the steps of every run in the loop: one run's host batches
+or device epochs, or several seeds as one program (`seed_batch.BatchedSeeds`). Each epoch ends with a checkpoint per
 run (`training.checkpoint`) so a later call resumes from it; a run whose loss or metrics become
 non-finite, or whose cancel was asked for, leaves the loop (the others go on).
 """
@@ -15,163 +13,26 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
 import keras
 import numpy as np
 
 from gradloss.core.config import TrainConfig
-from gradloss.core.errors import GradlossError, TrainingDiverged
+from gradloss.core.errors import TrainingDiverged
 from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow
 from gradloss.data import Dataset, load_dataset, train_rows
-from gradloss.engines.device import device_name, enable_determinism
-from gradloss.models import build_cnn, predict
+from gradloss.engines.device import enable_determinism
+from gradloss.models import build_cnn
 from gradloss.training import checkpoint
 from gradloss.training.record import RunRecord, TrainResult
+from gradloss.training.steppers import Stepper, check_engine, single
 
 log = logging.getLogger(__name__)
 
 # input_grad_norm each epoch: over the first test images, the same ones for every run
 INPUT_GRAD_IMAGES = 500
-
-
-class Engine(Protocol):
-    """What a step engine (`tf_engine.TensorFlowEngine`, `jax_engine.JaxEngine`) offers."""
-
-    device: str       # "CPU" or the accelerator's name
-    chunk_steps: int  # steps per `run_steps` call, between host syncs
-
-    def run_steps(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Run len(x) steps; x (k, B, H, W, C), y (k, B, K); return losses (k,), correct (k,)."""
-
-    def sync_to_model(self) -> None:
-        """Write the engine's weights and optimizer state into the Keras variables."""
-
-
-class Epochs(Protocol):
-    """What one run's epochs run on: `HostBatches` or `jax_epochs.DeviceEpochs`."""
-
-    device: str
-
-    def start_epoch(self, order: np.ndarray) -> None:
-        """Take the epoch's shuffled training-set rows, (n,)."""
-
-    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """Run k >= 1 of the epoch's next batches from batch `first`; losses (k,), correct (k,)."""
-
-    def test_accuracy(self) -> float:
-        """Accuracy on the test set of the weights trained so far."""
-
-    def sync_to_model(self) -> None:
-        """Write the weights and optimizer state into the Keras model and optimizer."""
-
-
-class Stepper(Protocol):
-    """The runs of the loop stepping together: S >= 1 of them, in the order `regroup` gave."""
-
-    device: str
-
-    def regroup(self, keep: list[int], joining: list[int]) -> None:
-        """From now on step runs keep + joining (indices into the loop's runs): `keep` carry
-        on from their state here, `joining` start from their Keras model and optimizer."""
-
-    def start_epoch(self, orders: list[np.ndarray]) -> None:
-        """Each stepped run's training-set rows of this epoch, in its order."""
-
-    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
-        """Run k >= 1 batches from batch `first`; losses (k, S), correct (k, S)."""
-
-    def test_accuracy(self) -> np.ndarray:
-        """Test accuracy of each stepped run's current weights, (S,)."""
-
-    def sync(self, j: int) -> None:
-        """Write stepped run j's state into its Keras model and optimizer."""
-
-
-class HostBatches:
-    """Epochs for a step engine: each chunk of batches is gathered on the host and sent."""
-
-    def __init__(self, engine: Engine, model: keras.Model, ds: Dataset, batch_size: int):
-        self._engine, self._model, self._ds, self._batch = engine, model, ds, batch_size
-        self.device = engine.device
-        self._order = None
-
-    def start_epoch(self, order: np.ndarray) -> None:
-        self._order = order
-
-    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
-        x, y, batch = self._ds.x_train, self._ds.y_train, self._batch
-        k = min(self._engine.chunk_steps, len(self._order) // batch - first)
-        idx = self._order[first * batch:(first + k) * batch]
-        return self._engine.run_steps(x[idx].reshape(k, batch, *x.shape[1:]),   # (k, B, H, W, C)
-                                      y[idx].reshape(k, batch, y.shape[1]))     # (k, B, K)
-
-    def test_accuracy(self) -> float:
-        self._engine.sync_to_model()
-        return _accuracy(self._model, self._ds.x_test, self._ds.y_test)
-
-    def sync_to_model(self) -> None:
-        self._engine.sync_to_model()
-
-
-class Single:
-    """A Stepper of one run over its `Epochs` (shapes gain a run axis of 1)."""
-
-    def __init__(self, epochs: Epochs):
-        self._epochs, self.device = epochs, epochs.device
-
-    def regroup(self, keep: list[int], joining: list[int]) -> None:
-        pass  # one run: its Epochs already hold its state
-
-    def start_epoch(self, orders: list[np.ndarray]) -> None:
-        self._epochs.start_epoch(orders[0])
-
-    def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
-        losses, correct = self._epochs.run(first)
-        return losses[:, None], correct[:, None]
-
-    def test_accuracy(self) -> np.ndarray:
-        return np.array([self._epochs.test_accuracy()])
-
-    def sync(self, j: int) -> None:
-        self._epochs.sync_to_model()
-
-
-def check_engine(config: TrainConfig) -> None:
-    """Refuse a config whose engine is not the Keras backend of this process."""
-    backend = keras.backend.backend()
-    if backend != config.engine:
-        raise GradlossError(
-            f"The run asks for engine {config.engine!r} but Keras runs on {backend!r} in this "
-            f"process; start it with KERAS_BACKEND={config.engine} (the CLI and worker do this).")
-
-
-def make_engine(model, optimizer, config: TrainConfig) -> Engine:
-    """The step engine for the Keras backend of this process; it must be the one the config asks for."""
-    check_engine(config)
-    params, seed = config.objective_params, config.seed
-    if config.engine == "jax":
-        from gradloss.engines.jax_engine import JaxEngine
-        return JaxEngine(model, optimizer, config.objective, params=params, seed=seed)
-    from gradloss.engines.tf_engine import TensorFlowEngine
-    return TensorFlowEngine(model, optimizer, config.objective, params, seed)
-
-
-def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
-                whole_epochs: bool | None = None) -> Epochs:
-    """Whole epochs on the device (JAX; by default on an accelerator), else host batches."""
-    check_engine(config)
-    if whole_epochs is None:
-        whole_epochs = config.engine == "jax" and device_name("jax") != "CPU"
-    if not whole_epochs:
-        return HostBatches(make_engine(model, optimizer, config), model, ds, config.batch_size)
-    if config.engine != "jax":
-        raise GradlossError(f"Whole epochs on the device need the jax engine; the run asks for "
-                            f"{config.engine!r}.")
-    from gradloss.engines.jax_epochs import DeviceEpochs
-    return DeviceEpochs(model, optimizer, config.objective, ds, config.batch_size,
-                        params=config.objective_params, seed=config.seed).attach()
 
 
 def input_grad_norm(model, ds: Dataset) -> float:
@@ -351,15 +212,3 @@ def train(config: TrainConfig, run_dir: str | Path, *,
     if result.status == "failed":
         raise TrainingDiverged(result.error)
     return result
-
-
-def _accuracy(model, x, y) -> float:
-    return float(np.mean(np.argmax(predict(model, x), -1) == np.argmax(y, -1)))
-
-
-def single(whole_epochs: bool | None = None) -> Callable[[list[Run], Dataset], Stepper]:
-    """The stepper factory `train_runs` takes for one run: `Single` over `make_epochs`."""
-    def make(runs: list[Run], ds: Dataset) -> Stepper:
-        run = runs[0]
-        return Single(make_epochs(run.model, run.optimizer, run.config, ds, whole_epochs))
-    return make

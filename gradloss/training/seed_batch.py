@@ -21,7 +21,8 @@ from gradloss.core.errors import GradlossError
 from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow
 from gradloss.data import Dataset, load_dataset
-from gradloss.training.loop import Run, check_engine, train_runs
+from gradloss.training.loop import Run, train_runs
+from gradloss.training.steppers import check_engine
 from gradloss.training.record import TrainResult
 
 
