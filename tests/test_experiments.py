@@ -184,7 +184,8 @@ def test_summary_from_stored_sweeps_keeps_complete_pairs_only(store):
     [sentence] = sentences(summary, "baseline", 0.1, {"gradient": "the gradient loss",
                                                        "baseline": "the baseline"})
     assert re.fullmatch(r"At σ = 0\.1, the gradient loss is \d\.\d points more accurate than the "
-                        r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds\)\.", sentence)
+                        r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds; adjusted p = [\d.e-]+, "
+                        r"Benjamini–Hochberg over 4 comparisons\)\.", sentence)
     files = exports(per_seed, summary)
     assert set(files) == {"per_seed.csv", "summary.csv", "summary.md", "summary.tex"}
     assert r"\begin{tabular}" in files["summary.tex"] and "| gradient |" in files["summary.md"]

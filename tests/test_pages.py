@@ -486,7 +486,8 @@ def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     assert at.select_slider(key="experiment_sigma").value == 0.1
     text = texts(at.markdown)
     assert re.search(r"At σ = 0\.1, the gradient loss is 5\.0 points more accurate than the "
-                     r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds\)", text), text
+                     r"baseline \(95 % CI \d\.\d to \d\.\d, 3 seeds; adjusted p = [\d.e-]+, "
+                     r"Benjamini–Hochberg over \d+ comparisons\)", text), text
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)  # one band per arm
     table = at.dataframe[0].value
@@ -533,7 +534,7 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
     at.selectbox(key="experiment_perturbation").set_value("fgsm").run()
     assert at.select_slider(key="experiment_level_fgsm").value == 0.1
     assert re.search(r"FGSM: At ε = 0\.1, the gradient loss is 10\.0 points more accurate than "
-                     r"the baseline \(95 % CI \d+\.\d to \d+\.\d, 3 seeds\)", texts(at.markdown))
+                     r"the baseline \(95 % CI \d+\.\d to \d+\.\d, 3 seeds; adjusted p", texts(at.markdown))
     spec = json.loads(at.get("plotly_chart")[1].proto.spec)
     assert spec["layout"]["xaxis"]["title"]["text"] == "FGSM: ε"
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)

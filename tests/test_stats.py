@@ -7,7 +7,8 @@ import pytest
 import scipy.stats
 
 from gradloss.core.config import InvalidParameterError
-from gradloss.analysis.stats import (Interval, difference_sentence, mean_interval, normalized_auc,
+from gradloss.analysis.stats import (Comparison, Interval, adjust, adjust_tables, difference_sentence,
+                                     paired_p_value, mean_interval, normalized_auc,
                                      paired_difference, probability_of_improvement, summarize,
                                      summarize_auc, to_latex, to_markdown)
 
@@ -125,8 +126,9 @@ def _drop(**where) -> pd.DataFrame:
 def test_summarize_pairs_arms_by_seed():
     """Check summarize's means, paired differences, p_improve and the reference's NaN columns."""
     summary = summarize(_per_seed(), reference="baseline")
-    assert list(summary.columns) == ["arm", "level", "n", "mean", "low", "high",
-                                     "diff", "diff_low", "diff_high", "p_improve"]
+    assert list(summary.columns) == ["arm", "level", "n", "mean", "low", "high", "diff",
+                                     "diff_low", "diff_high", "p_improve", "p_value",
+                                     "p_adjusted", "family"]
     assert list(zip(summary["arm"], summary["level"])) == [
         ("baseline", 0.0), ("baseline", 0.1), ("gradient", 0.0), ("gradient", 0.1)]
     ref = summary.iloc[1]
@@ -141,6 +143,50 @@ def test_summarize_pairs_arms_by_seed():
                                                                         [0.80, 0.84, 0.82]))
     assert (row["low"], row["high"]) == pytest.approx(
         tuple(scipy.stats.ttest_1samp([0.81, 0.87, 0.87], 0).confidence_interval()))
+    assert row["p_value"] == pytest.approx(
+        scipy.stats.ttest_rel([0.81, 0.87, 0.87], [0.80, 0.84, 0.82]).pvalue)
+    assert row["family"] == 2 and row["p_adjusted"] == pytest.approx(
+        scipy.stats.false_discovery_control(summary.p_value.dropna(), method="bh")[1])
+
+
+def test_the_p_value_agrees_with_the_interval_on_whether_0_is_covered():
+    """Check that a difference's paired p-value is below 0.05 exactly when its 95 % interval
+    excludes 0 (the same Student t test), over many random pairs of samples."""
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(2, 8))
+        a, b = rng.normal(0.8, 0.02, n), rng.normal(0.8 + rng.normal(0, 0.02), 0.02, n)
+        interval = paired_difference(a, b)
+        assert (paired_p_value(a, b) < 0.05) == interval.excludes_zero
+
+
+def test_adjusted_p_values_are_benjamini_hochberg_over_the_whole_family():
+    """Check that adjust_tables treats several tables as one family: BH over every p-value,
+    NaN (the reference arm) neither adjusted nor counted."""
+    first = pd.DataFrame({"p_value": [np.nan, 0.01, 0.04]})
+    second = pd.DataFrame({"p_value": [0.03, np.nan, 0.2]})
+    a, b = adjust_tables(first, second)
+    expected = scipy.stats.false_discovery_control([0.01, 0.04, 0.03, 0.2], method="bh")
+    assert a.p_adjusted.tolist()[1:] == pytest.approx(list(expected[:2]))
+    assert b.p_adjusted.tolist()[::2] == pytest.approx(list(expected[2:]))
+    assert math.isnan(a.p_adjusted[0]) and math.isnan(b.p_adjusted[1])
+    assert set(a.family) == set(b.family) == {4}
+    np.testing.assert_array_equal(adjust([np.nan]), [np.nan])
+
+
+def test_a_difference_settled_only_before_correction_is_not_called_ahead():
+    """Check that the sentence says "not distinguishable" and names the correction when the raw
+    interval excludes 0 but the adjusted p-value does not settle the sign."""
+    raw = Interval(0.03, 0.001, 0.059, 5)
+    assert raw.excludes_zero
+    sentence = difference_sentence("the gradient loss", "the baseline", "σ", 0.1,
+                                   Comparison(raw, p_value=0.045, p_adjusted=0.27, family=24))
+    assert sentence.startswith("At σ = 0.1, the gradient loss and the baseline are not "
+                               "distinguishable (difference +3.0 points")
+    assert "adjusted p = 0.27, Benjamini–Hochberg over 24 comparisons" in sentence
+    settled = difference_sentence("the gradient loss", "the baseline", "σ", 0.1,
+                                  Comparison(raw, p_value=0.001, p_adjusted=0.012, family=24))
+    assert "is 3.0 points more accurate than the baseline" in settled
 
 
 def test_summarize_cuts_intervals_to_what_an_accuracy_can_be():

@@ -122,18 +122,30 @@ def evaluation_per_seed_table(runs, evaluations: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(per_seed: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """stats.summarize per sigma, then the normalised area under each curve (level 'auc')."""
-    return pd.concat([stats.summarize(per_seed, reference),
-                      stats.summarize_auc(per_seed, reference)], ignore_index=True)
+    """stats.summarize per sigma, then the normalised area under each curve (level 'auc'); its
+    p-values adjusted over this table (`corrected` widens the family)."""
+    return stats.adjust_tables(pd.concat([stats.summarize(per_seed, reference),
+                                          stats.summarize_auc(per_seed, reference)],
+                                         ignore_index=True))[0]
 
 
-def difference(summary: pd.DataFrame, arm: str, level) -> stats.Interval | None:
-    """The paired difference arm - reference at `level` as an Interval, or None (reference arm)."""
+def corrected(*summaries: pd.DataFrame) -> list[pd.DataFrame]:
+    """An experiment's summaries with their p-values adjusted as one family (Benjamini–Hochberg):
+    every paired difference the experiment reports, i.e. each non-reference arm at each σ and
+    the AUC, and each corruption and attack level and headline (pass every table shown)."""
+    return stats.adjust_tables(*summaries)
+
+
+def difference(summary: pd.DataFrame, arm: str, level) -> stats.Comparison | None:
+    """The paired difference arm - reference at `level` with its p-values, or None (the
+    reference arm, or a level not summarised)."""
     row = summary[(summary.arm == arm) & (summary.level.astype(str) == str(level))]
     if row.empty or math.isnan(row["diff"].iloc[0]):
         return None
     r = row.iloc[0]
-    return stats.Interval(float(r["diff"]), float(r.diff_low), float(r.diff_high), int(r.n))
+    return stats.Comparison(
+        stats.Interval(float(r["diff"]), float(r.diff_low), float(r.diff_high), int(r.n)),
+        float(r.p_value), float(r.p_adjusted), int(r.family))
 
 
 def sentences(summary: pd.DataFrame, reference: str, level, labels: dict | None = None,
@@ -166,3 +178,38 @@ def write_exports(per_seed: pd.DataFrame, summary: pd.DataFrame, out: str | Path
         (out / name).write_text(text)
         paths.append(out / name)
     return paths
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """Every summary an experiment reports, its p-values adjusted as one family (`corrected`):
+    under noise (each σ and the AUC), each perturbation's headline, and each perturbation per
+    level. Whatever a page or the CLI shows of it, the claims are corrected alike."""
+
+    noise: pd.DataFrame                      # summary_table of the noise sweeps
+    headlines: pd.DataFrame                  # summary.headline_summary ('perturbation' column)
+    perturbations: dict = field(default_factory=dict)  # name -> summary_table per level
+
+    @property
+    def family(self) -> int:
+        return int(self.noise.family.iloc[0]) if len(self.noise) else 0
+
+
+def summaries(per_seed: pd.DataFrame, per_seed_perturbations: pd.DataFrame | None,
+              reference: str) -> Summaries:
+    """The experiment's Summaries from its paired per-seed rows: `per_seed` (arm, seed, sigma,
+    accuracy) and `per_seed_perturbations` (arm, seed, perturbation, level, accuracy; None or
+    empty when it measured noise only); both need two seeds."""
+    from gradloss.analysis import summary as results
+
+    noise = summary_table(per_seed, reference)
+    rows = per_seed_perturbations
+    if rows is None or rows.empty or rows.seed.nunique() < 2:
+        return Summaries(*corrected(noise), results.headline_summary(
+            pd.DataFrame(columns=["arm", "seed", "perturbation", "level", "accuracy"]), reference))
+    headlines = results.headline_summary(rows, reference)
+    names = list(dict.fromkeys(rows.perturbation))
+    per_level = [summary_table(rows[rows.perturbation == name].drop(columns="perturbation")
+                               .rename(columns={"level": "sigma"}), reference) for name in names]
+    noise, headlines, *per_level = corrected(noise, headlines, *per_level)
+    return Summaries(noise, headlines, dict(zip(names, per_level)))

@@ -8,6 +8,8 @@ import pandas as pd
 
 from gradloss.core.evaluation import PERTURBATIONS
 
+ALPHA = 0.05  # a difference is called ahead or behind when its adjusted p-value is below this
+
 
 def _interval(mean, low, high, signed=False) -> str:
     fmt = "{:+.1f}" if signed else "{:.1f}"
@@ -16,8 +18,8 @@ def _interval(mean, low, high, signed=False) -> str:
 
 def at_level_table(summary: pd.DataFrame, level) -> tuple[pd.DataFrame, pd.Series]:
     """Per arm at one level: accuracy (%) with its interval, the difference to the reference
-    (points) with its interval, P(improve) and seeds; and per row the sign of the difference
-    where its interval excludes 0 (1 or -1), else 0."""
+    (points) with its interval, P(improve), the adjusted p-value and seeds; and per row the sign
+    of the difference where the adjusted p-value settles it (1 or -1), else 0."""
     rows = summary[summary.level.astype(str) == str(level)]
     table = pd.DataFrame({
         "arm": rows.arm,
@@ -26,8 +28,12 @@ def at_level_table(summary: pd.DataFrame, level) -> tuple[pd.DataFrame, pd.Serie
                                          _interval(r["diff"], r.diff_low, r.diff_high, signed=True)
                                          for _, r in rows.iterrows()],
         "P(improve)": ["" if np.isnan(p) else f"{p:.2f}" for p in rows.p_improve],
+        "p (BH)": ["" if np.isnan(p) else f"{p:.3f}" if p >= 0.001 else "<0.001"
+                   for p in rows.p_adjusted],
         "seeds": rows.n})
-    sign = np.where(rows.diff_low > 0, 1, np.where(rows.diff_high < 0, -1, 0))
+    settled = rows.p_adjusted.to_numpy(dtype=float) < ALPHA
+    diff = rows["diff"].to_numpy(dtype=float)
+    sign = np.where(settled & (diff > 0), 1, np.where(settled & (diff < 0), -1, 0))
     return table.reset_index(drop=True), pd.Series(sign)
 
 

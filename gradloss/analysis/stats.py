@@ -12,7 +12,14 @@ Every number reported here is a mean with its interval and its seed count:
   at the Edge of the Statistical Precipice", NeurIPS 2021; google-research/rliable
   ``metrics.probability_of_improvement``): P(X > Y) + 0.5 P(X = Y) over all pairs of runs,
   i.e. the Mann-Whitney U statistic divided by n * m.
-- A difference whose interval covers 0 is called "not distinguishable".
+- Every difference has a paired t-test p-value (the test that matches its interval), and claims
+  are corrected for looking at many of them: `adjust` applies Benjamini–Hochberg
+  (`scipy.stats.false_discovery_control`) over a family of comparisons, which controls the
+  expected share of false "ahead"/"behind" claims among those made. An experiment's family is
+  every paired difference it reports (each arm at each σ and the AUC, each corruption and attack
+  level and headline): `analysis.experiments.corrected`.
+- A difference is called "ahead" or "behind" only when its adjusted p-value is below
+  1 - confidence; otherwise "not distinguishable", whatever its raw interval says.
 """
 from __future__ import annotations
 
@@ -29,7 +36,7 @@ import scipy.stats
 from gradloss.core.errors import InvalidParameterError
 
 SUMMARY_COLUMNS = ("arm", "level", "n", "mean", "low", "high",
-                   "diff", "diff_low", "diff_high", "p_improve")
+                   "diff", "diff_low", "diff_high", "p_improve", "p_value", "p_adjusted", "family")
 AUC_LEVEL = "auc"  # the 'level' of summarize_auc's rows
 NEED_TWO = "an interval needs at least 2 seeds"
 
@@ -47,6 +54,21 @@ class Interval:
     def excludes_zero(self) -> bool:
         """Whether 0 lies outside [low, high], i.e. the sign of the estimate is settled."""
         return self.low > 0 or self.high < 0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A paired difference with its interval, its p-value and the p-value adjusted over the
+    family of `family` comparisons it was looked at with (Benjamini–Hochberg)."""
+    interval: Interval
+    p_value: float
+    p_adjusted: float
+    family: int = 1
+
+    @property
+    def distinguishable(self) -> bool:
+        """Whether the difference's sign is settled after the correction."""
+        return self.p_adjusted < 1 - self.interval.confidence
 
 
 def _fail(owner: str, name: str, allowed: str, got) -> None:
@@ -105,6 +127,47 @@ def paired_difference(a, b, confidence: float = 0.95) -> Interval:
         _fail("paired_difference", "b", f"as long as 'a' ({len(a)} values; pairs are seeds)",
               f"{len(b)} values")
     return _t_interval(a - b, confidence)
+
+
+def paired_p_value(a, b) -> float:
+    """Two-sided p-value of the paired t-test on a_i - b_i: the test whose interval
+    `paired_difference` reports (0 covered exactly when p >= 1 - confidence). Differences all
+    equal: 1 if they are 0, else 0 (no spread, the sign is certain)."""
+    a = _sample("paired_p_value", "a", a)
+    b = _sample("paired_p_value", "b", b)
+    if len(a) != len(b):
+        _fail("paired_p_value", "b", f"as long as 'a' ({len(a)} values; pairs are seeds)",
+              f"{len(b)} values")
+    d = a - b
+    if np.ptp(d) == 0:
+        return 1.0 if d[0] == 0 else 0.0
+    t = float(d.mean()) / (float(d.std(ddof=1)) / math.sqrt(len(d)))  # as _t_interval's spread
+    return float(2 * scipy.stats.t.sf(abs(t), len(d) - 1))
+
+
+def adjust(p_values) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values of a family (NaN entries are not comparisons: they
+    stay NaN and do not count)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, math.nan)
+    present = ~np.isnan(p)
+    if present.any():
+        out[present] = scipy.stats.false_discovery_control(p[present], method="bh")
+    return out
+
+
+def adjust_tables(*summaries: pd.DataFrame) -> list[pd.DataFrame]:
+    """The summaries with `p_adjusted` recomputed over all their rows together, one family, and
+    `family` its size (the number of comparisons: rows with a p-value)."""
+    sizes = [len(s) for s in summaries]
+    p = (np.concatenate([s["p_value"].to_numpy(dtype=float) for s in summaries]) if summaries
+         else np.array([]))
+    joint, family = adjust(p), int((~np.isnan(p)).sum())
+    out, start = [], 0
+    for summary, size in zip(summaries, sizes):
+        out.append(summary.assign(p_adjusted=joint[start:start + size], family=family))
+        start += size
+    return out
 
 
 def probability_of_improvement(a, b) -> float:
@@ -197,15 +260,18 @@ def _compare(values: pd.DataFrame, reference: str, confidence: float) -> pd.Data
             row = {"arm": arm, "level": level, "n": own.n,
                    "mean": own.mean, "low": max(0.0, own.low), "high": min(1.0, own.high),
                    "diff": math.nan, "diff_low": math.nan, "diff_high": math.nan,
-                   "p_improve": math.nan}
+                   "p_improve": math.nan, "p_value": math.nan, "p_adjusted": math.nan,
+                   "family": 0}
             if arm != reference:
                 ref = by_seed[reference].to_numpy()
                 diff = _t_interval(by_seed[arm].to_numpy() - ref, confidence)
                 row.update(diff=diff.mean, diff_low=max(-1.0, diff.low),
                            diff_high=min(1.0, diff.high),
-                           p_improve=probability_of_improvement(by_seed[arm], ref))
+                           p_improve=probability_of_improvement(by_seed[arm], ref),
+                           p_value=paired_p_value(by_seed[arm].to_numpy(), ref))
             rows.append(row)
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    return adjust_tables(frame)[0]  # this table alone as the family; see adjust_tables
 
 
 def summarize(per_seed: pd.DataFrame, reference: str, confidence: float = 0.95,
@@ -247,26 +313,43 @@ def _level(level, minus: str = "-") -> str:
 
 
 def difference_sentence(arm_label: str, reference_label: str, level_name: str, level,
-                        diff: Interval) -> str:
-    """One sentence reporting a paired accuracy difference in points, its interval and seeds."""
-    ci = _percent(diff.confidence) + " CI"
+                        diff: Interval | Comparison) -> str:
+    """One sentence reporting a paired accuracy difference in points, its interval and seeds.
+
+    Given a Comparison, "more/less accurate" is said only when its adjusted p-value settles the
+    sign, and the sentence names the correction and its family."""
+    interval = diff.interval if isinstance(diff, Comparison) else diff
+    ci = _percent(interval.confidence) + " CI"
     where = f"At {level_name} = {_level(level)}"
-    mean, low, high = 100 * diff.mean, 100 * diff.low, 100 * diff.high
-    if not diff.excludes_zero:
+    mean, low, high = 100 * interval.mean, 100 * interval.low, 100 * interval.high
+    settled = diff.distinguishable if isinstance(diff, Comparison) else interval.excludes_zero
+    corrected = ""
+    if isinstance(diff, Comparison) and diff.family > 1:
+        corrected = (f"; adjusted p = {diff.p_adjusted:.3g}, Benjamini–Hochberg over "
+                     f"{diff.family} comparisons")
+    if not settled:
         minus = "\N{MINUS SIGN}"
         return (f"{where}, {arm_label} and {reference_label} are not distinguishable "
                 f"(difference {_number(mean, minus, signed=True)} points, "
-                f"{ci} {_number(low, minus)} to {_number(high, minus)}, {diff.n} seeds).")
+                f"{ci} {_number(low, minus)} to {_number(high, minus)}, {interval.n} seeds"
+                f"{corrected}).")
     if mean > 0:
         return (f"{where}, {arm_label} is {mean:.1f} points more accurate than "
-                f"{reference_label} ({ci} {low:.1f} to {high:.1f}, {diff.n} seeds).")
+                f"{reference_label} ({ci} {low:.1f} to {high:.1f}, {interval.n} seeds"
+                f"{corrected}).")
     # worse: report the size of the gap and its interval, both positive
     return (f"{where}, {arm_label} is {-mean:.1f} points less accurate than "
-            f"{reference_label} ({ci} {-high:.1f} to {-low:.1f}, {diff.n} seeds).")
+            f"{reference_label} ({ci} {-high:.1f} to {-low:.1f}, {interval.n} seeds"
+            f"{corrected}).")
+
+
+def _p(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.3f}" if value >= 0.001 else "<0.001"
 
 
 def _cells(summary: pd.DataFrame, escape, minus: str) -> list[list[str]]:
-    """Per summary row: arm, level, accuracy "mean [low, high]" in %, difference, P(improve), n."""
+    """Per summary row: arm, level, accuracy "mean [low, high]" in %, difference, P(improve),
+    p, adjusted p, n."""
     def interval(mean, low, high, signed=False):
         return (f"{_number(100 * mean, minus, signed)} "
                 f"[{_number(100 * low, minus)}, {_number(100 * high, minus)}]")
@@ -279,16 +362,18 @@ def _cells(summary: pd.DataFrame, escape, minus: str) -> list[list[str]]:
             diff = interval(row.diff, row.diff_low, row.diff_high, signed=True)
             p_improve = f"{row.p_improve:.2f}"
         cells.append([escape(str(row.arm)), escape(_level(row.level, minus)),
-                      interval(row.mean, row.low, row.high), diff, p_improve, str(row.n)])
+                      interval(row.mean, row.low, row.high), diff, p_improve,
+                      escape(_p(row.p_value)), escape(_p(row.p_adjusted)), str(row.n)])
     return cells
 
 
-HEADER = ["Arm", "Level", "Accuracy (%) [CI]", "Difference (points) [CI]", "P(improve)", "Seeds"]
+HEADER = ["Arm", "Level", "Accuracy (%) [CI]", "Difference (points) [CI]", "P(improve)", "p",
+          "p (BH)", "Seeds"]
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table (accuracies in %, differences in points)."""
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * 2 + "---:|" * 4]
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * 2 + "---:|" * 6]
     lines += ["| " + " | ".join(row) + " |"
               for row in _cells(summary, lambda text: text.replace("|", r"\|"), "-")]
     return "\n".join(lines) + "\n"
@@ -305,7 +390,7 @@ def _latex_escape(text: str) -> str:
 
 def to_latex(summary: pd.DataFrame) -> str:
     """The summary as a booktabs tabular (needs \\usepackage{booktabs}); minus signs as $-$."""
-    lines = [r"\begin{tabular}{llrrrr}", r"\toprule",
+    lines = [r"\begin{tabular}{llrrrrrr}", r"\toprule",
              " & ".join(_latex_escape(h) for h in HEADER) + r" \\", r"\midrule"]
     lines += [" & ".join(row) + r" \\" for row in _cells(summary, _latex_escape, "$-$")]
     lines += [r"\bottomrule", r"\end{tabular}"]

@@ -133,14 +133,14 @@ def _report(rows: pd.DataFrame, flags, out: Path | None) -> None:
         print(f"wrote {out / 'evaluations.csv'} and {out / 'summary.csv'}")
 
 
-def experiment_perturbation_summary(per_seed: pd.DataFrame, reference: str, out: Path) -> list[Path]:
-    """Print each perturbation's headline over the seeds (mean, 95 % interval and the paired
-    difference to `reference`, as on the dashboard's Experiments tab) and write the per-seed
-    rows and that summary as CSV in `out`; returns the paths written."""
-    from gradloss.analysis import summary
+def experiment_perturbation_summary(per_seed: pd.DataFrame, headlines: pd.DataFrame,
+                                    out: Path) -> list[Path]:
+    """Print each perturbation's headline over the seeds (mean, 95 % interval, the paired
+    difference to the reference arm and its adjusted p-value, as on the dashboard's
+    Experiments tab) and write the per-seed rows and that summary as CSV in `out`; returns the
+    paths written."""
     from gradloss.analysis.report import overview_table
 
-    headlines = summary.headline_summary(per_seed, reference)
     print("\ncorruptions and attacks, each at its headline (95 % intervals over the seeds):")
     _print(overview_table(headlines)[0])
     paths = [out / "perturbations_per_seed.csv", out / "perturbations_summary.csv"]

@@ -142,15 +142,16 @@ def _run_experiment(spec: ExperimentConfig, out: Path) -> int:
         print(f"{len(failed)} run(s) did not finish; the summary pairs the seeds that did.")
     per_seed = pd.DataFrame(rows, columns=["arm", "seed", "sigma", "accuracy"])
     per_seed = _complete_pairs(per_seed, spec.arm_names)
-    summary = experiments.summary_table(per_seed, spec.reference)
-    print(stats.to_markdown(summary))
+    perturbations = (_complete_pairs(pd.concat(evaluated, ignore_index=True), spec.arm_names)
+                     if evaluated else None)
+    found = experiments.summaries(per_seed, perturbations, spec.reference)
+    print(stats.to_markdown(found.noise))
     for sigma in (0.1, 0.2):
-        for sentence in experiments.sentences(summary, spec.reference, sigma):
+        for sentence in experiments.sentences(found.noise, spec.reference, sigma):
             print(sentence)
-    paths = experiments.write_exports(per_seed, summary, out)
-    if evaluated:
-        paths += experiment_perturbation_summary(pd.concat(evaluated, ignore_index=True),
-                                                 spec.reference, out)
+    paths = experiments.write_exports(per_seed, found.noise, out)
+    if perturbations is not None:
+        paths += experiment_perturbation_summary(perturbations, found.headlines, out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -20,11 +20,18 @@ from gradloss.perturbations.images import image_from_bytes
 
 @dataclass(frozen=True)
 class ExperimentResults:
-    """An experiment's complete pairs under noise, and their summary against its reference."""
+    """An experiment's complete pairs, and their summaries against its reference, corrected as
+    one family (`analysis.experiments.summaries`)."""
 
     per_seed: pd.DataFrame     # arm, seed, sigma, accuracy of the seeds every arm finished
-    summary: pd.DataFrame      # experiments.summary_table (every σ, then the AUC)
+    perturbations: pd.DataFrame  # arm, seed, perturbation, level, accuracy of the same pairs
+    summaries: experiments.Summaries | None  # None until two seeds are paired
     reference: str
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The summary under noise (every σ, then the AUC)."""
+        return self.summaries.noise if self.summaries else pd.DataFrame()
 
     @property
     def n_seeds(self) -> int:
@@ -36,13 +43,15 @@ class ExperimentResults:
 
 
 def experiment_results(store, experiment_id: str, reference: str) -> ExperimentResults:
-    """The experiment's paired sweeps and, once two seeds are paired, their summary."""
+    """The experiment's paired sweeps, corruptions and attacks and, once two seeds are paired,
+    their summaries (every claim corrected over the whole experiment)."""
     runs = store.runs.of_experiment(experiment_id)
-    per_seed = experiments.per_seed_table(runs, store.results.robustness(
-        [r.run_id for r in runs]))
-    summary = (experiments.summary_table(per_seed, reference) if per_seed.seed.nunique() >= 2
-               else pd.DataFrame())
-    return ExperimentResults(per_seed, summary, reference)
+    ids = [r.run_id for r in runs]
+    per_seed = experiments.per_seed_table(runs, store.results.robustness(ids))
+    perturbations = experiments.evaluation_per_seed_table(runs, store.evaluations.rows(ids))
+    found = (experiments.summaries(per_seed, perturbations, reference)
+             if per_seed.seed.nunique() >= 2 else None)
+    return ExperimentResults(per_seed, perturbations, found, reference)
 
 
 def experiment_perturbations(store, experiment_id: str) -> pd.DataFrame:

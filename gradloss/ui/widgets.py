@@ -23,15 +23,11 @@ def store() -> Store | None:
 
 
 @st.cache_data(ttl=300)
-def experiment_results(url: str, experiment_id: str, reference: str, done: tuple[str, ...]):
-    """loaders.experiment_results; `done` (the finished run ids) keys the cache."""
+def experiment_results(url: str, experiment_id: str, reference: str, done: tuple[str, ...],
+                       plans: tuple = ()):
+    """loaders.experiment_results; the finished run ids and their evaluation plans' states key
+    the cache."""
     return loaders.experiment_results(Store(url), experiment_id, reference)
-
-
-@st.cache_data(ttl=300)
-def experiment_perturbations(url: str, experiment_id: str, done: tuple[str, ...], plans: tuple):
-    """loaders.experiment_perturbations; finished runs and their plans' states key the cache."""
-    return loaders.experiment_perturbations(Store(url), experiment_id)
 
 
 @st.cache_data(ttl=300)

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gradloss.analysis import experiments, summary as results
+from gradloss.analysis import experiments
 from gradloss.core.evaluation import HEADLINE_EPS, PERTURBATIONS
 from gradloss.ui import experiment_views, perturbation_views, views, widgets
 
 
 def _finished(runs) -> tuple[str, ...]:
     return tuple(r.run_id for r in runs if r.status == "done")
+
+
+def _results(runs_store, experiment, runs):
+    """The experiment's cached results, keyed by its finished runs and their evaluations."""
+    done = _finished(runs)
+    plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluations.plans(done).items()))
+    return widgets.experiment_results(runs_store.url, experiment.experiment_id,
+                                      experiment.spec.reference, done, plans), plans
 
 
 def comparison(runs_store, experiment) -> None:
@@ -21,7 +29,7 @@ def comparison(runs_store, experiment) -> None:
         return
     runs = runs_store.runs.of_experiment(chosen)
     progress, text = experiment_views.progress_line(runs)
-    found = widgets.experiment_results(runs_store.url, chosen, spec.reference, _finished(runs))
+    found, plans = _results(runs_store, experiment, runs)
     if progress.finished < progress.total:
         st.caption(f"{text}. Shown: the {found.n_seeds} seed(s) that every arm has finished.")
     if found.n_seeds < 2:
@@ -42,32 +50,31 @@ def comparison(runs_store, experiment) -> None:
         st.markdown(f"**{sentence}**")
     st.dataframe(experiment_views.styled_at_level(summary, sigma), hide_index=True)
     st.caption(f"Means over {found.n_seeds} seeds with 95 % Student t intervals; differences are "
-               f"paired by seed, against the {spec.reference} arm, and coloured only where the "
-               "interval excludes 0. An interval that covers 0 means the data cannot tell the "
-               "arms apart at this number of seeds; more seeds narrow it.")
+               f"paired by seed, against the {spec.reference} arm. A difference is called ahead "
+               "or behind, and coloured, only where its p-value adjusted for every comparison "
+               f"this experiment reports ({found.summaries.family}, Benjamini–Hochberg) is below "
+               "0.05; otherwise the data cannot tell the arms apart at this number of seeds.")
     with st.expander("Over all σ: area under accuracy versus σ (normalised to [0, 1])"):
         st.dataframe(experiment_views.styled_at_level(summary, "auc"), hide_index=True)
-    files = experiments.exports(found.per_seed, summary)
+    files = experiments.exports(found.per_seed, summary)  # p and adjusted p in every table
     for col, (name, text_) in zip(st.columns(len(files)), files.items()):
         col.download_button(name, text_, file_name=f"{views.short_id(chosen)}-{name}",
                             mime="text/csv" if name.endswith(".csv") else "text/plain",
                             key=f"download_{name}")
-    perturbations(runs_store, experiment, runs)
+    perturbations(found, plans)
 
 
-def perturbations(runs_store, experiment, runs) -> None:
+def perturbations(found, plans) -> None:
     """The experiment's corruptions and attacks: every perturbation's headline with its interval,
     then one perturbation's mean curves, sentence and table at a level."""
-    chosen, reference = experiment.experiment_id, experiment.spec.reference
-    done = _finished(runs)
-    plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluations.plans(done).items()))
+    reference = found.reference
     if not plans:
         st.caption("This experiment measured Gaussian noise only. Tick *Corruptions and attacks* "
                    "in the experiment form on the Train page to measure them too, over the same "
                    "seeds.")
         return
     st.subheader("Corruptions and attacks, over the same seeds")
-    per_seed = widgets.experiment_perturbations(runs_store.url, chosen, done, plans)
+    per_seed = found.perturbations
     waiting = sum(status in ("queued", "running") for _, status in plans)
     if waiting:
         st.caption(f"{waiting} run(s) are still being evaluated; each point shows once every "
@@ -76,8 +83,7 @@ def perturbations(runs_store, experiment, runs) -> None:
         st.info("The intervals appear once two seeds of every arm have been evaluated.")
         return
     labels = experiment_views.arm_labels(per_seed.arm.unique())
-    st.dataframe(experiment_views.styled_overview(results.headline_summary(per_seed, reference)),
-                 hide_index=True)
+    st.dataframe(experiment_views.styled_overview(found.summaries.headlines), hide_index=True)
     st.caption("Each perturbation at its headline: robust accuracy at ε = 0.1 for attacks, the "
                "mean over severities for corruptions; means over seeds with 95 % Student t "
                f"intervals, differences paired by seed against the {reference} arm.")
@@ -85,7 +91,7 @@ def perturbations(runs_store, experiment, runs) -> None:
     name = st.selectbox("Perturbation", names, key="experiment_perturbation",
                         format_func=perturbation_views.label)
     rows = per_seed[per_seed.perturbation == name].drop(columns="perturbation")
-    summary = experiments.summary_table(rows.rename(columns={"level": "sigma"}), reference)
+    summary = found.summaries.perturbations[name]
     level_name = PERTURBATIONS[name].level_name
     levels = sorted(float(v) for v in rows.level.unique())
     level = st.select_slider(level_name, options=levels, key=f"experiment_level_{name}",
@@ -107,8 +113,7 @@ def latest(runs_store, quick, gpu: bool) -> None:
         if newest is None or newest.spec is None:
             return
         runs = runs_store.runs.of_experiment(newest.experiment_id)
-        found = widgets.experiment_results(runs_store.url, newest.experiment_id,
-                                           newest.spec.reference, _finished(runs))
+        found, _ = _results(runs_store, newest, runs)
     except Exception as e:  # noqa: BLE001
         st.error(f"Could not read the experiments: {e}")
         return
