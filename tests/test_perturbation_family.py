@@ -24,7 +24,8 @@ def test_registry_holds_gaussian_first_then_every_corruption_and_attack():
     assert of_kind("corruption") == CORRUPTIONS
     assert of_kind("attack") == ("fgsm", "pgd", "square")
     assert {PERTURBATIONS[n].level_name for n in CORRUPTIONS} == {"severity"}
-    assert "gaussian" not in EVALUATED and len(EVALUATED) == len(CORRUPTIONS) + 3
+    assert "gaussian" not in EVALUATED and len(EVALUATED) == len(CORRUPTIONS) + 3 + 1
+    assert "certified" in EVALUATED and "certified" not in EvaluationConfig().perturbations
 
 
 @pytest.mark.parametrize("changes, message", [

@@ -3,8 +3,9 @@
 Results are one long frame, RESULT_COLUMNS (`results` joins the run's Gaussian sweep, stored
 apart, to its evaluations). Per perturbation:
 - auc: accuracy integrated over its levels, divided by their range (stats.normalized_auc);
-- headline: accuracy at sigma = 0.1 (noise), the mean over severities (corruptions), or at
-  eps = HEADLINE_EPS (attacks: robust accuracy, as RobustBench quotes it at one eps);
+- headline: accuracy at sigma = 0.1 (noise), the mean over severities (corruptions), at
+  eps = HEADLINE_EPS (attacks: robust accuracy, as RobustBench quotes it at one eps), or the
+  certified accuracy at radius HEADLINE_RADIUS (randomized smoothing);
 and per run the mCE of its corruptions relative to a reference run (corruptions.mean_corruption_error:
 1.0 is as robust as the reference, lower is better). `per_seed` and `summarize_per_seed` give
 experiments (arms x seeds) intervals through stats.summarize; `comparison_table` sets single runs
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradloss.analysis import stats
-from gradloss.core.evaluation import GAUSSIAN, HEADLINE_EPS, PERTURBATIONS
+from gradloss.core.evaluation import GAUSSIAN, HEADLINE_EPS, HEADLINE_RADIUS, PERTURBATIONS
 
 RESULT_COLUMNS = ["run_id", "perturbation", "level", "accuracy", "accuracy_std"]
 HEADLINE_SIGMA = 0.1
@@ -40,7 +41,7 @@ def headline(perturbation: str, curve: pd.DataFrame) -> tuple[float, str]:
     kind = PERTURBATIONS[perturbation].kind
     if kind == "corruption":
         return float(curve.accuracy.mean()), "mean over severities"
-    target = HEADLINE_SIGMA if kind == "noise" else HEADLINE_EPS
+    target = {"noise": HEADLINE_SIGMA, "certified": HEADLINE_RADIUS}.get(kind, HEADLINE_EPS)
     at = curve[np.isclose(curve.level, target)]
     name = f"{PERTURBATIONS[perturbation].level_name}={target:g}"
     return (float(at.accuracy.iloc[0]) if len(at) else math.nan), name

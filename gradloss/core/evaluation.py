@@ -67,9 +67,12 @@ class AttackConfig:
 
 
 
-KINDS = ("noise", "corruption", "attack")
+KINDS = ("noise", "corruption", "attack", "certified")
 GAUSSIAN = "gaussian"
+CERTIFIED = "certified"  # randomized smoothing's certified accuracy against the L2 radius
 HEADLINE_EPS = 0.1  # robust accuracy is quoted at this eps (RobustBench uses 0.3 on MNIST)
+HEADLINE_RADIUS = 0.25  # certified accuracy is quoted at this L2 radius
+RADII = (0.0, 0.25, 0.5, 0.75, 1.0)  # default radii of the certified-accuracy curve
 
 
 class Perturbation(NamedTuple):
@@ -77,7 +80,7 @@ class Perturbation(NamedTuple):
     kind: str            # one of KINDS
     levels: tuple        # the default levels: sigmas, severities or eps
     label: str           # for pickers and tables
-    level_name: str      # "σ", "severity" or "ε"
+    level_name: str      # "σ", "severity", "ε" or "radius"
 
 
 def _label(name: str) -> str:
@@ -90,8 +93,13 @@ PERTURBATIONS: dict[str, Perturbation] = {
     **{n: Perturbation(n, "corruption", SEVERITIES, _label(n), "severity") for n in CORRUPTIONS},
     **{n: Perturbation(n, "attack", AttackConfig().epsilons, ATTACK_LABELS[n], "ε")
        for n in ATTACKS},
+    CERTIFIED: Perturbation(CERTIFIED, "certified", RADII, "certified (randomized smoothing)",
+                            "radius"),
 }
 EVALUATED = tuple(n for n, p in PERTURBATIONS.items() if p.kind != "noise")  # after the sweep
+# What an evaluation runs unless asked otherwise: certification costs about a training, so it
+# is asked for by name.
+DEFAULT_EVALUATED = tuple(n for n in EVALUATED if n != CERTIFIED)
 
 
 def of_kind(kind: str) -> tuple[str, ...]:
@@ -104,7 +112,7 @@ def of_kind(kind: str) -> tuple[str, ...]:
 class EvaluationConfig:
     """What runs after a run's Gaussian sweep: corruptions and attacks, and how hard."""
 
-    perturbations: tuple[str, ...] = EVALUATED  # any of EVALUATED; () runs nothing
+    perturbations: tuple[str, ...] = DEFAULT_EVALUATED  # any of EVALUATED; () runs nothing
     severities: tuple[int, ...] = SEVERITIES    # of every corruption, in 1..5
     epsilons: tuple[float, ...] = AttackConfig().epsilons  # of every attack, in [0, 1]
     steps: int = 10                  # PGD iterations (step size 2.5 eps / steps)
@@ -113,6 +121,13 @@ class EvaluationConfig:
     attack_images: int = 1000        # attacked test images (a stratified subset); corruptions: all
     masking_images: int = 200        # images of the masking check's strong PGD (0: skip it)
     seed: int = 0                    # corruption noise, attack subset and random starts
+    # "certified": randomized smoothing's CERTIFY (Cohen, Rosenfeld & Kolter 2019)
+    smoothing_sigma: float = 0.25    # sigma of the smoothing noise
+    smoothing_selection: int = 100   # noise samples that pick each image's class (n0)
+    smoothing_samples: int = 1000    # noise samples that estimate its probability (n)
+    smoothing_alpha: float = 0.001   # the certificate fails with probability at most alpha
+    radii: tuple[float, ...] = RADII  # L2 radii of the certified-accuracy curve
+    certify_images: int = 500        # certified test images (a stratified subset)
 
     def __post_init__(self):
         owner = "EvaluationConfig"
@@ -141,6 +156,17 @@ class EvaluationConfig:
         check_int(owner, "attack_images", self.attack_images, 1)
         check_int(owner, "masking_images", self.masking_images, 0)
         check_int(owner, "seed", self.seed, 0, 2**31 - 1)
+        check_float(owner, "smoothing_sigma", self.smoothing_sigma, 0.0, low_open=True)
+        check_int(owner, "smoothing_selection", self.smoothing_selection, 1)
+        check_int(owner, "smoothing_samples", self.smoothing_samples, 1)
+        check_float(owner, "smoothing_alpha", self.smoothing_alpha, 0.0, 0.5, low_open=True)
+        radii = (self.radii,) if isinstance(self.radii, Real) else tuple(self.radii)
+        if not radii:
+            fail(owner, "radii", "a non-empty sequence of floats in the range [0.0, inf)", radii)
+        for radius in radii:
+            check_float(owner, "radii", radius, 0.0)
+        object.__setattr__(self, "radii", tuple(sorted({float(r) for r in radii})))
+        check_int(owner, "certify_images", self.certify_images, 1)
 
     @property
     def corruptions(self) -> tuple[str, ...]:
@@ -159,7 +185,8 @@ class EvaluationConfig:
 
     def levels(self, name: str) -> tuple:
         """The levels this evaluation runs `name` at."""
-        return self.severities if PERTURBATIONS[name].kind == "corruption" else self.epsilons
+        kind = PERTURBATIONS[name].kind
+        return {"corruption": self.severities, "certified": self.radii}.get(kind, self.epsilons)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from gradloss.perturbations import attacks, corruptions, masking
+from gradloss.perturbations import attacks, certify, corruptions, masking
 from gradloss.perturbations.images import image_to_bytes
-from gradloss.core.evaluation import HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
+from gradloss.core.evaluation import CERTIFIED, HEADLINE_EPS, PERTURBATIONS, EvaluationConfig
 
 EVALUATION_COLUMNS = ["perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
 OnProgress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -57,6 +57,8 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
                 lambda b: predict(model, b), x, y, names=(name,), severities=config.severities,
                 seed=config.seed, on_progress=progress)
             rows = _rows(name, curve.severity, curve.accuracy, len(x), config.seed)
+        elif PERTURBATIONS[name].kind == "certified":
+            rows = certified(model, x, y, config, progress)
         else:
             attack_config = config.attack_config()
             curve = attacks.accuracy_vs_epsilon(model, x, y, name, attack_config,
@@ -73,6 +75,21 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
         return table, None
     flags = masking.masking_flags(pd.concat(attack_tables, ignore_index=True))
     return table, flags + masking_check(model, x, y, config, report)
+
+
+def certified(model, x, y, config: EvaluationConfig, on_progress=None) -> pd.DataFrame:
+    """Randomized smoothing's certified accuracy at each of the config's radii, on a stratified
+    subset of `certify_images` test images (the same for every model)."""
+    from gradloss.models import predict
+
+    keep = attacks.attack_subset(_labels(y), config.certify_images, config.seed)
+    predictions, radii = certify.certify(
+        lambda b: predict(model, b, batch_size=len(b)), np.asarray(x)[keep],
+        config.smoothing_sigma, selection=config.smoothing_selection,
+        samples=config.smoothing_samples, alpha=config.smoothing_alpha, seed=config.seed,
+        rows=keep, on_progress=on_progress)
+    curve = certify.certified_accuracy(predictions, radii, _labels(y)[keep], config.radii)
+    return _rows(CERTIFIED, curve.radius, curve.accuracy, len(keep), config.seed)
 
 
 def masking_check(model, x, y, config: EvaluationConfig, report: OnProgress) -> list[str]:
@@ -108,6 +125,8 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
     clean = np.asarray(x[indices], dtype=np.float32)
     frames = []
     for name in config.perturbations:
+        if PERTURBATIONS[name].kind == "certified":
+            continue  # a certificate has no perturbed image to show
         for level in config.levels(name):
             if PERTURBATIONS[name].kind == "corruption":
                 images = np.stack([corruptions.corrupt(x[i:i + 1], name, int(level),

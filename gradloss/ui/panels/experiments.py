@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gradloss.analysis import experiments
-from gradloss.core.evaluation import HEADLINE_EPS, PERTURBATIONS
+from gradloss.core.evaluation import HEADLINE_EPS, HEADLINE_RADIUS, PERTURBATIONS
 from gradloss.ui import experiment_views, perturbation_views, views, widgets
 
 
@@ -95,7 +95,8 @@ def perturbations(found, plans) -> None:
     level_name = PERTURBATIONS[name].level_name
     levels = sorted(float(v) for v in rows.level.unique())
     level = st.select_slider(level_name, options=levels, key=f"experiment_level_{name}",
-                             value=views.nearest(levels, HEADLINE_EPS if level_name == "ε" else 3),
+                             value=views.nearest(levels, {"ε": HEADLINE_EPS, "radius": HEADLINE_RADIUS}
+                                                 .get(level_name, 3)),
                              format_func=lambda v: f"{v:g}")
     st.plotly_chart(experiment_views.curve_figure(
         rows, summary, level, level_col="level", level_name=level_name,

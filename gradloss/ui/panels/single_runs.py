@@ -7,7 +7,8 @@ import streamlit as st
 
 from gradloss.analysis import summary as results
 from gradloss.core.errors import GradlossError, InvalidParameterError
-from gradloss.core.evaluation import EVALUATED, GAUSSIAN, PERTURBATIONS, SEVERITIES, EvaluationConfig
+from gradloss.core.evaluation import (DEFAULT_EVALUATED, EVALUATED, GAUSSIAN, PERTURBATIONS,
+                                      HEADLINE_RADIUS, SEVERITIES, EvaluationConfig)
 from gradloss.service import client
 from gradloss.ui import loaders, perturbation_views, views, widgets
 
@@ -78,9 +79,10 @@ def perturbation(slider_col, name, table, rows, ids, by_id, reference, plans,
     levels = perturbation_views.levels(table, ids, name)
     key = f"level_{name}"
     if st.session_state.get(key) not in levels:
-        target = 3 if PERTURBATIONS[name].kind == "corruption" else 0.1
+        target = {"corruption": 3, "certified": HEADLINE_RADIUS}.get(PERTURBATIONS[name].kind, 0.1)
         st.session_state[key] = views.nearest(levels, target)
-    title = {"severity": "Severity", "ε": "Attack budget ε (L∞)"}[PERTURBATIONS[name].level_name]
+    title = {"severity": "Severity", "ε": "Attack budget ε (L∞)",
+             "radius": "Certified radius (L2)"}[PERTURBATIONS[name].level_name]
     level = slider_col.select_slider(title, levels, key=key, format_func=lambda v: f"{v:g}")
     labels = _labels(ids, by_id)
     st.plotly_chart(perturbation_views.perturbation_figure(table, labels, name, level),
@@ -95,6 +97,12 @@ def perturbation(slider_col, name, table, rows, ids, by_id, reference, plans,
                 f"{(at[0] - ref[0]) * 100:+.2f} points vs reference"
             cols[k % len(cols)].metric(f"{by_id[run_id].objective} {views.short_id(run_id)}, "
                                        f"{where}", f"{at[0]:.2%}", delta)
+    if PERTURBATIONS[name].kind == "certified":
+        own = rows[(rows.perturbation == name) & rows.run_id.isin(ids)]
+        st.caption(f"Certified accuracy: the share of {int(own.n_images.min())} test images (a "
+                   "stratified subset) whose smoothed prediction is right and certified within "
+                   "this L2 radius (randomized smoothing, Cohen et al. 2019).")
+        return
     if PERTURBATIONS[name].kind == "attack":
         flags = {i: plans[i].masking_flags for i in ids if i in plans}
         for warning in perturbation_views.masking_warnings(flags, labels):
@@ -154,7 +162,7 @@ def summary(table, ids, by_id, reference, plans) -> None:
                        f"{perturbation_views.plan_text(plans[run_id])}")
     with st.expander("Evaluate these runs under corruptions and attacks"):
         with st.form("evaluate"):
-            names = st.multiselect("Perturbations", EVALUATED, default=EVALUATED,
+            names = st.multiselect("Perturbations", EVALUATED, default=DEFAULT_EVALUATED,
                                    key="evaluate_names", format_func=perturbation_views.label)
             c = st.columns(3)
             severities = c[0].multiselect("Severities", SEVERITIES, default=SEVERITIES,
