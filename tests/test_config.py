@@ -22,7 +22,9 @@ def test_reference_protocol_is_read_from_the_objectives_registry():
     """Check that config's protocol table and objective names come from the one registry."""
     from gradloss import objectives
     from gradloss.core.config import OBJECTIVES, REFERENCE_PROTOCOL
-    assert OBJECTIVES[:2] == ("gradient", "baseline") and len(OBJECTIVES) == 5
+    assert OBJECTIVES[:2] == ("gradient", "baseline") and len(OBJECTIVES) == 6
+    assert REFERENCE_PROTOCOL["mse_penalty"] == {"epochs": 10, "batch_size": 100,
+                                                 "penalty_weight": 100 / (4 * 784)}
     assert REFERENCE_PROTOCOL["input_gradient"] == {
         "epochs": 20, "batch_size": 32, "penalty_weight": objectives.get("input_gradient").params["penalty_weight"]}
 
@@ -47,7 +49,8 @@ def test_reference_protocol_is_read_from_the_objectives_registry():
      r"'penalty_weight' .* \[0\.0, 10000\.0\]\. Got -0\.5"),
     ({"objective": "input_gradient", "penalty_weight": math.nan}, r"'penalty_weight' .* Got nan"),
     ({"objective": "mse", "penalty_weight": 0.1},
-     r"'penalty_weight' .* must be None for objective 'mse' \(it applies to 'input_gradient' only\)"),
+     r"'penalty_weight' .* must be None for objective 'mse' \(it applies to 'input_gradient' and "
+     r"'mse_penalty' only\)"),
     ({"objective": "input_gradient", "train_noise_sigma": 0.0},
      r"'train_noise_sigma' .* must be None for objective 'input_gradient'"),
 ])

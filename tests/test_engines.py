@@ -121,7 +121,8 @@ def _tf_loss_and_grads(model, x, y, objective, params):
 # noise_augmented with sigma 0 here: the two engines draw noise from different generators; the
 # noise itself is checked for repeatability on each engine (here and in test_engine_tf.py).
 PARAMS = {"gradient": {}, "baseline": {}, "noise_augmented": {"train_noise_sigma": 0.0},
-          "input_gradient": {"penalty_weight": 1.0}, "mse": {}}
+          "input_gradient": {"penalty_weight": 1.0}, "mse": {},
+          "mse_penalty": {"penalty_weight": 0.5}}
 
 
 @pytest.mark.parametrize("objective", list(PARAMS))
@@ -161,6 +162,61 @@ def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digit
             np.testing.assert_allclose(jax_out[f"weight_{loop}_{i}"], variable.numpy(),
                                        atol=WEIGHT_ATOL, rtol=0,
                                        err_msg=f"{variable.path} after 3 steps, loop={loop}")
+
+
+# Runs under KERAS_BACKEND=jax. argv: folder with init.weights.h5 and batch.npz. The gradient
+# loss (as the engine trains it, forward-over-reverse, and its nested definition) and the MSE
+# family at lambda* = K^2 / (4 D).
+JAX_FAMILY = """
+import sys, numpy as np
+from gradloss.models import build_cnn
+from gradloss.engines.jax_engine import make_value_and_grad
+from gradloss.objectives.losses import gradient_equivalent_weight
+folder = sys.argv[1]
+model = build_cnn()
+model.load_weights(f"{folder}/init.weights.h5")
+batch = np.load(f"{folder}/batch.npz")
+weights = [v.value for v in model.trainable_variables]
+star = gradient_equivalent_weight(10, 28 * 28)
+out = {}
+for name, objective, params, nested in (("hvp", "gradient", {}, False),
+                                        ("nested", "gradient", {}, True),
+                                        ("family", "mse_penalty", {"penalty_weight": star}, True)):
+    loss, grads = make_value_and_grad(model, objective, nested=nested, params=params)(
+        weights, [], batch["x"], batch["y"])
+    out[f"{name}_loss"] = np.float64(loss)
+    out.update({f"{name}_{i}": np.asarray(g) for i, g in enumerate(grads)})
+np.savez(f"{folder}/family.npz", **out)
+"""
+
+
+def test_the_gradient_loss_is_the_mse_family_at_lambda_star_on_both_engines(digits, tmp_path):
+    """Check the identity on the reference CNN in float32, on TensorFlow and on JAX (both its
+    forward-over-reverse training path and its nested definition): at lambda* = K^2/(4D) the
+    MSE family's value and weight gradients are the gradient loss's times K^2/4 = 25."""
+    from gradloss.models import build_cnn
+    from gradloss.objectives.losses import gradient_equivalent_weight
+
+    keras.utils.set_random_seed(5)
+    model = build_cnn()
+    model.save_weights(tmp_path / "init.weights.h5")
+    x, y = digits.x_train[:16], digits.y_train[:16]
+    np.savez(tmp_path / "batch.npz", x=x, y=y)
+    star = gradient_equivalent_weight(10, 28 * 28)
+    g_loss, g_grads = _tf_loss_and_grads(model, x, y, "gradient", {})
+    f_loss, f_grads = _tf_loss_and_grads(model, x, y, "mse_penalty", {"penalty_weight": star})
+    assert f_loss == pytest.approx(25 * g_loss, rel=LOSS_RTOL)
+    for f, g in zip(f_grads, g_grads):
+        np.testing.assert_allclose(f, 25 * g, rtol=GRAD_RTOL, atol=GRAD_ATOL_OF_MAX * np.abs(f).max())
+    _run_jax(JAX_FAMILY, str(tmp_path))
+    jax_out = np.load(tmp_path / "family.npz")
+    for form in ("hvp", "nested"):
+        assert float(jax_out["family_loss"]) == pytest.approx(25 * float(jax_out[f"{form}_loss"]),
+                                                              rel=LOSS_RTOL)
+        for i in range(len(g_grads)):
+            family = jax_out[f"family_{i}"]
+            np.testing.assert_allclose(family, 25 * jax_out[f"{form}_{i}"], rtol=GRAD_RTOL,
+                                       atol=GRAD_ATOL_OF_MAX * np.abs(family).max())
 
 
 def test_jax_engine_trains_and_saves_a_model_tensorflow_loads(digits, tmp_path):

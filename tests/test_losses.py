@@ -120,6 +120,18 @@ def _plain_mse(w, bias, x, y):
     return float(np.mean(np.mean((y - _softmax(x, w, bias)) ** 2, 1)))
 
 
+def _plain_mse_penalty(w, bias, x, y, weight):
+    """MSE + weight * mean_b ||dS_b/dx_b||^2 for p = softmax(x W + b), derived by hand."""
+    z = x @ w + bias
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    k = y.shape[1]
+    ds_dp = -2 * (y - p) / k
+    ds_dz = p * ds_dp - p * np.sum(p * ds_dp, 1, keepdims=True)
+    ds_dx = ds_dz @ w.T
+    return float(np.mean(np.mean((y - p) ** 2, 1)) + weight * np.mean(np.sum(ds_dx ** 2, 1)))
+
+
 NOISE = np.random.default_rng(5).normal(0, 0.1, (5, 6))  # one fixed draw for noise_augmented
 PLAIN = {  # objective -> (library loss(model, x, y), plain definition(w, b, x, y))
     "baseline": (_on(losses.cross_entropy), _plain_cross_entropy),
@@ -129,6 +141,8 @@ PLAIN = {  # objective -> (library loss(model, x, y), plain definition(w, b, x, 
                        lambda w, b, x, y: _plain_input_gradient(w, b, x, y, 0.7)),
     "mse": (_on(losses.mse), _plain_mse),
     "gradient": (_on(losses.gradient_loss), _closed_form),
+    "mse_penalty": (lambda m, x, y: _on(losses.mse_input_gradient_penalty)(m, x, y, 0.7),
+                    lambda w, b, x, y: _plain_mse_penalty(w, b, x, y, 0.7)),
 }
 
 
@@ -183,3 +197,24 @@ def test_training_noise_repeats_for_a_seed_and_step_and_changes_with_either():
     np.testing.assert_array_equal(first, draw(0, 5))
     assert not np.allclose(first, draw(0, 6)) and not np.allclose(first, draw(1, 5))
     assert abs(first.mean()) < 0.01 and first.std() == pytest.approx(0.3, rel=0.02)
+
+
+def test_the_gradient_loss_is_the_mse_family_member_at_lambda_star():
+    """Check the identity G = (4/K^2) [MSE + lambda* mean_b ||dS_b/dx_b||^2], lambda* = K^2/(4D):
+    at lambda*, the MSE family's weight gradients are exactly the gradient loss's times K^2/4
+    (and so is its value)."""
+    model = _hidden_model()
+    x, y = _batch(9, 4, 3, seed=21)
+    k, d = y.shape[1], x.shape[1]
+    weight = losses.gradient_equivalent_weight(k, d)
+    assert weight == k * k / (4 * d)
+    values, grads = [], []
+    for loss in (losses.gradient_loss,
+                 lambda f, x_, y_: losses.mse_input_gradient_penalty(f, x_, y_, weight)):
+        with tf.GradientTape() as tape:
+            value, _ = loss(on_model(model), x, y)
+        values.append(float(value))
+        grads.append([g.numpy() for g in tape.gradient(value, model.trainable_variables)])
+    np.testing.assert_allclose(values[1], k * k / 4 * values[0], rtol=1e-12)
+    for family, gradient in zip(grads[1], grads[0]):
+        np.testing.assert_allclose(family, k * k / 4 * gradient, rtol=1e-10, atol=1e-15)

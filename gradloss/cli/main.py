@@ -54,8 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="noise_augmented only: sigma of the training noise (default: "
                             f"{REFERENCE_PROTOCOL['noise_augmented']['train_noise_sigma']})")
     train.add_argument("--penalty-weight", type=float,
-                       help="input_gradient only: lambda of the input-gradient penalty (default: "
-                            f"{REFERENCE_PROTOCOL['input_gradient']['penalty_weight']})")
+                       help="input_gradient and mse_penalty only: lambda of the input-gradient "
+                            "penalty (default: "
+                            f"{REFERENCE_PROTOCOL['input_gradient']['penalty_weight']}; mse_penalty: "
+                            "K²/4D, the gradient loss's)")
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     perturbations(train, "none")

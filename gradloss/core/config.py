@@ -49,7 +49,7 @@ class TrainConfig:
     # The objectives' own parameters. None: the reference value where the objective takes the
     # parameter, else absent; a value for an objective that does not take it is an error.
     train_noise_sigma: float | None = None  # noise_augmented: sigma of N(0, sigma^2) on x
-    penalty_weight: float | None = None     # input_gradient: lambda of the penalty
+    penalty_weight: float | None = None     # input_gradient, mse_penalty: lambda of the penalty
 
     def __post_init__(self):
         owner = "TrainConfig"

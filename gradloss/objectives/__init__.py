@@ -39,8 +39,13 @@ PARAMETERS = {
                           "[0, 1]), drawn fresh each step"),
     # 1e4: far above any useful weight (the sweep: bench/README.md), low enough to catch a typo
     "penalty_weight": ((0.0, 1e4), "Penalty weight λ",
-                       "weight of the input-gradient penalty mean_i ‖∂CE_i/∂x_i‖²"),
+                       "weight of the input-gradient penalty mean_i ‖∂L_i/∂x_i‖² (L: the "
+                       "objective's per-example loss, CE or MSE)"),
 }
+
+# λ* = K² / (4 D) of the reference datasets (10 classes, 28 x 28 x 1 images): the member of the
+# MSE family that is the gradient loss up to the factor K² / 4 (objectives.losses).
+LAMBDA_STAR_28x28x1_10 = 10 ** 2 / (4 * 28 * 28)
 
 REGISTRY = {o.name: o for o in (
     Objective("gradient", "gradient loss",
@@ -58,6 +63,10 @@ REGISTRY = {o.name: o for o in (
     Objective("mse", "plain MSE",
               "S alone, MSE between one-hot y and softmax: the gradient loss without the gradient term",
               "#9467bd", epochs=10, batch_size=100),
+    Objective("mse_penalty", "MSE + input-gradient penalty",
+              "S + λ·mean‖∂S_b/∂x_b‖²: the family of the gradient loss (λ* = K²/4D) and plain MSE (λ = 0)",
+              "#8c564b", epochs=10, batch_size=100,
+              params={"penalty_weight": LAMBDA_STAR_28x28x1_10}),
 )}
 NAMES = tuple(REGISTRY)  # gradient and baseline first
 

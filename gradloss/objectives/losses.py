@@ -17,8 +17,9 @@ mean((dS/dy)^2) = 4 mean((y - p)^2) / K^2 and only x needs an input gradient; th
 both inputs taped is `engines.yardsticks` (the seed notebook's form), which the tests agree with.
 
 The others: `cross_entropy` (baseline; noise_augmented on x plus `shim.training_noise`), `mse`
-(S alone, as a batch mean) and `input_gradient_penalty` (cross-entropy plus lambda times the mean
-over examples of ||dCE_i/dx_i||^2: double backpropagation). `input_gradient_norms` is what every
+(S alone, as a batch mean), `input_gradient_penalty` (cross-entropy plus lambda times the mean
+over examples of ||dCE_i/dx_i||^2: double backpropagation) and `mse_input_gradient_penalty`
+(the same penalty on the MSE: the family the gradient loss belongs to). `input_gradient_norms` is what every
 run records after each epoch.
 """
 from __future__ import annotations
@@ -85,6 +86,28 @@ def input_gradient_penalty(forward, x, y, weight: float):
     return ops.mean(ce) + weight * ops.mean(_sum_over_pixels(ops.square(dx))), (p, state)
 
 
+def mse_input_gradient_penalty(forward, x, y, weight: float):
+    """The MSE family: S's batch mean plus weight * mean_b ||dS_b/dx_b||_2^2, S_b the example's
+    MSE over the K classes (double backpropagation on the MSE).
+
+    The gradient loss is the member weight = K^2 / (4 D) (D values per image) times 4 / K^2:
+    G = mean((dS/dx)^2) + mean((dS/dy)^2) = (1/D) mean_b ||dS_b/dx_b||^2 + (4/K^2) mean_b S_b
+    (docs/objectives.md derives it); plain MSE is the member weight = 0."""
+    def s_sum(x_):
+        p, state = forward(x_)
+        s = per_example_mse(y, p)                                 # (B,)
+        return ops.sum(s), (s, p, state)
+
+    dx, (s, p, state) = grad_with_aux(s_sum, x)                 # row b: dS_b/dx_b
+    return ops.mean(s) + weight * ops.mean(_sum_over_pixels(ops.square(dx))), (p, state)
+
+
+def gradient_equivalent_weight(num_classes: int, input_size: int) -> float:
+    """lambda* = K^2 / (4 D): the MSE family's member whose weight gradients are the gradient
+    loss's times K^2 / 4."""
+    return num_classes ** 2 / (4 * input_size)
+
+
 def input_gradient_norms(forward, x, y):
     """||dCE_i/dx_i||_2 per example (B,): the loss sensitivity each epoch records."""
     dx, _, _, _ = _input_gradients(forward, x, y)
@@ -105,4 +128,7 @@ def loss_function(objective: str, params: dict | None = None):
     if objective == "input_gradient":
         weight = float(params["penalty_weight"])
         return lambda forward, x, y: input_gradient_penalty(forward, x, y, weight)
+    if objective == "mse_penalty":
+        weight = float(params["penalty_weight"])
+        return lambda forward, x, y: mse_input_gradient_penalty(forward, x, y, weight)
     raise ValueError(f"Unknown objective {objective!r}.")
