@@ -8,7 +8,7 @@ from gradloss.engines.backend import available_engines
 from gradloss.service import client, consumer
 from gradloss.ui import quick as quick_compare
 from gradloss.ui import views, widgets
-from gradloss.ui.panels import experiments, worker
+from gradloss.ui.panels import experiments, reference, worker
 
 st.title("gradloss")
 st.markdown(
@@ -54,6 +54,7 @@ if left.button("Quick compare", type="primary", width="stretch",
                help=quick_compare.quick_description(quick, gpu)):
     submit_quick(quick)
 left.caption(quick_compare.quick_caveat(quick, gpu))
+reference.shipped()
 download = not fashion and data.fashion_mnist_downloadable()  # Keras fetches it on first use
 ref_help = ("The full reference protocol on all 60 000 Fashion-MNIST images: " + "; ".join(
             f"{objectives.label(o)} {REFERENCE_PROTOCOL[o]['epochs']} epochs, batch "

@@ -243,3 +243,22 @@ def test_progress_counts_and_eta_from_finished_runs():
     assert progress.text() == "2 of 5 runs done, 1 running"
     assert progress.eta_s == pytest.approx(70 + 50 + 100)  # max(100 - 30, 20) + b + g
     assert experiment_progress(runs[2:], now=180).eta_s is None  # no finished run to go by
+
+
+def test_the_shipped_reference_results_carry_their_provenance_and_read_back():
+    """Check that the reference results load with commit, engine, device, date and seeds, and
+    hold each objective's interval and paired difference as measured (the gradient loss +3.5
+    [+1.0, +6.1] points at sigma 0.1); the quick compare's caveat quotes them."""
+    from gradloss.analysis import reference
+    from gradloss.ui.quick import quick_caveat, quick_experiment
+
+    found = reference.load()
+    assert {"commit", "engine", "device", "date", "seeds"} <= set(found.provenance)
+    assert found.provenance["seeds"] == [0, 1, 2, 3, 4] and found.reference == "baseline"
+    assert found.difference("gradient", "0.1") == pytest.approx((0.035, 0.010, 0.061))
+    assert found.difference("baseline", "0.1") is None
+    rows = found.table.dropna(subset=["low"])  # the AUCs were kept without their intervals
+    assert len(rows) == 15
+    assert (rows["low"] <= rows["mean"]).all() and (rows["mean"] <= rows["high"]).all()
+    assert "+3.5 points (95 % CI +1.0 to +6.1" in quick_caveat(quick_experiment("fashion_mnist"),
+                                                                gpu=False)

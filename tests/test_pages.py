@@ -95,6 +95,11 @@ def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
 
+def comparison(at: AppTest):
+    """The runs' comparison table of a page (views.comparison_table: it has "clean accuracy")."""
+    return next(d.value for d in at.dataframe if "clean accuracy" in d.value.columns)
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_with_an_empty_store(home, page):
     """Check that each page says there is nothing yet, without an exception."""
@@ -112,7 +117,7 @@ def test_page_renders_with_finished_runs(filled, page):
 
 def test_home_compares_the_latest_pair(filled):
     at = app()
-    table = at.dataframe[0].value
+    table = comparison(at)
     assert list(table["clean accuracy"]) == [0.90, 0.91]
     assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
     assert list(table["ms / 1000 images"]) == [20.0 / 100 * 1000, 5.0 / 32 * 1000]  # batches 100, 32
@@ -292,7 +297,7 @@ def test_every_objective_side_by_side_on_home_robustness_and_loss_curves(every):
     """Check that a run of each of the five objectives shows on every page, one row or curve each."""
     labels = ["gradient loss", "baseline (cross-entropy)", "noise augmentation",
               "input-gradient penalty", "plain MSE"]
-    home_table = app().dataframe[0].value
+    home_table = comparison(app())
     assert list(home_table.objective) == labels
     assert list(home_table["points vs reference"]) == [5.0, 0.0, 7.0, 3.0, 1.0]
     at = app("pages/robustness.py")
@@ -604,3 +609,15 @@ def test_home_shows_the_latest_experiment_sentence(home):
     fake_experiment(Store.default(), gain=0.05)
     at = app()
     assert "the gradient loss is 5.0 points more accurate than the baseline" in texts(at.markdown)
+
+
+def test_home_shows_the_shipped_reference_results_labelled_with_their_provenance(home):
+    """Check that Home shows the reference results as such: commit, device and date in the
+    label, each objective's interval and difference in the table."""
+    at = app()
+    [expander] = [e for e in at.expander if e.label.startswith("Reference results (shipped")]
+    assert "commit b58b6fa" in expander.label and "NVIDIA H200" in expander.label
+    table = next(d.value for d in at.dataframe if "Δ points at σ=0.1" in d.value.columns)
+    gradient = table.set_index("objective").loc["gradient loss"]
+    assert gradient["Δ points at σ=0.1"] == "+3.5 [+1.0, +6.1]"
+    assert gradient["accuracy at σ=0.1"] == "0.865 [0.843, 0.887]"
