@@ -33,7 +33,7 @@ def test_tasks_are_stored_as_json_carrying_only_the_run_id(home):
     [raw] = huey.storage.enqueued_items()
     message = json.loads(raw)["__message__"]  # huey's Message fields, in order
     task_id, name, retries, args, kwargs = message[0], message[1], message[3], message[6], message[7]
-    assert (task_id, name, args, kwargs) == ("task-1", "gradloss.service.supervisor.train_run", ["run-1"], {})
+    assert (task_id, name, args, kwargs) == ("task-1", "gradloss.service.tasks.train_run", ["run-1"], {})
     assert retries == tasks.TASK_RETRIES  # a task that raised before its child started runs again
     task = huey.dequeue()
     assert (task.id, tuple(task.args)) == ("task-1", ("run-1",))

@@ -284,7 +284,7 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     requeue.join()
     run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
-    monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
+    monkeypatch.setattr(supervisor, "REQUEUE_WAIT_S", 0.3)
     assert not supervisor._start(store, run_id, "w:3", "third")  # its requeue's store write failed
     assert store.runs.get(run_id).worker_id == "w:2"
 
