@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from gradloss.core.errors import GradlossError, ServiceUnavailable, SettingsError
-from gradloss.service.settings import MLFLOW_EXTRA, redact, scrub
+from gradloss.service.settings import MLFLOW_EXTRA, redact, scheme, scrub
 from gradloss.trackers import mapping
 from gradloss.trackers.gather import ExperimentResults, RunResults
 from gradloss.trackers.mapping import ID_TAG, KIND_TAG, Point
@@ -105,7 +105,8 @@ class MLflowRuns:
             found = self._call("get_experiment_by_name", self.experiment)
             if found is None:
                 try:
-                    self._experiment_id = self._call("create_experiment", self.experiment)
+                    self._experiment_id = self._call("create_experiment", self.experiment,
+                                                     self._artifact_location())
                 except GradlossError:  # another process created it meanwhile
                     found = self._call("get_experiment_by_name", self.experiment)
                     if found is None:
@@ -117,6 +118,14 @@ class MLflowRuns:
                         "restore it (`mlflow experiments restore`) or export to another one.")
                 self._experiment_id = found.experiment_id
         return self._experiment_id
+
+    def _artifact_location(self) -> str | None:
+        """Beside a SQLite tracking store, its files (MLflow's default, ./mlruns, would be the
+        folder the export was started from); elsewhere the tracker's own default."""
+        if scheme(self.uri) != "sqlite" or ":///" not in self.uri:
+            return None
+        database = Path(self.uri.split(":///", 1)[1]).resolve()
+        return (database.parent / "mlartifacts").as_uri()
 
     def find(self, gradloss_id: str) -> str | None:
         """The MLflow run of gradloss run or experiment `gradloss_id` (the oldest, should two
