@@ -40,7 +40,7 @@ class MLflowServer:
     def uri(self) -> str:  # a password the server ignores: it must never reach a log
         return f"http://gradloss:{PASSWORD}@127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180.0) -> None:
+    def start(self, wait: bool = True) -> None:
         mlflow_cli = shutil.which("mlflow") or str(Path(sys.executable).parent / "mlflow")
         log = open(self.folder / "server.log", "ab")
         self.proc = subprocess.Popen(
@@ -48,6 +48,11 @@ class MLflowServer:
              "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
              "--artifacts-destination", str(self.folder / "artifacts")],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        if wait:
+            self.wait()
+
+    def wait(self, timeout: float = 180.0) -> None:
+        """Until the server answers (it takes tens of seconds to start)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.folder / "server.log").read_text()[-3000:]
@@ -69,7 +74,7 @@ def server(tmp_path):
     if shutil.which("mlflow") is None and not (Path(sys.executable).parent / "mlflow").exists():
         pytest.skip("the mlflow command is not installed")
     server = MLflowServer(tmp_path)
-    server.start()
+    server.start(wait=False)  # the test waits once TensorFlow is loaded
     yield server
     server.stop()
 
@@ -111,6 +116,8 @@ def test_a_tracker_down_mid_run_delays_the_live_log_and_loses_nothing(server, tm
                                batch_size=20), SweepConfig(sigmas=(0.0, 0.1), draws=1))
     run_id = store.runs.create(plan)
     store.runs.start(run_id, "test")
+    import gradloss.training.loop  # noqa: F401  (TensorFlow loads while the server starts)
+    server.wait()
     tracker = LiveTracker(server.uri, max_delay_s=2.0)
     stopper = StopOnFirstMetrics(server)
     reporter = Reporter(store)
