@@ -26,6 +26,8 @@ from gradloss.trackers.mapping import ID_TAG, KIND_TAG, Point
 EXPERIMENT = "gradloss"  # the MLflow experiment gradloss's runs go to, unless told otherwise
 STATUSES = {"queued": "SCHEDULED", "running": "RUNNING", "done": "FINISHED", "failed": "FAILED",
             "cancelled": "KILLED"}
+# MLflow 3's UI opens an experiment of this kind on its runs table (not its GenAI views)
+KIND = {"mlflow.experimentKind": "custom_model_development"}
 BATCH = 1000          # MLflow's log_batch takes at most 1000 metrics (and 100 params or tags)
 PARAMS_BATCH = 100
 
@@ -106,7 +108,7 @@ class MLflowRuns:
             if found is None:
                 try:
                     self._experiment_id = self._call("create_experiment", self.experiment,
-                                                     self._artifact_location())
+                                                     self._artifact_location(), KIND)
                 except GradlossError:  # another process created it meanwhile
                     found = self._call("get_experiment_by_name", self.experiment)
                     if found is None:

@@ -27,7 +27,7 @@ EXTRA = "pip install 'gradloss[tensorboard]'"
 # The HParams table's columns, in order; each run has those that apply to it.
 HPARAMS = ("objective", "strength", "arm", "seed", "dataset", "train_size", "epochs",
            "batch_size", "learning_rate", "engine", "protocol")
-METRICS = ("test_accuracy", "train_accuracy", "epoch_loss")  # then every accuracy/... point
+METRICS = ("test_accuracy",)  # then every accuracy/... point, the noise sweep's first
 
 
 def _modules():
@@ -101,10 +101,12 @@ def write_hparams_config(root: Path, runs: list[RunResults]) -> None:
     tf, hp = _modules()
     root = Path(root)
     values: dict[str, set] = {name: set() for name in HPARAMS}
+    counts: dict[str, int] = {name: 0 for name in HPARAMS}
     keys: set[str] = set()
     for results in runs:
         for name, value in mapping.hparams(results.run).items():
             values.setdefault(name, set()).add(value)
+            counts[name] = counts.get(name, 0) + 1
         keys |= {p.key for p in points(results)}
     columns = []
     for name in HPARAMS:
@@ -116,14 +118,32 @@ def write_hparams_config(root: Path, runs: list[RunResults]) -> None:
         else:
             columns.append(hp.HParam(name, hp.RealInterval(float(min(seen)), float(max(seen)))))
     metrics = [k for k in METRICS if k in keys]
-    metrics += sorted(k for k in keys if k.startswith("accuracy/"))
+    metrics += sorted((k for k in keys if k.startswith("accuracy/")),
+                      key=lambda k: (not k.startswith("accuracy/sigma_"), k))  # noise first
     for old in root.glob("events.out.tfevents.*.hparams"):
         old.unlink()
     root.mkdir(parents=True, exist_ok=True)
+    summary = hp.hparams_config_pb(hparams=columns, metrics=[hp.Metric(k) for k in metrics])
+    _mark_differing(summary, {name for name, seen in values.items()  # a strength some lack too
+                              if len(seen) > 1 or 0 < counts[name] < len(runs)})
     writer = tf.summary.create_file_writer(str(root), filename_suffix=".hparams")
     with writer.as_default():
-        hp.hparams_config(hparams=columns, metrics=[hp.Metric(k) for k in metrics])
+        tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=0)
     writer.close()
+
+
+def _mark_differing(summary, names: set[str]) -> None:
+    """Mark the hparams whose values differ between runs, in the set-up `summary` (a Summary
+    proto): TensorBoard's table lists those first and shows them by default, as it does when it
+    infers the set-up itself (tensorboard/plugins/hparams/backend_context.py)."""
+    from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+
+    plugin_data = summary.value[0].metadata.plugin_data
+    experiment = metadata.parse_experiment_plugin_data(plugin_data.content)
+    for info in experiment.hparam_infos:
+        info.differs = info.name in names
+    plugin_data.content = plugin_data_pb2.HParamsPluginData(
+        version=metadata.PLUGIN_DATA_VERSION, experiment=experiment).SerializeToString()
 
 
 def export(root: str | Path, runs: list[RunResults],
