@@ -205,6 +205,8 @@ def test_tensorboard_logs_hold_the_store_values_and_the_hparams_table(store, tra
         root.PluginTagToContent("hparams")[metadata.EXPERIMENT_TAG])
     names = [h.name for h in experiment.hparam_infos]
     assert names[:2] == ["objective", "arm"] and "seed" in names
+    assert {h.name for h in experiment.hparam_infos if h.differs} == {  # listed first by TensorBoard
+        "objective", "arm", "seed", "batch_size"}
     assert set(experiment.hparam_infos[0].domain_discrete.values[i].string_value
                for i in range(2)) == {"gradient", "baseline"}
     metrics = [m.name.tag for m in experiment.metric_infos]
