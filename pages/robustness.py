@@ -5,7 +5,7 @@ import streamlit as st
 
 from gradloss.core.evaluation import GAUSSIAN
 from gradloss.ui import loaders, views, widgets
-from gradloss.ui.panels import experiments, single_runs
+from gradloss.ui.panels import experiments, export, single_runs
 
 st.title("Robustness to input noise")
 runs_store = widgets.store()
@@ -20,6 +20,7 @@ with experiments_tab:
         "click Quick compare on the home page.")
     if experiment is not None:
         experiments.comparison(runs_store, experiment)
+        export.experiment(experiment.experiment_id)
 
 with single_tab:
     done = runs_store.runs.list(status="done", limit=200)

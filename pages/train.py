@@ -11,7 +11,7 @@ from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentCo
 from gradloss.engines.backend import available_engines
 from gradloss.service import client
 from gradloss.ui import views, widgets
-from gradloss.ui.panels import live
+from gradloss.ui.panels import export, live
 from gradloss.ui.quick import QUICK_ARMS
 
 st.title("Train")
@@ -146,3 +146,4 @@ if queue_experiment:
 runs_store = widgets.store()
 if runs_store is not None:
     live.runs_area(runs_store)
+    export.finished_runs(runs_store)

@@ -1,12 +1,13 @@
-"""Command line: `gradloss {train,experiment,reproduce,evaluate,worker,runs,dashboard}` (or
-`python -m gradloss ...`).
+"""Command line: `gradloss {train,experiment,reproduce,evaluate,export,worker,runs,dashboard}`
+(or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
 value, an unusable GRADLOSS_HOME or --out folder, or a bad environment setting prints one
 message and exits with status 2. Keras is imported only after KERAS_BACKEND is set from the
 requested engine. Every command that trains or measures goes through the one pipeline
 (`gradloss.pipeline`): `local` (train, experiment, reproduce), `evaluate`; `service` holds
-the worker, the run listing and the dashboard.
+the worker, the run listing and the dashboard; `export` sends stored results to MLflow or
+TensorBoard.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from gradloss.cli import evaluate, local, service
+from gradloss.cli import evaluate, export, local, service
 from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, REFERENCE_PROTOCOL
 from gradloss.core.errors import GradlossError, InvalidParameterError, SettingsError
 from gradloss.core.evaluation import PERTURBATIONS
@@ -105,6 +106,26 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", type=Path, help="also write the rows and the summary as CSV here")
 
+    out = sub.add_parser("export", help="stored runs and experiments out to MLflow or TensorBoard")
+    trackers = out.add_subparsers(dest="tracker", required=True)
+    to_mlflow = trackers.add_parser(
+        "mlflow", help="each run an MLflow run, each experiment a parent run with its summary; "
+                       "exporting again updates the same runs")
+    to_mlflow.add_argument("--tracking-uri", help="MLflow tracking URI: http://HOST:PORT, "
+                                                  "sqlite:///FILE, a folder, ... (default: "
+                                                  "$GRADLOSS_MLFLOW_URI, else mlflow.db in "
+                                                  "$GRADLOSS_HOME)")
+    to_mlflow.add_argument("--mlflow-experiment", default="gradloss",
+                           help="the MLflow experiment to export into (default: gradloss)")
+    to_tensorboard = trackers.add_parser(
+        "tensorboard", help="one TensorBoard log folder per run under DIR, with the HParams "
+                            "table set up")
+    to_tensorboard.add_argument("dir", type=Path, help="the log folder (tensorboard --logdir DIR)")
+    for p in (to_mlflow, to_tensorboard):
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--experiment", metavar="ID", help="one experiment and its runs")
+        which.add_argument("--runs", nargs="+", metavar="ID", help="these runs")
+
     worker = sub.add_parser("worker", help="run the background training worker (Huey consumer)")
     worker.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
                                        "each pinned to its GPU (default: one worker)")
@@ -117,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"train": local.cmd_train, "experiment": local.cmd_experiment,
             "reproduce": local.cmd_reproduce, "evaluate": evaluate.cmd_evaluate,
+            "export": export.cmd_export,
             "worker": service.cmd_worker, "runs": service.cmd_runs}
 
 

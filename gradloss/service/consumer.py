@@ -25,7 +25,7 @@ from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
 from gradloss.service import heartbeat, supervisor, tasks
 from gradloss.service.tasks import pending_count, queue_for
-from gradloss.service.settings import home, queue_url, redact
+from gradloss.service.settings import home, queue_url, redact, tracking_uri
 from gradloss.service.store import Store
 from gradloss.service.supervisor import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
@@ -127,14 +127,15 @@ def run_consumer() -> None:
     """Run the huey consumer: one training at a time, until interrupted.
 
     Raises SettingsError (ServiceUnavailable for the store or the queue, naming the setting) if
-    GRADLOSS_HOME, GRADLOSS_HEARTBEAT_TIMEOUT, the store or the queue cannot be used at start;
-    later outages are waited out."""
+    GRADLOSS_HOME, GRADLOSS_HEARTBEAT_TIMEOUT, GRADLOSS_MLFLOW_URI, the store or the queue
+    cannot be used at start; later outages are waited out."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
+    tracker = tracking_uri()  # and GRADLOSS_MLFLOW_URI, which each run's process reads
     store = Store.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
@@ -145,8 +146,9 @@ def run_consumer() -> None:
     record = WorkerRecord(heartbeat.worker_id(), heartbeat.host(), os.getpid(), visible_gpu(),
                           gpu, None, now, now, settings)
     store.workers.beat(record)
-    log.info("worker %s on %s%s, store %s, queue %s", record.worker_id, record.device,
-             "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()))
+    log.info("worker %s on %s%s, store %s, queue %s%s", record.worker_id, record.device,
+             "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()),
+             "" if tracker is None else f", logging runs live to MLflow at {redact(tracker)}")
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
     try:  # max_delay: an idle worker notices a new run within a second

@@ -5,7 +5,8 @@ status) to a Reporter and goes on training. The thread sends the writes in order
 store cannot be reached it keeps them and retries with exponential back-off, so a dropped
 connection costs no metric and never stops the training. Progress, checkpoints and cancel polls
 are "latest wins": a newer one replaces a pending one of the same name. `flush()` returns once
-everything sent so far is in the store.
+everything sent so far is in the store. The same queue carries a run's reports to a tracker
+(`gradloss.trackers.live`: `what` names it in the log).
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ MAX_DELAY_S = 30.0
 class Reporter:
     """Send store writes in order from a thread, retrying each while the store is unreachable.
 
-    `store` is needed only for should_cancel."""
+    `store` is needed only for should_cancel; `what` names where the writes go, in the log;
+    `max_delay_s` caps the back-off between two tries."""
 
-    def __init__(self, store=None):
-        self._store = store
+    def __init__(self, store=None, what: str = "the run store", max_delay_s: float = MAX_DELAY_S):
+        self._store, self._what, self._max_delay = store, what, max_delay_s
         self._pending: OrderedDict = OrderedDict()  # key -> (fn, args)
         self._numbers = itertools.count()
         self._changed = threading.Condition()
@@ -55,10 +57,17 @@ class Reporter:
     def _poll(self, run_id: str) -> None:
         self._cancelled[run_id] = self._store.runs.cancel_requested(run_id)
 
-    def flush(self) -> None:
-        """Wait until every write sent so far is in the store (however long it stays away)."""
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every write sent so far is in the store (however long it stays away, or
+        at most `timeout` seconds); True once they all are."""
         with self._changed:
-            self._changed.wait_for(lambda: not self._pending)
+            return self._changed.wait_for(lambda: not self._pending, timeout)
+
+    @property
+    def pending(self) -> int:
+        """How many writes wait to be sent."""
+        with self._changed:
+            return len(self._pending)
 
     def close(self) -> None:
         """flush(), then stop the thread."""
@@ -83,12 +92,12 @@ class Reporter:
                     log.warning("%s; keeping the run's reports and retrying", exc)
                 failing = True
                 time.sleep(delay)
-                delay = min(2 * delay, MAX_DELAY_S)
+                delay = min(2 * delay, self._max_delay)
                 continue
             except Exception:  # a bug in one write must not lose the others
-                log.exception("a store write failed; dropping it")
+                log.exception("a write to %s failed; dropping it", self._what)
             if failing:
-                log.warning("the run store is reachable again; sending %d pending report(s)",
+                log.warning("%s is reachable again; sending %d pending report(s)", self._what,
                             len(self._pending))
             delay, failing = FIRST_DELAY_S, False
             with self._changed:

@@ -7,7 +7,8 @@ measures it and every result goes back to the store (`sink.StoreSink`). A run en
 started resumes from the checkpoint in the store: no folder is shared between machines. Several
 run ids that are seeds of one arm (`config.batchable`) train as one seed batch, each still its
 own run in the store; others train one after another. The runs are already marked running, as
-the worker marks the one it starts.
+the worker marks the one it starts. With GRADLOSS_MLFLOW_URI set, each run also goes to MLflow as
+it trains (`gradloss.trackers.live`: a sink beside the store's, which never holds training up).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from gradloss.core.config import batchable
 from gradloss.core.errors import TrainingDiverged
 from gradloss.engines import backend
+from gradloss.pipeline.sinks import Fanout, Sink
 from gradloss.service.checkpoints import restore_checkpoint
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
@@ -53,8 +55,9 @@ def _guarded(run_ids: list[str], store: Store, reporter: Reporter, train) -> Non
         finish(store, reporter, run_id, "failed", error=error)
 
 
-def train_stored(run_ids: list[str], store: Store, reporter: Reporter) -> None:
-    """Train and measure the stored runs `run_ids` (a seed batch when they make one)."""
+def train_stored(run_ids: list[str], store: Store, reporter: Reporter, tracker=None) -> None:
+    """Train and measure the stored runs `run_ids` (a seed batch when they make one); with a
+    `tracker` (trackers.live.LiveTracker), its sink gets every result too."""
     from gradloss.pipeline import run as pipeline
 
     runs = [store.runs.get(r) for r in run_ids]
@@ -71,15 +74,23 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter) -> None:
     first = runs[0].config
     os.environ.update(backend.child_environment(first.engine, first.deterministic))  # before keras
     batch = [r.run_id for r in runs]
+    by_id = {r.run_id: r for r in runs}
+
+    def sink(ids: list[str]) -> Sink:
+        stored = StoreSink(store, reporter, ids)
+        if tracker is None:
+            return stored
+        return Fanout(stored, tracker.sink([by_id[r] for r in ids], [plans[r] for r in ids]))
+
     if len(batch) > 1 and batchable([r.config for r in runs]):
         log.info("training runs %s as one seed batch", ", ".join(batch))
         _guarded(batch, store, reporter, lambda: pipeline.run(
-            [plans[r] for r in batch], StoreSink(store, reporter, batch),
-            [_local_dir(store, r) for r in batch], seed_batch=True))
+            [plans[r] for r in batch], sink(batch), [_local_dir(store, r) for r in batch],
+            seed_batch=True))
         return
     for run_id in batch:
         _guarded([run_id], store, reporter, lambda: pipeline.run(
-            [plans[run_id]], StoreSink(store, reporter, [run_id]), [_local_dir(store, run_id)]))
+            [plans[run_id]], sink([run_id]), [_local_dir(store, run_id)]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,10 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     run_ids = sys.argv[1:] if argv is None else argv
     if not run_ids:
         raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")
+    from gradloss.trackers import live
+
     store = Store.default()
     reporter = Reporter(store)
-    train_stored(run_ids, store, reporter)
+    tracker = live.from_settings()
+    train_stored(run_ids, store, reporter, tracker)
     reporter.close()
+    if tracker is not None:  # the store has every result now: final states, summaries, then wait
+        tracker.settle(store, run_ids)
+        tracker.close()
     for run_id in run_ids:
         log.info("run %s %s", run_id, store.runs.get(run_id).status)
     return 0

@@ -4,11 +4,15 @@ GRADLOSS_STORE_URL: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB
 (default: runs.sqlite in home()). GRADLOSS_QUEUE_URL: `sqlite:///PATH` or
 `redis://[:PASSWORD@]HOST:PORT/DB` (default: queue.sqlite in home()). With both unset everything
 lives in one folder on one machine; with network URLs the dashboard, the CLI and workers on
-other machines share the same runs. URLs may carry passwords: show them only through `redact`.
+other machines share the same runs. GRADLOSS_MLFLOW_URI (optional): the MLflow tracking URI that
+`gradloss export mlflow` and the dashboard's export write to, and that workers log every run to
+while it trains (unset: no live logging; exports go to mlflow.db in home()). URLs may carry
+passwords: show them only through `redact`.
 """
 from __future__ import annotations
 
 import errno
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -18,8 +22,12 @@ from gradloss.core.errors import ServiceUnavailable, SettingsError
 
 STORE_SETTING = "GRADLOSS_STORE_URL"
 QUEUE_SETTING = "GRADLOSS_QUEUE_URL"
+MLFLOW_SETTING = "GRADLOSS_MLFLOW_URI"
 STORE_SCHEMES = ("sqlite", "postgresql")
 QUEUE_SCHEMES = ("sqlite", "redis")
+# MLflow's tracking stores: its server, a local folder, a database; databricks for its host.
+TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
+MLFLOW_EXTRA = "pip install 'gradloss[mlflow]'"
 MASK = "***"
 
 
@@ -114,3 +122,34 @@ def queue_url() -> str:
     """GRADLOSS_QUEUE_URL, or the SQLite file queue.sqlite in home()."""
     url = os.environ.get(QUEUE_SETTING, "").strip()
     return check_url(QUEUE_SETTING, url, QUEUE_SCHEMES) if url else f"sqlite:///{home() / 'queue.sqlite'}"
+
+
+def check_tracking_uri(uri: str, name: str = f"The {MLFLOW_SETTING} setting") -> str:
+    """Return the MLflow tracking URI `uri` (a URL with a scheme among TRACKING_SCHEMES, or a
+    folder); else raise SettingsError naming it (`name`: "The X setting", or a CLI option's
+    "The 'x' parameter of ..."). Also refused where MLflow, an optional extra, is not
+    installed."""
+    uri = str(uri).strip()
+    prefix = re.match(r"([A-Za-z][A-Za-z0-9+.-]*):", uri)  # none: a folder
+    if not uri or (prefix and prefix[1].split("+", 1)[0].lower() not in TRACKING_SCHEMES):
+        raise SettingsError(
+            f"{name} must be an MLflow tracking URI with a scheme among "
+            f"{TRACKING_SCHEMES} (for example http://HOST:5000 or sqlite:///mlflow.db), or a "
+            f"folder. Got {redact(uri)!r} instead.")
+    if importlib.util.find_spec("mlflow") is None:
+        raise SettingsError(f"{name} needs MLflow, an optional extra of gradloss: "
+                            f"{MLFLOW_EXTRA}.")
+    return uri
+
+
+def tracking_uri() -> str | None:
+    """GRADLOSS_MLFLOW_URI, checked (`check_tracking_uri`), or None when unset: then workers
+    log nothing live."""
+    uri = os.environ.get(MLFLOW_SETTING, "").strip()
+    return check_tracking_uri(uri) if uri else None
+
+
+def default_tracking_uri() -> str:
+    """Where exports go when no URI is given: GRADLOSS_MLFLOW_URI, else the SQLite file
+    mlflow.db in home() (what `mlflow ui --backend-store-uri` opens)."""
+    return tracking_uri() or f"sqlite:///{home() / 'mlflow.db'}"
