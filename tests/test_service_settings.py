@@ -9,7 +9,7 @@ import pytest
 from gradloss.core.plan import RunPlan
 from gradloss.cli.main import main
 from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
-from gradloss.service import settings, tasks
+from gradloss.service import settings, tasks, urls
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
 from gradloss.service.store import Store
@@ -27,9 +27,9 @@ def test_redact_masks_only_the_password():
              "sqlite:////data/runs.sqlite": "sqlite:////data/runs.sqlite",
              f"postgresql://ann:{SECRET}@[::1:5432/x": "postgresql://ann:***@[::1:5432/x"}
     for url, shown in cases.items():
-        assert settings.redact(url) == shown
+        assert urls.redact(url) == shown
     url = "postgresql://ann:p%40ss@h/db"
-    assert settings.scrub(f"failed for {url}: bad p@ss and p%40ss", url) == \
+    assert urls.scrub(f"failed for {url}: bad p@ss and p%40ss", url) == \
         "failed for postgresql://ann:***@h/db: bad *** and ***"
 
 

@@ -63,31 +63,34 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     assert consumer.worker_status().queue_length == 0
 
 
-def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
-    """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable and the value."""
-    for value in ("0", "-5", "soon", "nan"):
+def test_heartbeat_timeout_must_be_seconds_from_one_to_a_day(monkeypatch):
+    """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable, the range
+    and the value: not a number, NaN, infinite, or outside [1, 86400]."""
+    for value in ("0", "-5", "soon", "nan", "inf", "1e-9", "0.99", "86401"):
         monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
-        with pytest.raises(ValueError, match=f"GRADLOSS_HEARTBEAT_TIMEOUT must be .* Got '{value}'"):
+        with pytest.raises(ValueError, match=r"GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
+                                             rf"seconds in the range \[1, 86400\]. Got '{value}'"):
             heartbeat.heartbeat_timeout()
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "2.5")
-    assert heartbeat.heartbeat_timeout() == 2.5
+    for value in ("1", "2.5", "86400"):
+        monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
+        assert heartbeat.heartbeat_timeout() == float(value)
 
 
 def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     """Check crash recovery without a consumer: resume once, then fail naming the lost worker."""
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")  # the shortest allowed
     store = Store.default()
     first, cancelling, fresh = (store.runs.create(RunPlan(TINY)) for _ in range(3))
     for run_id in (first, cancelling):
         store.runs.start(run_id, "gone:1")
     store.runs.request_cancel(cancelling)
-    time.sleep(0.5)
+    time.sleep(1.2)
     store.runs.start(fresh, "alive:2")  # heartbeat just now: left alone
     assert sorted(consumer.recover_lost_runs(store)) == sorted([first, cancelling])
     assert _status(store, first) == "queued" and tasks.queue_for()[0].pending_count() == 1
     assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
     store.runs.start(first, "gone:3")  # the resume, which is lost too
-    time.sleep(0.5)
+    time.sleep(1.2)
     store.runs.heartbeat(fresh)
     assert consumer.recover_lost_runs(store) == [first]
     run = store.runs.get(first)
@@ -258,8 +261,8 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
     supervisor.train_run(queued)  # what the consumer runs for it; no training process is started
     run = store.runs.get(queued)
     assert run.status == "failed" and run.error.startswith("the run cannot be read: its stored config")
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
-    time.sleep(0.5)
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")  # the shortest allowed
+    time.sleep(1.2)
     assert sorted(consumer.recover_lost_runs(store)) == sorted([lost_bad, lost_good])
     assert _status(store, lost_good) == "queued"
     assert _status(store, lost_bad) == "failed" and "cannot be read" in store.runs.get(lost_bad).error

@@ -20,6 +20,7 @@ from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, REFERENCE_PROTOC
 from gradloss.core.errors import GradlossError, InvalidParameterError, SettingsError
 from gradloss.core.evaluation import PERTURBATIONS
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL
+from gradloss.service.urls import scrub_environment, scrub_output
 
 PERTURBATION_NAMES = tuple(PERTURBATIONS)
 
@@ -127,15 +128,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scrub_output()  # logs and tracebacks never show the store's or the queue's password
     try:
         return COMMANDS[args.command](args)
     except InvalidParameterError as error:
-        parser.error(str(error))  # prints usage and the message, exits with status 2
+        parser.error(scrub_environment(error))  # prints usage and the message, exits with status 2
     except SettingsError as error:  # a setting to fix (ServiceUnavailable too: password masked)
-        print(f"gradloss: error: {error}", file=sys.stderr)
+        print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
         return 2
     except GradlossError as error:
-        print(f"gradloss: error: {error}", file=sys.stderr)
+        print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -25,7 +25,8 @@ from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
 from gradloss.service import heartbeat, supervisor, tasks
 from gradloss.service.tasks import pending_count, queue_for
-from gradloss.service.settings import home, queue_url, redact
+from gradloss.service.settings import home, queue_url
+from gradloss.service.urls import redact, scrub_output
 from gradloss.service.store import Store
 from gradloss.service.supervisor import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
@@ -131,6 +132,7 @@ def run_consumer() -> None:
     later outages are waited out."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scrub_output()  # the worker log never shows the store's or the queue's password
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later

@@ -22,7 +22,8 @@ from huey.serializer import Serializer
 
 from gradloss.core.errors import ServiceUnavailable
 from gradloss.service.store.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
-from gradloss.service.settings import QUEUE_SETTING, create_private, redact, scheme, scrub
+from gradloss.service.settings import QUEUE_SCHEMES, create_private
+from gradloss.service.urls import QUEUE_SETTING, check_url, redact, scheme, scrub
 
 
 class JSONSerializer(Serializer):
@@ -59,9 +60,12 @@ def _decode(obj: dict):
 
 @contextlib.contextmanager
 def reaching(url: str):
-    """Turn a failure to reach the queue into ServiceUnavailable naming the setting."""
+    """Turn a failure to reach the queue into ServiceUnavailable naming the setting (once: one
+    that already says so passes through as it is)."""
     try:
         yield
+    except ServiceUnavailable:
+        raise
     except (redis.exceptions.RedisError, sqlite3.Error, OSError, ValueError) as exc:
         reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
         raise ServiceUnavailable(
@@ -71,6 +75,7 @@ def reaching(url: str):
 @cache
 def huey_for(url: str) -> Huey:
     """The Huey queue at `url` (sqlite:/// or redis://), without tasks (`tasks.app` adds them)."""
+    check_url(QUEUE_SETTING, url, QUEUE_SCHEMES)
     serializer = JSONSerializer()
     with reaching(url):
         if scheme(url) == "redis":

@@ -24,6 +24,7 @@ from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
 from gradloss.service.sink import StoreSink, finish
 from gradloss.service.store import Store
+from gradloss.service.urls import scrub_output
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     backend.die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
                                                    "%(levelname)s %(message)s")
+    scrub_output()
     run_ids = sys.argv[1:] if argv is None else argv
     if not run_ids:
         raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")

@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from gradloss.core.errors import SettingsError
-from gradloss.service.settings import create_private, redact, store_url
+from gradloss.service.settings import STORE_SCHEMES, create_private, store_url
+from gradloss.service.urls import STORE_SETTING, check_url, redact
 from gradloss.service.store import database
 from gradloss.service.store.artifacts import ArtifactRepository
 from gradloss.service.store.database import Database
@@ -39,7 +40,8 @@ class Store:
 
     def __init__(self, location: str | os.PathLike):
         text = str(location)
-        self.url = text if "://" in text else f"sqlite:///{Path(text).resolve()}"
+        self.url = check_url(STORE_SETTING, text, STORE_SCHEMES) if "://" in text else \
+            f"sqlite:///{Path(text).resolve()}"
         backend = database.driver_url(self.url).get_backend_name()
         self.path = Path(self.url.split(":///", 1)[1]) if backend == "sqlite" else None
         if self.path is not None:

@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from gradloss.core.errors import GradlossError, RunNotFound, ServiceUnavailable
 from gradloss.service.store.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
-from gradloss.service.settings import STORE_SETTING, redact, scrub
+from gradloss.service.urls import STORE_SETTING, redact, scrub, scrub_environment
 
 BUSY_TIMEOUT_S = 30.0     # a SQLite writer waits this long for another writer before giving up
 CONNECT_TIMEOUT_S = 5     # a PostgreSQL server that does not answer within this is down
@@ -170,6 +170,11 @@ class Database:
 
     def __repr__(self) -> str:
         return f"Database({redact(self.url)!r})"
+
+    def masked(self, text: str | None) -> str | None:
+        """`text` (a reason to store) with the secrets of this store's URL and of the configured
+        ones masked: a driver's message quoted in an error must not keep a password in a row."""
+        return None if text is None else scrub_environment(scrub(text, self.url))
 
     def connect(self, write: bool = False):
         """One transaction (a context manager yielding a SQLAlchemy Connection)."""

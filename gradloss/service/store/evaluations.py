@@ -70,7 +70,7 @@ class EvaluationRepository:
         if status not in PLAN_STATUSES:
             raise ValueError(f"The 'status' parameter of set_status must be a str among "
                              f"{PLAN_STATUSES}. Got {status!r} instead.")
-        values = {"status": status, "error": error, "updated_at": time.time()}
+        values = {"status": status, "error": self._db.masked(error), "updated_at": time.time()}
         if progress is not None:
             values["progress"] = json.dumps(progress.to_dict())
         self._db.update(evaluation_plans, run_id, **values)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from gradloss.core.errors import ExperimentNotFound
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.records import ExperimentRecord
-from gradloss.service.settings import redact
+from gradloss.service.urls import redact
 from gradloss.service.store.database import Database
 from gradloss.service.store.runs import _parsed, new_id
 from gradloss.service.store.schema import experiments, runs

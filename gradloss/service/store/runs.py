@@ -21,7 +21,7 @@ from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
 from gradloss.core.records import ACTIVE, FINISHED, StoredRun
 from gradloss.service.store.database import Database, _ids
-from gradloss.service.settings import redact
+from gradloss.service.urls import redact
 from gradloss.service.store.schema import evaluation_plans, experiments, runs
 
 
@@ -169,8 +169,9 @@ class RunRepository:
         if worker_id is not None:
             conditions.append(runs.c.worker_id == worker_id)
         model = runs.c.model_path if model_path is None else str(model_path)
-        return self._db.update(runs, run_id, *conditions, status=status, error=error,
-                               model_path=model, finished_at=time.time())
+        return self._db.update(runs, run_id, *conditions, status=status,
+                               error=self._db.masked(error), model_path=model,
+                               finished_at=time.time())
 
     def requeue(self, run_id: str, task_id: str, *, stale_before: float,
                 count_attempt: bool = True) -> bool:
