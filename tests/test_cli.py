@@ -36,6 +36,9 @@ def _cli(*args, env=None, timeout=300):
     (["experiment", "--seeds", "1"], "an interval needs at least 2 seeds"),
     (["experiment", "--seeds", "21"], "The 'seeds' parameter of ExperimentConfig"),
     (["reproduce", "--seeds", "0"], "The 'seeds' parameter of ExperimentConfig"),
+    (["runs", "--limit", "0"], "The 'limit' parameter of runs must be an int in the range [1, inf). "
+                               "Got 0 instead."),
+    (["runs", "--limit", "-1"], "Got -1 instead."),
 ])
 def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     """Check that bad values print the validation message, exit 2 and show no traceback."""

@@ -56,6 +56,29 @@ def test_cli_exits_2_naming_a_malformed_or_unknown_store_url(home, monkeypatch, 
     assert "ann:***@h:port" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
 
 
+@pytest.mark.parametrize("setting, value, argv, allowed", [
+    ("GRADLOSS_STORE_URL", "sqlite://", ["runs"], "sqlite:///PATH, a database file"),
+    ("GRADLOSS_QUEUE_URL", "sqlite://", ["train", "--dataset", "digits", "--submit"],
+     "sqlite:///PATH, a database file"),
+    ("GRADLOSS_STORE_URL", f"postgresql+asyncpg://ann:{SECRET}@127.0.0.1:5432/x", ["runs"],
+     "a URL whose scheme is among ('postgresql', 'postgresql+psycopg')"),
+    ("GRADLOSS_QUEUE_URL", f"redis://:{SECRET}@127.0.0.1:6379/abc", ["worker"],
+     "whose path is a database number"),
+    ("GRADLOSS_HEARTBEAT_TIMEOUT", "inf", ["worker"], "a number of seconds in the range [1, 86400]"),
+    ("GRADLOSS_HEARTBEAT_TIMEOUT", "1e-9", ["worker"], "a number of seconds in the range [1, 86400]"),
+])
+def test_cli_exits_2_naming_a_setting_and_what_it_allows(home, monkeypatch, capsys, setting, value,
+                                                         argv, allowed):
+    """Check the settings the fault pass found accepted or crashing: an in-memory SQLite store or
+    queue (was an IndexError), an async driver (ModuleNotFoundError), a Redis database that is not
+    a number (silently 0), a heartbeat timeout of inf or 1e-9: one message, exit 2, nothing stored."""
+    monkeypatch.setenv(setting, value)
+    err = _cli_fails_naming(capsys, setting, *argv)
+    assert allowed in err and "Traceback" not in err, err
+    monkeypatch.delenv(setting)
+    assert Store.default().runs.list() == []
+
+
 def test_a_postgres_url_is_read_as_postgresql(home, monkeypatch, postgres_server):
     """Check that the postgres:// spelling many hosts hand out reaches the same database."""
     url = postgres_server.database()

@@ -100,10 +100,16 @@ def test_unknown_run_id_error_names_it(store):
              lambda: store.runs.update_progress("nope", Progress()), lambda: store.runs.finish("nope", "done"),
              lambda: store.runs.request_cancel("nope"), lambda: store.results.add_metrics("nope", []),
              lambda: store.results.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
-                                                                       "prediction", "confidence"]))]
+                                                                       "prediction", "confidence"])),
+             lambda: store.results.metrics("nope"), lambda: store.results.robustness("nope"),
+             lambda: store.results.examples("nope"), lambda: store.evaluations.rows("nope"),
+             lambda: store.evaluations.examples("nope")]
     for call in calls:
         with pytest.raises(RunNotFound, match="No run with id 'nope'"):
             call()
+    real = store.runs.create(RunPlan(TINY))
+    with pytest.raises(RunNotFound, match="No run with id 'nope'"):  # one of several missing
+        store.results.metrics([real, "nope"])
     with pytest.raises(KeyError):  # RunNotFound is also a KeyError
         store.runs.get("nope")
 
@@ -117,6 +123,11 @@ def test_list_runs_newest_first_filtered_and_limited(store):
     assert [r.run_id for r in store.runs.list(status="running")] == [ids[0]]
     assert {r.run_id for r in store.runs.list(status=("queued", "cancelled"))} == {ids[1], ids[2]}
     assert len(store.runs.list(limit=2)) == 2
+    for limit in (0, -1):  # SQLite read -1 as all; PostgreSQL raised a DataError
+        with pytest.raises(InvalidParameterError, match=r"The 'limit' parameter of "
+                                                        r"RunRepository.list must be an int in the "
+                                                        rf"range \[1, inf\). Got {limit} instead."):
+            store.runs.list(limit=limit)
 
 
 def test_run_lifecycle_only_moves_forward(store):

@@ -180,11 +180,14 @@ class Database:
         """One transaction (a context manager yielding a SQLAlchemy Connection)."""
         return transaction(self.url, write)
 
-    def require_run(self, conn: sa.Connection, run_id: str) -> None:
-        """Raise RunNotFound, naming the id and the store, unless run `run_id` exists."""
+    def require_run(self, conn: sa.Connection, run_id: str | Iterable[str]) -> None:
+        """Raise RunNotFound, naming the id and the store, unless run `run_id` (or every run of
+        several ids) exists."""
         runs = metadata.tables["runs"]
-        if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
-            raise RunNotFound(f"No run with id {run_id!r} in the run store {redact(self.url)}.")
+        wanted = _ids(run_id)
+        found = set(conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(wanted))).scalars())
+        for missing in (i for i in wanted if i not in found):
+            raise RunNotFound(f"No run with id {missing!r} in the run store {redact(self.url)}.")
 
     def update(self, table: sa.Table, run_id: str, *conditions, **values) -> bool:
         """UPDATE table SET values WHERE run_id = run_id AND conditions; True if a row changed
@@ -211,8 +214,10 @@ class Database:
         others = {c: insert.excluded[c] for c in rows[0] if c not in keys}
         conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=others), rows)
 
-    def frame(self, query, columns: list[str]) -> pd.DataFrame:
-        """The rows of `query` as a DataFrame with `columns`."""
+    def frame(self, query, columns: list[str], run_ids: str | Iterable[str] = ()) -> pd.DataFrame:
+        """The rows of `query` as a DataFrame with `columns`; RunNotFound unless every run of
+        `run_ids` (those the query asks about) exists: no rows would not say why."""
         with self.connect() as conn:
+            self.require_run(conn, run_ids)
             rows = [tuple(row) for row in conn.execute(query)]
         return pd.DataFrame(rows, columns=columns)

@@ -101,11 +101,13 @@ class EvaluationRepository:
                 self._db.upsert(conn, evaluations, rows, ["run_id", "perturbation", "level"])
 
     def rows(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
-        """DataFrame[run_id, perturbation, level, accuracy, accuracy_std, n_images, seed]."""
+        """DataFrame[run_id, perturbation, level, accuracy, accuracy_std, n_images, seed];
+        RunNotFound names a run that does not exist."""
         c = evaluations.c
         query = (sa.select(*(c[name] for name in ROW_COLUMNS)).where(c.run_id.in_(_ids(run_ids)))
                  .order_by(c.run_id, c.perturbation, c.level))
-        return _numeric(self._db.frame(query, ROW_COLUMNS), ["level", "accuracy", "accuracy_std"])
+        return _numeric(self._db.frame(query, ROW_COLUMNS, run_ids),
+                        ["level", "accuracy", "accuracy_std"])
 
     def save_examples(self, run_id: str, table: pd.DataFrame) -> None:
         """Replace the run's grid predictions under perturbations: table[perturbation, level,
@@ -123,6 +125,6 @@ class EvaluationRepository:
         query = (sa.select(c.perturbation, c.level, c.idx, c.label, c.prediction, c.confidence,
                            c.image)
                  .where(c.run_id == run_id).order_by(c.perturbation, c.level, c.idx))
-        frame = self._db.frame(query, EXAMPLE_COLUMNS)
+        frame = self._db.frame(query, EXAMPLE_COLUMNS, run_id)
         frame["image"] = [None if image is None else bytes(image) for image in frame["image"]]
         return frame

@@ -20,6 +20,7 @@ from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
 from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
 from gradloss.core.records import ACTIVE, FINISHED, StoredRun
+from gradloss.core.validation import check_int
 from gradloss.service.store.database import Database, _ids
 from gradloss.service.urls import redact
 from gradloss.service.store.schema import evaluation_plans, experiments, runs
@@ -113,11 +114,13 @@ class RunRepository:
 
     def list(self, status: str | Iterable[str] | None = None,
              limit: int | None = None) -> list[StoredRun]:
-        """Runs newest first, optionally only those in `status` (one status or several)."""
+        """Runs newest first, optionally only those in `status` (one status or several), at most
+        `limit` of them (an int >= 1; None: all)."""
         query = runs.select().order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         if status is not None:
             query = query.where(runs.c.status.in_(_ids(status)))
         if limit is not None:
+            check_int("RunRepository.list", "limit", limit, 1)  # SQLite reads -1 as all
             query = query.limit(int(limit))
         with self._db.connect() as conn:
             return [to_run(row) for row in conn.execute(query)]
