@@ -36,6 +36,11 @@ def _cli(*args, env=None, timeout=300):
     (["experiment", "--seeds", "1"], "an interval needs at least 2 seeds"),
     (["experiment", "--seeds", "21"], "The 'seeds' parameter of ExperimentConfig"),
     (["reproduce", "--seeds", "0"], "The 'seeds' parameter of ExperimentConfig"),
+    (["train", "--out", ""], "argument --out: must name a folder; got an empty string"),
+    (["reproduce", "--out", " "], "argument --out: must name a folder"),
+    (["reproduce", "--dataset", "digits", "--train-size", "99", "--batch-size", "100"],
+     "The 'batch_size' parameter of TrainConfig must be an int in the range [1, 99] (at most the "
+     "training-set size: lower it, or raise train_size). Got 100 instead."),
     (["runs", "--limit", "0"], "The 'limit' parameter of runs must be an int in the range [1, inf). "
                                "Got 0 instead."),
     (["runs", "--limit", "-1"], "Got -1 instead."),
@@ -186,6 +191,24 @@ def test_worker_refuses_a_bad_heartbeat_timeout_at_start(tmp_path):
     assert result.returncode == 2
     assert "GRADLOSS_HEARTBEAT_TIMEOUT must be a number of seconds" in result.stderr
     assert "Got 'abc' instead" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reproduce_takes_a_batch_size_and_small_training_sets_train_with_the_reference_batch():
+    """Check that `reproduce --batch-size` reaches every run's config, and that without it a
+    training set smaller than a reference batch (train --train-size 10, the documented minimum;
+    reproduce --train-size 99) trains in batches of the whole set instead of being refused."""
+    from gradloss.cli.local import _train_config
+    from gradloss.cli.main import _parser
+
+    def config(*argv, objective="gradient"):
+        return _train_config(_parser().parse_args(list(argv)), objective)
+
+    assert config("reproduce", "--train-size", "99", "--batch-size", "33").batch_size == 33
+    assert config("reproduce", "--train-size", "99", "--batch-size", "33",
+                  objective="baseline").batch_size == 33
+    assert config("reproduce", "--train-size", "99").batch_size == 99
+    assert config("reproduce", "--train-size", "99", objective="baseline").batch_size == 32
+    assert config("train", "--train-size", "10").batch_size == 10
 
 
 def test_local_runs_get_their_own_folder_under_gradloss_home(tmp_path, monkeypatch):

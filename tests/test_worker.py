@@ -63,6 +63,16 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     assert consumer.worker_status().queue_length == 0
 
 
+def test_a_config_of_numpy_numbers_is_submitted_as_the_same_config(home):
+    """Check that a TrainConfig built from NumPy scalars is queued (submit raised a bare
+    TypeError) and stored as the config it is, with Python numbers."""
+    config = TrainConfig(dataset="digits", epochs=np.int64(1), train_size=np.int64(200),
+                         batch_size=np.int32(50), learning_rate=np.float64(0.01))
+    run = Store.default().runs.get(client.submit(config))
+    assert run.status == "queued" and run.config == config and type(run.config.epochs) is int
+    assert tasks.queue_for()[0].pending_count() == 1
+
+
 def test_heartbeat_timeout_must_be_seconds_from_one_to_a_day(monkeypatch):
     """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable, the range
     and the value: not a number, NaN, infinite, or outside [1, 86400]."""

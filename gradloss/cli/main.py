@@ -25,6 +25,14 @@ from gradloss.service.urls import scrub_environment, scrub_output
 PERTURBATION_NAMES = tuple(PERTURBATIONS)
 
 
+def folder(text: str) -> Path:
+    """An --out value: a folder's path; an empty one would be the current folder, by accident."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder; got an empty string (write . for "
+                                         "the current folder)")
+    return Path(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gradloss", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
@@ -60,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     perturbations(train, "none")
-    train.add_argument("--out", type=Path,
+    train.add_argument("--out", type=folder,
                        help="run folder (default: $GRADLOSS_HOME/cli-<time>-<random>)")
     train.add_argument("--submit", action="store_true", help="queue it for the background worker")
 
@@ -74,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--batch-size", type=int, help="default: each objective's reference")
     exp.add_argument("--reference", default="baseline", help="the arm the others are compared with")
     exp.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    exp.add_argument("--out", type=Path, help="results folder (default: results/experiment-<time>)")
+    exp.add_argument("--out", type=folder, help="results folder (default: results/experiment-<time>)")
     perturbations(exp, "none")
     exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
@@ -82,8 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     common(rep, objective=False)
     rep.add_argument("--seeds", type=int, default=1,
                      help="1: one run per objective (default); N >= 2: seeds 0..N-1 with intervals")
+    rep.add_argument("--batch-size", type=int, help="default: each objective's reference")
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--out", type=folder, help="results folder (default: results/reproduce-<time>)")
     perturbations(rep, "all; with --seeds N, each summarised over the seeds with intervals")
     rep.add_argument("--no-evaluate", action="store_true",
                      help="skip the corruptions and attacks (no summary table)")
@@ -102,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--attack-images", type=int, help="attacked test images (default: the "
                                                       "dataset's, as the worker attacks)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--out", type=Path, help="also write the rows and the summary as CSV here")
+    ev.add_argument("--out", type=folder, help="also write the rows and the summary as CSV here")
 
     worker = sub.add_parser("worker", help="run the background training worker (Huey consumer)")
     worker.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
