@@ -2,6 +2,7 @@ from gradloss.core.records import MetricRow
 from gradloss.core.plan import RunPlan
 """The command line: validation exits with 2, reproduce writes its table and results."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -67,6 +68,30 @@ def test_train_runs_each_new_objective_with_its_parameters(objective, extra, tmp
     assert config["objective"] == objective
     if extra:
         assert config[extra[0][2:].replace("-", "_")] == float(extra[1])
+
+
+def _strict_json(text: str):
+    """json.loads that refuses Infinity and NaN, which are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverging_mse_run_fails_with_the_reason_and_prints_only_json(tmp_path):
+    """Check the fault pass's command: mse at learning rate 1e6 ends failed with a reason (it was
+    'done' with weights near 1e7 and input_grad_norm = Infinity), exit 1, its summary strict
+    JSON, and no non-finite value in the files it writes."""
+    result = _cli("train", "--objective", "mse", "--dataset", "digits", "--epochs", "2",
+                  "--train-size", "200", "--batch-size", "20", "--learning-rate", "1e6",
+                  "--out", str(tmp_path), env={"GRADLOSS_HOME": str(tmp_path / "home")})
+    assert result.returncode == 1, result.stderr[-2000:]
+    summary = _strict_json(result.stdout[result.stdout.index("{"):])
+    assert summary["status"] == "failed" and summary["model"] is None
+    assert "diverged" in summary["error"] or "became" in summary["error"], summary["error"]
+    assert summary["error"].endswith("try a smaller learning rate.")
+    _strict_json((tmp_path / "outcome.json").read_text())
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics.value.map(math.isfinite).all() and not (tmp_path / "model.keras").exists()
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path):

@@ -197,6 +197,26 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert tasks.queue_for()[0].pending_count() == 0
 
 
+def test_a_diverging_mse_run_through_the_worker_fails_with_the_reason_and_stores_no_infinity(home):
+    """Check the fault pass's submitted run: mse at learning rate 1e6, trained by the worker's
+    task (its training process, as the consumer starts it), ends failed naming the divergence,
+    with no model, and every stored metric finite (the store kept input_grad_norm = Infinity)."""
+    import math
+    store = Store.default()
+    run_id = client.submit(TrainConfig(objective="mse", dataset="digits", epochs=2, train_size=200,
+                                       batch_size=20, learning_rate=1e6))
+    supervisor.train_run(run_id)  # what the consumer runs for the queued task
+    run = store.runs.get(run_id)
+    assert run.status == "failed" and run.model_path is None, run
+    assert ("diverged" in run.error or "became" in run.error) and "smaller learning rate" in run.error
+    metrics = store.results.metrics(run_id)
+    assert metrics.value.map(math.isfinite).all()
+    assert store.results.robustness(run_id).empty
+    with store.connect() as conn:  # the raw rows, not the reading that leaves damaged ones out
+        values = [v for (v,) in conn.exec_driver_sql("SELECT value FROM metrics")]
+    assert all(math.isfinite(float(v)) for v in values)
+
+
 def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers):
     """Check that a run survives its worker: SIGTERM puts it back in the queue at once; kill -9 takes
     the training child down and the heartbeat timeout requeues it; each time the next worker resumes
