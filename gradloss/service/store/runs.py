@@ -187,6 +187,10 @@ class RunRepository:
             status="queued", task_id=task_id,
             attempts=runs.c.attempts - (0 if count_attempt else 1))
 
+    def retask(self, run_id: str, task_id: str) -> bool:
+        """Name `task_id` as queued run `run_id`'s task; False if it is no longer queued."""
+        return self._db.update(runs, run_id, runs.c.status == "queued", task_id=task_id)
+
     def request_cancel(self, run_id: str) -> str:
         """Cancel a queued run now, or ask a running one to stop; returns the status afterwards."""
         with self._db.connect(write=True) as conn:
