@@ -305,8 +305,6 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     with nothing in the queue; and that a task the store never names gives up."""
     import threading
 
-    from gradloss.service import tasks
-
     store = Store.default()
     run_id = store.runs.create(RunPlan(TINY), task_id="first")
     store.runs.start(run_id, "gone:1")
@@ -317,7 +315,7 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     requeue.join()
     run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
-    monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
+    monkeypatch.setattr(supervisor, "REQUEUE_WAIT_S", 0.3)  # the wait is the supervisor's
     assert not supervisor._start(store, run_id, "w:3", "third")  # its requeue's store write failed
     assert store.runs.get(run_id).worker_id == "w:2"
 
