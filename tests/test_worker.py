@@ -298,6 +298,40 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
     assert _status(store, lost_bad) == "failed" and "cannot be read" in store.runs.get(lost_bad).error
 
 
+def test_a_stored_plan_with_an_unknown_key_fails_its_run_naming_the_cause(home):
+    """Check that a queued run whose stored config (or evaluation plan) holds a key this gradloss
+    does not know fails with that cause in its error, in the worker's task and in the training
+    process alike (the task said only "exited with code 1 ... see the worker log")."""
+    import json
+
+    from gradloss.core.evaluation import EvaluationConfig
+    from gradloss.service import runner
+    from gradloss.service.reporter import Reporter
+
+    store = Store.default()
+    evaluated = RunPlan(TINY, evaluation=EvaluationConfig(perturbations=("contrast",)))
+    bad_config, bad_plan, in_child = (store.runs.create(evaluated) for _ in range(3))
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET config = ? WHERE run_id IN (?, ?)",
+                             (json.dumps({**TINY.to_dict(), "foo": 1}), bad_config, in_child))
+        conn.exec_driver_sql("UPDATE evaluation_plans SET config = ? WHERE run_id = ?",
+                             (json.dumps({**evaluated.evaluation.to_dict(), "bar": 2}), bad_plan))
+    for run_id, cause in ((bad_config, "Unknown TrainConfig parameter(s) ['foo']"),
+                          (bad_plan, "its evaluation plan: its stored evaluation config is not "
+                                     "valid: Unknown "
+                                     "EvaluationConfig parameter(s) ['bar']")):
+        supervisor.train_run(run_id)  # what the consumer runs for its task
+        run = store.runs.get(run_id)
+        assert run.status == "failed" and run.error.startswith("the run cannot be read: "), run.error
+        assert cause in run.error, run.error
+    store.runs.start(in_child, "w:1")  # a training process handed a run that is damaged since
+    reporter = Reporter(store)
+    runner.train_stored([in_child], store, reporter)
+    reporter.close()
+    run = store.runs.get(in_child)
+    assert run.status == "failed" and "Unknown TrainConfig parameter(s) ['foo']" in run.error
+
+
 def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monkeypatch):
     """Check that a train task dequeued before the store records the requeue that queued it
     (a lost run is requeued queue first, store second; Redis hands the task over at once)

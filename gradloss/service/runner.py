@@ -63,6 +63,9 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter) -> None:
     for run in runs:  # read with the config, before training: an outage later delays, never fails
         try:
             evaluation = store.evaluations.plan_of(run.run_id)
+            if evaluation is not None and evaluation.unreadable:  # never measure less than asked
+                raise ValueError(f"the run cannot be read: its evaluation plan: "
+                                 f"{evaluation.unreadable}")
             plans[run.run_id] = run.plan(None if evaluation is None else evaluation.config)
         except ValueError as exc:  # unreadable: nothing to train from
             finish(store, reporter, run.run_id, "failed", error=str(exc))
