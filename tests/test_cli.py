@@ -95,11 +95,67 @@ def test_a_diverging_mse_run_fails_with_the_reason_and_prints_only_json(tmp_path
 
 
 def test_missing_data_folder_is_a_clear_error(tmp_path):
-    """Check that a data folder without the files gives one clear line, not a traceback."""
+    """Check that a data folder without the files gives one clear line, not a traceback, and
+    exit status 2 (a setting to fix), before any training."""
     result = _cli("train", "--epochs", "1", "--train-size", "100",
                   env={"GRADLOSS_DATA_DIR": str(tmp_path)}, timeout=120)
-    assert result.returncode == 1
-    assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert str(tmp_path) in result.stderr and "GRADLOSS_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _bad_data_folder(tmp_path, kind: str):
+    """A GRADLOSS_DATA_DIR that is empty, holds a cut, mislabelled or mis-headed file, or is a file."""
+    import gzip
+    import shutil
+
+    from conftest import SHARED_FASHION
+    from gradloss.data import FASHION_FILES
+    folder = tmp_path / "data"
+    if kind == "a file":
+        folder.write_text("not a folder")
+        return folder
+    folder.mkdir()
+    if kind == "empty":
+        return folder
+    if not (SHARED_FASHION / FASHION_FILES[1]).is_file():
+        pytest.skip(f"Fashion-MNIST files not found in {SHARED_FASHION}")
+    for name in FASHION_FILES:
+        shutil.copy(SHARED_FASHION / name, folder / name)
+    labels = folder / FASHION_FILES[1]
+    if kind == "truncated":
+        raw = labels.read_bytes()
+        labels.write_bytes(raw[:len(raw) // 2])
+    elif kind == "wrong magic":
+        with gzip.open(labels, "wb") as f:
+            f.write((0x0803).to_bytes(4, "big") + (60000).to_bytes(4, "big") + bytes(60000))
+    else:  # label count mismatch
+        with gzip.open(labels, "wb") as f:
+            f.write((0x0801).to_bytes(4, "big") + (59999).to_bytes(4, "big") + bytes(59999))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "wrong magic", "label count mismatch",
+                                  "a file"])
+def test_a_bad_data_folder_is_refused_before_anything_is_queued_or_trained(tmp_path, monkeypatch,
+                                                                         capsys, kind):
+    """Check `train --dataset fashion_mnist` with --submit (it exited 0 and queued a run to fail
+    later) and without (it exited 1 after loading): exit 2 naming GRADLOSS_DATA_DIR and the
+    folder, nothing stored or queued."""
+    from gradloss.cli.main import main
+    from gradloss.service import tasks
+    from gradloss.service.store import Store
+
+    folder = _bad_data_folder(tmp_path, kind)
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(folder))
+    for extra in (["--submit"], ["--out", str(tmp_path / "out")]):
+        assert main(["train", "--dataset", "fashion_mnist", "--epochs", "1", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "GRADLOSS_DATA_DIR" in err and str(folder) in err, err
+    monkeypatch.delenv("GRADLOSS_DATA_DIR")
+    assert Store.default().runs.list() == [] and tasks.pending_count() == 0
+    assert not (tmp_path / "out").exists()
 
 
 def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
