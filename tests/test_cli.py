@@ -329,6 +329,36 @@ def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     assert "unreadable: its stored config is not a JSON object" in lines[broken]
 
 
+def test_runs_lists_rows_holding_wrong_typed_values(tmp_path, monkeypatch, capsys):
+    """Check that `runs` lists every run when rows hold values of the wrong type (a metric
+    'abc', progress {"fraction": "x"}, a count, a time and names that are not what they
+    should be): no traceback, exit 0, the damaged values shown as missing."""
+    from gradloss.cli.main import main
+    from gradloss.core.config import TrainConfig
+    from gradloss.service.store import Store
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    store = Store.default()
+    metric, progress, counts, names = (store.runs.create(RunPlan(TrainConfig(dataset="digits")))
+                                       for _ in range(4))
+    store.results.add_metrics(metric, [MetricRow(1, 1, "test_accuracy", 0.5)])
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE metrics SET value = 'abc'")
+        conn.exec_driver_sql("""UPDATE runs SET progress = '{"fraction": "x", "step": []}'
+                                WHERE run_id = ?""", (progress,))
+        conn.exec_driver_sql("""UPDATE runs SET attempts = 'x', gpu = 'y', heartbeat_at = 'z',
+                                created_at = 'soon', status = 'running' WHERE run_id = ?""",
+                             (counts,))
+        conn.exec_driver_sql("UPDATE runs SET objective = 5, engine = X'00', device = 7 "
+                             "WHERE run_id = ?", (names,))
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == {metric, progress, counts, names}
+    assert lines[metric].split()[5] == "-" and " 0% " in lines[progress]
+    assert "running" in lines[counts] and " 5 " in lines[names]
+
+
 def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):
     """Check that a tiny 2 arms x 3 seeds experiment on digits prints intervals and writes 4
     files, and each perturbation's headline over the seeds with its paired difference."""

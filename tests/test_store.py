@@ -451,6 +451,29 @@ def test_a_malformed_row_is_listed_unreadable_and_spares_the_others(store, bad):
     assert store.runs.get(broken).unreadable == runs[broken].unreadable
 
 
+def test_wrong_typed_values_are_read_as_missing_in_every_listing(sqlite_store):
+    """Check that times, counts and names of the wrong type (SQLite keeps what was written) in
+    the runs, workers, experiments and evaluation plans tables leave every listing readable."""
+    from gradloss.core.experiment import ExperimentConfig
+    store = sqlite_store
+    run_id = store.runs.create(RunPlan(TINY, evaluation=EvaluationConfig(perturbations=("contrast",))))
+    store.experiments.create(ExperimentConfig(dataset="digits", epochs=1, train_size=100, seeds=2))
+    store.workers.beat(WorkerRecord("h:1", "h", 1, "CPU", None, None, time.time(), time.time()))
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET attempts = 'x', started_at = 'y', gpu = 'z'")
+        conn.exec_driver_sql("UPDATE workers SET heartbeat_at = 'x', pid = 'y', gpu = 'z'")
+        conn.exec_driver_sql("UPDATE experiments SET created_at = 'x'")
+        conn.exec_driver_sql("UPDATE evaluation_plans SET updated_at = 'x'")
+    [run] = store.runs.list()
+    assert (run.attempts, run.started_at, run.gpu) == (0, None, None)
+    [worker] = store.workers.list()
+    assert (worker.heartbeat_at, worker.pid, worker.gpu) == (0.0, 0, None)
+    assert store.experiments.list()[0].created_at == 0.0
+    assert store.evaluations.plan_of(run_id).updated_at is None
+    with pytest.raises(InvalidParameterError, match="The 'limit' parameter of ExperimentRepository"):
+        store.experiments.list(limit=0)
+
+
 def test_a_run_keeps_its_whole_plan(store, tmp_path):
     """Check that a run's plan (config, sweep, evaluation, data folder) reads back equal, so the
     worker trains and measures what was submitted; without a data folder or evaluation, None."""

@@ -109,6 +109,25 @@ def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     assert run.error.endswith("after 2 attempts")
 
 
+def test_a_lost_run_whose_only_damage_is_its_progress_is_resumed_not_failed(home, monkeypatch):
+    """Check recovery of lost runs whose progress JSON is damaged (malformed, wrong-typed): the
+    progress says how far a run got, not what to train, so each goes back in the queue to resume
+    from its checkpoint, like an undamaged one."""
+    store = Store.default()
+    damaged = [store.runs.create(RunPlan(TINY)) for _ in range(3)]
+    for run_id, progress in zip(damaged, ('{oops', '{"fraction": "x"}', '[1, 2]')):
+        store.runs.start(run_id, "gone:1")
+        with store.connect(write=True) as conn:
+            conn.exec_driver_sql("UPDATE runs SET progress = ? WHERE run_id = ?", (progress, run_id))
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")
+    time.sleep(1.2)
+    assert sorted(consumer.recover_lost_runs(store)) == sorted(damaged)
+    for run_id in damaged:
+        run = store.runs.get(run_id)
+        assert (run.status, run.error, run.unreadable) == ("queued", None, None)
+    assert tasks.queue_for()[0].pending_count() == 3
+
+
 def test_ensure_local_worker_starts_one_detached_worker(home, monkeypatch):
     """Check that ensure_local_worker starts one worker, honours the opt-out, replaces a dead one."""
     monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")

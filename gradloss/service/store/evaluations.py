@@ -15,7 +15,7 @@ from gradloss.core.progress import Progress
 from gradloss.core.records import PLAN_STATUSES, EvaluationPlan
 from gradloss.service.store.database import Database, _ids
 from gradloss.service.store.results import _finite, _numeric
-from gradloss.service.store.runs import _json, _parsed
+from gradloss.service.store.runs import _json, _number, _parsed, _text
 from gradloss.service.store.schema import evaluation_examples, evaluation_plans, evaluations, runs
 
 ROW_COLUMNS = ["run_id", "perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
@@ -30,8 +30,8 @@ def _to_plan(row: sa.Row) -> EvaluationPlan:
             str(f) for f in json.loads(row.masking_flags))
     except (TypeError, ValueError):
         flags = None
-    return EvaluationPlan(row.run_id, config, row.status, row.error,
-                          Progress.from_dict(progress), flags, row.updated_at, bad)
+    return EvaluationPlan(row.run_id, config, _text(row.status), _text(row.error),
+                          Progress.from_dict(progress), flags, _number(row.updated_at), bad)
 
 
 class EvaluationRepository:

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from gradloss.core.records import WorkerRecord, WorkerSettings
 from gradloss.service.store.database import Database
-from gradloss.service.store.runs import _json
+from gradloss.service.store.runs import _json, _number, _text
 from gradloss.service.store.schema import workers
 from gradloss.service.urls import redact
 
@@ -38,8 +38,9 @@ class WorkerRepository:
         """Every recorded worker, the most recent heartbeat first."""
         with self._db.connect() as conn:
             rows = conn.execute(workers.select().order_by(workers.c.heartbeat_at.desc())).all()
-        return [WorkerRecord(row.worker_id, row.host, row.pid, row.device, row.gpu, row.run_id,
-                             row.heartbeat_at, row.started_at,
+        return [WorkerRecord(row.worker_id, _text(row.host), _number(row.pid, int) or 0,
+                             _text(row.device), _number(row.gpu, int), _text(row.run_id),
+                             _number(row.heartbeat_at) or 0.0, _number(row.started_at) or 0.0,
                              WorkerSettings.from_dict(_json(row.settings, "settings")[0] or {}))
                 for row in rows]
 
