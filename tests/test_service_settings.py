@@ -9,7 +9,7 @@ import pytest
 from gradloss.core.plan import RunPlan
 from gradloss.cli.main import main
 from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
-from gradloss.service import settings, tasks, urls
+from gradloss.service import client, settings, tasks, urls
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
 from gradloss.service.store import Store
@@ -76,6 +76,62 @@ def test_cli_exits_2_naming_a_setting_and_what_it_allows(home, monkeypatch, caps
     err = _cli_fails_naming(capsys, setting, *argv)
     assert allowed in err and "Traceback" not in err, err
     monkeypatch.delenv(setting)
+    assert Store.default().runs.list() == []
+
+
+SUBMIT = ["train", "--dataset", "digits", "--epochs", "1", "--submit"]
+
+
+def test_a_read_only_store_is_refused_before_anything_is_written(home, capsys):
+    """Check `chmod 400 runs.sqlite`: submit, runs and worker exit 2 naming the file, its mode
+    and the fix, and SQLite makes no side file (it would give them mode 0400, which kept every
+    write failing after chmod 600); once writable, the submit goes through."""
+    import stat
+    Store.default()
+    store_file = home / "runs.sqlite"
+    store_file.chmod(0o400)
+    for argv in (SUBMIT, ["runs"], ["worker"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"gradloss cannot write its run store {store_file}: it is read-only (mode 0400)" in err
+        assert f"chmod 600 {store_file}" in err and "Traceback" not in err
+    assert not list(home.glob("runs.sqlite-*")) and tasks.pending_count() == 0
+    store_file.chmod(0o600)
+    assert main(SUBMIT) == 0
+    assert len(Store.default().runs.list()) == 1 and tasks.pending_count() == 1
+    assert stat.S_IMODE(store_file.stat().st_mode) == 0o600
+
+
+def test_read_only_side_files_are_made_writable_again(home):
+    """Check that -wal and -shm files left read-only beside a writable store (SQLite gave them
+    the read-only database's mode) are made 0600 before the store writes, for the queue too."""
+    import stat
+    Store.default()
+    tasks.pending_count()
+    sides = [home / f"{name}.sqlite{suffix}" for name in ("runs", "queue")
+             for suffix in ("-wal", "-shm")]
+    for side in sides:
+        if not side.exists():  # the queue's are open in this process: never truncate those
+            side.write_bytes(b"")
+        side.chmod(0o400)
+    tasks.check_queue()
+    Store.default().runs.create(RunPlan(TINY))
+    assert client.submit(TINY)
+    assert {side.name: stat.S_IMODE(side.stat().st_mode) for side in sides if side.exists()} == \
+        {side.name: 0o600 for side in sides if side.exists()}
+    assert sum(side.exists() for side in sides) >= 2
+
+
+def test_a_read_only_queue_refuses_the_submit_and_records_no_run(home, capsys):
+    """Check `chmod 400 queue.sqlite`: submit exits 2 naming the queue file, and the store
+    records nothing (it recorded a run "failed: could not be queued")."""
+    tasks.pending_count()
+    queue_file = home / "queue.sqlite"
+    queue_file.chmod(0o400)
+    assert main(SUBMIT) == 2
+    err = capsys.readouterr().err
+    assert f"gradloss cannot write its queue {queue_file}: it is read-only (mode 0400)" in err
+    assert "GRADLOSS_QUEUE_URL" in err and "Traceback" not in err
     assert Store.default().runs.list() == []
 
 

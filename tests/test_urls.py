@@ -191,7 +191,7 @@ def test_a_run_that_could_not_be_queued_keeps_no_secret(home, monkeypatch):
     driver's message quoting the password."""
     url = CORPUS[0]
     monkeypatch.setenv(QUEUE, url)
-    monkeypatch.setattr(client, "pending_count", lambda: 0)
+    monkeypatch.setattr(client, "check_queue", lambda: None)
 
     def enqueue(run_id, task_id):
         raise ConnectionError(f"Error connecting to {url}: {written(url)} refused")

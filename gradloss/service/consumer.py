@@ -24,7 +24,7 @@ from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
 from gradloss.service import heartbeat, supervisor, tasks
-from gradloss.service.tasks import pending_count, queue_for
+from gradloss.service.tasks import check_queue, queue_for
 from gradloss.service.settings import home, queue_url
 from gradloss.service.urls import redact, scrub_output
 from gradloss.service.store import Store
@@ -138,7 +138,7 @@ def run_consumer() -> None:
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     store = Store.default()
-    pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
+    check_queue()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
     gpu = heartbeat.gpu_index()
     now = time.time()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 from gradloss.core.errors import SettingsError
@@ -57,6 +58,52 @@ def create_private(path: Path) -> None:
     except FileExistsError:
         if Path(path).is_dir():  # as opening it would have said
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)) from None
+
+
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's, beside a database, given its mode when made
+
+
+def writable_database(path: Path, what: str, setting: str) -> None:
+    """Check, before anything is written, that SQLite can write the database file `path` (the
+    run store or the queue) and its side files; raise SettingsError naming the file, why and
+    the fix.
+
+    A database its owner made read-only (chmod 400) is refused as such, whoever runs gradloss
+    (root could write it, but was told not to). SQLite gives -wal and -shm the database's mode
+    when it makes them, so once the database is writable again, side files left read-only
+    (which made every write fail with "attempt to write a readonly database") are made 0600."""
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise _unwritable(what, folder, "its folder is not writable (SQLite makes its -wal and "
+                                        "-shm files there)", setting)
+    if path.exists() and not _writable(path):
+        raise _unwritable(what, path, f"it is read-only (mode {_mode(path)})", setting,
+                          f"chmod 600 {path}")
+    for side in (path.with_name(path.name + suffix) for suffix in SIDE_FILES):
+        if side.exists() and not _writable(side):
+            try:
+                os.chmod(side, 0o600)
+            except OSError as exc:
+                raise _unwritable(what, side, f"SQLite's side file is read-only (mode "
+                                              f"{_mode(side)}) and cannot be made writable: "
+                                              f"{exc.strerror or exc}", setting,
+                                  f"chmod 600 {side}") from exc
+
+
+def _writable(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IWUSR) and os.access(path, os.W_OK)
+
+
+def _mode(path: Path) -> str:
+    return f"{stat.S_IMODE(path.stat().st_mode):04o}"
+
+
+def _unwritable(what: str, path: Path, why: str, setting: str, fix: str | None = None
+                ) -> SettingsError:
+    return SettingsError(
+        f"gradloss cannot write its {what} {path}: {why}. "
+        + (f"Make it writable ({fix}), or point " if fix else "Point ")
+        + f"{setting} (or GRADLOSS_HOME) at a database you can write.")
 
 
 def store_url() -> str:

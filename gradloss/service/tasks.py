@@ -14,7 +14,7 @@ from functools import cache
 from huey.api import Huey, TaskWrapper
 
 from gradloss.service import supervisor
-from gradloss.service.queue import huey_for, reaching
+from gradloss.service.queue import check_writable, huey_for, reaching
 from gradloss.service.settings import queue_url
 from gradloss.service.store import Store
 
@@ -71,6 +71,16 @@ def revoke(task_id: str) -> None:
     url = queue_url()
     with reaching(url):
         queue_for(url)[0].revoke_by_id(task_id, revoke_once=True)
+
+
+def check_queue() -> None:
+    """Raise (SettingsError naming the setting or the file) unless the queue can be reached and,
+    on SQLite, written: what every submission calls before it records anything, so a queue
+    that would refuse the task never leaves a run recorded as "could not be queued"."""
+    url = queue_url()
+    check_writable(url)
+    with reaching(url):
+        queue_for(url)[0].pending_count()
 
 
 def pending_count() -> int:

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 
 from gradloss.core.errors import SettingsError
-from gradloss.service.settings import STORE_SCHEMES, create_private, store_url
+from gradloss.service.settings import STORE_SCHEMES, create_private, store_url, writable_database
 from gradloss.service.urls import STORE_SETTING, check_url, redact
 from gradloss.service.store import database
 from gradloss.service.store.artifacts import ArtifactRepository
@@ -53,6 +53,7 @@ class Store:
                     f"gradloss cannot open its run store {self.path} in {self.path.parent} "
                     f"(GRADLOSS_HOME): {exc.strerror or exc}. Set GRADLOSS_HOME to a folder you "
                     f"can write, or move {self.path} out of the way.") from exc
+            writable_database(self.path, "run store", STORE_SETTING)  # before any write
         database.migrate(self.url)
         self.database = db = Database(self.url)
         self.runs = RunRepository(db)
