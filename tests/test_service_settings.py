@@ -179,6 +179,19 @@ def test_submit_to_an_unreachable_queue_exits_2_and_records_nothing(home, monkey
     assert Store.default().runs.list() == []
 
 
+def test_a_queue_error_names_the_queue_once(home, monkeypatch, capsys):
+    """Check that a queue that cannot be made or reached says "The queue at ... cannot be used"
+    once (an error raised while the queue was being built was wrapped a second time)."""
+    from services import free_port
+    (home / "file").write_text("")
+    for url in (f"sqlite:///{home / 'file' / 'queue.sqlite'}", "sqlite:////proc/gradloss/queue.sqlite",
+                f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"):
+        monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
+        for argv in (["train", "--dataset", "digits", "--submit"], ["worker"]):
+            err = _cli_fails_naming(capsys, "GRADLOSS_QUEUE_URL", *argv)
+            assert err.count("The queue at GRADLOSS_QUEUE_URL=") == 1, err
+
+
 def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
     """Check that what the queue holds is JSON (no pickle), and that it reads back as the task."""
     from gradloss.service import client
