@@ -42,6 +42,7 @@ def _cli(*args, env=None, timeout=300):
     (["reproduce", "--dataset", "digits", "--train-size", "99", "--batch-size", "100"],
      "The 'batch_size' parameter of TrainConfig must be an int in the range [1, 99] (at most the "
      "training-set size: lower it, or raise train_size). Got 100 instead."),
+    (["evaluate", "/missing.keras"], "No model file /missing.keras: give a saved .keras file"),
     (["runs", "--limit", "0"], "The 'limit' parameter of runs must be an int in the range [1, inf). "
                                "Got 0 instead."),
     (["runs", "--limit", "-1"], "Got -1 instead."),
