@@ -1,4 +1,5 @@
-"""Where the service keeps its state: the home folder and the store and queue URLs, and how to show them.
+"""Where the service keeps its state: the home folder, the store and queue URLs, and whether their
+SQLite files can be written.
 
 GRADLOSS_STORE_URL: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB`
 (default: runs.sqlite in home()). GRADLOSS_QUEUE_URL: `sqlite:///PATH` or
