@@ -75,8 +75,9 @@ def run_curves() -> None:
         labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in selected}
         for run in current.values():
             if run.status == "failed":
-                widgets.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
-                         "Its curves stop where it failed; see the Train page.")
+                widgets.error(f"Run {views.short_id(run.run_id)} failed: "
+                              f"{views.error_line(run.error)}. Its curves stop where it failed; "
+                              "see the Train page.")
         if metrics.empty:
             waiting = any(r.status == "queued" for r in current.values())
             st.info("No metrics yet: the first points appear a few steps after a run starts"

@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--batch-size", type=int, help="default: each objective's reference")
     exp.add_argument("--reference", default="baseline", help="the arm the others are compared with")
     exp.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    exp.add_argument("--out", type=folder, help="results folder (default: results/experiment-<time>)")
+    exp.add_argument("--out", type=folder,
+                     help="results folder (default: results/experiment-<time>)")
     perturbations(exp, "none")
     exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
@@ -92,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="1: one run per objective (default); N >= 2: seeds 0..N-1 with intervals")
     rep.add_argument("--batch-size", type=int, help="default: each objective's reference")
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    rep.add_argument("--out", type=folder, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--out", type=folder,
+                     help="results folder (default: results/reproduce-<time>)")
     perturbations(rep, "all; with --seeds N, each summarised over the seeds with intervals")
     rep.add_argument("--no-evaluate", action="store_true",
                      help="skip the corruptions and attacks (no summary table)")

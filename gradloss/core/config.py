@@ -145,7 +145,8 @@ class SweepConfig:
         for s in sigmas:
             check_float(owner, "sigmas", s, 0.0)
         object.__setattr__(self, "sigmas", tuple(float(s) for s in sigmas))
-        for name, low, high in (("draws", 1, None), ("seed", 0, 2**31 - 1), ("batch_size", 1, None)):
+        for name, low, high in (("draws", 1, None), ("seed", 0, 2**31 - 1),
+                                ("batch_size", 1, None)):
             object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
 
     def to_dict(self) -> dict:

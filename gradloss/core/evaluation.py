@@ -47,8 +47,9 @@ class AttackConfig:
         for eps in epsilons:
             check_float(owner, "epsilons", eps, 0.0, 1.0)  # images live in [0, 1]
         object.__setattr__(self, "epsilons", tuple(float(e) for e in epsilons))
-        for name, low, high in (("steps", 1, None), ("restarts", 1, None), ("square_queries", 1, None),
-                                ("n_images", 1, None), ("seed", 0, 2**31 - 1), ("batch_size", 1, None)):
+        for name, low, high in (("steps", 1, None), ("restarts", 1, None),
+                                ("square_queries", 1, None), ("n_images", 1, None),
+                                ("seed", 0, 2**31 - 1), ("batch_size", 1, None)):
             object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
 
     def strong(self) -> "AttackConfig":
@@ -131,9 +132,9 @@ class EvaluationConfig:
         for eps in epsilons:
             check_float(owner, "epsilons", eps, 0.0, 1.0)  # also refuses NaN and inf
         object.__setattr__(self, "epsilons", tuple(sorted({float(e) for e in epsilons})))
-        for name, low, high in (("steps", 1, None), ("restarts", 1, None), ("square_queries", 1, None),
-                                ("attack_images", 1, None), ("masking_images", 0, None),
-                                ("seed", 0, 2**31 - 1)):
+        for name, low, high in (("steps", 1, None), ("restarts", 1, None),
+                                ("square_queries", 1, None), ("attack_images", 1, None),
+                                ("masking_images", 0, None), ("seed", 0, 2**31 - 1)):
             object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
 
     @property

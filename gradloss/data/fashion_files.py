@@ -38,7 +38,8 @@ def check_fashion_folder(folder: str | os.PathLike, origin: str = ENV_VAR) -> No
     paths = [folder / f for f in FASHION_FILES]
     counts = [_header(path, ndim, origin, trailer=True)[0]
               for path, ndim in zip(paths, (3, 1, 3, 1))]
-    for images, labels, n_images, n_labels in ((*paths[:2], *counts[:2]), (*paths[2:], *counts[2:])):
+    for images, labels, n_images, n_labels in ((*paths[:2], *counts[:2]),
+                                                (*paths[2:], *counts[2:])):
         if n_images != n_labels:
             raise _corrupt(labels, f"it holds {n_labels} labels but {images.name} holds "
                                    f"{n_images} images", origin)

@@ -3,8 +3,8 @@
 `run_consumer` is `python -m gradloss worker` (one per GPU with --gpus: see `fleet`). While it
 runs, a thread beats this worker's row in the store's workers table and puts runs whose worker
 stopped beating back in the queue, to resume from their last checkpoint in the store (or fails
-them after MAX_ATTEMPTS), and queues again queued runs whose task never reached the queue. Workers on every machine share the store, so any of them recovers any
-other's runs. `ensure_local_worker` starts a detached consumer for the dashboard, `restart_local_worker`
+them after MAX_ATTEMPTS), and queues again queued runs whose task never reached the queue.
+Workers on every machine share the store, so any of them recovers any other's runs. `ensure_local_worker` starts a detached consumer for the dashboard, `restart_local_worker`
 replaces it (say, after the dashboard's settings changed); `worker_status` lists every worker
 and its settings.
 """

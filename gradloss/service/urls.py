@@ -8,11 +8,12 @@ Two rules, on purpose apart:
   then echo the pieces back in their errors ("Port could not be cast to integer value as
   'S3cr3t'", "failed to resolve host 'ss@127.0.0.1'"); such a URL never reaches a driver.
 - `redact` and `scrub` hold for ANY string, parseable or not (they are what error messages are
-  made with). Their rule is tolerant and errs towards masking: the user information is everything
-  between '://' and the LAST '@' (a PostgreSQL user name, before its first ':', stays readable
-  when it is a plain name), and the value of any query parameter whose name says password, secret, token,
-  key or auth is masked up to the next '&name=' or the end. `scrub` masks those secrets wherever
-  they appear in a message, as written, percent-decoded or encoded, and their pieces.
+  made with). Their rule is tolerant and errs towards masking: the user information is
+  everything between '://' and the LAST '@' (a PostgreSQL user name, before its first ':',
+  stays readable when it is a plain name), and the value of any query parameter whose name says
+  password, secret, token, key or auth is masked up to the next '&name=' or the end. `scrub`
+  masks those secrets wherever they appear in a message, as written, percent-decoded or
+  encoded, and their pieces.
 
 `ScrubbingFormatter` applies `scrub` with the URLs of this process's environment to every log
 line (tracebacks included); the worker, the training child and the CLI log through it.
@@ -98,7 +99,8 @@ def secrets(url: str | os.PathLike | None) -> list[str]:
     found = set()
     for start, end in _secret_spans(text):
         secret = text[start:end]
-        found.update((secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")))
+        found.update((secret, unquote(secret), quote(secret, safe=""),
+                      quote(unquote(secret), safe="")))
         for form in (secret, unquote(secret)):  # what a parser that split it wrongly may echo
             found.update(p for p in re.split(r"[/?#@:&;=%\s\x00]", form) if len(p) >= _MIN_PIECE)
     return sorted(found - {"", MASK}, key=len, reverse=True)
@@ -150,7 +152,8 @@ def scrub_output() -> None:
 
 
 def _refuse(setting: str, url: str, allowed: str) -> None:
-    raise ServiceUnavailable(f"The {setting} setting must be {allowed}. Got {redact(url)!r} instead.")
+    raise ServiceUnavailable(
+        f"The {setting} setting must be {allowed}. Got {redact(url)!r} instead.")
 
 
 def check_url(setting: str, url: str, schemes: tuple[str, ...]) -> str:
@@ -173,8 +176,8 @@ def check_url(setting: str, url: str, schemes: tuple[str, ...]) -> str:
     rest = url.split("://", 1)[1]
     if name == "sqlite":
         if not rest.startswith("/") or not rest[1:] or "?" in rest:
-            _refuse(setting, url, "sqlite:///PATH, a database file (with '?' percent-encoded; "
-                                  "sqlite:// alone is a database in memory, which the worker "
+            _refuse(setting, url, "sqlite:///PATH, a database file whose path holds no '?' "
+                                  "(sqlite:// alone is a database in memory, which the worker "
                                   "cannot share)")
         return url
     userinfo = rest.rpartition("@")[0]

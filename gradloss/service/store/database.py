@@ -185,7 +185,8 @@ class Database:
         several ids) exists."""
         runs = metadata.tables["runs"]
         wanted = _ids(run_id)
-        found = set(conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(wanted))).scalars())
+        found = set(conn.execute(sa.select(runs.c.run_id)
+                                 .where(runs.c.run_id.in_(wanted))).scalars())
         for missing in (i for i in wanted if i not in found):
             raise RunNotFound(f"No run with id {missing!r} in the run store {redact(self.url)}.")
 
