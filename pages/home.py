@@ -22,7 +22,7 @@ def submit_quick(spec) -> None:
     try:
         experiment_id = client.submit_experiment(spec)
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not queue the quick compare: {e}")
+        widgets.error(f"Could not queue the quick compare: {e}")
         return
     st.success(f"Queued experiment {views.short_id(experiment_id)}: {spec.n_runs} runs, seed by "
                "seed. Its result appears below as the seeds finish.")
@@ -33,7 +33,7 @@ def submit(configs: list[TrainConfig]) -> None:
         ids = [client.submit(client.plan_for(cfg, default_evaluation(cfg.dataset)))
                for cfg in configs]
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not queue the runs: {e}")
+        widgets.error(f"Could not queue the runs: {e}")
         return
     st.success(f"Queued {', '.join(views.short_id(i) for i in ids)}. Follow them on the Train page.")
     st.page_link("pages/train.py", label="Open the Train page", icon=":material/model_training:")

@@ -28,7 +28,7 @@ def experiment_curves() -> None:
             runs = runs_store.runs.of_experiment(chosen)
             metrics = runs_store.results.metrics([r.run_id for r in runs], name="loss")
         except Exception as e:  # noqa: BLE001
-            st.error(f"Could not read the metrics: {e}")
+            widgets.error(f"Could not read the metrics: {e}")
             return
         st.caption(experiment_views.progress_line(runs)[1])
         if metrics.empty:
@@ -68,15 +68,16 @@ def run_curves() -> None:
             metrics = (runs_store.results.metrics(selected) if still_live
                        else widgets.finished_metrics(runs_store.url, tuple(selected)))
         except Exception as e:  # noqa: BLE001
-            st.error(f"Could not read the metrics: {e}")
+            widgets.error(f"Could not read the metrics: {e}")
             return
         if any(r.status != by_id[i].status for i, r in current.items()):
             st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
         labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in selected}
         for run in current.values():
             if run.status == "failed":
-                st.error(f"Run {views.short_id(run.run_id)} failed: {views.error_line(run.error)}. "
-                         "Its curves stop where it failed; see the Train page.")
+                widgets.error(f"Run {views.short_id(run.run_id)} failed: "
+                              f"{views.error_line(run.error)}. Its curves stop where it failed; "
+                              "see the Train page.")
         if metrics.empty:
             waiting = any(r.status == "queued" for r in current.values())
             st.info("No metrics yet: the first points appear a few steps after a run starts"

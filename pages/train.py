@@ -16,7 +16,7 @@ from gradloss.ui.quick import QUICK_ARMS
 
 st.title("Train")
 if "worker_error" in st.session_state:
-    st.error(st.session_state.worker_error)
+    widgets.error(st.session_state.worker_error)
 
 # 1) The form. Dataset and objectives sit outside it: they set the other fields' defaults.
 fashion = data.find_fashion_mnist()
@@ -91,7 +91,7 @@ if submitted:
                                **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
                    for o in chosen]
     except InvalidParameterError as e:
-        st.error(views.form_message(e))
+        widgets.error(views.form_message(e))
     else:
         try:
             evaluation = default_evaluation(dataset) if evaluate else None
@@ -99,7 +99,7 @@ if submitted:
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
-            st.error(f"Could not queue the run: {e}")
+            widgets.error(f"Could not queue the run: {e}")
 
 
 # 2) An experiment: the chosen objectives, each with several seeds, on the dataset above.
@@ -132,14 +132,14 @@ if queue_experiment:
                                 train_size=exp_size, epochs=exp_epochs, engine=engine,
                                 evaluation=default_evaluation(dataset) if exp_evaluate else None)
     except InvalidParameterError as e:
-        st.error(f"Not queued: {e}")
+        widgets.error(f"Not queued: {e}")
     else:
         try:
             experiment_id = client.submit_experiment(spec)
             st.success(f"Queued experiment {views.short_id(experiment_id)}: {spec.n_runs} runs, "
                        "seed by seed. Its results build up on the Robustness page.")
         except Exception as e:  # noqa: BLE001
-            st.error(f"Could not queue the experiment: {e}")
+            widgets.error(f"Could not queue the experiment: {e}")
 
 
 # 3) The live area: only this part refreshes, and only while something is queued or running.

@@ -110,3 +110,12 @@ def submit_many(n_runs: int, barrier) -> list[str]:
 
     barrier.wait()
     return [client.submit(TINY) for _ in range(n_runs)]
+
+
+def submit_and_die() -> None:
+    """Submit TINY as client.submit does, but die (SIGKILL, no clean-up) between writing the run
+    and enqueueing its task: the fault of a submitter killed at the worst moment."""
+    from gradloss.service import client
+
+    client.enqueue = lambda run_id, task_id: os.kill(os.getpid(), signal.SIGKILL)
+    client.submit(TINY)

@@ -2,6 +2,7 @@ from gradloss.core.records import MetricRow
 from gradloss.core.plan import RunPlan
 """The command line: validation exits with 2, reproduce writes its table and results."""
 import json
+import math
 import os
 import subprocess
 import sys
@@ -36,6 +37,15 @@ def _cli(*args, env=None, timeout=300):
     (["experiment", "--seeds", "1"], "an interval needs at least 2 seeds"),
     (["experiment", "--seeds", "21"], "The 'seeds' parameter of ExperimentConfig"),
     (["reproduce", "--seeds", "0"], "The 'seeds' parameter of ExperimentConfig"),
+    (["train", "--out", ""], "argument --out: must name a folder; got an empty string"),
+    (["reproduce", "--out", " "], "argument --out: must name a folder"),
+    (["reproduce", "--dataset", "digits", "--train-size", "99", "--batch-size", "100"],
+     "The 'batch_size' parameter of TrainConfig must be an int in the range [1, 99] (at most the "
+     "training-set size: lower it, or raise train_size). Got 100 instead."),
+    (["evaluate", "/missing.keras"], "No model file /missing.keras: give a saved .keras file"),
+    (["runs", "--limit", "0"], "The 'limit' parameter of runs must be an int in the range [1, inf). "
+                               "Got 0 instead."),
+    (["runs", "--limit", "-1"], "Got -1 instead."),
 ])
 def test_bad_arguments_exit_with_status_2_and_no_traceback(args, message):
     """Check that bad values print the validation message, exit 2 and show no traceback."""
@@ -61,12 +71,92 @@ def test_train_runs_each_new_objective_with_its_parameters(objective, extra, tmp
         assert config[extra[0][2:].replace("-", "_")] == float(extra[1])
 
 
+def _strict_json(text: str):
+    """json.loads that refuses Infinity and NaN, which are not JSON."""
+    def refuse(name):
+        raise ValueError(f"{name} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_diverging_mse_run_fails_with_the_reason_and_prints_only_json(tmp_path):
+    """Check the fault pass's command: mse at learning rate 1e6 ends failed with a reason (it was
+    'done' with weights near 1e7 and input_grad_norm = Infinity), exit 1, its summary strict
+    JSON, and no non-finite value in the files it writes."""
+    result = _cli("train", "--objective", "mse", "--dataset", "digits", "--epochs", "2",
+                  "--train-size", "200", "--batch-size", "20", "--learning-rate", "1e6",
+                  "--out", str(tmp_path), env={"GRADLOSS_HOME": str(tmp_path / "home")})
+    assert result.returncode == 1, result.stderr[-2000:]
+    summary = _strict_json(result.stdout[result.stdout.index("{"):])
+    assert summary["status"] == "failed" and summary["model"] is None
+    assert "diverged" in summary["error"] or "became" in summary["error"], summary["error"]
+    assert summary["error"].endswith("try a smaller learning rate.")
+    _strict_json((tmp_path / "outcome.json").read_text())
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics.value.map(math.isfinite).all() and not (tmp_path / "model.keras").exists()
+
+
 def test_missing_data_folder_is_a_clear_error(tmp_path):
-    """Check that a data folder without the files gives one clear line, not a traceback."""
+    """Check that a data folder without the files gives one clear line, not a traceback, and
+    exit status 2 (a setting to fix), before any training."""
     result = _cli("train", "--epochs", "1", "--train-size", "100",
                   env={"GRADLOSS_DATA_DIR": str(tmp_path)}, timeout=120)
-    assert result.returncode == 1
-    assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert str(tmp_path) in result.stderr and "GRADLOSS_DATA_DIR" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _bad_data_folder(tmp_path, kind: str):
+    """A GRADLOSS_DATA_DIR that is empty, holds a cut, mislabelled or mis-headed file, or is a file."""
+    import gzip
+    import shutil
+
+    from conftest import SHARED_FASHION
+    from gradloss.data import FASHION_FILES
+    folder = tmp_path / "data"
+    if kind == "a file":
+        folder.write_text("not a folder")
+        return folder
+    folder.mkdir()
+    if kind == "empty":
+        return folder
+    if not (SHARED_FASHION / FASHION_FILES[1]).is_file():
+        pytest.skip(f"Fashion-MNIST files not found in {SHARED_FASHION}")
+    for name in FASHION_FILES:
+        shutil.copy(SHARED_FASHION / name, folder / name)
+    labels = folder / FASHION_FILES[1]
+    if kind == "truncated":
+        raw = labels.read_bytes()
+        labels.write_bytes(raw[:len(raw) // 2])
+    elif kind == "wrong magic":
+        with gzip.open(labels, "wb") as f:
+            f.write((0x0803).to_bytes(4, "big") + (60000).to_bytes(4, "big") + bytes(60000))
+    else:  # label count mismatch
+        with gzip.open(labels, "wb") as f:
+            f.write((0x0801).to_bytes(4, "big") + (59999).to_bytes(4, "big") + bytes(59999))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "wrong magic", "label count mismatch",
+                                  "a file"])
+def test_a_bad_data_folder_is_refused_before_anything_is_queued_or_trained(tmp_path, monkeypatch,
+                                                                         capsys, kind):
+    """Check `train --dataset fashion_mnist` with --submit (it exited 0 and queued a run to fail
+    later) and without (it exited 1 after loading): exit 2 naming GRADLOSS_DATA_DIR and the
+    folder, nothing stored or queued."""
+    from gradloss.cli.main import main
+    from gradloss.service import tasks
+    from gradloss.service.store import Store
+
+    folder = _bad_data_folder(tmp_path, kind)
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(folder))
+    for extra in (["--submit"], ["--out", str(tmp_path / "out")]):
+        assert main(["train", "--dataset", "fashion_mnist", "--epochs", "1", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "GRADLOSS_DATA_DIR" in err and str(folder) in err, err
+    monkeypatch.delenv("GRADLOSS_DATA_DIR")
+    assert Store.default().runs.list() == [] and tasks.pending_count() == 0
+    assert not (tmp_path / "out").exists()
 
 
 def test_reproduce_writes_results_and_prints_the_side_by_side_table(tmp_path):
@@ -185,6 +275,24 @@ def test_worker_refuses_a_bad_heartbeat_timeout_at_start(tmp_path):
     assert "Got 'abc' instead" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_reproduce_takes_a_batch_size_and_small_training_sets_train_with_the_reference_batch():
+    """Check that `reproduce --batch-size` reaches every run's config, and that without it a
+    training set smaller than a reference batch (train --train-size 10, the documented minimum;
+    reproduce --train-size 99) trains in batches of the whole set instead of being refused."""
+    from gradloss.cli.local import _train_config
+    from gradloss.cli.main import _parser
+
+    def config(*argv, objective="gradient"):
+        return _train_config(_parser().parse_args(list(argv)), objective)
+
+    assert config("reproduce", "--train-size", "99", "--batch-size", "33").batch_size == 33
+    assert config("reproduce", "--train-size", "99", "--batch-size", "33",
+                  objective="baseline").batch_size == 33
+    assert config("reproduce", "--train-size", "99").batch_size == 99
+    assert config("reproduce", "--train-size", "99", objective="baseline").batch_size == 32
+    assert config("train", "--train-size", "10").batch_size == 10
+
+
 def test_local_runs_get_their_own_folder_under_gradloss_home(tmp_path, monkeypatch):
     """Check that two local runs started in the same second never share a folder."""
     from gradloss.cli import local as cli
@@ -220,6 +328,36 @@ def test_runs_lists_an_unreadable_run_beside_the_others(tmp_path):
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert set(lines) == {good, broken}
     assert "unreadable: its stored config is not a JSON object" in lines[broken]
+
+
+def test_runs_lists_rows_holding_wrong_typed_values(tmp_path, monkeypatch, capsys):
+    """Check that `runs` lists every run when rows hold values of the wrong type (a metric
+    'abc', progress {"fraction": "x"}, a count, a time and names that are not what they
+    should be): no traceback, exit 0, the damaged values shown as missing."""
+    from gradloss.cli.main import main
+    from gradloss.core.config import TrainConfig
+    from gradloss.service.store import Store
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    store = Store.default()
+    metric, progress, counts, names = (store.runs.create(RunPlan(TrainConfig(dataset="digits")))
+                                       for _ in range(4))
+    store.results.add_metrics(metric, [MetricRow(1, 1, "test_accuracy", 0.5)])
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE metrics SET value = 'abc'")
+        conn.exec_driver_sql("""UPDATE runs SET progress = '{"fraction": "x", "step": []}'
+                                WHERE run_id = ?""", (progress,))
+        conn.exec_driver_sql("""UPDATE runs SET attempts = 'x', gpu = 'y', heartbeat_at = 'z',
+                                created_at = 'soon', status = 'running' WHERE run_id = ?""",
+                             (counts,))
+        conn.exec_driver_sql("UPDATE runs SET objective = 5, engine = X'00', device = 7 "
+                             "WHERE run_id = ?", (names,))
+    assert main(["runs"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(lines) == {metric, progress, counts, names}
+    assert lines[metric].split()[5] == "-" and " 0% " in lines[progress]
+    assert "running" in lines[counts] and " 5 " in lines[names]
 
 
 def test_experiment_prints_the_summary_and_writes_its_tables(tmp_path):

@@ -1,5 +1,8 @@
 """Config validation: every bad value is refused with its name, the rule and the value."""
+import json
 import math
+
+import numpy as np
 
 import pytest
 
@@ -32,7 +35,8 @@ def test_reference_protocol_is_read_from_the_objectives_registry():
 @pytest.mark.parametrize("kwargs, message", [
     ({"epochs": 0}, r"'epochs' parameter of TrainConfig must be an int in the range \[1, 500\]\. Got 0"),
     ({"batch_size": -5}, r"'batch_size' .* \[1, 60000\]\. Got -5"),
-    ({"batch_size": 101, "train_size": 100}, r"'batch_size' .* \[1, 100\]\. Got 101"),
+    ({"batch_size": 101, "train_size": 100}, r"'batch_size' .* \[1, 100\] \(at most the training-set "
+                                              r"size: lower it, or raise train_size\)\. Got 101"),
     ({"dataset": "cifar"}, r"'dataset' .* among \{'fashion_mnist', 'digits'\}\. Got 'cifar'"),
     ({"objective": "hinge"}, r"'objective' .* Got 'hinge'"),
     ({"engine": "torch"}, r"'engine' .* Got 'torch'"),
@@ -81,6 +85,46 @@ def test_errors_carry_the_parameter_the_rule_in_words_and_the_value():
     with pytest.raises(InvalidParameterError) as info:
         TrainConfig(learning_rate=0.0)
     assert (info.value.parameter, info.value.words) == ("learning_rate", "a number greater than 0")
+
+
+def test_the_reference_batch_is_capped_at_the_training_set_and_a_larger_one_says_how_to_fix_it():
+    """Check that the documented minimum train_size trains with the reference protocol (its batch
+    capped at the training-set size), while an explicit batch larger than the set is refused
+    saying how to fix it."""
+    assert TrainConfig(dataset="digits", train_size=MIN_TRAIN_SIZE).batch_size == MIN_TRAIN_SIZE
+    assert TrainConfig("baseline", dataset="digits", train_size=99).batch_size == 32  # not capped
+    with pytest.raises(InvalidParameterError, match=r"'batch_size' .* \[1, 10\] \(at most the "
+                                                    r"training-set size: lower it, or raise "
+                                                    r"train_size\)\. Got 100 instead"):
+        TrainConfig(dataset="digits", train_size=10, batch_size=100)
+
+
+def test_numpy_scalars_become_python_numbers_in_every_config():
+    """Check that NumPy ints and floats are taken where ints and floats are, and kept as Python
+    numbers, so every config's dict is JSON (the store, a checkpoint, a queued plan)."""
+    from gradloss.core.evaluation import EvaluationConfig
+    from gradloss.core.experiment import ExperimentConfig
+    from gradloss.core.plan import RunPlan
+    train = TrainConfig("input_gradient", dataset="digits", epochs=np.int64(1), batch_size=np.int32(20),
+                        train_size=np.int64(100), seed=np.uint8(3), learning_rate=np.float32(0.5),
+                        penalty_weight=np.float64(0.25))
+    sweep = SweepConfig(sigmas=np.array([0.0, 0.1]), draws=np.int64(2), seed=np.int64(1),
+                        batch_size=np.int16(50))
+    evaluation = EvaluationConfig(perturbations=("contrast", "fgsm"), severities=np.array([2, 1]),
+                                  epsilons=np.float32(0.25), steps=np.int64(3), attack_images=np.int64(9))
+    experiment = ExperimentConfig(
+        arms=("gradient", {"objective": "input_gradient", "penalty_weight": np.float64(0.5)}),
+        reference="gradient", seeds=np.int64(2), dataset="digits", epochs=np.int64(1),
+        train_size=np.int64(100), batch_size=np.int64(10), sweep=sweep, evaluation=evaluation)
+    assert [type(v) for v in (train.epochs, train.batch_size, train.train_size, train.seed)] == [int] * 4
+    assert type(train.learning_rate) is float and type(train.penalty_weight) is float
+    assert (train.learning_rate, train.penalty_weight) == (0.5, 0.25)
+    assert type(sweep.draws) is int and evaluation.severities == (1, 2) and type(evaluation.steps) is int
+    assert experiment.seeds == (0, 1) and type(experiment.epochs) is int
+    assert type(experiment.arms[1]["penalty_weight"]) is float
+    assert ExperimentConfig.from_dict(json.loads(json.dumps(experiment.to_dict()))) == experiment
+    for plan in [RunPlan(train, sweep, evaluation), *(plan for _, plan in experiment.plans())]:
+        assert RunPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan  # was a TypeError
 
 
 def test_config_rejects_negative_sigma():

@@ -11,8 +11,9 @@ import pytest
 
 from gradloss.core.config import TRAIN_SET_SIZES, InvalidParameterError
 from gradloss.data import (FASHION_CLASSES, FASHION_FILES, data_status, fashion_mnist_downloadable,
-                           find_fashion_mnist, load_dataset)
-from gradloss.core.errors import DataError
+                           find_fashion_mnist, load_dataset, submission_data_dir)
+from gradloss.data.fashion_files import check_fashion_folder
+from gradloss.core.errors import DataError, DataFolderError, SettingsError
 
 from conftest import FASHION_DIR as REAL_DIR, SHARED_FASHION, fashion_folder
 TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS = FASHION_FILES
@@ -178,6 +179,68 @@ def test_label_count_differing_from_image_count_is_refused(small):
     write_idx(small / TRAIN_LABELS, np.arange(39) % 10)
     with pytest.raises(DataError, match=f"{TRAIN_LABELS} is corrupt: it holds 39 labels"):
         load_dataset("fashion_mnist", data_dir=small)
+
+
+def corrupt_label_count(path):
+    write_idx(path.parent / TRAIN_LABELS, np.arange(39) % 10)
+
+
+def emptied(folder):
+    for f in folder.iterdir():
+        f.unlink()
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (emptied, "Fashion-MNIST files missing in"),
+    (corrupt_truncated, "it is cut short or padded|cannot be read as gzip"),  # small: both
+    (corrupt_not_gzip, "cannot be read as gzip"),
+    (corrupt_magic, "bad magic number 0x00000801, expected 0x00000803"),
+    (corrupt_header_count, r"header gives shape \(41, 28, 28\)"),
+    (corrupt_extra_data, r"header gives shape \(40, 28, 28\)"),
+    (corrupt_image_size, "expected 28x28"),
+    (corrupt_label_count, "it holds 39 labels but train-images-idx3-ubyte.gz holds 40 images"),
+])
+def test_a_chosen_folder_is_checked_at_submission_naming_the_variable(small, monkeypatch, damage,
+                                                                      reason):
+    """Check the cheap check a run's data folder gets where it is submitted (names, IDX headers,
+    the size each gzip trailer records, label counts): each damage is one DataFolderError (a
+    SettingsError: the CLI exits 2) naming GRADLOSS_DATA_DIR, the file and the fix."""
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(small))
+    assert submission_data_dir("fashion_mnist") == str(small.resolve())
+    damage(small if damage is emptied else small / TRAIN_IMAGES)
+    with pytest.raises(DataFolderError, match=reason) as err:
+        submission_data_dir("fashion_mnist")
+    assert isinstance(err.value, SettingsError) and "GRADLOSS_DATA_DIR" in str(err.value)
+    assert str(small) in str(err.value) and "digits" in str(err.value)
+    assert "cannot be used" in data_status("fashion_mnist") or "not found" in data_status("fashion_mnist")
+
+
+@pytest.mark.parametrize("make, what", [(lambda p: p.write_text("x"), "is a file, not a folder"),
+                                        (lambda p: None, "does not exist")])
+def test_a_data_folder_that_is_a_file_or_absent_is_named(tmp_path, monkeypatch, make, what):
+    """Check GRADLOSS_DATA_DIR naming a file or nothing: refused at submission, saying which."""
+    path = tmp_path / "data"
+    make(path)
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(path))
+    with pytest.raises(DataFolderError, match=f"{path} {what} \\(it was set by GRADLOSS_DATA_DIR\\)"):
+        submission_data_dir("fashion_mnist")
+
+
+def test_the_real_files_pass_the_check_and_a_run_folder_names_where_it_came_from(small, monkeypatch):
+    """Check that the official files pass the cheap check, and that a run's data folder (the
+    worker loads data_dir=) is named as GRADLOSS_DATA_DIR when that is what it is here, else
+    as the run's folder found at submission (the message said "the data_dir argument")."""
+    if (REAL_DIR / TRAIN_LABELS).is_file():
+        check_fashion_folder(REAL_DIR)
+    (small / TEST_LABELS).unlink()
+    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(small))
+    with pytest.raises(DataFolderError, match=r"\(set by GRADLOSS_DATA_DIR\)"):
+        load_dataset("fashion_mnist", data_dir=str(small.resolve()))
+    monkeypatch.delenv("GRADLOSS_DATA_DIR")
+    with pytest.raises(DataFolderError, match=r"set by the data_dir argument \(for a run: the "
+                                              r"GRADLOSS_DATA_DIR or Keras cache found where it "
+                                              r"was submitted\)"):
+        load_dataset("fashion_mnist", data_dir=str(small))
 
 
 def test_label_out_of_range_is_refused(small):

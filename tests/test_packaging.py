@@ -19,12 +19,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _site_dirs() -> list[str]:
+    """The package folders this interpreter imports from: its site-packages, and a base
+    interpreter's when it lends them. In a virtual environment that is the environment's own,
+    which `python -m venv --system-site-packages` would NOT lend: it lends the base
+    interpreter's (without pandas, say, when the dependencies live in the environment)."""
+    return [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+
+
+def _isolated_env() -> dict:
+    """This environment without PYTHONPATH: a checkout on it (with a gradloss.egg-info) made pip
+    take the wheel as installed already, and the installed command import the checkout."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_USER")}
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """A fresh virtual environment with gradloss installed from a wheel of this checkout.
 
-    --system-site-packages lends it the dependencies already installed here (no download);
-    gradloss itself comes only from the wheel."""
+    It imports the dependencies this test runs with (a .pth file adds this interpreter's
+    package folders after its own; no download), and gradloss only from the wheel, whatever
+    PYTHONPATH holds."""
     root = tmp_path_factory.mktemp("pkg")
     # Build from a copy of the tracked files: setuptools leaves build/ in its source folder, and
     # a stale build/ in the checkout would ship modules that no longer exist.
@@ -34,19 +49,27 @@ def installed(tmp_path_factory) -> Path:
         if (REPO / name).is_file():
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, source / name)
+    env = _isolated_env()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(root / "dist"), str(source)], check=True, cwd=root, timeout=300)
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(root / "venv")],
-                   check=True, timeout=120)
+                    "-w", str(root / "dist"), str(source)], check=True, cwd=root, timeout=300, env=env)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120, env=env)
+    python = venv / "bin" / "python"
+    [own] = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                           capture_output=True, text=True, check=True, env=env).stdout.split()
+    (Path(own) / "_gradloss_test_dependencies.pth").write_text(
+        "".join(f"import site; site.addsitedir({d!r})\n" for d in _site_dirs()))
     [wheel] = (root / "dist").glob("gradloss-*.whl")
-    subprocess.run([str(root / "venv" / "bin" / "pip"), "install", "-q", "--no-deps", str(wheel)],
-                   check=True, timeout=300)
+    # the new environment's python runs pip (lent by the .pth), so the wheel and its command go
+    # there; --ignore-installed: a gradloss seen elsewhere on the path never stands in for it
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
+                    str(wheel)], check=True, timeout=300, env=env)
     return root
 
 
 def _env(home: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the installed copy
-    return dict(env, GRADLOSS_HOME=str(home), GRADLOSS_NO_LOCAL_WORKER="1")
+    return dict(_isolated_env(), GRADLOSS_HOME=str(home), GRADLOSS_NO_LOCAL_WORKER="1")
 
 
 def test_installed_command_validates_arguments_away_from_the_checkout(installed, tmp_path):

@@ -23,6 +23,9 @@ from gradloss.ui.quick import QUICK_ARMS, QUICK_SEEDS
 from gradloss.engines.backend import available_engines
 from gradloss.service.store import Store
 
+from _hostile_urls import hostile_urls, leaked
+from services import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
@@ -358,6 +361,45 @@ def test_page_shows_an_unusable_store_in_red_with_the_password_masked(home, monk
     everything = "\n".join(texts(getattr(at, kind)) for kind in ("error", "info", "warning", "markdown",
                                                                  "caption"))
     assert "s3cr3t-pw" not in everything
+
+
+HOSTILE = hostile_urls(free_port())
+
+
+def _shown(at) -> str:
+    return "\n".join(texts(getattr(at, kind)) for kind in ("error", "info", "warning", "markdown",
+                                                          "caption", "exception"))
+
+
+@pytest.mark.parametrize("url", HOSTILE)
+def test_home_shows_a_hostile_store_url_in_red_without_its_password(home, monkeypatch, url):
+    """Check every URL of the hostile corpus as GRADLOSS_STORE_URL on Home: one red message
+    naming the setting, nothing of the password anywhere on the page."""
+    monkeypatch.setenv("GRADLOSS_STORE_URL", url)
+    at = app()
+    assert "GRADLOSS_STORE_URL" in texts(at.error)
+    assert not leaked(_shown(at)), _shown(at)
+
+
+@pytest.mark.parametrize("page", PAGES[1:])
+def test_pages_show_hostile_urls_and_queue_refusals_without_a_password(home, monkeypatch, page):
+    """Check the other pages with hostile store URLs, and the Train form's queue refusal with a
+    hostile GRADLOSS_QUEUE_URL: red messages, no secret."""
+    for url in HOSTILE[::7]:
+        monkeypatch.setenv("GRADLOSS_STORE_URL", url)
+        at = app(page)
+        assert at.error and not leaked(_shown(at)), _shown(at)
+    monkeypatch.delenv("GRADLOSS_STORE_URL")
+    if page != "pages/train.py":
+        return
+    for url in HOSTILE[::5]:
+        monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
+        at = app(page)
+        at.multiselect(key="objectives").set_value(["gradient"]).run()
+        at.get("form_submit_button")[0].click().run()
+        assert "Could not queue the run: " in texts(at.error), texts(at.error)
+        assert "GRADLOSS_QUEUE_URL" in texts(at.error) and not leaked(_shown(at)), _shown(at)
+    assert Store.default().runs.list() == []
 
 
 def test_home_lists_every_worker_with_host_device_run_and_heartbeat_age(home):

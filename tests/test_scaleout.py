@@ -12,12 +12,14 @@ import time
 import pytest
 
 from dataclasses import replace
+from gradloss.core.plan import RunPlan
 from gradloss.service import client, consumer, tasks
 from gradloss.service.checkpoints import fetch_model
 from gradloss.service.store.artifacts import CHECKPOINT
 from gradloss.service.store import Store
 
-from _worker_helpers import REPO, TINY, kill_all, runner_pids, start_consumer, submit_many, wait_for
+from _worker_helpers import (REPO, TINY, kill_all, runner_pids, start_consumer, submit_and_die,
+                             submit_many, wait_for)
 
 TIMEOUT = 240  # seconds for a tiny run on 2 shared cores, TensorFlow import included
 
@@ -190,6 +192,56 @@ def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
     assert metrics.query("name == 'loss'")["step"].tolist() == list(range(1, epochs * 4 + 1))
     assert metrics.query("name == 'epoch_loss'")["epoch"].tolist() == list(range(1, epochs + 1))
     assert first.poll() is None and consumer.worker_status().alive
+
+
+def _orphan() -> str:
+    """A run whose submitter was killed between writing it and enqueueing its task; its id."""
+    child = multiprocessing.get_context("spawn").Process(target=submit_and_die)
+    child.start()
+    child.join(timeout=120)
+    assert child.exitcode == -signal.SIGKILL
+    [run] = Store.default().runs.list()
+    assert run.status == "queued" and tasks.pending_count() == 0
+    return run.run_id
+
+
+def test_a_run_whose_submitter_died_before_enqueueing_is_queued_again(backend, monkeypatch):
+    """Check the recovery that makes submission atomic in effect: a queued run with no task in
+    the queue for a heartbeat timeout gets a new task, named in the store (so cancel revokes
+    it); a run whose task waits in the queue or in the schedule (a retry's delay), or that
+    is younger than the timeout, or was cancelled, is left alone; nothing is queued twice."""
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")
+    store = Store.default()
+    orphan = _orphan()
+    assert consumer.recover_orphaned_runs(store) == []  # younger than the timeout: maybe enqueueing
+    waiting = client.submit(TINY)
+    huey, task = tasks.queue_for()
+    scheduled = store.runs.create(RunPlan(TINY), task_id="retry")
+    huey.add_schedule(task.s(scheduled, id="retry", delay=600))  # a retry waiting out its delay
+    cancelled = store.runs.create(RunPlan(TINY))
+    store.runs.request_cancel(cancelled)
+    time.sleep(1.2)
+    assert consumer.recover_orphaned_runs(store) == [orphan]
+    assert consumer.recover_orphaned_runs(store) == []  # its task is in the queue now
+    queued = [huey.dequeue() for _ in range(tasks.pending_count())]
+    assert sorted(t.args[0] for t in queued) == sorted([waiting, orphan])
+    [new] = [t for t in queued if t.args == [orphan]]
+    assert store.runs.get(orphan).task_id == new.id and store.runs.get(orphan).status == "queued"
+    assert store.runs.get(cancelled).status == "cancelled"
+
+
+def test_a_worker_trains_a_run_whose_submitter_died_before_enqueueing(backend, worker):
+    """Check the whole story with a real worker: the orphaned run is queued again by the worker's
+    recovery and trains to done, once."""
+    store = Store.default()
+    run_id = _orphan()
+    first = worker("w1", GRADLOSS_HEARTBEAT_TIMEOUT="1")
+    wait_for(lambda: _finished(store, run_id), TIMEOUT, "the orphaned run",
+             explain=lambda: _explain(store, [run_id], first))
+    run = store.runs.get(run_id)
+    assert (run.status, run.attempts) == ("done", 1), run.error
+    assert "queued with no task in the queue" in _logs(first)
+    assert tasks.pending_count() == 0
 
 
 def test_worker_gpus_runs_one_consumer_pinned_to_each_gpu(backend, tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from gradloss.core.plan import RunPlan
 from gradloss.cli.main import main
 from gradloss.core.errors import InvalidParameterError, ServiceUnavailable
-from gradloss.service import settings, tasks
+from gradloss.service import client, settings, tasks, urls
 from gradloss.service.fleet import choose_gpus
 from gradloss.service.reporter import Reporter
 from gradloss.service.store import Store
@@ -27,9 +27,9 @@ def test_redact_masks_only_the_password():
              "sqlite:////data/runs.sqlite": "sqlite:////data/runs.sqlite",
              f"postgresql://ann:{SECRET}@[::1:5432/x": "postgresql://ann:***@[::1:5432/x"}
     for url, shown in cases.items():
-        assert settings.redact(url) == shown
+        assert urls.redact(url) == shown
     url = "postgresql://ann:p%40ss@h/db"
-    assert settings.scrub(f"failed for {url}: bad p@ss and p%40ss", url) == \
+    assert urls.scrub(f"failed for {url}: bad p@ss and p%40ss", url) == \
         "failed for postgresql://ann:***@h/db: bad *** and ***"
 
 
@@ -54,6 +54,85 @@ def test_cli_exits_2_naming_a_malformed_or_unknown_store_url(home, monkeypatch, 
     assert "scheme among ('sqlite', 'postgresql')" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
     monkeypatch.setenv("GRADLOSS_STORE_URL", f"postgresql://ann:{SECRET}@h:port/db")
     assert "ann:***@h:port" in _cli_fails_naming(capsys, "GRADLOSS_STORE_URL")
+
+
+@pytest.mark.parametrize("setting, value, argv, allowed", [
+    ("GRADLOSS_STORE_URL", "sqlite://", ["runs"], "sqlite:///PATH, a database file"),
+    ("GRADLOSS_QUEUE_URL", "sqlite://", ["train", "--dataset", "digits", "--submit"],
+     "sqlite:///PATH, a database file"),
+    ("GRADLOSS_STORE_URL", f"postgresql+asyncpg://ann:{SECRET}@127.0.0.1:5432/x", ["runs"],
+     "a URL whose scheme is among ('postgresql', 'postgresql+psycopg')"),
+    ("GRADLOSS_QUEUE_URL", f"redis://:{SECRET}@127.0.0.1:6379/abc", ["worker"],
+     "whose path is a database number"),
+    ("GRADLOSS_HEARTBEAT_TIMEOUT", "inf", ["worker"], "a number of seconds in the range [1, 86400]"),
+    ("GRADLOSS_HEARTBEAT_TIMEOUT", "1e-9", ["worker"], "a number of seconds in the range [1, 86400]"),
+])
+def test_cli_exits_2_naming_a_setting_and_what_it_allows(home, monkeypatch, capsys, setting, value,
+                                                         argv, allowed):
+    """Check the settings the fault pass found accepted or crashing: an in-memory SQLite store or
+    queue (was an IndexError), an async driver (ModuleNotFoundError), a Redis database that is not
+    a number (silently 0), a heartbeat timeout of inf or 1e-9: one message, exit 2, nothing stored."""
+    monkeypatch.setenv(setting, value)
+    err = _cli_fails_naming(capsys, setting, *argv)
+    assert allowed in err and "Traceback" not in err, err
+    monkeypatch.delenv(setting)
+    assert Store.default().runs.list() == []
+
+
+SUBMIT = ["train", "--dataset", "digits", "--epochs", "1", "--submit"]
+
+
+def test_a_read_only_store_is_refused_before_anything_is_written(home, capsys):
+    """Check `chmod 400 runs.sqlite`: submit, runs and worker exit 2 naming the file, its mode
+    and the fix, and SQLite makes no side file (it would give them mode 0400, which kept every
+    write failing after chmod 600); once writable, the submit goes through."""
+    import stat
+    Store.default()
+    store_file = home / "runs.sqlite"
+    store_file.chmod(0o400)
+    for argv in (SUBMIT, ["runs"], ["worker"]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"gradloss cannot write its run store {store_file}: it is read-only (mode 0400)" in err
+        assert f"chmod 600 {store_file}" in err and "Traceback" not in err
+    assert not list(home.glob("runs.sqlite-*")) and tasks.pending_count() == 0
+    store_file.chmod(0o600)
+    assert main(SUBMIT) == 0
+    assert len(Store.default().runs.list()) == 1 and tasks.pending_count() == 1
+    assert stat.S_IMODE(store_file.stat().st_mode) == 0o600
+
+
+def test_read_only_side_files_are_made_writable_again(home):
+    """Check that -wal and -shm files left read-only beside a writable store (SQLite gave them
+    the read-only database's mode) are made 0600 before the store writes, for the queue too."""
+    import stat
+    Store.default()
+    tasks.pending_count()
+    sides = [home / f"{name}.sqlite{suffix}" for name in ("runs", "queue")
+             for suffix in ("-wal", "-shm")]
+    for side in sides:
+        if not side.exists():  # the queue's are open in this process: never truncate those
+            side.write_bytes(b"")
+        side.chmod(0o400)
+    tasks.check_queue()
+    Store.default().runs.create(RunPlan(TINY))
+    assert client.submit(TINY)
+    assert {side.name: stat.S_IMODE(side.stat().st_mode) for side in sides if side.exists()} == \
+        {side.name: 0o600 for side in sides if side.exists()}
+    assert sum(side.exists() for side in sides) >= 2
+
+
+def test_a_read_only_queue_refuses_the_submit_and_records_no_run(home, capsys):
+    """Check `chmod 400 queue.sqlite`: submit exits 2 naming the queue file, and the store
+    records nothing (it recorded a run "failed: could not be queued")."""
+    tasks.pending_count()
+    queue_file = home / "queue.sqlite"
+    queue_file.chmod(0o400)
+    assert main(SUBMIT) == 2
+    err = capsys.readouterr().err
+    assert f"gradloss cannot write its queue {queue_file}: it is read-only (mode 0400)" in err
+    assert "GRADLOSS_QUEUE_URL" in err and "Traceback" not in err
+    assert Store.default().runs.list() == []
 
 
 def test_a_postgres_url_is_read_as_postgresql(home, monkeypatch, postgres_server):
@@ -98,6 +177,19 @@ def test_submit_to_an_unreachable_queue_exits_2_and_records_nothing(home, monkey
         monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
         _cli_fails_naming(capsys, "GRADLOSS_QUEUE_URL", *argv)
     assert Store.default().runs.list() == []
+
+
+def test_a_queue_error_names_the_queue_once(home, monkeypatch, capsys):
+    """Check that a queue that cannot be made or reached says "The queue at ... cannot be used"
+    once (an error raised while the queue was being built was wrapped a second time)."""
+    from services import free_port
+    (home / "file").write_text("")
+    for url in (f"sqlite:///{home / 'file' / 'queue.sqlite'}", "sqlite:////proc/gradloss/queue.sqlite",
+                f"redis://:{SECRET}@127.0.0.1:{free_port()}/0"):
+        monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
+        for argv in (["train", "--dataset", "digits", "--submit"], ["worker"]):
+            err = _cli_fails_naming(capsys, "GRADLOSS_QUEUE_URL", *argv)
+            assert err.count("The queue at GRADLOSS_QUEUE_URL=") == 1, err
 
 
 def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):

@@ -100,10 +100,16 @@ def test_unknown_run_id_error_names_it(store):
              lambda: store.runs.update_progress("nope", Progress()), lambda: store.runs.finish("nope", "done"),
              lambda: store.runs.request_cancel("nope"), lambda: store.results.add_metrics("nope", []),
              lambda: store.results.save_examples("nope", pd.DataFrame(columns=["sigma", "index", "label",
-                                                                       "prediction", "confidence"]))]
+                                                                       "prediction", "confidence"])),
+             lambda: store.results.metrics("nope"), lambda: store.results.robustness("nope"),
+             lambda: store.results.examples("nope"), lambda: store.evaluations.rows("nope"),
+             lambda: store.evaluations.examples("nope")]
     for call in calls:
         with pytest.raises(RunNotFound, match="No run with id 'nope'"):
             call()
+    real = store.runs.create(RunPlan(TINY))
+    with pytest.raises(RunNotFound, match="No run with id 'nope'"):  # one of several missing
+        store.results.metrics([real, "nope"])
     with pytest.raises(KeyError):  # RunNotFound is also a KeyError
         store.runs.get("nope")
 
@@ -117,6 +123,11 @@ def test_list_runs_newest_first_filtered_and_limited(store):
     assert [r.run_id for r in store.runs.list(status="running")] == [ids[0]]
     assert {r.run_id for r in store.runs.list(status=("queued", "cancelled"))} == {ids[1], ids[2]}
     assert len(store.runs.list(limit=2)) == 2
+    for limit in (0, -1):  # SQLite read -1 as all; PostgreSQL raised a DataError
+        with pytest.raises(InvalidParameterError, match=r"The 'limit' parameter of "
+                                                        r"RunRepository.list must be an int in the "
+                                                        rf"range \[1, inf\). Got {limit} instead."):
+            store.runs.list(limit=limit)
 
 
 def test_run_lifecycle_only_moves_forward(store):
@@ -438,6 +449,29 @@ def test_a_malformed_row_is_listed_unreadable_and_spares_the_others(store, bad):
     assert runs[broken].unreadable.startswith("its stored config is not a JSON object")
     assert runs[broken].status == "queued" and runs[broken].config is None
     assert store.runs.get(broken).unreadable == runs[broken].unreadable
+
+
+def test_wrong_typed_values_are_read_as_missing_in_every_listing(sqlite_store):
+    """Check that times, counts and names of the wrong type (SQLite keeps what was written) in
+    the runs, workers, experiments and evaluation plans tables leave every listing readable."""
+    from gradloss.core.experiment import ExperimentConfig
+    store = sqlite_store
+    run_id = store.runs.create(RunPlan(TINY, evaluation=EvaluationConfig(perturbations=("contrast",))))
+    store.experiments.create(ExperimentConfig(dataset="digits", epochs=1, train_size=100, seeds=2))
+    store.workers.beat(WorkerRecord("h:1", "h", 1, "CPU", None, None, time.time(), time.time()))
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET attempts = 'x', started_at = 'y', gpu = 'z'")
+        conn.exec_driver_sql("UPDATE workers SET heartbeat_at = 'x', pid = 'y', gpu = 'z'")
+        conn.exec_driver_sql("UPDATE experiments SET created_at = 'x'")
+        conn.exec_driver_sql("UPDATE evaluation_plans SET updated_at = 'x'")
+    [run] = store.runs.list()
+    assert (run.attempts, run.started_at, run.gpu) == (0, None, None)
+    [worker] = store.workers.list()
+    assert (worker.heartbeat_at, worker.pid, worker.gpu) == (0.0, 0, None)
+    assert store.experiments.list()[0].created_at == 0.0
+    assert store.evaluations.plan_of(run_id).updated_at is None
+    with pytest.raises(InvalidParameterError, match="The 'limit' parameter of ExperimentRepository"):
+        store.experiments.list(limit=0)
 
 
 def test_a_run_keeps_its_whole_plan(store, tmp_path):

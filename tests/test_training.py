@@ -1,5 +1,6 @@
 """The training loop: learning, seeding, resuming, cancelling, diverging, reporting."""
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -116,3 +117,15 @@ def test_engine_must_match_the_keras_backend(digits, tmp_path):
     """Check that asking for the jax engine in a TensorFlow process names the fix."""
     with pytest.raises(GradlossError, match="KERAS_BACKEND=jax"):
         train(_config("gradient", engine="jax"), tmp_path, dataset=digits)
+
+
+def test_a_config_of_numpy_numbers_trains_and_writes_its_checkpoint(digits, tmp_path):
+    """Check that a TrainConfig built from NumPy scalars trains to done and checkpoints (its
+    checkpoint's JSON raised a TypeError after the epoch, leaving only checkpoint.tmp)."""
+    config = TrainConfig(dataset="digits", epochs=np.int64(1), batch_size=np.int64(50),
+                         train_size=np.int64(200), seed=np.int64(3), learning_rate=np.float32(0.001))
+    result = train(config, tmp_path, dataset=digits)
+    assert result.status == "done" and result.model_path.exists()
+    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
+    assert TrainConfig.from_dict(state["config"]) == config
+    assert not (tmp_path / "checkpoint.tmp").exists()

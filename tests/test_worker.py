@@ -63,37 +63,69 @@ def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     assert consumer.worker_status().queue_length == 0
 
 
-def test_heartbeat_timeout_must_be_positive_seconds(monkeypatch):
-    """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable and the value."""
-    for value in ("0", "-5", "soon", "nan"):
+def test_a_config_of_numpy_numbers_is_submitted_as_the_same_config(home):
+    """Check that a TrainConfig built from NumPy scalars is queued (submit raised a bare
+    TypeError) and stored as the config it is, with Python numbers."""
+    config = TrainConfig(dataset="digits", epochs=np.int64(1), train_size=np.int64(200),
+                         batch_size=np.int32(50), learning_rate=np.float64(0.01))
+    run = Store.default().runs.get(client.submit(config))
+    assert run.status == "queued" and run.config == config and type(run.config.epochs) is int
+    assert tasks.queue_for()[0].pending_count() == 1
+
+
+def test_heartbeat_timeout_must_be_seconds_from_one_to_a_day(monkeypatch):
+    """Check that a bad GRADLOSS_HEARTBEAT_TIMEOUT is refused, naming the variable, the range
+    and the value: not a number, NaN, infinite, or outside [1, 86400]."""
+    for value in ("0", "-5", "soon", "nan", "inf", "1e-9", "0.99", "86401"):
         monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
-        with pytest.raises(ValueError, match=f"GRADLOSS_HEARTBEAT_TIMEOUT must be .* Got '{value}'"):
+        with pytest.raises(ValueError, match=r"GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
+                                             rf"seconds in the range \[1, 86400\]. Got '{value}'"):
             heartbeat.heartbeat_timeout()
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "2.5")
-    assert heartbeat.heartbeat_timeout() == 2.5
+    for value in ("1", "2.5", "86400"):
+        monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", value)
+        assert heartbeat.heartbeat_timeout() == float(value)
 
 
 def test_lost_runs_are_requeued_then_failed_with_a_reason(home, monkeypatch):
     """Check crash recovery without a consumer: resume once, then fail naming the lost worker."""
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")  # the shortest allowed
     store = Store.default()
     first, cancelling, fresh = (store.runs.create(RunPlan(TINY)) for _ in range(3))
     for run_id in (first, cancelling):
         store.runs.start(run_id, "gone:1")
     store.runs.request_cancel(cancelling)
-    time.sleep(0.5)
+    time.sleep(1.2)
     store.runs.start(fresh, "alive:2")  # heartbeat just now: left alone
     assert sorted(consumer.recover_lost_runs(store)) == sorted([first, cancelling])
     assert _status(store, first) == "queued" and tasks.queue_for()[0].pending_count() == 1
     assert _status(store, cancelling) == "cancelled" and _status(store, fresh) == "running"
     store.runs.start(first, "gone:3")  # the resume, which is lost too
-    time.sleep(0.5)
+    time.sleep(1.2)
     store.runs.heartbeat(fresh)
     assert consumer.recover_lost_runs(store) == [first]
     run = store.runs.get(first)
     assert run.status == "failed" and run.attempts == consumer.MAX_ATTEMPTS
     assert run.error.startswith("worker gone:3 lost (no heartbeat for")
     assert run.error.endswith("after 2 attempts")
+
+
+def test_a_lost_run_whose_only_damage_is_its_progress_is_resumed_not_failed(home, monkeypatch):
+    """Check recovery of lost runs whose progress JSON is damaged (malformed, wrong-typed): the
+    progress says how far a run got, not what to train, so each goes back in the queue to resume
+    from its checkpoint, like an undamaged one."""
+    store = Store.default()
+    damaged = [store.runs.create(RunPlan(TINY)) for _ in range(3)]
+    for run_id, progress in zip(damaged, ('{oops', '{"fraction": "x"}', '[1, 2]')):
+        store.runs.start(run_id, "gone:1")
+        with store.connect(write=True) as conn:
+            conn.exec_driver_sql("UPDATE runs SET progress = ? WHERE run_id = ?", (progress, run_id))
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")
+    time.sleep(1.2)
+    assert sorted(consumer.recover_lost_runs(store)) == sorted(damaged)
+    for run_id in damaged:
+        run = store.runs.get(run_id)
+        assert (run.status, run.error, run.unreadable) == ("queued", None, None)
+    assert tasks.queue_for()[0].pending_count() == 3
 
 
 def test_ensure_local_worker_starts_one_detached_worker(home, monkeypatch):
@@ -184,6 +216,26 @@ def test_runs_go_through_the_queue_to_done_failed_and_cancelled(home, consumers)
     assert tasks.queue_for()[0].pending_count() == 0
 
 
+def test_a_diverging_mse_run_through_the_worker_fails_with_the_reason_and_stores_no_infinity(home):
+    """Check the fault pass's submitted run: mse at learning rate 1e6, trained by the worker's
+    task (its training process, as the consumer starts it), ends failed naming the divergence,
+    with no model, and every stored metric finite (the store kept input_grad_norm = Infinity)."""
+    import math
+    store = Store.default()
+    run_id = client.submit(TrainConfig(objective="mse", dataset="digits", epochs=2, train_size=200,
+                                       batch_size=20, learning_rate=1e6))
+    supervisor.train_run(run_id)  # what the consumer runs for the queued task
+    run = store.runs.get(run_id)
+    assert run.status == "failed" and run.model_path is None, run
+    assert ("diverged" in run.error or "became" in run.error) and "smaller learning rate" in run.error
+    metrics = store.results.metrics(run_id)
+    assert metrics.value.map(math.isfinite).all()
+    assert store.results.robustness(run_id).empty
+    with store.connect() as conn:  # the raw rows, not the reading that leaves damaged ones out
+        values = [v for (v,) in conn.exec_driver_sql("SELECT value FROM metrics")]
+    assert all(math.isfinite(float(v)) for v in values)
+
+
 def test_stopped_or_killed_worker_run_resumes_on_the_next_worker(home, consumers):
     """Check that a run survives its worker: SIGTERM puts it back in the queue at once; kill -9 takes
     the training child down and the heartbeat timeout requeues it; each time the next worker resumes
@@ -258,11 +310,45 @@ def test_an_unreadable_run_is_failed_with_the_reason_and_recovery_goes_on(home, 
     supervisor.train_run(queued)  # what the consumer runs for it; no training process is started
     run = store.runs.get(queued)
     assert run.status == "failed" and run.error.startswith("the run cannot be read: its stored config")
-    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
-    time.sleep(0.5)
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")  # the shortest allowed
+    time.sleep(1.2)
     assert sorted(consumer.recover_lost_runs(store)) == sorted([lost_bad, lost_good])
     assert _status(store, lost_good) == "queued"
     assert _status(store, lost_bad) == "failed" and "cannot be read" in store.runs.get(lost_bad).error
+
+
+def test_a_stored_plan_with_an_unknown_key_fails_its_run_naming_the_cause(home):
+    """Check that a queued run whose stored config (or evaluation plan) holds a key this gradloss
+    does not know fails with that cause in its error, in the worker's task and in the training
+    process alike (the task said only "exited with code 1 ... see the worker log")."""
+    import json
+
+    from gradloss.core.evaluation import EvaluationConfig
+    from gradloss.service import runner
+    from gradloss.service.reporter import Reporter
+
+    store = Store.default()
+    evaluated = RunPlan(TINY, evaluation=EvaluationConfig(perturbations=("contrast",)))
+    bad_config, bad_plan, in_child = (store.runs.create(evaluated) for _ in range(3))
+    with store.connect(write=True) as conn:
+        conn.exec_driver_sql("UPDATE runs SET config = ? WHERE run_id IN (?, ?)",
+                             (json.dumps({**TINY.to_dict(), "foo": 1}), bad_config, in_child))
+        conn.exec_driver_sql("UPDATE evaluation_plans SET config = ? WHERE run_id = ?",
+                             (json.dumps({**evaluated.evaluation.to_dict(), "bar": 2}), bad_plan))
+    for run_id, cause in ((bad_config, "Unknown TrainConfig parameter(s) ['foo']"),
+                          (bad_plan, "its evaluation plan: its stored evaluation config is not "
+                                     "valid: Unknown "
+                                     "EvaluationConfig parameter(s) ['bar']")):
+        supervisor.train_run(run_id)  # what the consumer runs for its task
+        run = store.runs.get(run_id)
+        assert run.status == "failed" and run.error.startswith("the run cannot be read: "), run.error
+        assert cause in run.error, run.error
+    store.runs.start(in_child, "w:1")  # a training process handed a run that is damaged since
+    reporter = Reporter(store)
+    runner.train_stored([in_child], store, reporter)
+    reporter.close()
+    run = store.runs.get(in_child)
+    assert run.status == "failed" and "Unknown TrainConfig parameter(s) ['foo']" in run.error
 
 
 def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monkeypatch):
@@ -271,8 +357,6 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     starts the run once the store does, rather than finding it running and leaving it queued
     with nothing in the queue; and that a task the store never names gives up."""
     import threading
-
-    from gradloss.service import tasks
 
     store = Store.default()
     run_id = store.runs.create(RunPlan(TINY), task_id="first")
@@ -284,7 +368,7 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     requeue.join()
     run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
-    monkeypatch.setattr(supervisor, "REQUEUE_WAIT_S", 0.3)
+    monkeypatch.setattr(supervisor, "REQUEUE_WAIT_S", 0.3)  # the wait is the supervisor's
     assert not supervisor._start(store, run_id, "w:3", "third")  # its requeue's store write failed
     assert store.runs.get(run_id).worker_id == "w:2"
 

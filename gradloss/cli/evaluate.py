@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradloss.core.config import SweepConfig
-from gradloss.core.errors import GradlossError
+from gradloss.core.errors import GradlossError, InvalidParameterError
 from gradloss.core.evaluation import (GAUSSIAN, PERTURBATIONS, SMALL_DATASET_EVALUATION,
                                       EvaluationConfig)
 from gradloss.core.validation import check_choice
@@ -44,9 +44,9 @@ def _print(table: pd.DataFrame) -> None:
 def cmd_evaluate(args) -> int:
     path = Path(args.model)
     looks_like_file = path.suffix == ".keras" or "/" in args.model
-    if looks_like_file and not path.is_file():
-        raise GradlossError(f"No model file {path}: give a saved .keras file or the id of a "
-                            "finished run (`gradloss runs` lists them).")
+    if looks_like_file and not path.is_file():  # bad input: exit 2, as any bad argument
+        raise InvalidParameterError(f"No model file {path}: give a saved .keras file or the id "
+                                    "of a finished run (`gradloss runs` lists them).")
     if not looks_like_file:
         evaluation_config(args, args.dataset or "fashion_mnist")  # refuse bad values first
         return _evaluate_run(args)

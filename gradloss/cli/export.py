@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradloss.service.settings import check_tracking_uri, default_tracking_uri, redact, scheme
+from gradloss.service.settings import check_tracking_uri, default_tracking_uri
+from gradloss.service.urls import redact, scheme
 
 
 def cmd_export(args) -> int:

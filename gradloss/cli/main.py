@@ -21,8 +21,17 @@ from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, REFERENCE_PROTOC
 from gradloss.core.errors import GradlossError, InvalidParameterError, SettingsError
 from gradloss.core.evaluation import PERTURBATIONS
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL
+from gradloss.service.urls import scrub_environment, scrub_output
 
 PERTURBATION_NAMES = tuple(PERTURBATIONS)
+
+
+def folder(text: str) -> Path:
+    """An --out value: a folder's path; an empty one would be the current folder, by accident."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder; got an empty string (write . for "
+                                         "the current folder)")
+    return Path(text)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=1e-3)
     train.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
     perturbations(train, "none")
-    train.add_argument("--out", type=Path,
+    train.add_argument("--out", type=folder,
                        help="run folder (default: $GRADLOSS_HOME/cli-<time>-<random>)")
     train.add_argument("--submit", action="store_true", help="queue it for the background worker")
 
@@ -76,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--batch-size", type=int, help="default: each objective's reference")
     exp.add_argument("--reference", default="baseline", help="the arm the others are compared with")
     exp.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    exp.add_argument("--out", type=Path, help="results folder (default: results/experiment-<time>)")
+    exp.add_argument("--out", type=folder,
+                     help="results folder (default: results/experiment-<time>)")
     perturbations(exp, "none")
     exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
@@ -84,8 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     common(rep, objective=False)
     rep.add_argument("--seeds", type=int, default=1,
                      help="1: one run per objective (default); N >= 2: seeds 0..N-1 with intervals")
+    rep.add_argument("--batch-size", type=int, help="default: each objective's reference")
     rep.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
-    rep.add_argument("--out", type=Path, help="results folder (default: results/reproduce-<time>)")
+    rep.add_argument("--out", type=folder,
+                     help="results folder (default: results/reproduce-<time>)")
     perturbations(rep, "all; with --seeds N, each summarised over the seeds with intervals")
     rep.add_argument("--no-evaluate", action="store_true",
                      help="skip the corruptions and attacks (no summary table)")
@@ -104,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--attack-images", type=int, help="attacked test images (default: the "
                                                       "dataset's, as the worker attacks)")
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--out", type=Path, help="also write the rows and the summary as CSV here")
+    ev.add_argument("--out", type=folder, help="also write the rows and the summary as CSV here")
 
     out = sub.add_parser("export", help="stored runs and experiments out to MLflow or TensorBoard")
     trackers = out.add_subparsers(dest="tracker", required=True)
@@ -151,15 +163,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scrub_output()  # logs and tracebacks never show the store's or the queue's password
     try:
         return COMMANDS[args.command](args)
     except InvalidParameterError as error:
-        parser.error(str(error))  # prints usage and the message, exits with status 2
+        parser.error(scrub_environment(error))  # prints usage and the message, exits with status 2
     except SettingsError as error:  # a setting to fix (ServiceUnavailable too: password masked)
-        print(f"gradloss: error: {error}", file=sys.stderr)
+        print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
         return 2
     except GradlossError as error:
-        print(f"gradloss: error: {error}", file=sys.stderr)
+        print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from gradloss.core.errors import GradlossError
+from gradloss.core.validation import check_int
 
 
 def cmd_worker(args) -> int:
@@ -60,6 +61,7 @@ def _where(run) -> str:
 def cmd_runs(args) -> int:
     from gradloss.service.store import Store
 
+    check_int("runs", "limit", args.limit, 1)  # before the store: 0 or -1 is no listing
     store = Store.default()
     runs = store.runs.list(limit=args.limit)
     if not runs:

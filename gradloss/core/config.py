@@ -7,7 +7,7 @@ range [1, inf). Got 0 instead."
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from numbers import Real
+from numbers import Integral, Real
 
 from gradloss import objectives
 from gradloss.core.errors import (InvalidParameterError)  # noqa: F401  (re-exported: callers import it from here)
@@ -40,7 +40,8 @@ class TrainConfig:
     objective: str = "gradient"     # one of OBJECTIVES (gradloss/objectives: what each trains)
     dataset: str = "fashion_mnist"  # "digits" is bundled with scikit-learn and works offline
     epochs: int | None = None       # None: the objective's reference protocol (gradient 10, ...)
-    batch_size: int | None = None   # None: the objective's reference protocol (gradient 100, ...)
+    batch_size: int | None = None   # None: the objective's reference (gradient 100, ...), capped
+                                    # at the training-set size (a train_size of 10 trains in 10s)
     learning_rate: float = 1e-3     # Adam's default
     train_size: int | None = None   # None: the whole training set; else a stratified subset
     seed: int = 0                   # weights, shuffling and subset all follow from it
@@ -59,6 +60,7 @@ class TrainConfig:
         if not isinstance(self.deterministic, bool):
             fail(owner, "deterministic", "a bool", self.deterministic)
         reference = REFERENCE_PROTOCOL[self.objective]
+        batch_from_reference = self.batch_size is None
         for name in ("epochs", "batch_size", *objectives.PARAMETERS):
             if getattr(self, name) is None and name in reference:
                 object.__setattr__(self, name, reference[name])
@@ -69,14 +71,24 @@ class TrainConfig:
                 fail(owner, name, f"None for objective {self.objective!r} (it applies to "
                      f"{' and '.join(map(repr, takers))} only)", value)
             if value is not None:
-                check_float(owner, name, value, low, high)
-        check_int(owner, "epochs", self.epochs, 1, MAX_EPOCHS)
-        check_float(owner, "learning_rate", self.learning_rate, 0.0, low_open=True)
-        check_int(owner, "seed", self.seed, 0, MAX_SEED)
-        available = TRAIN_SET_SIZES[self.dataset]
+                object.__setattr__(self, name, check_float(owner, name, value, low, high))
+        checked = {"epochs": check_int(owner, "epochs", self.epochs, 1, MAX_EPOCHS),
+                   "learning_rate": check_float(owner, "learning_rate", self.learning_rate, 0.0,
+                                                low_open=True),
+                   "seed": check_int(owner, "seed", self.seed, 0, MAX_SEED)}
         if self.train_size is not None:
-            check_int(owner, "train_size", self.train_size, MIN_TRAIN_SIZE, available)
-        check_int(owner, "batch_size", self.batch_size, 1, self.n_train)
+            checked["train_size"] = check_int(owner, "train_size", self.train_size,
+                                              MIN_TRAIN_SIZE, TRAIN_SET_SIZES[self.dataset])
+        for name, value in checked.items():  # Python numbers, whatever was passed (NumPy's)
+            object.__setattr__(self, name, value)
+        if batch_from_reference:
+            object.__setattr__(self, "batch_size", min(self.batch_size, self.n_train))
+        if isinstance(self.batch_size, Integral) and self.batch_size > self.n_train:
+            fail(owner, "batch_size", f"an int in the range [1, {self.n_train}] (at most the "
+                 "training-set size: lower it, or raise train_size)", self.batch_size,
+                 f"a whole number from 1 to {self.n_train}")
+        object.__setattr__(self, "batch_size", check_int(owner, "batch_size", self.batch_size, 1,
+                                                         self.n_train))
 
     @property
     def objective_params(self) -> dict:
@@ -133,9 +145,9 @@ class SweepConfig:
         for s in sigmas:
             check_float(owner, "sigmas", s, 0.0)
         object.__setattr__(self, "sigmas", tuple(float(s) for s in sigmas))
-        check_int(owner, "draws", self.draws, 1)
-        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        check_int(owner, "batch_size", self.batch_size, 1)
+        for name, low, high in (("draws", 1, None), ("seed", 0, 2**31 - 1),
+                                ("batch_size", 1, None)):
+            object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -24,6 +24,12 @@ class DataError(GradlossError):
     """A dataset could not be found or read; the message names the file and the fix."""
 
 
+class DataFolderError(DataError, SettingsError):
+    """A data folder (GRADLOSS_DATA_DIR, a run's data folder, the Keras cache) lacks the dataset's
+    files or holds damaged ones; the message names the folder, where it was set and the fix.
+    The CLI exits with status 2: it is a setting to fix, found before any training."""
+
+
 class TrainingDiverged(GradlossError):
     """The training loss became NaN or infinite."""
 
@@ -47,5 +53,5 @@ class ExperimentNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "experiment not found"
 
 
-__all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound",
-           "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]
+__all__ = ["GradlossError", "SettingsError", "DataError", "DataFolderError", "TrainingDiverged",
+           "RunNotFound", "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]

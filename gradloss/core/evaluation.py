@@ -47,12 +47,10 @@ class AttackConfig:
         for eps in epsilons:
             check_float(owner, "epsilons", eps, 0.0, 1.0)  # images live in [0, 1]
         object.__setattr__(self, "epsilons", tuple(float(e) for e in epsilons))
-        check_int(owner, "steps", self.steps, 1)
-        check_int(owner, "restarts", self.restarts, 1)
-        check_int(owner, "square_queries", self.square_queries, 1)
-        check_int(owner, "n_images", self.n_images, 1)
-        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        check_int(owner, "batch_size", self.batch_size, 1)
+        for name, low, high in (("steps", 1, None), ("restarts", 1, None),
+                                ("square_queries", 1, None), ("n_images", 1, None),
+                                ("seed", 0, 2**31 - 1), ("batch_size", 1, None)):
+            object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
 
     def strong(self) -> "AttackConfig":
         """The same sweep with the masking check's stronger PGD (40 steps, 5 random starts)."""
@@ -140,9 +138,8 @@ class EvaluationConfig:
             tuple(self.severities)
         if not severities:
             fail(owner, "severities", "a non-empty sequence of ints in the range [1, 5]", severities)
-        for severity in severities:
-            check_int(owner, "severities", severity, 1, 5)
-        object.__setattr__(self, "severities", tuple(sorted(set(severities))))
+        object.__setattr__(self, "severities", tuple(sorted({
+            check_int(owner, "severities", severity, 1, 5) for severity in severities})))
         epsilons = (self.epsilons,) if isinstance(self.epsilons, Real) else tuple(self.epsilons)
         if not epsilons:
             fail(owner, "epsilons", "a non-empty sequence of floats in the range [0.0, 1.0]",
@@ -150,23 +147,21 @@ class EvaluationConfig:
         for eps in epsilons:
             check_float(owner, "epsilons", eps, 0.0, 1.0)  # also refuses NaN and inf
         object.__setattr__(self, "epsilons", tuple(sorted({float(e) for e in epsilons})))
-        check_int(owner, "steps", self.steps, 1)
-        check_int(owner, "restarts", self.restarts, 1)
-        check_int(owner, "square_queries", self.square_queries, 1)
-        check_int(owner, "attack_images", self.attack_images, 1)
-        check_int(owner, "masking_images", self.masking_images, 0)
-        check_int(owner, "seed", self.seed, 0, 2**31 - 1)
-        check_float(owner, "smoothing_sigma", self.smoothing_sigma, 0.0, low_open=True)
-        check_int(owner, "smoothing_selection", self.smoothing_selection, 1)
-        check_int(owner, "smoothing_samples", self.smoothing_samples, 1)
-        check_float(owner, "smoothing_alpha", self.smoothing_alpha, 0.0, 0.5, low_open=True)
+        for name, low, high in (("steps", 1, None), ("restarts", 1, None),
+                                ("square_queries", 1, None), ("attack_images", 1, None),
+                                ("masking_images", 0, None), ("seed", 0, 2**31 - 1),
+                                ("smoothing_selection", 1, None), ("smoothing_samples", 1, None),
+                                ("certify_images", 1, None)):
+            object.__setattr__(self, name, check_int(owner, name, getattr(self, name), low, high))
+        object.__setattr__(self, "smoothing_sigma", check_float(
+            owner, "smoothing_sigma", self.smoothing_sigma, 0.0, low_open=True))
+        object.__setattr__(self, "smoothing_alpha", check_float(
+            owner, "smoothing_alpha", self.smoothing_alpha, 0.0, 0.5, low_open=True))
         radii = (self.radii,) if isinstance(self.radii, Real) else tuple(self.radii)
         if not radii:
             fail(owner, "radii", "a non-empty sequence of floats in the range [0.0, inf)", radii)
-        for radius in radii:
-            check_float(owner, "radii", radius, 0.0)
-        object.__setattr__(self, "radii", tuple(sorted({float(r) for r in radii})))
-        check_int(owner, "certify_images", self.certify_images, 1)
+        object.__setattr__(self, "radii", tuple(sorted({check_float(owner, "radii", r, 0.0)
+                                                        for r in radii})))
 
     @property
     def corruptions(self) -> tuple[str, ...]:

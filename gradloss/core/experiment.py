@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, SweepConfig, TrainConfig
 from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.plan import RunPlan
-from gradloss.core.validation import build_from_dict, check_choice, check_int, fail
+from gradloss.core.validation import build_from_dict, check_choice, check_int, fail, plain
 
 MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
 MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds
@@ -40,7 +40,7 @@ def _arm(owner: str, arm) -> dict:
             or not name.isprintable():
         fail(owner, "arms", f"arms whose 'name' is a printable str of 1 to {MAX_ARM_NAME} "
              "characters", name if not isinstance(name, str) else name[:MAX_ARM_NAME + 10])
-    return {"name": name, **{k: v for k, v in arm.items() if k != "name"}}
+    return {"name": name, **{k: plain(v) for k, v in arm.items() if k != "name"}}
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class ExperimentConfig:
             fail(owner, "intervals", "a bool", self.intervals)
         low = MIN_SEEDS_INTERVAL if self.intervals else 1
         why = f" ({NEED_TWO})" if self.intervals else ""
-        seeds = self.seeds
+        seeds = plain(self.seeds)
         if isinstance(seeds, int) and not isinstance(seeds, bool):
             if not low <= seeds <= MAX_SEEDS:
                 fail(owner, "seeds", f"a count in the range [{low}, {MAX_SEEDS}]{why}", seeds)
@@ -89,6 +89,8 @@ class ExperimentConfig:
             fail(owner, "seeds", f"between {low} and {MAX_SEEDS} distinct seed values{why}",
                  list(seeds))
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
+        for name in ("train_size", "epochs", "batch_size"):  # checked by every run's TrainConfig
+            object.__setattr__(self, name, plain(getattr(self, name)))
         check_choice(owner, "dataset", self.dataset, DATASETS)
         check_choice(owner, "engine", self.engine, ENGINES)
         if self.reference not in names:

@@ -7,6 +7,7 @@ which trains each in its own process (runner) and records everything in the run 
           `─────────────────────────────────────────────────────────> store
 
 settings names where the store and queue are (GRADLOSS_STORE_URL, GRADLOSS_QUEUE_URL; SQLite
-files by default, PostgreSQL and Redis to share them between machines) and masks their
-passwords; schema and database define and open the store; heartbeat holds the liveness rules.
+files by default, PostgreSQL and Redis to share them between machines); urls checks those URLs
+and masks their passwords wherever text is shown; schema and database define and open the
+store; heartbeat holds the liveness rules.
 """

@@ -9,7 +9,7 @@ from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
 from gradloss.data import submission_data_dir
-from gradloss.service.tasks import enqueue, enqueue_evaluation, pending_count, revoke
+from gradloss.service.tasks import check_queue, enqueue, enqueue_evaluation, revoke
 from gradloss.service.store import Store
 
 
@@ -31,7 +31,7 @@ def submit(plan: RunPlan | TrainConfig, store: Store | None = None, *,
     if isinstance(plan, TrainConfig):
         plan = plan_for(plan)
     store = store or Store.default()
-    pending_count()  # an unreachable queue fails here, before anything is recorded
+    check_queue()  # an unreachable or read-only queue fails here, before anything is recorded
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
     run_id = store.runs.create(plan, task_id=task_id, experiment_id=experiment_id, arm=arm)
     try:
@@ -48,6 +48,7 @@ def evaluate(run_id: str, evaluation: EvaluationConfig, store: Store | None = No
     Refused, with nothing queued, for a run that is not done or has no model, or one whose
     evaluation is already queued or running."""
     store = store or Store.default()
+    check_queue()  # before the plan is recorded
     run = store.runs.get(run_id)
     if run.status != "done" or not run.model_path:
         raise GradlossError(f"Run {run_id} is {run.status}"
@@ -87,7 +88,7 @@ def submit_experiment(spec: ExperimentConfig, store: Store | None = None) -> str
     Seed-major (both arms of seed 0, then of seed 1, ...): one worker finishes complete pairs
     first, so a partly run experiment can already be summarised."""
     store = store or Store.default()
-    pending_count()  # an unreachable queue fails here, before the experiment is recorded
+    check_queue()  # an unreachable or read-only queue fails here, before anything is recorded
     experiment_id = store.experiments.create(spec)
     for arm, plan in spec.plans(submission_data_dir(spec.dataset)):
         submit(plan, store, experiment_id=experiment_id, arm=arm)

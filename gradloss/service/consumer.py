@@ -3,8 +3,8 @@
 `run_consumer` is `python -m gradloss worker` (one per GPU with --gpus: see `fleet`). While it
 runs, a thread beats this worker's row in the store's workers table and puts runs whose worker
 stopped beating back in the queue, to resume from their last checkpoint in the store (or fails
-them after MAX_ATTEMPTS). Workers on every machine share the store, so any of them recovers any
-other's runs. `ensure_local_worker` starts a detached consumer for the dashboard, `restart_local_worker`
+them after MAX_ATTEMPTS), and queues again queued runs whose task never reached the queue.
+Workers on every machine share the store, so any of them recovers any other's runs. `ensure_local_worker` starts a detached consumer for the dashboard, `restart_local_worker`
 replaces it (say, after the dashboard's settings changed); `worker_status` lists every worker
 and its settings.
 """
@@ -24,8 +24,9 @@ from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
 from gradloss.service import heartbeat, supervisor, tasks
-from gradloss.service.tasks import pending_count, queue_for
-from gradloss.service.settings import home, queue_url, redact, tracking_uri
+from gradloss.service.tasks import check_queue, queue_for
+from gradloss.service.settings import home, queue_url, tracking_uri
+from gradloss.service.urls import redact, scrub_output
 from gradloss.service.store import Store
 from gradloss.service.supervisor import MAX_ATTEMPTS, PACKAGE_ROOT, child_env
 
@@ -131,13 +132,14 @@ def run_consumer() -> None:
     cannot be used at start; later outages are waited out."""
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    scrub_output()  # the worker log never shows the store's or the queue's password
     for name in ("gradloss", "huey"):  # a service's log says what it did, whatever the CLI's level
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     tracker = tracking_uri()  # and GRADLOSS_MLFLOW_URI, which each run's process reads
     store = Store.default()
-    pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
+    check_queue()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
     gpu = heartbeat.gpu_index()
     now = time.time()
@@ -175,6 +177,7 @@ def _keep_alive(store: Store, record: WorkerRecord, stop: threading.Event) -> No
             store.workers.beat(replace(record, run_id=mine[0].run_id if mine else None))
             if time.monotonic() - reachable_since >= heartbeat.heartbeat_timeout():
                 recover_lost_runs(store, running)
+                recover_orphaned_runs(store)
                 store.workers.prune(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
         except ServiceUnavailable as exc:
             log.warning("%s; retrying", exc)
@@ -216,6 +219,28 @@ def recover_lost_runs(store: Store | None = None, running=None) -> list[str]:
                                       stale_before=stale_before)
         if acted:
             log.warning("run %s: %s; now %s", run.run_id, lost, store.runs.get(run.run_id).status)
+            recovered.append(run.run_id)
+    return recovered
+
+
+def recover_orphaned_runs(store: Store | None = None) -> list[str]:
+    """Queue again the queued runs that have waited a heartbeat timeout with no task in the
+    queue (their submitter died between writing the run and enqueueing it, or the queue lost
+    it); returns their ids. Submission is write-then-enqueue: this makes it atomic in effect.
+
+    A task dequeued but not yet started looks absent for a moment; the task this adds for it
+    then finds the run started and does nothing, so a run never trains twice."""
+    store = store or Store.default()
+    before = time.time() - heartbeat.heartbeat_timeout()
+    waiting = [r for r in store.runs.list(status="queued") if r.created_at < before]
+    if not waiting:
+        return []
+    in_queue = tasks.waiting_run_ids()
+    recovered = []
+    for run in waiting:
+        if run.run_id not in in_queue and tasks.enqueue_again(store, run.run_id):
+            log.warning("run %s was queued with no task in the queue (its submitter stopped "
+                        "before enqueueing it?); queued it again", run.run_id)
             recovered.append(run.run_id)
     return recovered
 

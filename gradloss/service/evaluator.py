@@ -18,6 +18,7 @@ from gradloss.service.checkpoints import model_file
 from gradloss.service.reporter import Reporter
 from gradloss.service.sink import StoreSink
 from gradloss.service.store import Store
+from gradloss.service.urls import scrub_output
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s evaluator[%(process)d] %(name)s "
                                                    "%(levelname)s %(message)s")
+    scrub_output()
     [run_id] = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     try:

@@ -42,7 +42,7 @@ def choose_gpus(spec: str, gpus: list[tuple[int, str, str]]) -> list[tuple[int, 
 def run_fleet(spec: str) -> int:
     """Run one consumer per GPU in `spec` until interrupted; without GPUs, one CPU consumer here."""
     from gradloss.service.consumer import run_consumer
-    from gradloss.service.tasks import pending_count
+    from gradloss.service.tasks import check_queue
     from gradloss.service.store import Store
 
     gpus = choose_gpus(spec, list_gpus())
@@ -51,7 +51,7 @@ def run_fleet(spec: str) -> int:
         run_consumer()
         return 0
     Store.default()  # a wrong URL or password fails here, once, not in every child
-    pending_count()
+    check_queue()
     stopping = False
 
     def start(gpu: tuple[int, str, str]) -> subprocess.Popen:

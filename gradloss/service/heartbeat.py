@@ -6,6 +6,7 @@ GRADLOSS_HEARTBEAT_TIMEOUT seconds of silence.
 """
 from __future__ import annotations
 
+import math
 import os
 import socket
 from pathlib import Path
@@ -13,18 +14,25 @@ from pathlib import Path
 from gradloss.core.errors import SettingsError
 
 GPU_SETTING = "GRADLOSS_GPU"  # the GPU index a `worker --gpus` child is pinned to
+TIMEOUT_SETTING = "GRADLOSS_HEARTBEAT_TIMEOUT"
+# Below a second, beats (several per timeout) would hammer the store and one slow write would
+# count a live worker as lost; above a day, a lost run would wait longer than any run takes.
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 1.0, 86_400.0
 
 
 def heartbeat_timeout() -> float:
-    """Seconds without a heartbeat after which a run or worker counts as lost."""
-    value = os.environ.get("GRADLOSS_HEARTBEAT_TIMEOUT", "60")
+    """Seconds without a heartbeat after which a run or worker counts as lost:
+    GRADLOSS_HEARTBEAT_TIMEOUT, default 60, from MIN_TIMEOUT_S to MAX_TIMEOUT_S."""
+    value = os.environ.get(TIMEOUT_SETTING, "60")
     try:
-        if float(value) > 0:  # NaN fails this too
-            return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
-    raise SettingsError("The environment variable GRADLOSS_HEARTBEAT_TIMEOUT must be a number of "
-                        f"seconds in the range (0, inf). Got {value!r} instead.")
+        seconds = math.nan
+    if not MIN_TIMEOUT_S <= seconds <= MAX_TIMEOUT_S:  # NaN fails this too
+        raise SettingsError(
+            f"The environment variable {TIMEOUT_SETTING} must be a number of seconds in the range "
+            f"[{MIN_TIMEOUT_S:g}, {MAX_TIMEOUT_S:g}]. Got {value!r} instead.")
+    return seconds
 
 
 def beat_interval() -> float:

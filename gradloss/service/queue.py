@@ -20,9 +20,10 @@ from huey.api import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
 
-from gradloss.core.errors import ServiceUnavailable
+from gradloss.core.errors import ServiceUnavailable, SettingsError
 from gradloss.service.store.database import BUSY_TIMEOUT_S, CONNECT_TIMEOUT_S
-from gradloss.service.settings import QUEUE_SETTING, create_private, redact, scheme, scrub
+from gradloss.service.settings import QUEUE_SCHEMES, create_private, writable_database
+from gradloss.service.urls import QUEUE_SETTING, check_url, redact, scheme, scrub
 
 
 class JSONSerializer(Serializer):
@@ -59,18 +60,34 @@ def _decode(obj: dict):
 
 @contextlib.contextmanager
 def reaching(url: str):
-    """Turn a failure to reach the queue into ServiceUnavailable naming the setting."""
+    """Turn a failure to reach the queue into ServiceUnavailable naming the setting (once: one
+    that already says so passes through as it is)."""
     try:
         yield
+    except SettingsError:  # already names its setting (ServiceUnavailable included)
+        raise
     except (redis.exceptions.RedisError, sqlite3.Error, OSError, ValueError) as exc:
         reason = scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
         raise ServiceUnavailable(
             f"The queue at {QUEUE_SETTING}={redact(url)} cannot be used: {reason}") from None
 
 
+def sqlite_file(url: str) -> Path:
+    """The file of a sqlite:///PATH queue URL."""
+    return Path(url.split(":///", 1)[1])
+
+
+def check_writable(url: str) -> None:
+    """Raise SettingsError naming the file unless a SQLite queue at `url` can be written now
+    (a Redis queue is reached when used)."""
+    if scheme(url) == "sqlite" and sqlite_file(url).exists():
+        writable_database(sqlite_file(url), "queue", QUEUE_SETTING)
+
+
 @cache
 def huey_for(url: str) -> Huey:
     """The Huey queue at `url` (sqlite:/// or redis://), without tasks (`tasks.app` adds them)."""
+    check_url(QUEUE_SETTING, url, QUEUE_SCHEMES)
     serializer = JSONSerializer()
     with reaching(url):
         if scheme(url) == "redis":
@@ -78,8 +95,9 @@ def huey_for(url: str) -> Huey:
                 url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
             return RedisHuey("gradloss", connection_pool=pool, results=False,
                              serializer=serializer)
-        filename = Path(url.split(":///", 1)[1])
+        filename = sqlite_file(url)
         filename.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(filename)  # 0600, before SQLite creates it with the default mode
+        writable_database(filename, "queue", QUEUE_SETTING)
         return SqliteHuey("gradloss", filename=str(filename), results=False,
                           timeout=BUSY_TIMEOUT_S, serializer=serializer)

@@ -26,6 +26,7 @@ from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
 from gradloss.service.sink import StoreSink, finish
 from gradloss.service.store import Store
+from gradloss.service.urls import scrub_output
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter, tracker=N
     for run in runs:  # read with the config, before training: an outage later delays, never fails
         try:
             evaluation = store.evaluations.plan_of(run.run_id)
+            if evaluation is not None and evaluation.unreadable:  # never measure less than asked
+                raise ValueError(f"the run cannot be read: its evaluation plan: "
+                                 f"{evaluation.unreadable}")
             plans[run.run_id] = run.plan(None if evaluation is None else evaluation.config)
         except ValueError as exc:  # unreadable: nothing to train from
             finish(store, reporter, run.run_id, "failed", error=str(exc))
@@ -97,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     backend.die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
                                                    "%(levelname)s %(message)s")
+    scrub_output()
     run_ids = sys.argv[1:] if argv is None else argv
     if not run_ids:
         raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")

@@ -1,13 +1,15 @@
-"""Where the service keeps its state: the home folder and the store and queue URLs, and how to show them.
+"""Where the service keeps its state: the home folder, the store and queue URLs, and whether their
+SQLite files can be written.
 
 GRADLOSS_STORE_URL: `sqlite:///PATH` or `postgresql://USER:PASSWORD@HOST:PORT/DB`
 (default: runs.sqlite in home()). GRADLOSS_QUEUE_URL: `sqlite:///PATH` or
 `redis://[:PASSWORD@]HOST:PORT/DB` (default: queue.sqlite in home()). With both unset everything
 lives in one folder on one machine; with network URLs the dashboard, the CLI and workers on
-other machines share the same runs. GRADLOSS_MLFLOW_URI (optional): the MLflow tracking URI that
-`gradloss export mlflow` and the dashboard's export write to, and that workers log every run to
-while it trains (unset: no live logging; exports go to mlflow.db in home()). URLs may carry
-passwords: show them only through `redact`.
+other machines share the same runs. Both are checked where they are read (`urls.check_url`:
+one message naming the setting and what is allowed); they may carry passwords, so they are
+shown only through `urls.redact` and `urls.scrub`. GRADLOSS_MLFLOW_URI (optional): the MLflow
+tracking URI that `gradloss export mlflow` and the dashboard's export write to, and that workers
+log every run to while it trains (unset: no live logging; exports go to mlflow.db in home()).
 """
 from __future__ import annotations
 
@@ -15,20 +17,18 @@ import errno
 import importlib.util
 import os
 import re
+import stat
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from gradloss.core.errors import ServiceUnavailable, SettingsError
+from gradloss.core.errors import SettingsError
+from gradloss.service.urls import QUEUE_SETTING, STORE_SETTING, check_url, redact
 
-STORE_SETTING = "GRADLOSS_STORE_URL"
-QUEUE_SETTING = "GRADLOSS_QUEUE_URL"
 MLFLOW_SETTING = "GRADLOSS_MLFLOW_URI"
 STORE_SCHEMES = ("sqlite", "postgresql")
 QUEUE_SCHEMES = ("sqlite", "redis")
 # MLflow's tracking stores: its server, a local folder, a database; databricks for its host.
 TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks")
 MLFLOW_EXTRA = "pip install 'gradloss[mlflow]'"
-MASK = "***"
 
 
 def home() -> Path:
@@ -68,46 +68,50 @@ def create_private(path: Path) -> None:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path)) from None
 
 
-def redact(url: str | os.PathLike) -> str:
-    """`url` with its password, if any, replaced by ***; paths and password-free URLs unchanged."""
-    text = str(url)
-    try:
-        password = urlsplit(text).password
-    except ValueError:  # a malformed netloc: mask everything between :// and the last @
-        return re.sub(r"(://[^/@]*:)[^/]*@", rf"\g<1>{MASK}@", text)
-    if not password:
-        return text
-    scheme, rest = text.split("://", 1)
-    netloc, sep, tail = rest.partition("/")
-    userinfo, _, hostport = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:{MASK}@{hostport}{sep}{tail}"
+SIDE_FILES = ("-wal", "-shm", "-journal")  # SQLite's, beside a database, given its mode when made
 
 
-def scrub(text: str, url: str | os.PathLike) -> str:
-    """`text` (say, a driver's error message) with `url` and its password masked wherever they appear."""
-    text = str(text).replace(str(url), redact(url))
-    try:
-        password = urlsplit(str(url)).password
-    except ValueError:
-        password = None
-    for form in {password, unquote(password or "")} - {None, ""}:  # as written and as decoded
-        text = text.replace(form, MASK)
-    return text
+def writable_database(path: Path, what: str, setting: str) -> None:
+    """Check, before anything is written, that SQLite can write the database file `path` (the
+    run store or the queue) and its side files; raise SettingsError naming the file, why and
+    the fix.
+
+    A database its owner made read-only (chmod 400) is refused as such, whoever runs gradloss
+    (root could write it, but was told not to). SQLite gives -wal and -shm the database's mode
+    when it makes them, so once the database is writable again, side files left read-only
+    (which made every write fail with "attempt to write a readonly database") are made 0600."""
+    folder = path.parent
+    if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+        raise _unwritable(what, folder, "its folder is not writable (SQLite makes its -wal and "
+                                        "-shm files there)", setting)
+    if path.exists() and not _writable(path):
+        raise _unwritable(what, path, f"it is read-only (mode {_mode(path)})", setting,
+                          f"chmod 600 {path}")
+    for side in (path.with_name(path.name + suffix) for suffix in SIDE_FILES):
+        if side.exists() and not _writable(side):
+            try:
+                os.chmod(side, 0o600)
+            except OSError as exc:
+                raise _unwritable(what, side, f"SQLite's side file is read-only (mode "
+                                              f"{_mode(side)}) and cannot be made writable: "
+                                              f"{exc.strerror or exc}", setting,
+                                  f"chmod 600 {side}") from exc
 
 
-def scheme(url: str) -> str:
-    """The URL's scheme without a driver suffix: 'postgresql+psycopg' -> 'postgresql'."""
-    return url.split("://", 1)[0].split("+", 1)[0].lower() if "://" in url else ""
+def _writable(path: Path) -> bool:
+    return bool(path.stat().st_mode & stat.S_IWUSR) and os.access(path, os.W_OK)
 
 
-def check_url(setting: str, url: str, schemes: tuple[str, ...]) -> str:
-    """Return `url` if its scheme is one of `schemes`; else raise ServiceUnavailable naming `setting`."""
-    if scheme(url) not in schemes:
-        raise ServiceUnavailable(
-            f"The {setting} setting must be a URL with a scheme among {schemes} (for example "
-            f"{schemes[-1]}://HOST/...). Got {redact(url)!r} instead.")
-    return url
+def _mode(path: Path) -> str:
+    return f"{stat.S_IMODE(path.stat().st_mode):04o}"
+
+
+def _unwritable(what: str, path: Path, why: str, setting: str, fix: str | None = None
+                ) -> SettingsError:
+    return SettingsError(
+        f"gradloss cannot write its {what} {path}: {why}. "
+        + (f"Make it writable ({fix}), or point " if fix else "Point ")
+        + f"{setting} (or GRADLOSS_HOME) at a database you can write.")
 
 
 def store_url() -> str:

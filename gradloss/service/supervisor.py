@@ -59,9 +59,12 @@ def train_run(run_id: str, task_id: str | None = None, requeue: Requeue | None =
         log.info("run %s is %s; not starting it", run_id, store.runs.get(run_id).status)
         return
     run = store.runs.get(run_id)
-    if run.unreadable:  # nothing to train from; fail it rather than leave it running
-        store.runs.finish(run_id, "failed", error=f"the run cannot be read: {run.unreadable}")
-        log.error("run %s cannot be read: %s", run_id, run.unreadable)
+    evaluation = store.evaluations.plan_of(run_id)
+    unreadable = run.unreadable or (evaluation and evaluation.unreadable and
+                                    f"its evaluation plan: {evaluation.unreadable}")
+    if unreadable:  # nothing to train from: fail it with the cause, not in a child's log
+        store.runs.finish(run_id, "failed", error=f"the run cannot be read: {unreadable}")
+        log.error("run %s cannot be read: %s", run_id, unreadable)
         return
     run_ids = [run_id] + claim_seed_batch(store, run, me)
     if len(run_ids) > 1:

@@ -1,5 +1,6 @@
 """The queue's tasks, `train_run(run_id)` and `evaluate_run(run_id)`, and the verbs that put work
-on the queue: enqueue, enqueue an evaluation, requeue a lost run, revoke a queued one.
+on the queue: enqueue, enqueue an evaluation, requeue a lost run, queue again a run that never
+reached the queue, revoke a queued one; and what the queue holds (`waiting_run_ids`).
 
 `app(url)` registers the tasks on the URL's Huey (`queue.huey_for`), once per URL; what a task
 does is `supervisor`. Task messages carry only the run id, and their names
@@ -13,7 +14,7 @@ from functools import cache
 from huey.api import Huey, TaskWrapper
 
 from gradloss.service import supervisor
-from gradloss.service.queue import huey_for, reaching
+from gradloss.service.queue import check_writable, huey_for, reaching
 from gradloss.service.settings import queue_url
 from gradloss.service.store import Store
 
@@ -72,11 +73,51 @@ def revoke(task_id: str) -> None:
         queue_for(url)[0].revoke_by_id(task_id, revoke_once=True)
 
 
+def check_queue() -> None:
+    """Raise (SettingsError naming the setting or the file) unless the queue can be reached and,
+    on SQLite, written: what every submission calls before it records anything, so a queue
+    that would refuse the task never leaves a run recorded as "could not be queued"."""
+    url = queue_url()
+    check_writable(url)
+    with reaching(url):
+        queue_for(url)[0].pending_count()
+
+
 def pending_count() -> int:
     """Tasks waiting in the queue."""
     url = queue_url()
     with reaching(url):
         return queue_for(url)[0].pending_count()
+
+
+def waiting_run_ids() -> set[str]:
+    """The run ids of the train_run tasks in the queue or in its schedule (a retry waiting out
+    its delay). A payload that cannot be read (not ours, damaged) is passed over."""
+    url = queue_url()
+    huey = queue_for(url)[0]
+    with reaching(url):
+        payloads = [*huey.storage.enqueued_items(), *huey.storage.scheduled_items()]
+    found = set()
+    for payload in payloads:
+        try:
+            message = huey.serializer.deserialize(payload)
+            if message.name.rsplit(".", 1)[-1] == "train_run" and message.args:
+                found.add(str(message.args[0]))
+        except Exception:  # noqa: BLE001 - whatever someone else put there
+            continue
+    return found
+
+
+def enqueue_again(store: Store, run_id: str) -> bool:
+    """Queue queued run `run_id` under a new task, its own having never reached the queue (its
+    submitter died between writing the run and enqueueing it); True if the store still says
+    queued and now names the new task (so cancel revokes it).
+
+    Queue first, store second, as `requeue`: a task for a run that was started or cancelled
+    meanwhile finds it so and does nothing (start is conditional)."""
+    task_id = str(uuid.uuid4())
+    enqueue(run_id, task_id)
+    return store.runs.retask(run_id, task_id)
 
 
 def requeue(store: Store, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:

@@ -6,7 +6,7 @@ so exporting twice updates the same run: params are written once, a metric point
 parent run holding its summary over seeds; its runs are nested under it (`mlflow.parentRunId`).
 Every call to MLflow goes through `_call`: a tracker that cannot be reached raises
 ServiceUnavailable (the live logger retries those), anything else a GradlossError; messages never
-show a password of the URI (`settings.scrub`).
+show a password of the URI (`urls.scrub`).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from gradloss.core.errors import GradlossError, ServiceUnavailable, SettingsError
-from gradloss.service.settings import MLFLOW_EXTRA, redact, scheme, scrub
+from gradloss.service.settings import MLFLOW_EXTRA
+from gradloss.service.urls import redact, scheme, scrub
 from gradloss.trackers import mapping
 from gradloss.trackers.gather import ExperimentResults, RunResults
 from gradloss.trackers.mapping import ID_TAG, KIND_TAG, Point

@@ -15,7 +15,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from gradloss.service.settings import MLFLOW_SETTING, default_tracking_uri, home, redact, scrub
+from gradloss.service.settings import MLFLOW_SETTING, default_tracking_uri, home
+from gradloss.service.urls import redact, scrub
 from gradloss.service.supervisor import child_env
 
 TRACKERS = ("mlflow", "tensorboard")

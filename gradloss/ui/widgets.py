@@ -10,7 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from gradloss.service.store import Store
+from gradloss.service.urls import scrub_environment
 from gradloss.ui import experiment_views, loaders, views
+
+
+def error(message) -> None:
+    """A red message; a password of the store's or the queue's URL in it (a driver's words
+    quoted in an exception) is masked."""
+    st.error(scrub_environment(message))
 
 
 def store() -> Store | None:
@@ -18,7 +25,7 @@ def store() -> Store | None:
     try:
         return Store.default()
     except Exception as e:  # noqa: BLE001  (a message naming the setting, password masked)
-        st.error(f"Could not read the run store: {e}")
+        error(f"Could not read the run store: {e}")
         return None
 
 
@@ -53,7 +60,7 @@ def pick_experiment(runs_store: Store, key: str, empty: str):
     try:
         listed = {e.experiment_id: e for e in runs_store.experiments.list(limit=100)}
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the experiments: {e}")
+        error(f"Could not read the experiments: {e}")
         return None
     if not listed:
         st.info(empty)

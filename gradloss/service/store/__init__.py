@@ -20,7 +20,8 @@ import os
 from pathlib import Path
 
 from gradloss.core.errors import SettingsError
-from gradloss.service.settings import create_private, redact, store_url
+from gradloss.service.settings import STORE_SCHEMES, create_private, store_url, writable_database
+from gradloss.service.urls import STORE_SETTING, check_url, redact
 from gradloss.service.store import database
 from gradloss.service.store.artifacts import ArtifactRepository
 from gradloss.service.store.database import Database
@@ -39,7 +40,8 @@ class Store:
 
     def __init__(self, location: str | os.PathLike):
         text = str(location)
-        self.url = text if "://" in text else f"sqlite:///{Path(text).resolve()}"
+        self.url = check_url(STORE_SETTING, text, STORE_SCHEMES) if "://" in text else \
+            f"sqlite:///{Path(text).resolve()}"
         backend = database.driver_url(self.url).get_backend_name()
         self.path = Path(self.url.split(":///", 1)[1]) if backend == "sqlite" else None
         if self.path is not None:
@@ -51,6 +53,7 @@ class Store:
                     f"gradloss cannot open its run store {self.path} in {self.path.parent} "
                     f"(GRADLOSS_HOME): {exc.strerror or exc}. Set GRADLOSS_HOME to a folder you "
                     f"can write, or move {self.path} out of the way.") from exc
+            writable_database(self.path, "run store", STORE_SETTING)  # before any write
         database.migrate(self.url)
         self.database = db = Database(self.url)
         self.runs = RunRepository(db)

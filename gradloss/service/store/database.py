@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 
 from gradloss.core.errors import GradlossError, RunNotFound, ServiceUnavailable
 from gradloss.service.store.schema import MIGRATIONS, SCHEMA_VERSION, metadata, schema_version
-from gradloss.service.settings import STORE_SETTING, redact, scrub
+from gradloss.service.urls import STORE_SETTING, redact, scrub, scrub_environment
 
 BUSY_TIMEOUT_S = 30.0     # a SQLite writer waits this long for another writer before giving up
 CONNECT_TIMEOUT_S = 5     # a PostgreSQL server that does not answer within this is down
@@ -171,15 +171,24 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({redact(self.url)!r})"
 
+    def masked(self, text: str | None) -> str | None:
+        """`text` (a reason to store) with the secrets of this store's URL and of the configured
+        ones masked: a driver's message quoted in an error must not keep a password in a row."""
+        return None if text is None else scrub_environment(scrub(text, self.url))
+
     def connect(self, write: bool = False):
         """One transaction (a context manager yielding a SQLAlchemy Connection)."""
         return transaction(self.url, write)
 
-    def require_run(self, conn: sa.Connection, run_id: str) -> None:
-        """Raise RunNotFound, naming the id and the store, unless run `run_id` exists."""
+    def require_run(self, conn: sa.Connection, run_id: str | Iterable[str]) -> None:
+        """Raise RunNotFound, naming the id and the store, unless run `run_id` (or every run of
+        several ids) exists."""
         runs = metadata.tables["runs"]
-        if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
-            raise RunNotFound(f"No run with id {run_id!r} in the run store {redact(self.url)}.")
+        wanted = _ids(run_id)
+        found = set(conn.execute(sa.select(runs.c.run_id)
+                                 .where(runs.c.run_id.in_(wanted))).scalars())
+        for missing in (i for i in wanted if i not in found):
+            raise RunNotFound(f"No run with id {missing!r} in the run store {redact(self.url)}.")
 
     def update(self, table: sa.Table, run_id: str, *conditions, **values) -> bool:
         """UPDATE table SET values WHERE run_id = run_id AND conditions; True if a row changed
@@ -206,8 +215,10 @@ class Database:
         others = {c: insert.excluded[c] for c in rows[0] if c not in keys}
         conn.execute(insert.on_conflict_do_update(index_elements=keys, set_=others), rows)
 
-    def frame(self, query, columns: list[str]) -> pd.DataFrame:
-        """The rows of `query` as a DataFrame with `columns`."""
+    def frame(self, query, columns: list[str], run_ids: str | Iterable[str] = ()) -> pd.DataFrame:
+        """The rows of `query` as a DataFrame with `columns`; RunNotFound unless every run of
+        `run_ids` (those the query asks about) exists: no rows would not say why."""
         with self.connect() as conn:
+            self.require_run(conn, run_ids)
             rows = [tuple(row) for row in conn.execute(query)]
         return pd.DataFrame(rows, columns=columns)

@@ -15,7 +15,7 @@ from gradloss.core.progress import Progress
 from gradloss.core.records import PLAN_STATUSES, EvaluationPlan
 from gradloss.service.store.database import Database, _ids
 from gradloss.service.store.results import _finite, _numeric
-from gradloss.service.store.runs import _json, _parsed
+from gradloss.service.store.runs import _json, _number, _parsed, _text
 from gradloss.service.store.schema import evaluation_examples, evaluation_plans, evaluations, runs
 
 ROW_COLUMNS = ["run_id", "perturbation", "level", "accuracy", "accuracy_std", "n_images", "seed"]
@@ -30,8 +30,8 @@ def _to_plan(row: sa.Row) -> EvaluationPlan:
             str(f) for f in json.loads(row.masking_flags))
     except (TypeError, ValueError):
         flags = None
-    return EvaluationPlan(row.run_id, config, row.status, row.error,
-                          Progress.from_dict(progress), flags, row.updated_at, bad)
+    return EvaluationPlan(row.run_id, config, _text(row.status), _text(row.error),
+                          Progress.from_dict(progress), flags, _number(row.updated_at), bad)
 
 
 class EvaluationRepository:
@@ -70,7 +70,7 @@ class EvaluationRepository:
         if status not in PLAN_STATUSES:
             raise ValueError(f"The 'status' parameter of set_status must be a str among "
                              f"{PLAN_STATUSES}. Got {status!r} instead.")
-        values = {"status": status, "error": error, "updated_at": time.time()}
+        values = {"status": status, "error": self._db.masked(error), "updated_at": time.time()}
         if progress is not None:
             values["progress"] = json.dumps(progress.to_dict())
         self._db.update(evaluation_plans, run_id, **values)
@@ -101,11 +101,13 @@ class EvaluationRepository:
                 self._db.upsert(conn, evaluations, rows, ["run_id", "perturbation", "level"])
 
     def rows(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
-        """DataFrame[run_id, perturbation, level, accuracy, accuracy_std, n_images, seed]."""
+        """DataFrame[run_id, perturbation, level, accuracy, accuracy_std, n_images, seed];
+        RunNotFound names a run that does not exist."""
         c = evaluations.c
         query = (sa.select(*(c[name] for name in ROW_COLUMNS)).where(c.run_id.in_(_ids(run_ids)))
                  .order_by(c.run_id, c.perturbation, c.level))
-        return _numeric(self._db.frame(query, ROW_COLUMNS), ["level", "accuracy", "accuracy_std"])
+        return _numeric(self._db.frame(query, ROW_COLUMNS, run_ids),
+                        ["level", "accuracy", "accuracy_std"])
 
     def save_examples(self, run_id: str, table: pd.DataFrame) -> None:
         """Replace the run's grid predictions under perturbations: table[perturbation, level,
@@ -123,6 +125,6 @@ class EvaluationRepository:
         query = (sa.select(c.perturbation, c.level, c.idx, c.label, c.prediction, c.confidence,
                            c.image)
                  .where(c.run_id == run_id).order_by(c.perturbation, c.level, c.idx))
-        frame = self._db.frame(query, EXAMPLE_COLUMNS)
+        frame = self._db.frame(query, EXAMPLE_COLUMNS, run_id)
         frame["image"] = [None if image is None else bytes(image) for image in frame["image"]]
         return frame

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from gradloss.core.errors import ExperimentNotFound
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.records import ExperimentRecord
-from gradloss.service.settings import redact
+from gradloss.core.validation import check_int
+from gradloss.service.urls import redact
 from gradloss.service.store.database import Database
-from gradloss.service.store.runs import _parsed, new_id
+from gradloss.service.store.runs import _number, _parsed, new_id
 from gradloss.service.store.schema import experiments, runs
 
 
@@ -47,7 +48,8 @@ class ExperimentRepository:
         records = []
         for row in rows:
             spec, bad = _parsed(row.spec, ExperimentConfig, "experiment spec")
-            records.append(ExperimentRecord(row.experiment_id, row.created_at, spec,
+            created = _number(row.created_at) or 0.0  # a damaged time: listed all the same
+            records.append(ExperimentRecord(row.experiment_id, created, spec,
                                             counts[row.experiment_id], bad))
         return records
 
@@ -60,9 +62,10 @@ class ExperimentRepository:
         return found[0]
 
     def list(self, limit: int | None = None) -> list[ExperimentRecord]:
-        """Experiments newest first."""
+        """Experiments newest first, at most `limit` (an int >= 1; None: all)."""
         clauses = [lambda q: q.order_by(experiments.c.created_at.desc(),
                                         experiments.c.experiment_id.desc())]
         if limit is not None:
-            clauses.append(lambda q: q.limit(int(limit)))
+            limit = check_int("ExperimentRepository.list", "limit", limit, 1)
+            clauses.append(lambda q: q.limit(limit))
         return self._select(*clauses)

@@ -52,13 +52,14 @@ class ResultRepository:
                 self._db.upsert(conn, metrics, params, ["run_id", "name", "step"])
 
     def metrics(self, run_ids: str | Iterable[str], name: str | None = None) -> pd.DataFrame:
-        """DataFrame[run_id, step, epoch, name, value] of these runs, by run, name and step."""
+        """DataFrame[run_id, step, epoch, name, value] of these runs, by run, name and step;
+        RunNotFound names a run that does not exist."""
         c = metrics.c
         query = (sa.select(c.run_id, c.step, c.epoch, c.name, c.value)
                  .where(c.run_id.in_(_ids(run_ids))).order_by(c.run_id, c.name, c.step))
         if name is not None:
             query = query.where(c.name == name)
-        frame = _numeric(self._db.frame(query, METRIC_COLUMNS), ["step", "value"])
+        frame = _numeric(self._db.frame(query, METRIC_COLUMNS, run_ids), ["step", "value"])
         frame["epoch"] = pd.to_numeric(frame["epoch"], errors="coerce").astype("Int64")
         return frame.astype({"step": "int64", "value": "float64"})
 
@@ -71,11 +72,13 @@ class ResultRepository:
              "seed": int(seed)} for sigma, acc, std in rows])
 
     def robustness(self, run_ids: str | Iterable[str]) -> pd.DataFrame:
-        """DataFrame[run_id, sigma, accuracy, accuracy_std, draws, seed] of these runs."""
+        """DataFrame[run_id, sigma, accuracy, accuracy_std, draws, seed] of these runs;
+        RunNotFound names a run that does not exist."""
         c = robustness.c
         query = (sa.select(*(c[name] for name in SWEEP_COLUMNS))
                  .where(c.run_id.in_(_ids(run_ids))).order_by(c.run_id, c.sigma))
-        return _numeric(self._db.frame(query, SWEEP_COLUMNS), ["sigma", "accuracy", "accuracy_std"])
+        return _numeric(self._db.frame(query, SWEEP_COLUMNS, run_ids),
+                        ["sigma", "accuracy", "accuracy_std"])
 
     def save_examples(self, run_id: str, table: pd.DataFrame) -> None:
         """Replace the run's predictions on the grid images:
@@ -87,8 +90,9 @@ class ResultRepository:
             in table[EXAMPLE_COLUMNS].itertuples(index=False, name=None)])
 
     def examples(self, run_id: str) -> pd.DataFrame:
-        """DataFrame[sigma, index, label, prediction, confidence] of one run."""
+        """DataFrame[sigma, index, label, prediction, confidence] of one run (RunNotFound if
+        it does not exist)."""
         c = examples.c
         query = (sa.select(c.sigma, c.idx, c.label, c.prediction, c.confidence)
                  .where(c.run_id == run_id).order_by(c.sigma, c.idx))
-        return self._db.frame(query, EXAMPLE_COLUMNS)
+        return self._db.frame(query, EXAMPLE_COLUMNS, run_id)

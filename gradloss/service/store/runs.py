@@ -8,6 +8,7 @@ back as `StoredRun` records; a row whose config cannot be read comes back with `
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -20,8 +21,9 @@ from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
 from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
 from gradloss.core.records import ACTIVE, FINISHED, StoredRun
+from gradloss.core.validation import check_int
 from gradloss.service.store.database import Database, _ids
-from gradloss.service.settings import redact
+from gradloss.service.urls import redact
 from gradloss.service.store.schema import evaluation_plans, experiments, runs
 
 
@@ -51,24 +53,38 @@ def _parsed(text, kind, what: str):
         return None, f"its stored {what} is not valid: {exc}"
 
 
+def _number(value, kind=float):
+    """A stored number as `kind`, or None where the row holds something else (SQLite keeps
+    whatever was written; a damaged value must not take a listing down)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return kind(value)
+
+
+def _text(value) -> str | None:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
 def to_run(row: sa.Row) -> StoredRun:
     """A StoredRun from a row; a config or sweep that cannot be read makes only this run
-    unreadable, with the reason. A damaged progress is read as no progress: it says how far the
-    run got, not what to train, so the run can still be resumed."""
+    unreadable, with the reason. A damaged progress is read as no progress, and a wrong-typed
+    time, count or name as missing: they say how far the run got, not what to train, so the run
+    is still listed and can still be resumed."""
     m = row._mapping
     config, bad_config = _parsed(m["config"], TrainConfig, "config")
     sweep, bad_sweep = (SweepConfig(), None) if m["sweep"] is None else \
         _parsed(m["sweep"], SweepConfig, "sweep")
     progress, _ = _json(m["progress"], "progress")
+    texts = {name: _text(m[name]) for name in (
+        "status", "objective", "dataset", "engine", "data_dir", "error", "worker_id", "device",
+        "model_path", "task_id", "host", "experiment_id", "arm")}
+    times = {name: _number(m[name]) for name in (
+        "started_at", "finished_at", "heartbeat_at")}
     return StoredRun(
-        run_id=m["run_id"], created_at=m["created_at"], status=m["status"],
-        objective=m["objective"], dataset=m["dataset"], engine=m["engine"], config=config,
-        sweep=sweep or SweepConfig(), data_dir=m["data_dir"], started_at=m["started_at"],
-        finished_at=m["finished_at"], error=m["error"], worker_id=m["worker_id"],
-        device=m["device"], heartbeat_at=m["heartbeat_at"], progress=Progress.from_dict(progress),
-        model_path=m["model_path"], cancel_requested=bool(m["cancel_requested"]),
-        attempts=int(m["attempts"] or 0), task_id=m["task_id"], host=m["host"], gpu=m["gpu"],
-        experiment_id=m["experiment_id"], arm=m["arm"], unreadable=bad_config or bad_sweep)
+        run_id=m["run_id"], created_at=_number(m["created_at"]) or 0.0, config=config,
+        sweep=sweep or SweepConfig(), progress=Progress.from_dict(progress),
+        cancel_requested=bool(m["cancel_requested"]), attempts=_number(m["attempts"], int) or 0,
+        gpu=_number(m["gpu"], int), unreadable=bad_config or bad_sweep, **texts, **times)
 
 
 class RunRepository:
@@ -113,11 +129,13 @@ class RunRepository:
 
     def list(self, status: str | Iterable[str] | None = None,
              limit: int | None = None) -> list[StoredRun]:
-        """Runs newest first, optionally only those in `status` (one status or several)."""
+        """Runs newest first, optionally only those in `status` (one status or several), at most
+        `limit` of them (an int >= 1; None: all)."""
         query = runs.select().order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         if status is not None:
             query = query.where(runs.c.status.in_(_ids(status)))
         if limit is not None:
+            check_int("RunRepository.list", "limit", limit, 1)  # SQLite reads -1 as all
             query = query.limit(int(limit))
         with self._db.connect() as conn:
             return [to_run(row) for row in conn.execute(query)]
@@ -169,8 +187,9 @@ class RunRepository:
         if worker_id is not None:
             conditions.append(runs.c.worker_id == worker_id)
         model = runs.c.model_path if model_path is None else str(model_path)
-        return self._db.update(runs, run_id, *conditions, status=status, error=error,
-                               model_path=model, finished_at=time.time())
+        return self._db.update(runs, run_id, *conditions, status=status,
+                               error=self._db.masked(error), model_path=model,
+                               finished_at=time.time())
 
     def requeue(self, run_id: str, task_id: str, *, stale_before: float,
                 count_attempt: bool = True) -> bool:
@@ -182,6 +201,10 @@ class RunRepository:
             runs, run_id, runs.c.status == "running", runs.c.heartbeat_at < stale_before,
             status="queued", task_id=task_id,
             attempts=runs.c.attempts - (0 if count_attempt else 1))
+
+    def retask(self, run_id: str, task_id: str) -> bool:
+        """Name `task_id` as queued run `run_id`'s task; False if it is no longer queued."""
+        return self._db.update(runs, run_id, runs.c.status == "queued", task_id=task_id)
 
     def request_cancel(self, run_id: str) -> str:
         """Cancel a queued run now, or ask a running one to stop; returns the status afterwards."""

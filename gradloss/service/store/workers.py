@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 
 from gradloss.core.records import WorkerRecord, WorkerSettings
 from gradloss.service.store.database import Database
-from gradloss.service.store.runs import _json
+from gradloss.service.store.runs import _json, _number, _text
 from gradloss.service.store.schema import workers
+from gradloss.service.urls import redact
 
 
 class WorkerRepository:
@@ -17,11 +19,14 @@ class WorkerRepository:
         self._db = db
 
     def beat(self, record: WorkerRecord) -> None:
-        """Say the worker of `record` is alive now (its heartbeat_at becomes now)."""
+        """Say the worker of `record` is alive now (its heartbeat_at becomes now). Its store and
+        queue URLs are kept with their passwords masked, whatever the caller passed."""
+        settings = replace(record.settings, store=redact(record.settings.store),
+                           queue=redact(record.settings.queue))
         row = {"worker_id": record.worker_id, "host": record.host, "pid": record.pid,
                "device": record.device, "gpu": record.gpu, "run_id": record.run_id,
                "started_at": record.started_at, "heartbeat_at": time.time(),
-               "settings": json.dumps(record.settings.to_dict())}
+               "settings": json.dumps(settings.to_dict())}
         with self._db.connect(write=True) as conn:
             self._db.upsert(conn, workers, [row], ["worker_id"])
 
@@ -33,8 +38,9 @@ class WorkerRepository:
         """Every recorded worker, the most recent heartbeat first."""
         with self._db.connect() as conn:
             rows = conn.execute(workers.select().order_by(workers.c.heartbeat_at.desc())).all()
-        return [WorkerRecord(row.worker_id, row.host, row.pid, row.device, row.gpu, row.run_id,
-                             row.heartbeat_at, row.started_at,
+        return [WorkerRecord(row.worker_id, _text(row.host), _number(row.pid, int) or 0,
+                             _text(row.device), _number(row.gpu, int), _text(row.run_id),
+                             _number(row.heartbeat_at) or 0.0, _number(row.started_at) or 0.0,
                              WorkerSettings.from_dict(_json(row.settings, "settings")[0] or {}))
                 for row in rows]
 

@@ -25,7 +25,7 @@ def comparison(runs_store, experiment) -> None:
     """The experiment's mean curves with bands, the table at σ, the sentences and exports."""
     chosen, spec = experiment.experiment_id, experiment.spec
     if spec is None:
-        st.error(f"This experiment's spec cannot be read: {experiment.unreadable}")
+        widgets.error(f"This experiment's spec cannot be read: {experiment.unreadable}")
         return
     runs = runs_store.runs.of_experiment(chosen)
     progress, text = experiment_views.progress_line(runs)
@@ -116,7 +116,7 @@ def latest(runs_store, quick, gpu: bool) -> None:
         runs = runs_store.runs.of_experiment(newest.experiment_id)
         found, _ = _results(runs_store, newest, runs)
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the experiments: {e}")
+        widgets.error(f"Could not read the experiments: {e}")
         return
     st.subheader("Latest experiment")
     _, text = experiment_views.progress_line(runs)

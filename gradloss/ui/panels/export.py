@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gradloss.core.records import FINISHED
-from gradloss.ui import exports
+from gradloss.ui import exports, widgets
 
 
 def finished_runs(runs_store) -> None:
@@ -46,7 +46,7 @@ def _popover(key: str, label: str, **which) -> None:
 def _show(export, tracker: str, **kwargs) -> None:
     with st.spinner(f"Exporting to {'MLflow' if tracker == 'mlflow' else 'TensorBoard'}…"):
         result = export(tracker, **kwargs)
-    (st.success if result.ok else st.error)(result.message)
+    (st.success if result.ok else widgets.error)(result.message)
     if result.log.strip():
         with st.expander("What the export printed"):
             st.code(result.log[-5000:], language=None)

@@ -8,14 +8,14 @@ import streamlit as st
 
 from gradloss import objectives
 from gradloss.service import client, consumer
-from gradloss.ui import experiment_views, views
+from gradloss.ui import experiment_views, views, widgets
 
 
 def _read(runs_store):
     try:
         return runs_store.runs.list(limit=100), consumer.worker_status(runs_store)
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the run store: {e}")
+        widgets.error(f"Could not read the run store: {e}")
         return [], None
 
 
@@ -34,7 +34,7 @@ def _experiments(runs_store) -> None:
     try:
         listed = runs_store.experiments.list(limit=20)
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the experiments: {e}")
+        widgets.error(f"Could not read the experiments: {e}")
         return
     active = [e for e in listed if e.status in views.ACTIVE]
     shown = active + [e for e in listed if e.status not in views.ACTIVE][:3]

@@ -181,7 +181,7 @@ def queue_evaluation(run_ids, names, severities, eps_text, steps) -> None:
                                   epsilons=perturbation_views.parse_floats(eps_text),
                                   steps=steps)
     except InvalidParameterError as e:
-        st.error(str(e))  # nothing queued
+        widgets.error(str(e))  # nothing queued
         return
     queued = []
     for run_id in run_ids:
@@ -189,7 +189,7 @@ def queue_evaluation(run_ids, names, severities, eps_text, steps) -> None:
             client.evaluate(run_id, config)
             queued.append(views.short_id(run_id))
         except GradlossError as e:
-            st.error(str(e))
+            widgets.error(str(e))
     if queued:
         st.success(f"Queued the evaluation of {', '.join(queued)}; results appear here as the "
                    "worker stores them.")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from gradloss.service import consumer
 from gradloss.service.settings import home
-from gradloss.ui import views
+from gradloss.ui import views, widgets
 
 STARTING_S = 60  # a worker started this long ago without a heartbeat yet shows as starting
 
@@ -19,7 +19,7 @@ def status_block():
     try:
         status = consumer.worker_status()
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not read the worker status: {e}")
+        widgets.error(f"Could not read the worker status: {e}")
     alive = bool(status and status.alive)
     starting = not alive and time.time() - st.session_state.get("worker_started_at", 0) < STARTING_S
     if status is not None:
@@ -41,7 +41,7 @@ def status_block():
             st.dataframe(views.workers_table(status.workers), hide_index=True, column_config={
                 "heartbeat": st.column_config.NumberColumn(format="%.0f s ago")})
     if "worker_error" in st.session_state:
-        st.error(st.session_state.worker_error)
+        widgets.error(st.session_state.worker_error)
     return status, alive, starting
 
 
@@ -52,7 +52,7 @@ def _start() -> None:
             st.rerun()
         st.info("No worker started: GRADLOSS_NO_LOCAL_WORKER is set, or one is already starting.")
     except Exception as e:  # noqa: BLE001
-        st.error(f"Could not start a local worker: {e}")
+        widgets.error(f"Could not start a local worker: {e}")
 
 
 def _local_settings(status) -> None:
@@ -80,4 +80,4 @@ def _local_settings(status) -> None:
                 st.session_state.worker_started_at = time.time()
             st.rerun()
         except Exception as e:  # noqa: BLE001
-            st.error(f"Could not restart the worker: {e}")
+            widgets.error(f"Could not restart the worker: {e}")

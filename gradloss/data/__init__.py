@@ -4,17 +4,16 @@
 `data_dir` argument, $GRADLOSS_DATA_DIR, the Keras cache ($KERAS_HOME or ~/.keras, then
 datasets/fashion-mnist/). A configured folder that lacks the files is an error; only with
 nothing configured and nothing cached does Keras download them. "digits" is scikit-learn's
-bundled 8x8 digits resized to 28x28, so it works offline.
+bundled 8x8 digits resized to 28x28, so it works offline. A chosen folder is checked cheaply
+where a run is planned or submitted (`submission_data_dir`); `fashion_files` reads and checks
+the files.
 
 keras/tensorflow are imported only for that download: the dashboard imports this module.
 """
 from __future__ import annotations
 
-import gzip
 import logging
-import math
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,20 +21,16 @@ import numpy as np
 
 from gradloss.core.config import DATASETS
 from gradloss.core.validation import check_choice, check_int
-from gradloss.core.errors import DataError
+from gradloss.core.errors import DataError, DataFolderError
+from gradloss.data.fashion_files import (ENV_VAR, FASHION_FILES, OFFICIAL_URL, SIDE,
+                                         check_fashion_folder, missing_files, read_pair,
+                                         require_files)
 
 logger = logging.getLogger(__name__)
 
-ENV_VAR = "GRADLOSS_DATA_DIR"
-OFFICIAL_URL = "https://github.com/zalandoresearch/fashion-mnist"
-# (images, labels) for train, then test: the names Zalando and Keras both use.
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DIGITS_CLASSES = tuple(str(d) for d in range(10))
-SIDE = 28  # images are SIDE x SIDE
-IDX_UBYTE = 0x08  # IDX type code of unsigned bytes: magic is 0x0000 08 <number of dims>
 
 
 @dataclass(frozen=True)
@@ -93,26 +88,34 @@ def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path | None
     """
     folder, _ = _configured_dir(data_dir)
     folder = folder if folder is not None else _keras_cache()
-    return None if _missing(folder) else folder
+    return None if missing_files(folder) else folder
 
 
 def submission_data_dir(name: str) -> str | None:
     """The data folder a run of dataset `name` submitted now should read, as an absolute path:
-    the configured folder ($GRADLOSS_DATA_DIR; a run there fails naming it if it lacks the files)
-    or the Keras cache where it holds the files; None for digits, or when the files will be
-    downloaded. Stored with the run, so the worker that trains it need not share this environment."""
+    the configured folder ($GRADLOSS_DATA_DIR) or the Keras cache where it holds the files; None
+    for digits, or when the files will be downloaded. Stored with the run, so the worker that
+    trains it need not share this environment.
+
+    The folder is checked now (`check_fashion_folder`: names, headers, sizes; a few bytes per
+    file), so a bad one is refused at submission with DataFolderError naming the variable, not
+    queued to fail later."""
     if name != "fashion_mnist":
         return None
-    folder, _ = _configured_dir(None)
-    folder = folder if folder is not None else find_fashion_mnist()
-    return None if folder is None else str(folder.resolve())
+    folder, origin = _configured_dir(None)
+    if folder is None:
+        folder, origin = find_fashion_mnist(), "the Keras cache"
+    if folder is None:
+        return None
+    check_fashion_folder(folder, origin)
+    return str(folder.resolve())
 
 
 def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> bool:
     """True when loading Fashion-MNIST would fall back to the Keras downloader (needs internet):
     no folder is configured and the Keras cache lacks the files."""
     folder, _ = _configured_dir(data_dir)
-    return folder is None and bool(_missing(_keras_cache()))
+    return folder is None and bool(missing_files(_keras_cache()))
 
 
 def data_status(name: str) -> str:
@@ -122,24 +125,36 @@ def data_status(name: str) -> str:
         return "digits: bundled with scikit-learn, always available offline."
     folder, origin = _configured_dir(None)
     if folder is not None:
-        missing = _missing(folder)
+        missing = missing_files(folder)
         if missing:
             return (f"Fashion-MNIST: not found; {origin}={folder} lacks {', '.join(missing)}. "
                     f"Put the official files from {OFFICIAL_URL} there, or use digits.")
+        try:
+            check_fashion_folder(folder, origin)
+        except DataFolderError as error:
+            return f"Fashion-MNIST: cannot be used; {error}"
         return f"Fashion-MNIST: read from {folder} ({origin})."
     cache = _keras_cache()
-    if not _missing(cache):
+    if not missing_files(cache):
         return f"Fashion-MNIST: read from {cache} (Keras cache)."
     return (f"Fashion-MNIST: not found locally; Keras will download it on first use (needs "
             f"internet). Or set {ENV_VAR}=/folder/with/the/4/files, or use digits.")
 
 
 def _configured_dir(data_dir) -> tuple[Path | None, str]:
-    """The folder the user chose (argument, then environment) and how it was chosen."""
+    """The folder the user chose (argument, then environment) and how it was chosen, for
+    messages: a data_dir that is this process's GRADLOSS_DATA_DIR (a run's plan holds the
+    folder resolved from it at submission) is named as the variable the user set."""
+    env = os.environ.get(ENV_VAR)  # an empty value counts as unset
     if data_dir is not None:
-        return Path(data_dir).expanduser(), "the data_dir argument"
-    env = os.environ.get(ENV_VAR)
-    if env:  # an empty value counts as unset
+        folder = Path(data_dir).expanduser()
+        if env and Path(env).expanduser().resolve() == folder.resolve():
+            return folder, ENV_VAR
+        if folder.resolve() == _keras_cache().resolve():
+            return folder, "the Keras cache"
+        return folder, ("the data_dir argument (for a run: the GRADLOSS_DATA_DIR or Keras cache "
+                        "found where it was submitted)")
+    if env:
         return Path(env).expanduser(), ENV_VAR
     return None, ""
 
@@ -150,23 +165,16 @@ def _keras_cache() -> Path:
     return Path(home).expanduser() / "datasets" / "fashion-mnist"
 
 
-def _missing(folder: Path) -> list[str]:
-    return [f for f in FASHION_FILES if not (folder / f).is_file()]
-
-
 def _load_fashion(data_dir):
     folder, origin = _configured_dir(data_dir)
     if folder is None:
         folder = _keras_cache()
-        if _missing(folder):
+        if missing_files(folder):
             return _download_fashion(folder)
-    elif missing := _missing(folder):
-        raise DataError(
-            f"Fashion-MNIST files missing in {folder} (set by {origin}): {', '.join(missing)}. "
-            f"Download them from {OFFICIAL_URL} (folder data/fashion) into {folder}, point "
-            f"{origin} at a folder holding all four, or use dataset 'digits'.")
+    else:
+        require_files(folder, origin)
     paths = [folder / f for f in FASHION_FILES]
-    train, test = _read_pair(*paths[:2]), _read_pair(*paths[2:])
+    train, test = read_pair(*paths[:2], origin), read_pair(*paths[2:], origin)
     logger.info("Fashion-MNIST read from %s", folder)
     return train, test, f"Fashion-MNIST IDX files in {folder}"
 
@@ -185,48 +193,6 @@ def _download_fashion(cache: Path):
             f"from {OFFICIAL_URL} into a folder and set {ENV_VAR} to it, "
             "or use dataset 'digits'.") from exc
     return train, test, "Fashion-MNIST downloaded by Keras (keras.datasets.fashion_mnist)"
-
-
-def _read_pair(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 28, 28) uint8 images and (N,) uint8 labels from one IDX pair, checked."""
-    images = _read_idx(images_path, ndim=3)
-    labels = _read_idx(labels_path, ndim=1)
-    if images.shape[1:] != (SIDE, SIDE):
-        raise _corrupt(images_path, f"images are {images.shape[1]}x{images.shape[2]}, "
-                                    f"expected {SIDE}x{SIDE}")
-    if labels.size and labels.max() > 9:
-        raise _corrupt(labels_path, f"label {labels.max()} is outside 0..9")
-    if len(images) != len(labels):
-        raise _corrupt(labels_path, f"it holds {len(labels)} labels but {images_path.name} "
-                                    f"holds {len(images)} images")
-    return images, labels
-
-
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse one gzipped IDX file of unsigned bytes, checking its header against its data."""
-    try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError, zlib.error) as exc:  # not gzip, truncated, bad CRC, unreadable
-        raise _corrupt(path, f"it cannot be read as gzip ({exc})") from exc
-    header = 4 + 4 * ndim  # magic, then one big-endian uint32 per dimension
-    if len(raw) < header:
-        raise _corrupt(path, f"it holds {len(raw)} bytes, less than its {header}-byte header")
-    magic, expected_magic = int.from_bytes(raw[:4], "big"), IDX_UBYTE << 8 | ndim
-    if magic != expected_magic:
-        raise _corrupt(path, f"bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x}")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    if len(raw) != header + math.prod(dims):
-        raise _corrupt(path, f"its header gives shape {dims} ({math.prod(dims)} bytes of data) "
-                             f"but it holds {len(raw) - header}")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
-
-
-def _corrupt(path: Path, problem: str) -> DataError:
-    return DataError(
-        f"Fashion-MNIST file {path} is corrupt: {problem}. Replace it with the official "
-        f"{path.name} from {OFFICIAL_URL} (folder data/fashion), point {ENV_VAR} at a folder "
-        "holding the four good files, or use dataset 'digits'.")
 
 
 def _load_digits():
