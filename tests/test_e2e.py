@@ -21,7 +21,7 @@ import pytest
 from _worker_helpers import wait_for
 from gradloss import objectives
 from gradloss.service.store import Store
-from gradloss.ui.views import short_id
+from gradloss.ui.labels import short_id
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]

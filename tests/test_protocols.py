@@ -15,11 +15,20 @@ def test_reference_protocols_of_two_objectives_are_one_protocol():
     """Check that the gradient loss (10 epochs, batch 100) and the baseline (20, batch 32) by
     reference share a protocol, while a 1-epoch run of either does not."""
     gradient, baseline = run("g"), run("b", "baseline")
-    assert protocols.protocol_key(gradient) == protocols.protocol_key(baseline)
     assert protocols.same_protocol([gradient, baseline])
     short = run("b1", "baseline", epochs=1)
     assert not protocols.same_protocol([gradient, short])
-    assert protocols.difference_words(short, gradient) == "epochs 1 against reference (10)"
+    assert protocols.difference_words(short, gradient) == "epochs 1 against 10 (reference)"
+
+
+def test_equal_values_are_one_protocol_whether_or_not_they_are_a_reference():
+    """Check that a gradient-loss and a baseline run both at batch 32 share a protocol (the
+    baseline's reference batch is 32), and that a set mixing the two readings does not."""
+    gradient32, baseline = run("g", batch_size=32), run("b", "baseline")
+    assert protocols.same_protocol([gradient32, baseline])
+    assert not protocols.same_protocol([gradient32, baseline, run("m", "mse")])  # mse at 100
+    assert protocols.differences([gradient32, run("m", "mse")]) == \
+        {"batch size": ["32", "100 (reference)"]}
 
 
 def test_every_protocol_field_tells_runs_apart():
@@ -38,12 +47,14 @@ def test_every_protocol_field_tells_runs_apart():
         assert label in protocols.differences([base, changed]), label
     assert protocols.differences([base, other["training images"]]) == \
         {"training images": ["1437", "300"]}
+    assert protocols.protocol_key(base) != protocols.protocol_key(other["epochs"])
 
 
 def test_protocol_key_takes_the_fields_it_is_given():
     """Check that a key over chosen fields ignores the others (a later field is one more entry)."""
     a, b = run("a", epochs=1), run("b", epochs=2)
     assert protocols.protocol_key(a, ["dataset", "engine"]) == ("digits", "tensorflow")
+    assert protocols.protocol_key(a, ["dataset", "engine"]) == protocols.protocol_key(b, ["dataset", "engine"])
     assert protocols.same_protocol([a, b], fields=["dataset", "engine"])
     assert not protocols.same_protocol([a, b])
 
@@ -65,8 +76,8 @@ def test_latest_comparable_never_mixes_protocols():
 
 
 def test_describe_names_the_protocol_in_words():
-    assert protocols.describe(run("g")) == ("digits, 1437 training images, the objective's "
-                                            "reference epochs and batch size, learning rate "
+    assert protocols.describe(run("g")) == ("digits, 1437 training images, 10 epochs "
+                                            "(reference), batch 100 (reference), learning rate "
                                             "0.001, tensorflow")
     assert protocols.describe(run("g", epochs=1, train_size=300, batch_size=50)) == \
         "digits, 300 training images, 1 epoch, batch 50, learning rate 0.001, tensorflow"
@@ -77,4 +88,4 @@ def test_unreadable_runs_have_no_protocol():
                        unreadable="bad")
     assert protocols.protocol_key(broken) is None
     assert not protocols.same_protocol([broken])
-    assert protocols.group([broken, run("g")]) == {protocols.protocol_key(run("g")): [run("g")]}
+    assert protocols.latest_comparable([broken, run("g")]) == {"gradient": run("g")}

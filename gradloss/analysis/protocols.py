@@ -6,12 +6,14 @@ batch size, the learning rate and the engine. Runs of one protocol differ only i
 comparison is about; runs of two protocols differ in something else too, and a sentence that
 compares them must say what (`differences`, `difference_words`).
 
-Epochs and batch size are read against the objective's reference protocol: the gradient loss
-trains 10 epochs at batch 100 and the baseline 20 at batch 32 by reference, and these two runs
-share a protocol ("reference"), while a 1-epoch run of either does not share it.
+Epochs and batch size also agree when every run is at its own objective's reference value:
+the gradient loss trains 10 epochs at batch 100 and the baseline 20 at batch 32 by reference,
+and these two runs share a protocol; so do a gradient-loss and a baseline run both at batch 32.
+A run can so belong to two protocols (a baseline at 20 epochs, batch 32), and runs are
+compared pairwise or as a set (`same_protocol`), not by a key alone.
 
 Each field is one entry of PROTOCOL_FIELDS (a label for people and how to read it off a
-TrainConfig); `protocol_key(config, fields)` takes any of them, so a later field (the data's
+TrainConfig); every function takes `fields` (default: all), so a later field (the data's
 content hash, the architecture) is one more entry. Pure Python over typed records: no pandas.
 """
 from __future__ import annotations
@@ -22,28 +24,18 @@ from typing import Callable
 from gradloss import objectives
 from gradloss.core.config import TrainConfig
 
-REFERENCE = "reference"
-
-
-def _reference_or(name: str) -> Callable[[TrainConfig], object]:
-    """The field's value, or REFERENCE when it is the objective's reference value."""
-    def read(config: TrainConfig):
-        value = getattr(config, name)
-        return REFERENCE if value == objectives.get(config.objective).protocol.get(name) else value
-    return read
-
-
 @dataclass(frozen=True)
 class Field:
-    label: str                           # words for people: "training images"
+    label: str                             # words for people: "training images"
     read: Callable[[TrainConfig], object]  # its value in a TrainConfig (hashable)
+    by_reference: bool = False             # also agrees when every run is at its reference
 
 
 PROTOCOL_FIELDS: dict[str, Field] = {
     "dataset": Field("dataset", lambda c: c.dataset),
     "n_train": Field("training images", lambda c: c.n_train),
-    "epochs": Field("epochs", _reference_or("epochs")),
-    "batch_size": Field("batch size", _reference_or("batch_size")),
+    "epochs": Field("epochs", lambda c: c.epochs, by_reference=True),
+    "batch_size": Field("batch size", lambda c: c.batch_size, by_reference=True),
     "learning_rate": Field("learning rate", lambda c: c.learning_rate),
     "engine": Field("engine", lambda c: c.engine),
 }
@@ -53,101 +45,83 @@ def _config(run_or_config) -> TrainConfig | None:
     return run_or_config if isinstance(run_or_config, TrainConfig) else run_or_config.config
 
 
+def _at_reference(name: str, config: TrainConfig) -> bool:
+    return getattr(config, name) == objectives.get(config.objective).protocol.get(name)
+
+
 def protocol_key(run_or_config, fields=None) -> tuple | None:
-    """The protocol of a run (or TrainConfig) as a hashable tuple of its fields' values, in the
-    order of `fields` (default: every PROTOCOL_FIELDS entry); None for an unreadable run."""
+    """The protocol's values of a run (or TrainConfig) as a hashable tuple, in the order of
+    `fields` (default: every PROTOCOL_FIELDS entry); None for an unreadable run. Runs with
+    one key share a protocol; runs with two keys may still (`same_protocol`)."""
     config = _config(run_or_config)
     if config is None:
         return None
     return tuple(PROTOCOL_FIELDS[name].read(config) for name in (fields or PROTOCOL_FIELDS))
 
 
-def same_protocol(runs, fields=None) -> bool:
-    """True when every run (of at least one) has one readable protocol."""
-    keys = {protocol_key(r, fields) for r in runs}
-    return len(keys) == 1 and None not in keys
+def _agrees(name: str, configs: list[TrainConfig]) -> bool:
+    spec = PROTOCOL_FIELDS[name]
+    if len({spec.read(c) for c in configs}) <= 1:
+        return True
+    return spec.by_reference and all(_at_reference(name, c) for c in configs)
 
 
-def group(runs, fields=None) -> dict[tuple, list]:
-    """Runs by protocol, in the order of their first run (newest first if `runs` is); unreadable
-    runs are left out."""
-    groups: dict[tuple, list] = {}
-    for run in runs:
-        key = protocol_key(run, fields)
-        if key is not None:
-            groups.setdefault(key, []).append(run)
-    return groups
+def _value(name: str, config: TrainConfig) -> tuple[str, str]:
+    """A field's value in words, and ' (reference)' at the objective's reference, else ''."""
+    value = PROTOCOL_FIELDS[name].read(config)
+    text = f"{value:g}" if name == "learning_rate" else str(value)
+    at = PROTOCOL_FIELDS[name].by_reference and _at_reference(name, config)
+    return text, " (reference)" if at else ""
 
 
-def _shown(name: str, value, config: TrainConfig) -> str:
-    """A field's value in words: 'reference (20)' for a reference value, else the value."""
-    if value == REFERENCE:
-        return f"{REFERENCE} ({getattr(config, name)})"
-    if name == "learning_rate":
-        return f"{value:g}"
-    return str(value)
+def _shown(name: str, config: TrainConfig) -> str:
+    """A field's value in words: '20 (reference)' at the objective's reference, else the value."""
+    return "".join(_value(name, config))
 
 
 def differences(runs, fields=None) -> dict[str, list[str]]:
-    """{field label: each run's value in words} for the fields whose value is not the same in
-    every run (runs in the given order); {} when they share one protocol."""
-    configs = [_config(r) for r in runs]
-    configs = [c for c in configs if c is not None]
-    out = {}
-    for name in fields or PROTOCOL_FIELDS:
-        spec = PROTOCOL_FIELDS[name]
-        values = [spec.read(c) for c in configs]
-        if len(set(values)) > 1:
-            out[spec.label] = [_shown(name, v, c) for v, c in zip(values, configs)]
-    return out
+    """{field label: each run's value in words} for the fields in which the runs (in the given
+    order) do not share a protocol; {} when they share one. Unreadable runs are left out."""
+    configs = [c for c in map(_config, runs) if c is not None]
+    return {PROTOCOL_FIELDS[name].label: [_shown(name, c) for c in configs]
+            for name in fields or PROTOCOL_FIELDS if not _agrees(name, configs)}
+
+
+def same_protocol(runs, fields=None) -> bool:
+    """True when the runs (at least one, all readable) share a protocol."""
+    runs = list(runs)
+    return bool(runs) and all(_config(r) is not None for r in runs) and \
+        not differences(runs, fields)
 
 
 def difference_words(run, reference, fields=None) -> str:
     """What differs between the protocols of `run` and `reference`, in words: 'epochs 1 against
-    reference (20); training images 300 against 1437'; '' when they share one."""
+    20 (reference); training images 300 against 1437'; '' when they share one."""
     found = differences([run, reference], fields)
     return "; ".join(f"{label} {ours} against {theirs}" for label, (ours, theirs) in found.items())
 
 
 def describe(run_or_config, fields=None) -> str:
-    """A protocol for people: 'digits, 1437 training images, reference epochs and batch size,
-    learning rate 0.001, tensorflow'."""
+    """A protocol for people: 'digits, 1437 training images, 10 epochs (reference), batch 100
+    (reference), learning rate 0.001, tensorflow'."""
     config = _config(run_or_config)
     if config is None:
         return "unreadable"
-    names = list(fields or PROTOCOL_FIELDS)
-    key = dict(zip(names, protocol_key(config, names)))
-    words = []
-    if "dataset" in key:
-        words.append(str(key["dataset"]))
-    if "n_train" in key:
-        words.append(f"{key['n_train']} training images")
-    reference = [PROTOCOL_FIELDS[n].label for n in ("epochs", "batch_size")
-                 if key.get(n) == REFERENCE]
-    if reference:
-        words.append(f"the objective's reference {' and '.join(reference)}")
-    for name in ("epochs", "batch_size"):
-        if name in key and key[name] != REFERENCE:
-            words.append(f"{key[name]} epoch{'s' * (key[name] != 1)}" if name == "epochs"
-                         else f"batch {key[name]}")
-    if "learning_rate" in key:
-        words.append(f"learning rate {key['learning_rate']:g}")
-    words += [str(key[n]) if n == "engine" else f"{PROTOCOL_FIELDS[n].label} {key[n]}"
-              for n in names if n not in ("dataset", "n_train", "epochs", "batch_size",
-                                          "learning_rate")]
-    return ", ".join(words)
+    words = {"dataset": "{}{}", "engine": "{}{}", "n_train": "{} training images{}",
+             "epochs": "{} epoch" + "s" * (config.epochs != 1) + "{}", "batch_size": "batch {}{}",
+             "learning_rate": "learning rate {}{}"}
+    return ", ".join(words.get(name, PROTOCOL_FIELDS[name].label + " {}{}")
+                     .format(*_value(name, config)) for name in fields or PROTOCOL_FIELDS)
 
 
 def latest_comparable(runs, statuses=("done",), fields=None) -> dict:
-    """{objective: run}: the newest run in `statuses` and the newest run of each other objective
-    of the same protocol, in registry order. `runs` is newest first (as RunRepository.list
-    gives). Runs of other protocols are never mixed in, so a comparison of these is sound."""
+    """{objective: run}: the newest run in `statuses`, and the newest run of each other objective
+    that shares a protocol with it and with those already taken, in registry order. `runs` is
+    newest first (as RunRepository.list gives). Runs of other protocols are never mixed in, so
+    a comparison of these is sound."""
     runs = [r for r in runs if r.status in statuses and r.config is not None]
-    if not runs:
-        return {}
-    key = protocol_key(runs[0], fields)
-    latest = {}
+    taken: dict = {}
     for run in runs:
-        if run.objective not in latest and protocol_key(run, fields) == key:
-            latest[run.objective] = run
-    return {o: latest[o] for o in objectives.NAMES if o in latest}
+        if run.objective not in taken and same_protocol([*taken.values(), run], fields):
+            taken[run.objective] = run
+    return {o: taken[o] for o in objectives.NAMES if o in taken}

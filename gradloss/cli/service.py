@@ -22,7 +22,7 @@ def app_folder() -> Path:
     for folder in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "gradloss"):
         if (folder / "dashboard.py").is_file():
             return folder
-    raise GradlossError(f"The dashboard's files (dashboard.py, pages/) were found neither beside the "
+    raise GradlossError(f"The dashboard's files (dashboard.py, app_pages/) were found neither beside the "
                         f"gradloss package nor in {Path(sys.prefix) / 'share' / 'gradloss'}; "
                         "reinstall gradloss (`pip install .` from its repository).")
 
