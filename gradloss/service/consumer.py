@@ -135,6 +135,7 @@ def run_consumer() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
+    supervisor.prestart_wanted()  # and GRADLOSS_PRESTART
     store = Store.default()
     pending_count()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
@@ -149,10 +150,12 @@ def run_consumer() -> None:
              "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()))
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
-    try:  # max_delay: an idle worker notices a new run within a second
-        huey.create_consumer(workers=1, periodic=False, max_delay=1.0).run()
+    supervisor.prestart(store=store)  # the first run's training process, started ahead
+    try:  # max_delay: an idle worker notices a new run within half a second (SQLite is polled)
+        huey.create_consumer(workers=1, periodic=False, max_delay=0.5).run()
     finally:
         stop.set()
+        supervisor.stop_spare()
         try:
             _release_runs(store, record.worker_id)
             store.workers.remove(record.worker_id)
