@@ -46,14 +46,17 @@ def sqlite_store(tmp_path):
     return Store(tmp_path / "runs.sqlite")
 
 
-def test_home_is_gradloss_home_or_runs_folder(tmp_path, monkeypatch):
-    """Check that home() follows $GRADLOSS_HOME, else ./runs, and creates the folder."""
+def test_home_is_gradloss_home_or_the_users_data_folder(tmp_path, monkeypatch):
+    """Check that home() follows $GRADLOSS_HOME, else the user's data folder whatever the
+    working folder (one home for every entry point), and creates the folder."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "h"))
     assert settings.home() == tmp_path / "h" and (tmp_path / "h").is_dir()
     monkeypatch.delenv("GRADLOSS_HOME")
-    monkeypatch.chdir(tmp_path)
-    assert settings.home() == tmp_path / "runs"
-    assert Store.default().path == tmp_path / "runs" / "runs.sqlite"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # where platformdirs looks on Linux
+    for folder in (tmp_path, tmp_path / "h"):
+        monkeypatch.chdir(folder)
+        assert settings.home() == tmp_path / "data" / "gradloss"
+    assert Store.default().path == tmp_path / "data" / "gradloss" / "runs.sqlite"
 
 
 def test_new_store_is_wal_at_latest_schema(sqlite_store):

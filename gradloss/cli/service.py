@@ -33,7 +33,7 @@ def cmd_dashboard(args, streamlit_args: list[str]) -> int:
     from gradloss.service.settings import home
     folder = app_folder()
     # Streamlit reads .streamlit/config.toml from its working folder: run it in the app's, with
-    # the run store kept where this command was started (GRADLOSS_HOME, else ./runs).
+    # the run store every other command uses (GRADLOSS_HOME, else the user's data folder).
     env = dict(os.environ, GRADLOSS_HOME=str(home()))
     command = [sys.executable, "-m", "streamlit", "run", str(folder / "dashboard.py"), *streamlit_args]
     try:

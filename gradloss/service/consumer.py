@@ -209,6 +209,10 @@ def recover_lost_runs(store: Store | None = None, running=None) -> list[str]:
         elif run.cancel_requested:
             acted = store.runs.finish(run.run_id, "cancelled", error=f"{lost} while cancelling",
                                       stale_before=stale_before)
+        elif heartbeat.trained_outside_the_queue(run.worker_id):  # the CLI: nothing resumes it
+            acted = store.runs.finish(run.run_id, "failed", error=f"the process that trained it "
+                                      f"({run.worker_id}) stopped: no heartbeat for "
+                                      f"{now - run.heartbeat_at:.0f} s", stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:
             acted = tasks.requeue(store, run.run_id, stale_before)
         else:
