@@ -70,9 +70,14 @@ with single_tab:
     pick_col, slider_col = st.columns([1, 3])
     name = single_runs.perturbation_picker(pick_col, table, ids)
     if name == GAUSSIAN:
-        sigma = single_runs.noise(slider_col, runs_store, ids, by_id, reference, sweeps)
+        @st.fragment
+        def at_sigma() -> None:
+            """What the σ slider changes: a move reruns only this (the rest stays drawn)."""
+            sigma = single_runs.noise(st, runs_store, ids, by_id, reference, sweeps)
+            single_runs.noise_grid(ids, by_id, sweeps, examples, sigma)
+
+        at_sigma()
         single_runs.summary(table, ids, by_id, reference, plan_of)
-        single_runs.noise_grid(ids, by_id, sweeps, examples, sigma)
     else:
         single_runs.perturbation(slider_col, name, table, rows, ids, by_id, reference, plan_of,
                                  grid_examples)

@@ -341,8 +341,10 @@ def test_comparison_figure_draws_each_run_in_its_objective_colour_and_marks_sigm
     runs = {"g": make_run("g", "gradient"), "b": make_run("b", "baseline"), "m": make_run("m", "mse")}
     names = {"g": "g-label", "b": "b-label", "m": "m-label"}
     fig = charts.comparison_figure(rob, runs, names, 0.1)
-    markers = [t for t in fig.data if t.marker.symbol == "diamond"]
-    assert [list(t.y) for t in markers] == [[0.85], [0.8], [0.7]]
+    [markers] = [t for t in fig.data if t.marker.symbol == "diamond"]  # one trace, a point per run
+    assert list(markers.y) == [0.85, 0.8, 0.7] and list(markers.x) == [0.1] * 3
+    assert list(markers.marker.color) == ["#1f77b4", "#ff7f0e", "#9467bd"]
+    assert fig.layout.shapes[0].x0 == 0.1
     lines = {t.name: t.line.color for t in fig.data if t.name}
     assert lines == {"g-label": "#1f77b4", "b-label": "#ff7f0e", "m-label": "#9467bd"}
     assert comparison.accuracy_at(rob, "g", 0.1) == (0.85, 0.01)

@@ -158,37 +158,55 @@ def input_grad_figure(metrics: pd.DataFrame, runs: dict, labels: dict) -> go.Fig
     return fig
 
 
-def comparison_figure(robustness: pd.DataFrame, runs: dict, labels: dict,
-                      sigma: float | None = None) -> go.Figure:
+def sweep_figure(robustness: pd.DataFrame, runs: dict, labels: dict) -> go.Figure:
     """Accuracy versus sigma of any runs: one line each in its objective's colour, with a ± one
-    std band over noise draws; a dotted line and markers at the chosen sigma."""
-    fig = go.Figure()
+    std band over noise draws (what does not change with the chosen σ: worth caching)."""
+    traces = []  # built as plain dicts and validated once by go.Figure: a slider move redraws it
     styles = run_styles(runs)
-    for run_id in runs:
-        rows = robustness[robustness.run_id == run_id].sort_values("sigma")
-        if rows.empty:
-            continue
+    for run_id, rows in robustness[robustness.run_id.isin(list(runs))].groupby("run_id", sort=False):
+        rows = rows.sort_values("sigma")
         color, dash = styles[run_id]
-        upper, lower = rows.accuracy + rows.accuracy_std, rows.accuracy - rows.accuracy_std
-        fig.add_trace(go.Scatter(x=list(rows.sigma) + list(rows.sigma[::-1]),
-                                 y=list(upper) + list(lower[::-1]), fill="toself", fillcolor=color,
-                                 opacity=0.2, line={"width": 0}, hoverinfo="skip",
-                                 showlegend=False, legendgroup=run_id))
-        fig.add_trace(go.Scatter(x=rows.sigma, y=rows.accuracy, mode="lines+markers",
-                                 name=labels[run_id], legendgroup=run_id,
-                                 line={"color": color, "dash": dash}, customdata=rows.accuracy_std,
-                                 hovertemplate="σ=%{x}<br>accuracy %{y:.4f} ± %{customdata:.4f}"))
-        at = accuracy_at(robustness, run_id, sigma) if sigma is not None else None
-        if at:
-            fig.add_trace(go.Scatter(x=[sigma], y=[at[0]], mode="markers", showlegend=False,
-                                     marker={"size": 14, "color": color, "symbol": "diamond",
-                                             "line": {"width": 1, "color": "black"}}, hoverinfo="skip"))
-    if sigma is not None:
-        fig.add_vline(x=sigma, line_dash="dot", line_color="grey", annotation_text=f"σ = {sigma:g}")
+        sigmas, upper, lower = (list(v) for v in (rows.sigma, rows.accuracy + rows.accuracy_std,
+                                                  rows.accuracy - rows.accuracy_std))
+        traces.append((list(runs).index(run_id), [
+            {"type": "scatter", "x": sigmas + sigmas[::-1], "y": upper + lower[::-1],
+             "fill": "toself", "fillcolor": color, "opacity": 0.2, "line": {"width": 0},
+             "hoverinfo": "skip", "showlegend": False, "legendgroup": run_id},
+            {"type": "scatter", "x": sigmas, "y": list(rows.accuracy), "mode": "lines+markers",
+             "name": labels[run_id], "legendgroup": run_id, "line": {"color": color, "dash": dash},
+             "customdata": list(rows.accuracy_std),
+             "hovertemplate": "σ=%{x}<br>accuracy %{y:.4f} ± %{customdata:.4f}"}]))
+    fig = go.Figure(data=[t for _, pair in sorted(traces, key=lambda p: p[0]) for t in pair])
     fig.update_layout(xaxis_title="noise σ (Gaussian, on pixels in [0, 1])",
                       yaxis_title="test accuracy (mean ± 1 std over draws)")
     _layout(fig, 420)
     return fig
+
+
+def mark_sigma(fig: go.Figure, robustness: pd.DataFrame, runs: dict, sigma: float) -> go.Figure:
+    """`fig` with a diamond on each run's curve at `sigma` (one trace) and a dotted line there."""
+    at = robustness[robustness.run_id.isin(list(runs)) & np.isclose(robustness.sigma, sigma)]
+    at = at.set_index("run_id").reindex([r for r in runs if r in set(at.run_id)])
+    styles = run_styles(runs)
+    fig.add_trace(go.Scatter(x=[sigma] * len(at), y=at.accuracy, mode="markers",
+                             showlegend=False, hoverinfo="skip",
+                             marker={"size": 14, "symbol": "diamond",
+                                     "color": [styles[r][0] for r in at.index],
+                                     "line": {"width": 1, "color": "black"}}))
+    fig.update_layout(shapes=[{"type": "line", "xref": "x", "yref": "paper", "x0": sigma,
+                               "x1": sigma, "y0": 0, "y1": 1,
+                               "line": {"dash": "dot", "color": "grey"}}],
+                      annotations=[{"x": sigma, "y": 1, "xref": "x", "yref": "paper",
+                                    "text": f"σ = {sigma:g}", "showarrow": False,
+                                    "yanchor": "bottom"}])
+    return fig
+
+
+def comparison_figure(robustness: pd.DataFrame, runs: dict, labels: dict,
+                      sigma: float | None = None) -> go.Figure:
+    """sweep_figure, marked at `sigma` when given (mark_sigma)."""
+    fig = sweep_figure(robustness, runs, labels)
+    return fig if sigma is None else mark_sigma(fig, robustness, runs, sigma)
 
 
 def robustness_csv(robustness: pd.DataFrame, runs: dict, labels: dict) -> str:

@@ -57,8 +57,17 @@ def default_reference(runs) -> str | None:
     return (baselines or runs)[0].run_id if runs else None
 
 
-def _ms_per_1000_images(metrics: pd.DataFrame, run):
-    ms, batch = step_ms(metrics, run.run_id), None if run.config is None else run.config.batch_size
+def _per_run(metrics: pd.DataFrame) -> tuple[dict, dict]:
+    """({(run_id, name): the value at the run's last step}, {run_id: median step_ms}) in two
+    grouped passes: what final_metric and step_ms give, for every run at once."""
+    last = (metrics.sort_values("step").groupby(["run_id", "name"]).value.last().to_dict()
+            if len(metrics) else {})
+    timed = metrics[metrics.name == "step_ms"]
+    return last, timed.groupby("run_id").value.median().to_dict() if len(timed) else {}
+
+
+def _ms_per_1000_images(ms, run):
+    batch = None if run.config is None else run.config.batch_size
     return None if ms is None or not batch else ms / batch * 1000
 
 
@@ -72,19 +81,21 @@ def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
     noisy_col = f"accuracy at σ={sigma:g}"
     labels = run_labels(runs.values())
     ref_run = runs.get(reference)
+    last, ms = _per_run(metrics)
+    swept = robustness[robustness.run_id.isin(list(runs))]
+    clean = swept[np.isclose(swept.sigma, 0.0)].set_index("run_id").accuracy.to_dict()
+    noisy = swept[np.isclose(swept.sigma, sigma)].set_index("run_id").accuracy.to_dict()
     rows = []
     for run_id, run in runs.items():
-        clean = accuracy_at(robustness, run_id, 0.0)
-        noisy = accuracy_at(robustness, run_id, sigma)
         rows.append({
             "run": labels[run_id], "objective": objectives.label(run.objective),
             "id": short_id(run_id),
-            "clean accuracy": clean[0] if clean else final_metric(metrics, run_id, "test_accuracy"),
-            noisy_col: noisy[0] if noisy else None,
+            "clean accuracy": clean.get(run_id, last.get((run_id, "test_accuracy"))),
+            noisy_col: noisy.get(run_id),
             DIFFERS: "" if ref_run is None or run is ref_run
             else protocols.difference_words(run, ref_run),
-            "‖∂CE/∂x‖": final_metric(metrics, run_id, "input_grad_norm"),
-            "ms / 1000 images": _ms_per_1000_images(metrics, run),
+            "‖∂CE/∂x‖": last.get((run_id, "input_grad_norm")),
+            "ms / 1000 images": _ms_per_1000_images(ms.get(run_id), run),
         })
     table = pd.DataFrame(rows, columns=["run", "objective", "id", "clean accuracy", noisy_col,
                                         DIFFERS, "‖∂CE/∂x‖", "ms / 1000 images"])

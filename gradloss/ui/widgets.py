@@ -65,10 +65,17 @@ def perturbation_results(url: str, run_ids: tuple[str, ...], plans: tuple):
     return loaders.perturbation_results(store, run_ids, loaders.sweeps(store, run_ids)[0])
 
 
-@st.cache_data(ttl=3600)
+@st.cache_resource(ttl=3600)
 def test_images(dataset: str):
-    """(x_test, class names) of a dataset, for the image grids."""
+    """(x_test, class names) of a dataset, for the image grids: one copy shared by every
+    session (read only), not a copy per read as st.cache_data would hand out."""
     return loaders.test_images(dataset)
+
+
+@st.cache_data(ttl=3600, max_entries=64)
+def noisy_grid(dataset: str, indices: tuple[int, ...], sigma: float, seed: int):
+    """loaders.noisy_grid of a dataset's test images."""
+    return loaders.noisy_grid(test_images(dataset)[0], list(indices), sigma, seed)
 
 
 def remember(key: str) -> None:

@@ -28,6 +28,11 @@ def perturbation_picker(col, table, ids) -> str:
                               "run after it (or when queued below).")
 
 
+@st.cache_data(ttl=300, max_entries=16)
+def _undertrained(sweeps, runs: dict) -> list[str]:
+    return comparison.undertrained_warnings(sweeps, runs)
+
+
 def noise(slider_col, runs_store, ids, by_id, reference, sweeps) -> float:
     """The σ slider, the accuracy-versus-σ chart, the table against the reference run (naming
     what of a run's protocol differs from the reference's) and its sentences."""
@@ -41,7 +46,7 @@ def noise(slider_col, runs_store, ids, by_id, reference, sweeps) -> float:
     sentence = comparison.comparison_summary(table, sigma, short_id(reference))
     if sentence:
         st.markdown(sentence)
-    for warning in comparison.undertrained_warnings(sweeps, runs):
+    for warning in _undertrained(sweeps, runs):
         st.warning(warning, icon=":material/warning:")
     widgets.run_links(runs.values())
     st.download_button("Download the table (CSV)", charts.robustness_csv(sweeps, runs, labels),
@@ -64,7 +69,7 @@ def noise_grid(ids, by_id, sweeps, examples, sigma) -> None:
         st.warning(f"Could not load the {first.dataset} test images: {e}")
         return
     captions = images.example_captions(shown, sigma, class_names)
-    noisy = loaders.noisy_grid(x_test, [i for i, _ in captions], sigma, seed)
+    noisy = widgets.noisy_grid(first.dataset, tuple(i for i, _ in captions), sigma, seed)
     widgets.image_grid([(index, [image], caption)
                         for (index, caption), image in zip(captions, noisy)])
     st.caption("Bold: the true class. ✓/✗: each model's prediction on this noisy image, with "
@@ -132,13 +137,19 @@ def _perturbation_grid(name, level, ids, by_id, rows, grid_examples) -> None:
     st.caption("Bold: the true class. ✓/✗: each model's prediction, with its confidence.")
 
 
+@st.cache_data(ttl=300, max_entries=16)
+def _summary_table(table, labels: dict, reference: str):
+    """summary.comparison_table, cached: it does not change with σ, and a slider move redraws."""
+    return results.comparison_table(table, labels, reference=reference)
+
+
 def summary(table, ids, by_id, reference, plans) -> None:
     """All perturbations of the selected runs in one table, masking warnings, and a form that
     queues an evaluation for them."""
     st.subheader("All perturbations")
     names = run_labels([by_id[i] for i in ids])
     labels = {i: (names[i], f"{by_id[i].objective} {short_id(i)}") for i in ids}
-    st.dataframe(results.comparison_table(table, labels, reference=reference), hide_index=True,
+    st.dataframe(_summary_table(table, labels, reference), hide_index=True,
                  key="perturbation_summary")
     st.caption("Headline: accuracy at σ = 0.1 (noise), mean over severities 1–5 (corruptions), "
                "at ε = 0.1 (attacks: robust accuracy). AUC: accuracy averaged over the levels "
