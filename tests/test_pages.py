@@ -493,7 +493,7 @@ def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)  # one band per arm
     table = at.dataframe[0].value
-    assert list(table.arm) == ["baseline", "gradient"] and table["seeds"].tolist() == [3, 3]
+    assert list(table.arm) == ["baseline (cross-entropy)", "gradient loss"] and table["seeds"].tolist() == [3, 3]
     assert table["difference, points [95 % CI]"].iloc[0] == "reference"
     assert table["difference, points [95 % CI]"].iloc[1].startswith("+5.0 [")
     assert len(at.get("download_button")) >= 4
@@ -528,9 +528,9 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
     assert not at.exception, at.exception
     overview = next(d.value for d in at.dataframe  # the Experiments tab's, before Single runs'
                     if {"perturbation", "at"} <= set(d.value.columns))
-    fgsm = overview[(overview.perturbation == "FGSM") & (overview.arm == "gradient")].iloc[0]
+    fgsm = overview[(overview.perturbation == "FGSM") & (overview.arm == "gradient loss")].iloc[0]
     assert fgsm["at"] == "ε=0.1" and fgsm["difference, points [95 % CI]"].startswith("+10.0 [")
-    contrast = overview[(overview.perturbation == "contrast") & (overview.arm == "gradient")].iloc[0]
+    contrast = overview[(overview.perturbation == "contrast") & (overview.arm == "gradient loss")].iloc[0]
     assert contrast["at"] == "mean over severities"
     assert contrast["difference, points [95 % CI]"].startswith(("+0.0 [", "-0.0 [", "−0.0 ["))
     at.selectbox(key="experiment_perturbation").set_value("fgsm").run()

@@ -16,7 +16,6 @@ from plotly.subplots import make_subplots
 
 from gradloss import objectives
 from gradloss.core.config import OBJECTIVES
-from gradloss.ui.comparison import accuracy_at
 
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")  # runs of one objective: one dash each
 X_AXES = {"epochs": "epochs trained", "images": "training images seen"}

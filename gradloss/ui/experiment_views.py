@@ -42,6 +42,12 @@ def progress_line(runs) -> tuple[ExperimentProgress, str]:
     return progress, text
 
 
+def arm_display(arm: str) -> str:
+    """An arm's name for tables and legends: its objective's label when named after one
+    ('noise augmentation', not 'noise_augmented'), else the name it was given."""
+    return objectives.label(arm) if arm in objectives.NAMES else arm
+
+
 def arm_labels(arms) -> dict:
     """Arm name -> the words a sentence uses ('the gradient loss'); unknown arms keep their name."""
     return {a: "the " + objectives.label(a).split(" (")[0] if a in objectives.NAMES else a
@@ -83,7 +89,8 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
         rows, color = curves[curves.arm == arm].sort_values("level"), _color(arm, k)
         _band(fig, rows.level, rows.low, rows.high, color, arm)
         fig.add_trace(go.Scatter(x=rows.level, y=rows["mean"], mode="lines+markers",
-                                 name=f"{arm} ({seeds_words(int(rows.n.iloc[0]))})", legendgroup=arm,
+                                 name=f"{arm_display(arm)} ({seeds_words(int(rows.n.iloc[0]))})",
+                                 legendgroup=arm,
                                  line={"color": color}, customdata=rows[["low", "high"]],
                                  hovertemplate=level_name + "=%{x}<br>mean %{y:.4f}"
                                                "<br>95 % CI %{customdata[0]:.4f} to %{customdata[1]:.4f}"))
@@ -91,7 +98,7 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
             for seed, own in per_seed[per_seed.arm == arm].groupby("seed"):
                 fig.add_trace(go.Scatter(x=own[level_col], y=own.accuracy, mode="lines",
                                          line={"color": color, "width": 1, "dash": "dot"},
-                                         name=f"{arm} seed {seed}", legendgroup=arm,
+                                         name=f"{arm_display(arm)} seed {seed}", legendgroup=arm,
                                          showlegend=False, opacity=0.6))
     if sigma is not None:
         fig.add_vline(x=sigma, line_dash="dot", line_color="grey",
@@ -103,13 +110,20 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
 
 
 def styled_at_level(summary: pd.DataFrame, level):
-    """at_level_table with the difference coloured only where its interval excludes 0."""
-    return _coloured(*at_level_table(summary, level))
+    """at_level_table with the difference coloured only where its interval excludes 0, arms
+    by their labels."""
+    return _coloured(*_displayed(*at_level_table(summary, level)))
 
 
 def styled_overview(summary: pd.DataFrame):
     """overview_table, coloured like styled_at_level."""
-    return _coloured(*overview_table(summary))
+    return _coloured(*_displayed(*overview_table(summary)))
+
+
+def _displayed(table: pd.DataFrame, sign: pd.Series):
+    if "arm" in table:
+        table = table.assign(arm=table.arm.map(arm_display))
+    return table, sign
 
 
 def _coloured(table: pd.DataFrame, sign: pd.Series):
@@ -137,7 +151,7 @@ def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "
     rows["arm"] = rows.run_id.map(arm_of)
     arms = [a for a in dict.fromkeys(r.arm for r in runs) if (rows.arm == a).any()]
     fig = make_subplots(rows=1, cols=max(len(arms), 1), horizontal_spacing=0.08,
-                        subplot_titles=arms)
+                        subplot_titles=[arm_display(a) for a in arms])
     for k, arm in enumerate(arms):
         by_step = rows[rows.arm == arm].groupby("step").value.agg(["mean", "std", "count"])
         half = (scipy.stats.t.ppf(0.975, np.maximum(by_step["count"] - 1, 1))
@@ -152,7 +166,7 @@ def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "
                                  fill="toself", fillcolor=color, opacity=0.2, line={"width": 0},
                                  hoverinfo="skip", showlegend=False, legendgroup=arm), **panel)
         fig.add_trace(go.Scatter(x=x, y=by_step["mean"], mode="lines", legendgroup=arm,
-                                 name=f"{arm} ({seeds_words(int(by_step['count'].max()))})",
+                                 name=f"{arm_display(arm)} ({seeds_words(int(by_step['count'].max()))})",
                                  line={"color": color}), **panel)
         positive = rows.value[(rows.arm == arm) & (rows.value > 0)]
         log = bool(len(positive)) and wide_range(positive)

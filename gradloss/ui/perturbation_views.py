@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 
 from gradloss.ui.charts import comparison_figure
 from gradloss.ui.images import example_captions
+from gradloss.ui.labels import format_duration
 from gradloss.core.evaluation import PERTURBATIONS
 
 
@@ -72,7 +73,8 @@ def plan_text(plan) -> str:
     p = plan.progress
     if plan.status == "running" and p.phase:
         done = f" · {p.sweep_done / p.sweep_total:.0%}" if p.sweep_total else ""
-        return f"running · {p.phase}{done}"
+        eta = f" · ETA {format_duration(p.eta_s)}" if p.eta_s is not None else ""
+        return f"running · {p.phase}{done}{eta}"
     return f"failed: {plan.error}" if plan.status == "failed" else plan.status
 
 

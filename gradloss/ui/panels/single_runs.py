@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gradloss import objectives
+
 from gradloss.analysis import summary as results
 from gradloss.core.errors import GradlossError, InvalidParameterError
 from gradloss.core.evaluation import EVALUATED, GAUSSIAN, PERTURBATIONS, SEVERITIES, EvaluationConfig
@@ -58,7 +60,7 @@ def noise_grid(ids, by_id, sweeps, examples, sigma) -> None:
     st.subheader(f"Test images at σ = {sigma:g}")
     first = by_id[ids[0]]
     seed = int(sweeps[sweeps.run_id == ids[0]].seed.iloc[0])  # the sweep's noise: what it saw
-    shown = {f"{by_id[i].objective} {short_id(i)}": examples[i] for i in ids
+    shown = {f"{objectives.label(by_id[i].objective)} {short_id(i)}": examples[i] for i in ids
              if not examples[i].empty and by_id[i].dataset == first.dataset}
     if not shown:
         st.info("No example predictions stored for these runs.")
@@ -117,7 +119,8 @@ def _perturbation_grid(name, level, ids, by_id, rows, grid_examples) -> None:
         st.info("No example predictions stored for these runs under this perturbation.")
         return
     first_run = shown[0]
-    examples = {f"{by_id[i].objective} {short_id(i)}": grid_examples[i] for i in shown
+    examples = {f"{objectives.label(by_id[i].objective)} {short_id(i)}": grid_examples[i]
+                for i in shown
                 if by_id[i].dataset == by_id[first_run].dataset}
     try:
         x_test, class_names = widgets.test_images(by_id[first_run].dataset)
@@ -148,7 +151,7 @@ def summary(table, ids, by_id, reference, plans) -> None:
     queues an evaluation for them."""
     st.subheader("All perturbations")
     names = run_labels([by_id[i] for i in ids])
-    labels = {i: (names[i], f"{by_id[i].objective} {short_id(i)}") for i in ids}
+    labels = {i: (names[i], f"{objectives.label(by_id[i].objective)} {short_id(i)}") for i in ids}
     st.dataframe(_summary_table(table, labels, reference), hide_index=True,
                  key="perturbation_summary")
     st.caption("Headline: accuracy at σ = 0.1 (noise), mean over severities 1–5 (corruptions), "
