@@ -6,7 +6,7 @@ from gradloss import objectives
 from gradloss.core.errors import GradlossError, InvalidParameterError
 from gradloss.core.records import STATUSES
 from gradloss.service import client
-from gradloss.ui import run_table, widgets
+from gradloss.ui import experiment_views, run_table, widgets
 from gradloss.ui.forms import form_message
 from gradloss.ui.labels import run_label
 
@@ -24,8 +24,8 @@ done = tuple(r.run_id for r in runs if r.status == "done")
 sweeps = widgets.sweeps(runs_store.url, done)[0]
 tested = widgets.finished_metrics(runs_store.url, done)
 tested = tested[tested.name == "test_accuracy"].sort_values("step").groupby("run_id").value.last()
-experiments = {e.experiment_id: f"{' vs '.join(e.spec.arm_names)} × {len(e.spec.seeds)} seeds"
-               for e in runs_store.experiments.list() if e.spec is not None}
+experiments = {e.experiment_id: experiment_views.experiment_label(e)
+               for e in runs_store.experiments.list()}
 sigma = widgets.recall("sigma", 0.1)
 table = run_table.runs_table(runs, sweeps, sigma, tested.to_dict(), experiments)
 

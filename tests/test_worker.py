@@ -272,7 +272,6 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     with nothing in the queue; and that a task the store never names gives up."""
     import threading
 
-    from gradloss.service import tasks
 
     store = Store.default()
     run_id = store.runs.create(RunPlan(TINY), task_id="first")
@@ -284,7 +283,7 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     requeue.join()
     run = store.runs.get(run_id)
     assert (run.status, run.worker_id, run.attempts, run.task_id) == ("running", "w:2", 2, "second")
-    monkeypatch.setattr(tasks, "REQUEUE_WAIT_S", 0.3)
+    monkeypatch.setattr(supervisor, "REQUEUE_WAIT_S", 0.3)  # where _start reads it
     assert not supervisor._start(store, run_id, "w:3", "third")  # its requeue's store write failed
     assert store.runs.get(run_id).worker_id == "w:2"
 
@@ -426,3 +425,30 @@ def test_a_spare_training_process_takes_the_next_run_and_a_new_one_is_started(ho
         assert supervisor.prestart(store=store) is None
     finally:
         del os.environ["GRADLOSS_PRESTART"]
+
+
+def test_delete_removes_a_finished_runs_rows_and_files_and_refuses_a_running_one(home):
+    """Check client.delete: a running run is refused and kept; a finished one loses its rows
+    and its folder and cached model under the home, never anything outside it."""
+    from gradloss.core.errors import GradlossError
+
+    store = Store.default()
+    outside = home.parent / f"{home.name}-elsewhere"
+    outside.mkdir()
+    (outside / "model.keras").write_bytes(b"x")
+    running, done = (store.runs.create(RunPlan(TINY)) for _ in range(2))
+    store.runs.start(running, "w")
+    with pytest.raises(GradlossError, match="only a finished run can be deleted"):
+        client.delete(running)
+    for folder in (home / done, home / "models" / done):
+        folder.mkdir(parents=True)
+        (folder / "model.keras").write_bytes(b"weights")
+    store.runs.finish(done, "done", model_path=home / done / "model.keras")
+    removed = client.delete(done)
+    assert set(removed) == {home / done, home / "models" / done}
+    assert not (home / done).exists() and store.runs.get(running).status == "running"
+    assert [r.run_id for r in store.runs.list()] == [running]
+    other = store.runs.create(RunPlan(TINY))
+    store.runs.finish(other, "done", model_path=outside / "model.keras")  # a CLI run's --out
+    client.delete(other)
+    assert (outside / "model.keras").exists()

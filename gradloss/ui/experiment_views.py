@@ -27,7 +27,8 @@ def experiment_label(experiment) -> str:
     spec = experiment.spec
     created = time.strftime("%b %d %H:%M", time.localtime(experiment.created_at))
     what = ("unreadable spec" if spec is None else
-            f"{' vs '.join(spec.arm_names)} × {len(spec.seeds)} seeds · {spec.dataset}")
+            f"{' vs '.join(map(arm_display, spec.arm_names))} × {len(spec.seeds)} seeds · "
+            f"{spec.dataset}")
     return (f"{what} · {created} · {short_id(experiment.experiment_id)} "
             f"({experiment.status})")
 
