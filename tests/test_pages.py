@@ -727,3 +727,27 @@ def test_train_form_evaluates_only_when_asked_and_then_apart_from_training(home)
     at.get("form_submit_button")[0].click().run()
     newest = Store.default().runs.list()[0]
     assert Store.default().evaluations.plan_of(newest.run_id).status == "queued"
+
+
+def test_runs_page_renames_tags_annotates_and_deletes_the_picked_run(filled):
+    """Check the Runs page's actions on a picked row: Save stores name, tags and note (a refused
+    name says why); Delete asks first, then removes the run."""
+    store = Store.default()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/runs.py")
+    at.session_state["runs_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()  # newest first: row 1 is the gradient run
+    assert not at.exception, at.exception
+    at.text_input[1].set_value("x" * 81)
+    at.button[0].click().run()
+    assert texts(at.error) == "Name must be at most 80 printable characters; got " + "x" * 81 + "."
+    at.text_input[1].set_value("first try")
+    at.text_input[2].set_value("paper, fig-2")
+    at.text_area[0].set_value("short run")
+    at.button[0].click().run()
+    run = store.runs.get(filled["gradient"])
+    assert (run.name, run.tags, run.note) == ("first try", ("paper", "fig-2"), "short run")
+    assert not [b for b in at.button if b.label == "Delete"]  # asks first
+    at.checkbox(key="delete_confirm").check().run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert [r.run_id for r in store.runs.list()] == [filled["baseline"]]
