@@ -109,7 +109,7 @@ if submitted:
 # 2) An experiment: the chosen objectives, each with several seeds, on the dataset above.
 st.subheader("Experiment: objectives × seeds, with intervals")
 with st.form("experiment"):
-    c = st.columns(4)
+    c = st.columns([2, 1, 1, 1])  # the objectives need room: their labels are long
     arms = c[0].multiselect("Objectives", OBJECTIVES, default=list(QUICK_ARMS), key="exp_objectives",
                             format_func=objectives.label,
                             help="Each objective is trained with every seed; the others are "

@@ -299,6 +299,14 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
     shot(page, "9-experiment-robustness")
 
 
+def settle(page) -> None:
+    """Wait for the rerun a widget change started to end (the form's fields are then the new
+    ones: their keys follow the objectives picked)."""
+    time.sleep(0.5)
+    running = page.locator("[data-testid='stStatusWidget']")
+    wait_for(lambda: not running.is_visible(), 60, "the page to render")
+
+
 def queue_from_the_form(page, url: str, objective_labels: list[str], epochs: int, size: int) -> None:
     """Queue one run per objective with the Train page's form (digits: no Fashion-MNIST here)."""
     open_page(page, url, "train", "Train")
@@ -309,7 +317,9 @@ def queue_from_the_form(page, url: str, objective_labels: list[str], epochs: int
     for label in objective_labels:
         page.keyboard.type(label)
         page.keyboard.press("Enter")
+        settle(page)
     page.keyboard.press("Escape")
+    settle(page)
     form = page.locator("[data-testid='stForm']").first
     form.get_by_role("spinbutton", name="Epochs").fill(str(epochs))
     form.get_by_role("spinbutton", name="Training-set size").fill(str(size))
@@ -355,6 +365,7 @@ def test_two_protocols_are_never_compared_silently_and_selections_stay(dashboard
     for label in ("gradient loss", "baseline", "plain MSE"):
         page.keyboard.type(label)
         page.keyboard.press("Enter")
+        settle(page)
     page.keyboard.press("Escape")
     page.get_by_text("not all trained the same way").wait_for()
     wait_for(lambda: "(another protocol: epochs 2 against 1)" in comparison_text(page), 30,
@@ -378,6 +389,7 @@ def test_two_protocols_are_never_compared_silently_and_selections_stay(dashboard
              30, "the sentence at the largest σ against the gradient run")
     runs_picker.locator("input").click()
     page.keyboard.press("Backspace")  # removes plain MSE, the last picked
+    settle(page)
     page.keyboard.press("Escape")
     two = run_labels([gradient, baseline])
     wait_for(lambda: f"At σ = {top:g}, against {two[gradient.run_id]}:" in comparison_text(page),

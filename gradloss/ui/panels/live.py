@@ -20,14 +20,19 @@ def _read(runs_store):
         return [], None
 
 
+NOTICE = "live_notice"  # what a Cancel button's callback has to say, shown by the live area
+
+
 def request_cancel(cancel, item_id: str, what: str) -> None:
-    """A Cancel button's callback: cancel(item_id) (a run, or every run of an experiment), toasted."""
+    """A Cancel button's callback: cancel(item_id) (a run, or every run of an experiment). It
+    leaves its words to the live area: a callback in a fragment must not draw (Streamlit
+    warns on every click, and the element would land at the top of the page)."""
     name = f"{what}{short_id(item_id)}"
     try:
         cancel(item_id)
-        st.toast(f"Cancel requested for {name}.")
+        st.session_state[NOTICE] = f"Cancel requested for {name}."
     except Exception as e:  # noqa: BLE001
-        st.toast(f"Could not cancel {name}: {e}")
+        st.session_state[NOTICE] = f"Could not cancel {name}: {e}"
 
 
 def _experiments(runs_store) -> None:
@@ -62,6 +67,8 @@ def runs_area(runs_store) -> None:
     @st.fragment(run_every=2 if polling else None)
     def live() -> None:
         runs, status = _read(runs_store)
+        if NOTICE in st.session_state:
+            st.toast(st.session_state.pop(NOTICE))
         active = [r for r in runs if r.status in ACTIVE]
         if bool(active) != polling:
             st.rerun()  # start or stop the timer
