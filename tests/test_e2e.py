@@ -394,10 +394,15 @@ def test_two_protocols_are_never_compared_silently_and_selections_stay(dashboard
     two = run_labels([gradient, baseline])
     wait_for(lambda: f"At σ = {top:g}, against {two[gradient.run_id]}:" in comparison_text(page),
              30, "the reference and σ to stay after removing a run")
-    open_page(page, url, "runs", "Runs")  # another page, then back
+    nav = page.locator("[data-testid='stSidebarNav']")  # another page and back, in this session
+    nav.get_by_role("link", name="Runs").click()  # (an address typed anew is a new session)
+    page.get_by_role("heading", name="Runs").first.wait_for()
     page.locator("[data-testid='stDataFrame']").first.wait_for()
+    settle(page)
     shot(page, "12-runs-table")
-    open_page(page, url, "robustness", "Robustness to input noise")
+    nav.get_by_role("link", name="Robustness").click()
+    page.get_by_role("heading", name="Robustness to input noise").wait_for()
+    settle(page)
     page.get_by_role("tab", name="Single runs").click()
     wait_for(lambda: f"At σ = {top:g}, against {two[gradient.run_id]}:" in comparison_text(page),
              30, "the picked runs, reference and σ to survive another page")

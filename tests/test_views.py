@@ -174,7 +174,9 @@ def test_step_cost_is_compared_per_training_image_across_batch_sizes():
     table = comparison.comparison_table(pair, metrics, pd.concat([sweep("g", [0.9]), sweep("b", [0.9])]), 0.0,
                                         reference="b")
     assert list(table["ms / 1000 images"]) == [200.0, 156.25]
-    assert "costs 1.3× the reference's time per training image" in comparison.comparison_summary(table, 0.0, "b")
+    summary = comparison.comparison_summary(table, 0.0, "b")
+    assert "Training gradient loss · seed 0 · g costs 1.3× the reference's time per " \
+        "training image" in summary  # the label as it is, not lower-cased
 
 
 def test_runs_table_converts_to_arrow_with_a_whole_and_a_subset_run():

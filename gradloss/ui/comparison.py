@@ -142,7 +142,12 @@ def comparison_summary(table: pd.DataFrame, sigma: float, reference_id: str | No
             "differences between two seeds of one objective can reach several points at "
             "σ = 0.2." + (" Runs of another protocol differ in more than the objective: their "
                           "gap is not the objective's alone." if crossed else "")
-            + (" " + "; ".join(costs).capitalize() + "." if costs else ""))
+            + (" " + _sentence("; ".join(costs)) + "." if costs else ""))
+
+
+def _sentence(text: str) -> str:
+    """`text` with its first letter upper case (str.capitalize would lower the rest: labels)."""
+    return text[:1].upper() + text[1:]
 
 
 def undertrained_warnings(robustness: pd.DataFrame, runs: dict) -> list[str]:

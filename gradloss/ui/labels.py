@@ -49,8 +49,8 @@ def run_labels(runs, status: bool = True) -> dict[str, str]:
     Protocol fields appear only where these runs differ in them; a run's name, if it has one,
     leads; status (unless done) trails, so a picker says what is still training."""
     runs = list(runs)
-    varying = [name for name in protocols.PROTOCOL_FIELDS
-               if len({protocols.protocol_key(r, [name]) for r in runs if r.config}) > 1]
+    differ = protocols.differences(runs)  # fields in which these runs do not share a protocol
+    varying = [name for name, field in protocols.PROTOCOL_FIELDS.items() if field.label in differ]
     labels = {}
     for run in runs:
         what = objectives.label(run.objective)
