@@ -10,9 +10,10 @@ import pandas as pd
 from gradloss import objectives
 from gradloss.ui.labels import error_line, format_duration, run_link, short_id, strength
 
-COLUMNS = ["open", "name", "objective", "strength", "dataset", "train size", "epochs", "batch",
-           "learning rate", "seed", "engine", "experiment", "status", "duration",
-           "clean accuracy", "accuracy at σ", "tags", "note", "reason", "id", "created"]
+COLUMNS = ["open", "name", "objective", "strength", "status", "clean accuracy", "accuracy at σ",
+           "dataset", "train size", "epochs", "batch", "seed", "learning rate", "engine",
+           "duration", "experiment", "tags", "note", "reason", "id", "created"]  # what tells
+# runs apart and how they did first: the table scrolls sideways for the rest
 INTS = ["train size", "epochs", "batch", "seed"]
 
 
