@@ -62,7 +62,11 @@ sweep = widgets.sweeps(runs_store.url, (run_id,))[0] if run.status == "done" els
 if not sweep.empty:
     st.subheader("Accuracy under noise")
     st.plotly_chart(charts.comparison_figure(sweep, one, {run_id: "this run"}), key="run_sweep")
-    st.dataframe(sweep[["sigma", "accuracy", "accuracy_std", "draws", "seed"]], hide_index=True)
+    st.dataframe(sweep[["sigma", "accuracy", "accuracy_std", "draws", "seed"]], hide_index=True,
+                 column_config={"sigma": st.column_config.NumberColumn("σ", format="%g"),
+                                "accuracy": st.column_config.NumberColumn(format="%.4f"),
+                                "accuracy_std": st.column_config.NumberColumn(
+                                    "± std over draws", format="%.4f")})
     for warning in comparison.undertrained_warnings(sweep, one):
         st.warning(warning, icon=":material/warning:")
 plan = runs_store.evaluations.plan_of(run_id)
