@@ -156,6 +156,7 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
+    settle(page)
     form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
     form.get_by_role("spinbutton", name="Epochs").fill("1")  # no corruptions and attacks (off by
     form.get_by_role("spinbutton", name="Training-set size").fill("300")  # default); the last fill

@@ -452,3 +452,21 @@ def test_delete_removes_a_finished_runs_rows_and_files_and_refuses_a_running_one
     store.runs.finish(other, "done", model_path=outside / "model.keras")  # a CLI run's --out
     client.delete(other)
     assert (outside / "model.keras").exists()
+
+
+def test_a_run_cancelled_while_its_process_starts_never_trains(home):
+    """Check that a run whose cancel came while its training process was starting ends
+    cancelled with no step trained (it used to train a whole first epoch)."""
+    from gradloss.service import runner
+    from gradloss.service.reporter import Reporter
+
+    store = Store.default()
+    run_id = store.runs.create(RunPlan(TINY))
+    store.runs.start(run_id, "w")
+    assert client.cancel(run_id) == "running"
+    reporter = Reporter(store)
+    runner.train_stored([run_id], store, reporter)
+    reporter.close()
+    run = store.runs.get(run_id)
+    assert (run.status, run.error) == ("cancelled", "cancelled before training")
+    assert store.results.metrics(run_id).empty
