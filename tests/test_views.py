@@ -289,7 +289,8 @@ def test_loss_figures_give_each_objective_a_panel_and_wide_ranges_a_log_axis():
     assert (fig.layout.yaxis.type, fig.layout.yaxis2.type) == ("log", "linear")
     assert fig.layout.yaxis2.rangemode == "tozero"  # a linear loss axis starts at 0
     assert fig.layout.yaxis.title.text == "loss (log scale)"
-    assert fig.layout.legend.x > 1  # beside the plot, never over an axis title
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.y == 0  # under the axis
+    assert fig.layout.margin.b >= 70  # titles, never over them
     epochs = charts.epoch_figure(metrics, runs, names)
     assert len(epochs.data) == 2 and epochs.layout.yaxis.type == "log"
 
@@ -317,7 +318,8 @@ def test_epoch_figure_tells_train_from_test_accuracy():
     train, test = fig.data
     assert (train.line.dash, train.marker.symbol) == ("dash", "circle-open")
     assert (test.line.dash, test.marker.symbol) == ("solid", "circle")
-    assert train.name.endswith("train accuracy") and test.name.endswith("test accuracy")
+    assert train.name == test.name == "g" and [train.showlegend, test.showlegend] == [True, False]
+    assert "train" in train.hovertemplate and "test" in test.hovertemplate
 
 
 def test_input_grad_figure_draws_one_line_per_run_with_a_log_axis_for_wide_ranges():

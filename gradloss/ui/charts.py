@@ -77,6 +77,20 @@ def _layout(fig: go.Figure, height: int) -> None:
     fig.update_layout(height=height, margin={"t": 40, "b": 50, "r": 10}, legend=LEGEND)
 
 
+def _legend_below(fig: go.Figure, height: int, entries: int) -> None:
+    """A wide figure's legend under it, below the axis titles (never over them): anchored to
+    the bottom of the whole figure, with a margin that holds its rows and the axis title."""
+    rows = math.ceil(entries / 2)
+    fig.update_layout(height=height + 22 * rows, margin={"t": 40, "b": 70 + 22 * rows, "r": 10},
+                      legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom",
+                              "x": 0, "xanchor": "left", "font": {"size": 11}})
+
+
+def _title(text: str) -> str:
+    """A panel title that fits a narrow panel: 'baseline<br>(cross-entropy)'."""
+    return text.replace(" (", "<br>(")
+
+
 def loss_figure(metrics: pd.DataFrame, runs: dict, labels: dict, x_axis: str = "epochs",
                 window: int = 1) -> go.Figure:
     """Per-step training loss, one panel per objective (the losses differ up to ~1000x), each
@@ -85,8 +99,10 @@ def loss_figure(metrics: pd.DataFrame, runs: dict, labels: dict, x_axis: str = "
     loss = metrics[(metrics.name == "loss") & metrics.run_id.isin(list(runs))]
     has_data = {runs[r].objective for r in loss.run_id.unique()}
     panels = [o for o in OBJECTIVES if o in has_data] + sorted(has_data - set(OBJECTIVES))
-    fig = make_subplots(rows=1, cols=max(len(panels), 1), horizontal_spacing=0.06,
-                        subplot_titles=[objectives.label(o) for o in panels])
+    cols = min(max(len(panels), 1), 3)  # at most 3 panels a row: each stays readable
+    grid = math.ceil(max(len(panels), 1) / cols)
+    fig = make_subplots(rows=grid, cols=cols, horizontal_spacing=0.08, vertical_spacing=0.22,
+                        subplot_titles=[_title(objectives.label(o)) for o in panels])
     styles = run_styles(runs)
     for run_id, run in runs.items():
         rows = loss[loss.run_id == run_id].sort_values("step")
@@ -96,27 +112,29 @@ def loss_figure(metrics: pd.DataFrame, runs: dict, labels: dict, x_axis: str = "
         rows, k = downsample(rows)
         name = labels[run_id] if k == 1 else f"{labels[run_id]}, mean of {k} steps"
         color, dash = styles[run_id]
+        k = panels.index(run.objective)
         fig.add_trace(go.Scatter(x=step_x(run, rows.step, x_axis), y=rows.value,
                                  mode="lines" if len(rows) > 1 else "markers", name=name,
                                  line={"color": color, "dash": dash}, marker={"color": color}),
-                      row=1, col=panels.index(run.objective) + 1)
-    for col, objective in enumerate(panels, start=1):
+                      row=k // cols + 1, col=k % cols + 1)
+    for k, objective in enumerate(panels):
         ids = [r for r, run in runs.items() if run.objective == objective]
-        _loss_axis(fig, loss[loss.run_id.isin(ids)].value, row=1, col=col)
+        _loss_axis(fig, loss[loss.run_id.isin(ids)].value, row=k // cols + 1, col=k % cols + 1)
     fig.update_xaxes(title_text=X_AXES[x_axis], rangemode="tozero")
-    _layout(fig, 380)
+    _legend_below(fig, 340 * grid, len(fig.data))
     return fig
 
 
 def epoch_figure(metrics: pd.DataFrame, runs: dict, labels: dict) -> go.Figure:
     """Per-epoch loss beside accuracy per epoch: test solid with filled dots, train dashed with
     open dots, in the run's colour."""
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=["loss per epoch", "accuracy per epoch (train dashed)"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1, subplot_titles=[
+        "loss per epoch", "accuracy per epoch: test ●, train ○ dashed"])
     styles = run_styles(runs)
     for run_id in runs:
         color = styles[run_id][0]
         run = metrics[metrics.run_id == run_id]
+        first = True  # one legend entry per run; the panel's title tells train from test
         for name, col, dash, symbol, text in (
                 ("epoch_loss", 1, "solid", "circle", "loss"),
                 ("train_accuracy", 2, "dash", "circle-open", "train accuracy"),
@@ -124,14 +142,16 @@ def epoch_figure(metrics: pd.DataFrame, runs: dict, labels: dict) -> go.Figure:
             rows = run[run.name == name].sort_values("epoch")
             if not rows.empty:
                 fig.add_trace(go.Scatter(x=rows.epoch, y=rows.value, mode="lines+markers",
-                                         name=f"{labels[run_id]}: {text}", legendgroup=run_id,
+                                         name=labels[run_id], legendgroup=run_id,
+                                         showlegend=first, hovertemplate=f"{text}: %{{y:.4g}}",
                                          marker={"symbol": symbol, "size": 8, "color": color},
                                          line={"color": color, "dash": dash}), row=1, col=col)
+                first = False
     fig.update_xaxes(title_text="epoch", dtick=1)
     epoch_loss = metrics[(metrics.name == "epoch_loss") & metrics.run_id.isin(list(runs))].value
     _loss_axis(fig, epoch_loss, row=1, col=1)
     fig.update_yaxes(title_text="accuracy", row=1, col=2)
-    _layout(fig, 380)
+    _legend_below(fig, 340, len(runs))
     return fig
 
 
