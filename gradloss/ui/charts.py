@@ -150,7 +150,7 @@ def epoch_figure(metrics: pd.DataFrame, runs: dict, labels: dict) -> go.Figure:
     fig.update_xaxes(title_text="epoch", dtick=1)
     epoch_loss = metrics[(metrics.name == "epoch_loss") & metrics.run_id.isin(list(runs))].value
     _loss_axis(fig, epoch_loss, row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", row=1, col=2)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)  # accuracies compare
     _legend_below(fig, 340, len(runs))
     return fig
 
