@@ -306,8 +306,12 @@ def evaluate_run(run_id: str) -> None:
         GRADLOSS_PARENT_PID=str(os.getpid())))
     code = subprocess.call([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env,
                            start_new_session=True)
-    _prestart_quietly("tensorflow", False, store)
-    if store.evaluations.plan_of(run_id).status in ("queued", "running"):  # it died unfinished
+    after = store.evaluations.plan_of(run_id)
+    # Left running, or still the very plan it was given: the child died unfinished. A plan
+    # queued anew meanwhile (the user asked for another evaluation) is the next task's.
+    if after.status == "running" or (after.status == "queued"
+                                      and after.updated_at == plan.updated_at):
         reason = f"signal {-code}" if code < 0 else f"code {code}"
         store.evaluations.set_status(run_id, "failed", error=f"the evaluation process exited "
                                                              f"with {reason}; see the worker log")
+    _prestart_quietly("tensorflow", False, store)
