@@ -114,8 +114,8 @@ sigmas = comparison.swept_sigmas(robustness, ids)
 sigma = comparison.nearest(sigmas, widgets.recall("sigma", 0.1)) if sigmas else 0.1
 reference = comparison.default_reference(latest.values())
 table = comparison.comparison_table(latest, metrics, robustness, sigma, reference)
-st.caption(f"Protocol: {protocols.describe(latest[ids[0]])}. Runs of other protocols are left "
-           "out: their accuracies differ in more than the objective.")
+st.caption(f"Protocol: {protocols.describe(list(latest.values()))}. Runs of other protocols "
+           "are left out: their accuracies differ in more than the objective.")
 widgets.comparison_dataframe(table, sigma, key="latest_comparison")
 if len(latest) < 2:
     st.info(f"Only {objectives.label(next(iter(latest.values())).objective)} has a finished run "

@@ -89,3 +89,10 @@ def test_unreadable_runs_have_no_protocol():
     assert protocols.protocol_key(broken) is None
     assert not protocols.same_protocol([broken])
     assert protocols.latest_comparable([broken, run("g")]) == {"gradient": run("g")}
+
+
+def test_describe_a_group_says_each_objectives_reference_where_values_differ():
+    group = [run("g", epochs=1), run("b", "baseline", epochs=1)]
+    assert protocols.describe(group) == ("digits, 1437 training images, 1 epoch, each "
+                                         "objective's reference batch size, learning rate "
+                                         "0.001, tensorflow")

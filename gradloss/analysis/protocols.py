@@ -103,7 +103,23 @@ def difference_words(run, reference, fields=None) -> str:
 
 def describe(run_or_config, fields=None) -> str:
     """A protocol for people: 'digits, 1437 training images, 10 epochs (reference), batch 100
-    (reference), learning rate 0.001, tensorflow'."""
+    (reference), learning rate 0.001, tensorflow'. Given several runs that share a protocol,
+    a field whose values differ (each at its objective's reference) reads 'each objective's
+    reference epochs'."""
+    if isinstance(run_or_config, (list, tuple)):
+        configs = [c for c in map(_config, run_or_config) if c is not None]
+        if not configs:
+            return "unreadable"
+        shared = {name for name in fields or PROTOCOL_FIELDS
+                  if len({PROTOCOL_FIELDS[name].read(c) for c in configs}) > 1}
+        if shared:
+            text = describe(configs[0], fields)
+            for name in shared:
+                one = describe(configs[0], [name])
+                text = text.replace(one, f"each objective's reference "
+                                         f"{PROTOCOL_FIELDS[name].label}", 1)
+            return text
+        run_or_config = configs[0]
     config = _config(run_or_config)
     if config is None:
         return "unreadable"
