@@ -92,14 +92,16 @@ def submit_read_cancel(home: str, n_runs: int, barrier) -> list[str]:
 
 
 def runner_pids(run_id: str) -> list[int]:
-    """Pids of live `gradloss.runner RUN_ID` processes (to check that none outlives its worker)."""
+    """Pids of live `gradloss.service.runner RUN_ID` processes (to check that none outlives its
+    worker). A training process started ahead names its runs once it gets them, in one string
+    (setproctitle), so its command line is searched, not split into arguments."""
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            args = cmdline.read_bytes().split(b"\0")
+            text = cmdline.read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"gradloss.service.runner" in args and run_id.encode() in args:
+        if b"gradloss.service.runner" in text and run_id.encode() in text.split():
             pids.append(int(cmdline.parent.name))
     return pids
 

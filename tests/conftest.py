@@ -20,6 +20,14 @@ def fashion_folder(environ=os.environ) -> Path:
 FASHION_DIR = fashion_folder()  # read once, before any test changes the environment
 
 
+@pytest.fixture(autouse=True)
+def own_home(tmp_path_factory, monkeypatch):
+    """Every test's gradloss home is a folder of its own unless the test sets one: never the
+    user's data folder (the default home) nor one another test wrote."""
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 @pytest.fixture
 def fashion_dir() -> Path:
     """The official Fashion-MNIST files beside the repository; skip where they are absent."""

@@ -69,6 +69,12 @@ def test_train_runs_each_new_objective_with_its_parameters(objective, extra, tmp
     assert config["objective"] == objective
     if extra:
         assert config[extra[0][2:].replace("-", "_")] == float(extra[1])
+    from gradloss.service.store import Store  # recorded in the store, as the dashboard lists it
+    [run] = Store.default().runs.list()
+    assert (run.status, run.objective, run.worker_id.startswith("cli@")) == ("done", objective, True)
+    assert len(Store.default().results.robustness(run.run_id)) == 8
+    assert not Store.default().results.metrics(run.run_id, name="loss").empty
+    assert f"recorded in the run store as {run.run_id}" in result.stderr
 
 
 def _strict_json(text: str):

@@ -21,7 +21,7 @@ import pytest
 from _worker_helpers import wait_for
 from gradloss import objectives
 from gradloss.service.store import Store
-from gradloss.ui.views import short_id
+from gradloss.ui.labels import run_labels
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,12 +127,13 @@ def shot(page, name: str) -> None:
 def expected_summary(sweeps, runs, sigma: float, reference: str) -> list[str]:
     """The comparison sentence's parts at sigma, computed from the stored sweeps."""
     acc = sweeps[(sweeps.sigma - sigma).abs() < 1e-9].set_index("run_id").accuracy
+    labels = run_labels(runs)
     parts = []
     for run in runs:
         if run.run_id != reference:
             gap = (acc[run.run_id] - acc[reference]) * 100
-            parts.append(f"{objectives.label(run.objective)} ({short_id(run.run_id)}) "
-                         f"{abs(gap):.1f} points {'above' if gap >= 0 else 'below'}")
+            parts.append(f"{labels[run.run_id]} {abs(gap):.1f} points "
+                         f"{'above' if gap >= 0 else 'below'}")
     return parts
 
 
@@ -155,11 +156,11 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")
     page.get_by_role("spinbutton", name="Penalty weight λ (input-gradient penalty)").wait_for()
+    settle(page)
     form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
-    form.get_by_text("Corruptions and attacks after training").click()  # on by default: off, to
-    form.get_by_role("spinbutton", name="Epochs").fill("1")             # queue a few below instead
-    form.get_by_role("spinbutton", name="Training-set size").fill("300")  # (last fill: committed by
-    form.get_by_role("button", name="Queue", exact=True).click()          # the Queue click)
+    form.get_by_role("spinbutton", name="Epochs").fill("1")  # no corruptions and attacks (off by
+    form.get_by_role("spinbutton", name="Training-set size").fill("300")  # default); the last fill
+    form.get_by_role("button", name="Queue", exact=True).click()  # is committed by the Queue click
     page.get_by_text("Queued gradient loss run").wait_for()
     store = Store(home / "runs.sqlite")
     assert sorted((r.objective, r.dataset, r.config.epochs) for r in store.runs.list()) == sorted(
@@ -297,3 +298,118 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the mean curves")
     page.locator("[data-testid='stDataFrame']").first.wait_for()  # the table at σ
     shot(page, "9-experiment-robustness")
+
+
+def settle(page) -> None:
+    """Wait for the rerun a widget change started to end (the form's fields are then the new
+    ones: their keys follow the objectives picked)."""
+    time.sleep(0.5)
+    running = page.locator("[data-testid='stStatusWidget']")
+    wait_for(lambda: not running.is_visible(), 60, "the page to render")
+
+
+def queue_from_the_form(page, url: str, objective_labels: list[str], epochs: int, size: int) -> None:
+    """Queue one run per objective with the Train page's form (digits: no Fashion-MNIST here)."""
+    open_page(page, url, "train", "Train")
+    picker = page.locator("[data-testid='stMultiSelect'] input").first
+    picker.click()
+    for _ in range(6):  # empty the objectives (gradient loss and baseline are picked by default)
+        page.keyboard.press("Backspace")
+    for label in objective_labels:
+        page.keyboard.type(label)
+        page.keyboard.press("Enter")
+        settle(page)
+    page.keyboard.press("Escape")
+    settle(page)
+    form = page.locator("[data-testid='stForm']").first
+    form.get_by_role("spinbutton", name="Epochs").fill(str(epochs))
+    form.get_by_role("spinbutton", name="Training-set size").fill(str(size))
+    form.get_by_role("button", name="Queue", exact=True).click()
+    page.get_by_text(f"Queued {objective_labels[0]} run").wait_for()
+
+
+def comparison_text(page) -> str:
+    return page.get_by_text("One seed each").first.inner_text()
+
+
+def test_two_protocols_are_never_compared_silently_and_selections_stay(dashboard, page):
+    """Check, in a real browser, with runs of two protocols (gradient loss and baseline: 1
+    epoch; plain MSE: 2 epochs; 200 images each): Home compares within the newest protocol only
+    and states no gap; Robustness, with all three picked, warns and names what differs in the
+    sentence; then the reference run and σ the user set survive removing a run and a visit to
+    another page. Screenshots of the run table, a run page and the comparison go to
+    test-artifacts/."""
+    url, home = dashboard
+    open_page(page, url, "", "gradloss")
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    queue_from_the_form(page, url, ["gradient loss", "baseline (cross-entropy)"], 1, 200)
+    queue_from_the_form(page, url, ["plain MSE"], 2, 200)
+    store = Store(home / "runs.sqlite")
+    runs = wait_for(lambda: len(store.runs.list()) == 3 and finished(store), TRAIN_TIMEOUT_S,
+                    "the three runs", interval=2)
+    assert [r.status for r in runs] == ["done"] * 3, [(r.run_id, r.error) for r in runs]
+    by_objective = {r.objective: r for r in runs}
+    assert (by_objective["mse"].config.epochs, by_objective["gradient"].config.epochs) == (2, 1)
+
+    open_page(page, url, "", "gradloss")  # Home: the newest protocol (plain MSE) alone
+    page.get_by_text("Protocol: digits, 200 training images, 2 epochs").wait_for()
+    page.get_by_text("nothing to compare against").wait_for()
+    body = page.locator("body").inner_text()
+    assert "points above" not in body and "points below" not in body
+    shot(page, "10-home-two-protocols")
+
+    open_page(page, url, "robustness", "Robustness to input noise")
+    page.get_by_role("tab", name="Single runs").click()
+    runs_picker = page.locator("[data-testid='stMultiSelect']").filter(has_text="Runs").first
+    runs_picker.locator("input").click()
+    page.keyboard.press("Backspace")  # the default: the newest protocol's plain MSE run
+    for label in ("gradient loss", "baseline", "plain MSE"):
+        page.keyboard.type(label)
+        page.keyboard.press("Enter")
+        settle(page)
+    page.keyboard.press("Escape")
+    page.get_by_text("not all trained the same way").wait_for()
+    wait_for(lambda: "(another protocol: epochs 2 against 1)" in comparison_text(page), 30,
+             "the sentence naming what differs")
+    text = comparison_text(page)
+    gradient, baseline, mse = (by_objective[o] for o in ("gradient", "baseline", "mse"))
+    labels = run_labels([gradient, baseline, mse])
+    assert f"against {labels[baseline.run_id]}:" in text  # the default reference: the baseline
+    assert re.search(re.escape(labels[gradient.run_id]) + r" \d+\.\d points (above|below)(;|\.)",
+                     text), text  # same protocol: no note
+    assert re.search(re.escape(labels[mse.run_id]) + r" \d+\.\d points (above|below) \(another "
+                     r"protocol: epochs 2 against 1\)", text), text
+    page.get_by_text("differs from the reference").first.wait_for()  # the table's column
+    shot(page, "11-robustness-comparison")
+
+    choose(page, "Reference run", labels[gradient.run_id])
+    page.get_by_role("slider").first.focus()
+    page.keyboard.press("End")  # the largest σ
+    top = max(store.results.robustness(gradient.run_id).sigma)
+    wait_for(lambda: f"At σ = {top:g}, against {labels[gradient.run_id]}:" in comparison_text(page),
+             30, "the sentence at the largest σ against the gradient run")
+    runs_picker.locator("input").click()
+    page.keyboard.press("Backspace")  # removes plain MSE, the last picked
+    settle(page)
+    page.keyboard.press("Escape")
+    two = run_labels([gradient, baseline])
+    wait_for(lambda: f"At σ = {top:g}, against {two[gradient.run_id]}:" in comparison_text(page),
+             30, "the reference and σ to stay after removing a run")
+    nav = page.locator("[data-testid='stSidebarNav']")  # another page and back, in this session
+    nav.get_by_role("link", name="Runs").click()  # (an address typed anew is a new session)
+    page.get_by_role("heading", name="Runs").first.wait_for()
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    settle(page)
+    shot(page, "12-runs-table")
+    nav.get_by_role("link", name="Robustness").click()
+    page.get_by_role("heading", name="Robustness to input noise").wait_for()
+    settle(page)
+    page.get_by_role("tab", name="Single runs").click()
+    wait_for(lambda: f"At σ = {top:g}, against {two[gradient.run_id]}:" in comparison_text(page),
+             30, "the picked runs, reference and σ to survive another page")
+    assert page.locator("[data-testid='stSliderThumbValue']").first.inner_text() == f"{top:g}"
+
+    page.goto(f"{url}/run?id={gradient.run_id}")
+    page.get_by_text("Protocol").first.wait_for()
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the run page's charts")
+    shot(page, "13-run-page")

@@ -32,22 +32,25 @@ def test_bad_evaluation_is_refused_at_submit_and_nothing_is_queued(home):
 
 
 def test_worker_evaluates_after_training_and_when_queued_later(home):
-    """Check that the runner stores corruption and attack rows, masking flags and grid images as
-    part of the run, then that a later evaluate_run task adds another perturbation."""
+    """Check that a run submitted with an evaluation ends done once trained and swept, its
+    evaluation then queued as work of its own storing corruption and attack rows, masking flags
+    and grid images, with its phases' progress; then that a later evaluate_run task adds
+    another perturbation."""
     store = Store.default()
     consumer = start_consumer(home)
     try:
         run_id = client.submit(client.plan_for(TINY, SMALL))
-        phases = set()
-
-        def finished():
-            run = store.runs.get(run_id)
-            phases.add(run.progress.phase)
-            return run.status in ("done", "failed", "cancelled")
-
-        wait_for(finished, TIMEOUT, "the evaluated run", interval=0.5)
+        wait_for(lambda: store.runs.get(run_id).finished, TIMEOUT, "the run", interval=0.5)
         run = store.runs.get(run_id)
         assert run.status == "done", run.error
+        phases = set()
+
+        def evaluated():
+            plan = store.evaluations.plan_of(run_id)
+            phases.add(plan.progress.phase)
+            return plan.status in ("done", "failed")
+
+        wait_for(evaluated, TIMEOUT, "the run's evaluation", interval=0.5)
         plan = store.evaluations.plan_of(run_id)
         assert plan.status == "done", plan.error
         assert isinstance(plan.masking_flags, tuple)  # checked; a tiny model may or may not flag

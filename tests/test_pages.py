@@ -27,7 +27,8 @@ from _hostile_urls import hostile_urls, leaked
 from services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ("dashboard.py", "pages/train.py", "pages/loss_curves.py", "pages/robustness.py")  # dashboard.py: Home
+PAGES = ("dashboard.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/loss_curves.py",
+         "app_pages/robustness.py", "app_pages/run.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
 ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60),
             "noise_augmented": (0.90, 0.88, 0.80), "input_gradient": (0.89, 0.84, 0.70),
@@ -99,7 +100,7 @@ def texts(elements) -> str:
 
 
 def comparison(at: AppTest):
-    """The runs' comparison table of a page (views.comparison_table: it has "clean accuracy")."""
+    """The runs' comparison table of a page (summary.comparison_table: it has "clean accuracy")."""
     return next(d.value for d in at.dataframe if "clean accuracy" in d.value.columns)
 
 
@@ -161,7 +162,7 @@ def test_quick_compare_queues_a_digits_experiment_and_says_what_it_cannot_show(h
 
 def test_train_form_refuses_bad_values_naming_the_field(home):
     """Check that a refused value is reported with the form's label in words, and nothing is queued."""
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.multiselect(key="objectives").set_value(["gradient"]).run()
     at.number_input(key="train_size_digits").set_value(200)
@@ -172,24 +173,26 @@ def test_train_form_refuses_bad_values_naming_the_field(home):
     assert Store.default().runs.list() == []
 
 
-def test_train_form_number_inputs_carry_their_allowed_range(home):
-    """Check that every number input has the config's limits, so an out-of-range value cannot be typed."""
-    from gradloss.core.config import MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, TRAIN_SET_SIZES
-
-    at = app("pages/train.py")
+def test_train_form_says_why_an_out_of_range_value_is_refused(home):
+    """Check that Epochs 0 (which a min_value would only have turned red) is refused with the
+    README's words, and that nothing is queued."""
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.multiselect(key="objectives").set_value(["gradient"]).run()
-    limits = {key: (at.number_input(key=key).min, at.number_input(key=key).max) for key in
-              ("epochs_gradient", "batch_gradient_digits", "train_size_digits", "seed")}
-    assert limits == {"epochs_gradient": (1, MAX_EPOCHS),
-                      "batch_gradient_digits": (1, TRAIN_SET_SIZES["digits"]),
-                      "train_size_digits": (MIN_TRAIN_SIZE, TRAIN_SET_SIZES["digits"]),
-                      "seed": (0, MAX_SEED)}
-    assert at.number_input(key="learning_rate").min == 0.0
+    assert at.number_input(key="epochs_gradient").min is None or \
+        at.number_input(key="epochs_gradient").min < 1  # the form lets 0 through, to say why
+    at.number_input(key="epochs_gradient").set_value(0)
+    at.get("form_submit_button")[0].click().run()
+    assert texts(at.error) == "Epochs must be a whole number from 1 to 500; got 0."
+    at.number_input(key="epochs_gradient").set_value(1)
+    at.number_input(key="seed").set_value(-3)
+    at.get("form_submit_button")[0].click().run()
+    assert texts(at.error) == "Seed must be a whole number from 0 to 2147483647; got -3."
+    assert Store.default().runs.list() == []
 
 
 def test_train_form_queues_a_run(home):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.multiselect(key="objectives").set_value(["gradient"]).run()
     at.number_input(key="epochs_gradient").set_value(1)
     at.number_input(key="train_size_digits").set_value(300)
@@ -203,7 +206,7 @@ def test_train_form_queues_a_run(home):
 
 
 def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     assert at.selectbox(key="engine").options == list(available_engines())
     assert at.selectbox(key="engine").value == "tensorflow"  # the default: fastest on CPU
     if "jax" not in available_engines():
@@ -218,7 +221,7 @@ def test_train_form_offers_the_installed_engines_and_records_the_choice(home):
 
 
 def test_train_pair_gets_reference_epochs_each(home):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.number_input(key="train_size_digits").set_value(200)
     at.get("form_submit_button")[0].click().run()
@@ -238,12 +241,12 @@ def test_train_page_shows_progress_cancel_and_failures(home):
     failed = store.runs.create(RunPlan(TrainConfig(objective="baseline", dataset="digits")))
     store.runs.finish(failed, "failed", error="Traceback (most recent call last):\nDataError: disk full")
     newer = finished_run(store, "gradient")
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     assert at.get("progress")[0].value == 25
     assert "step 5/20 · epoch 1/10 · ETA 30 s" in at.get("progress")[0].proto.text
     assert not at.error, texts(at.error)
     table = at.dataframe[0].value
-    assert table["run"].tolist()[:2] == [newer[-6:], failed[-6:]]
+    assert table["id"].tolist()[:2] == [newer[-6:], failed[-6:]]
     assert table["reason"].tolist()[:2] == ["", "DataError: disk full"]
     assert "Traceback (most recent call last)" in texts(at.expander[0].code)
     at.button(key=f"cancel_{running}").click().run()
@@ -253,7 +256,7 @@ def test_train_page_shows_progress_cancel_and_failures(home):
 
 def test_train_form_queues_every_objective_with_its_own_parameters(home):
     """Check that picking all objectives shows their parameters and queues one run each."""
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits")
     at.multiselect(key="objectives").set_value(list(OBJECTIVES)).run()
     assert at.number_input(key="train_noise_sigma").value == 0.1
@@ -271,20 +274,20 @@ def test_train_form_queues_every_objective_with_its_own_parameters(home):
 
 
 def test_train_form_hides_parameters_of_objectives_not_picked(home):
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.multiselect(key="objectives").set_value(["noise_augmented"]).run()
     assert [n.key for n in at.number_input if n.key in ("train_noise_sigma", "penalty_weight")] == \
         ["train_noise_sigma"]
 
 
 def test_loss_curves_draw_both_objectives(filled):
-    at = app("pages/loss_curves.py")
+    at = app("app_pages/loss_curves.py")
     assert at.multiselect(key="curve_runs").value == [filled["gradient"], filled["baseline"]]
     assert len(at.get("plotly_chart")) == 3  # per step, per epoch, input-gradient size
 
 
 def test_robustness_slider_changes_the_accuracies(filled):
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert at.select_slider(key="sigma").value == 0.1
     table = at.dataframe[0].value
     assert list(table["accuracy at σ=0.1"]) == [0.86, 0.81]
@@ -301,9 +304,9 @@ def test_every_objective_side_by_side_on_home_robustness_and_loss_curves(every):
     labels = ["gradient loss", "baseline (cross-entropy)", "noise augmentation",
               "input-gradient penalty", "plain MSE"]
     home_table = comparison(app())
-    assert list(home_table.objective) == labels
+    assert [run.split(" · ")[0] for run in home_table.run] == labels
     assert list(home_table["points vs reference"]) == [5.0, 0.0, 7.0, 3.0, 1.0]
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert at.multiselect(key="compare_runs").value == [every[o] for o in OBJECTIVES]
     assert at.selectbox(key="reference_run").value == every["baseline"]
     curves = at.get("plotly_chart")[0].proto.spec
@@ -313,7 +316,7 @@ def test_every_objective_side_by_side_on_home_robustness_and_loss_curves(every):
     assert list(at.dataframe[0].value["points vs reference"]) == [-2.0, -7.0, 0.0, -4.0, -6.0]
     assert "against noise augmentation" in texts(at.markdown)
     assert len(at.image) == 3
-    curves = app("pages/loss_curves.py")
+    curves = app("app_pages/loss_curves.py")
     assert curves.multiselect(key="curve_runs").value == [every[o] for o in OBJECTIVES]
     assert len(curves.get("plotly_chart")) == 3
 
@@ -334,10 +337,10 @@ def test_pages_never_import_tensorflow(filled):
 def test_loss_curves_wait_for_a_queued_run(home):
     """Check that a just-queued pair is selected and the page says its curves are coming."""
     client.submit(TrainConfig(objective="gradient", dataset="digits", train_size=100))
-    at = app("pages/loss_curves.py")
+    at = app("app_pages/loss_curves.py")
     assert len(at.multiselect(key="curve_runs").value) == 1
     assert "still waiting for the worker" in texts(at.info)
-    assert "Runs are queued or training" in texts(app("pages/robustness.py").info)
+    assert "Runs are queued or training" in texts(app("app_pages/robustness.py").info)
 
 
 def test_home_points_to_runs_in_progress(home):
@@ -390,7 +393,7 @@ def test_pages_show_hostile_urls_and_queue_refusals_without_a_password(home, mon
         at = app(page)
         assert at.error and not leaked(_shown(at)), _shown(at)
     monkeypatch.delenv("GRADLOSS_STORE_URL")
-    if page != "pages/train.py":
+    if page != "app_pages/train.py":
         return
     for url in HOSTILE[::5]:
         monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
@@ -427,10 +430,10 @@ def test_train_page_lists_an_unreadable_run_and_the_others(filled):
     for page in PAGES:
         at = app(page)
         assert "Could not read the run store" not in texts(at.error), page
-    table = app("pages/train.py").dataframe[0].value
-    row = table[table.run == broken[-6:]].iloc[0]
+    table = app("app_pages/train.py").dataframe[0].value
+    row = table[table.id == broken[-6:]].iloc[0]
     assert row.reason.startswith("unreadable: its stored config is not a JSON object")
-    assert set(table.run) == {broken[-6:], filled["gradient"][-6:], filled["baseline"][-6:]}
+    assert set(table.id) == {broken[-6:], filled["gradient"][-6:], filled["baseline"][-6:]}
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -492,7 +495,7 @@ def test_loss_curve_legend_and_picker_show_the_same_status(filled, monkeypatch):
 
     monkeypatch.setattr(RunRepository, "get", get_run)
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
-    at.switch_page("pages/loss_curves.py")
+    at.switch_page("app_pages/loss_curves.py")
     at.session_state["curve_runs"] = [running, other]
     at.run()
     assert not at.exception, at.exception
@@ -529,7 +532,7 @@ def fake_experiment(store: Store, gain: float, seeds: int = 3) -> str:
 def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     """Check the experiment tab: mean curves with bands, the coloured table and the sentence."""
     fake_experiment(Store.default(), gain=0.05)
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert at.select_slider(key="experiment_sigma").value == 0.1
     text = texts(at.markdown)
     assert re.search(r"At σ = 0\.1, the gradient loss is 5\.0 points more accurate than the "
@@ -538,7 +541,7 @@ def test_robustness_experiment_shows_bands_intervals_and_the_sentence(home):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)  # one band per arm
     table = at.dataframe[0].value
-    assert list(table.arm) == ["baseline", "gradient"] and table["seeds"].tolist() == [3, 3]
+    assert list(table.arm) == ["baseline (cross-entropy)", "gradient loss"] and table["seeds"].tolist() == [3, 3]
     assert table["difference, points [95 % CI]"].iloc[0] == "reference"
     assert table["difference, points [95 % CI]"].iloc[1].startswith("+5.0 [")
     assert len(at.get("download_button")) >= 4
@@ -569,13 +572,13 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
             + [0.9, 0.4 + jitter + 0.1 * gradient, 0.2 + jitter + 0.1 * gradient],
             "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
         store.evaluations.set_status(run.run_id, "done")
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert not at.exception, at.exception
     overview = next(d.value for d in at.dataframe  # the Experiments tab's, before Single runs'
                     if {"perturbation", "at"} <= set(d.value.columns))
-    fgsm = overview[(overview.perturbation == "FGSM") & (overview.arm == "gradient")].iloc[0]
+    fgsm = overview[(overview.perturbation == "FGSM") & (overview.arm == "gradient loss")].iloc[0]
     assert fgsm["at"] == "ε=0.1" and fgsm["difference, points [95 % CI]"].startswith("+10.0 [")
-    contrast = overview[(overview.perturbation == "contrast") & (overview.arm == "gradient")].iloc[0]
+    contrast = overview[(overview.perturbation == "contrast") & (overview.arm == "gradient loss")].iloc[0]
     assert contrast["at"] == "mean over severities"
     assert contrast["difference, points [95 % CI]"].startswith(("+0.0 [", "-0.0 [", "−0.0 ["))
     at.selectbox(key="experiment_perturbation").set_value("fgsm").run()
@@ -589,21 +592,21 @@ def test_robustness_experiment_gives_corruptions_and_attacks_intervals(home):
 
 def test_robustness_experiment_without_evaluations_says_how_to_get_them(home):
     fake_experiment(Store.default(), gain=0.05)
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert "measured Gaussian noise only" in texts(at.caption)
 
 
 def test_robustness_experiment_says_when_the_arms_are_not_distinguishable(home):
     """Check that a difference whose interval covers 0 is said so, and left uncoloured."""
     fake_experiment(Store.default(), gain=0.0)
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     assert "the gradient loss and the baseline are not distinguishable" in texts(at.markdown)
 
 
 def test_loss_curves_average_an_experiment_with_smoothing(home):
     """Check one mean curve with a band per arm, and the moving-average control."""
     fake_experiment(Store.default(), gain=0.05)
-    at = app("pages/loss_curves.py")
+    at = app("app_pages/loss_curves.py")
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert sum(t.get("fill") == "toself" for t in spec["data"]) == len(ARMS)
     raw = [t["y"] for t in spec["data"] if "mean of 3 seeds" in t.get("name", "")]
@@ -615,7 +618,7 @@ def test_loss_curves_average_an_experiment_with_smoothing(home):
 
 def test_train_experiment_form_refuses_one_seed_then_queues_and_cancels(home):
     """Check the experiment form's message in words, a queued experiment, and cancel all."""
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.number_input(key="exp_seeds").set_value(1)
     next(b for b in at.get("form_submit_button") if b.label == "Queue the experiment").click().run()
@@ -633,7 +636,7 @@ def test_train_experiment_form_refuses_one_seed_then_queues_and_cancels(home):
 
 def test_train_experiment_form_queues_corruptions_and_attacks_for_every_run(home):
     """Check that ticking Corruptions and attacks plans the digits suite for each of its runs."""
-    at = app("pages/train.py")
+    at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.number_input(key="exp_seeds").set_value(2)
     at.checkbox(key="exp_evaluate").check()
@@ -663,3 +666,146 @@ def test_home_shows_the_shipped_reference_results_labelled_with_their_provenance
     gradient = table.set_index("objective").loc["gradient loss"]
     assert gradient["Δ points at σ=0.1"] == "+3.5 [+1.0, +6.1]"
     assert gradient["accuracy at σ=0.1"] == "0.865 [0.843, 0.887]"
+def other_protocol_run(store: Store, objective: str, accuracy, epochs: int = 1, train_size=300) -> str:
+    """A done digits run trained otherwise than finished_run's (1 epoch on 300 images)."""
+    run_id = store.runs.create(RunPlan(TrainConfig(objective=objective, dataset="digits",
+                                                   epochs=epochs, train_size=train_size)))
+    store.runs.start(run_id, "w")
+    store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 0.5), MetricRow(1, 1, "test_accuracy", accuracy[0])])
+    store.results.save_robustness(run_id, pd.DataFrame({"sigma": SIGMAS, "accuracy": accuracy,
+                                                        "accuracy_std": 0.0}), draws=3, seed=0)
+    store.runs.finish(run_id, "done")
+    return run_id
+
+
+def test_home_compares_only_runs_of_one_protocol(filled):
+    """Check that a newer run of another protocol makes Home compare within its protocol only,
+    naming the protocol, instead of quoting a gap against the older pair."""
+    store = Store.default()
+    newest = other_protocol_run(store, "mse", (0.5, 0.45, 0.40))
+    at = app()
+    table = comparison(at)
+    assert list(table.id) == [newest[-6:]]
+    assert "Protocol: digits, 300 training images, 1 epoch" in texts(at.caption)
+    assert "points above" not in texts(at.markdown) and "points below" not in texts(at.markdown)
+    assert "nothing to compare against" in texts(at.info)
+
+
+def test_robustness_names_what_differs_across_protocols(filled):
+    """Check that runs of two protocols side by side get a warning, a column and sentences that
+    name what differs."""
+    store = Store.default()
+    short = other_protocol_run(store, "gradient", (0.6, 0.62, 0.5))
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/robustness.py")
+    at.session_state["chosen:compare_runs"] = [short, filled["baseline"]]
+    at.run()
+    assert not at.exception, at.exception
+    assert "not all trained the same way" in texts(at.warning)
+    table = at.dataframe[0].value
+    assert table["differs from the reference"].iloc[0] == \
+        "training images 300 against 200; epochs 1 against 2"
+    summary = texts(at.markdown)
+    assert "(another protocol: training images 300 against 200; epochs 1 against 2)" in summary
+    assert "accuracy rises with noise, 0.6000 at σ = 0 to 0.6200 at σ = 0.1" in texts(at.warning)
+
+
+def test_robustness_reference_and_sigma_stay_as_the_user_set_them(every):
+    """Check the issue's path: Clear all, pick a gradient then a baseline run: the reference is
+    the baseline (the default), not the first pick; a reference and σ the user chose survive
+    changing the picked runs and a visit to another page."""
+    at = app("app_pages/robustness.py")
+    at.multiselect(key="compare_runs").set_value([]).run()
+    assert "Pick one or more runs above" in texts(at.info)
+    at.multiselect(key="compare_runs").set_value([every["gradient"]]).run()
+    at.multiselect(key="compare_runs").set_value([every["gradient"], every["baseline"]]).run()
+    assert at.selectbox(key="reference_run").value == every["baseline"]
+    assert at.select_slider(key="sigma").value == 0.1
+    at.selectbox(key="reference_run").set_value(every["gradient"]).run()
+    at.select_slider(key="sigma").set_value(0.2).run()
+    at.multiselect(key="compare_runs").set_value(
+        [every["gradient"], every["baseline"], every["mse"]]).run()
+    assert at.selectbox(key="reference_run").value == every["gradient"]
+    assert at.select_slider(key="sigma").value == 0.2
+    at.switch_page("app_pages/train.py").run()
+    at.switch_page("app_pages/robustness.py").run()
+    assert at.multiselect(key="compare_runs").value == [every["gradient"], every["baseline"],
+                                                        every["mse"]]
+    assert at.selectbox(key="reference_run").value == every["gradient"]
+    assert at.select_slider(key="sigma").value == 0.2
+    assert "At σ = 0.2, against gradient loss" in texts(at.markdown)
+
+
+def test_loss_curves_open_on_good_runs_not_failed_ones(filled):
+    """Check that two newer failed runs are not what Loss curves opens on."""
+    store = Store.default()
+    for objective in ("gradient", "baseline"):
+        run_id = store.runs.create(RunPlan(TrainConfig(objective=objective, dataset="digits")))
+        store.runs.finish(run_id, "failed", error="boom")
+    at = app("app_pages/loss_curves.py")
+    assert at.multiselect(key="curve_runs").value == [filled["gradient"], filled["baseline"]]
+    assert not texts(at.info).startswith("No metrics yet")
+
+
+def test_runs_page_lists_every_run_and_filters_them(filled):
+    store = Store.default()
+    store.runs.tag(filled["gradient"], ["paper"])
+    at = app("app_pages/runs.py")
+    table = at.dataframe[0].value
+    assert set(table.id) == {filled["gradient"][-6:], filled["baseline"][-6:]}
+    assert table.set_index("id").loc[filled["gradient"][-6:], "clean accuracy"] == 0.90
+    at.text_input(key="runs_search").set_value("paper").run()
+    assert list(at.dataframe[0].value.id) == [filled["gradient"][-6:]]
+
+
+def test_run_page_shows_a_run_and_opens_on_the_newest_finished_one(filled):
+    at = app("app_pages/run.py")
+    assert at.selectbox[0].value == filled["baseline"]  # the newest finished run
+    assert any("Protocol" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 3  # loss, per epoch, sweep
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/run.py")
+    at.query_params["id"] = filled["gradient"]
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox[0].value == filled["gradient"]
+
+
+def test_train_form_evaluates_only_when_asked_and_then_apart_from_training(home):
+    """Check that the form, like `gradloss train`, queues no evaluation by default, and that a
+    ticked one is planned (to be queued once the run is trained)."""
+    at = app("app_pages/train.py")
+    assert at.checkbox(key="evaluate").value is False
+    at.multiselect(key="objectives").set_value(["gradient"]).run()
+    at.number_input(key="train_size_digits").set_value(200)
+    at.get("form_submit_button")[0].click().run()
+    [run] = Store.default().runs.list()
+    assert Store.default().evaluations.plan_of(run.run_id) is None
+    at.checkbox(key="evaluate").check()
+    at.get("form_submit_button")[0].click().run()
+    newest = Store.default().runs.list()[0]
+    assert Store.default().evaluations.plan_of(newest.run_id).status == "queued"
+
+
+def test_runs_page_renames_tags_annotates_and_deletes_the_picked_run(filled):
+    """Check the Runs page's actions on a picked row: Save stores name, tags and note (a refused
+    name says why); Delete asks first, then removes the run."""
+    store = Store.default()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/runs.py")
+    at.session_state["runs_table"] = {"selection": {"rows": [1], "columns": [], "cells": []}}
+    at.run()  # newest first: row 1 is the gradient run
+    assert not at.exception, at.exception
+    at.text_input[1].set_value("x" * 81)
+    at.button[0].click().run()
+    assert texts(at.error) == "Name must be at most 80 printable characters; got " + "x" * 81 + "."
+    at.text_input[1].set_value("first try")
+    at.text_input[2].set_value("paper, fig-2")
+    at.text_area[0].set_value("short run")
+    at.button[0].click().run()
+    run = store.runs.get(filled["gradient"])
+    assert (run.name, run.tags, run.note) == ("first try", ("paper", "fig-2"), "short run")
+    assert not [b for b in at.button if b.label == "Delete"]  # asks first
+    at.checkbox(key="delete_confirm").check().run()
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert [r.run_id for r in store.runs.list()] == [filled["baseline"]]

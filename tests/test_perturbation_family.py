@@ -180,3 +180,16 @@ def test_store_gives_per_seed_frames_of_experiment_runs(store):
     out = summary.summarize_per_seed(frame, reference="baseline")
     pgd = out[(out.perturbation == "pgd") & (out.arm == "gradient")].iloc[0]
     assert pgd["diff"] == pytest.approx(0.1) and pgd["n"] == 2
+
+
+def test_rises_with_noise_flags_only_a_rise_beyond_the_draws_spread():
+    """Check that a sweep whose accuracy climbs with σ (an undertrained model) is flagged with
+    its clean and highest accuracy, and that a rise within the draws' std or the margin is not."""
+    from gradloss.analysis.summary import rises_with_noise
+
+    sweep = pd.DataFrame({
+        "run_id": ["up"] * 3 + ["flat"] * 3 + ["noisy"] * 3,
+        "sigma": [0.0, 0.1, 0.2] * 3,
+        "accuracy": [0.5485, 0.58, 0.6128, 0.90, 0.905, 0.80, 0.50, 0.54, 0.45],
+        "accuracy_std": [0.0, 0.01, 0.01, 0.0, 0.0, 0.0, 0.0, 0.05, 0.0]})
+    assert rises_with_noise(sweep) == {"up": (0.5485, 0.6128, 0.2)}

@@ -47,7 +47,7 @@ def evaluated(home):  # noqa: F811
 
 
 def test_picker_moves_the_slider_over_a_corruptions_severities(evaluated):
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     picker = at.selectbox(key="perturbation")
     assert picker.options[:1] == ["Gaussian noise (noise)"]
     assert "contrast (corruption)" in picker.options and "FGSM (attack)" in picker.options
@@ -63,7 +63,7 @@ def test_picker_moves_the_slider_over_a_corruptions_severities(evaluated):
 
 
 def test_attack_view_warns_of_gradient_masking_next_to_its_numbers(evaluated):
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     at.selectbox(key="perturbation").set_value("fgsm").run()
     assert not at.exception
     assert at.select_slider(key="level_fgsm").value == 0.1
@@ -75,10 +75,10 @@ def test_attack_view_warns_of_gradient_masking_next_to_its_numbers(evaluated):
 
 
 def test_summary_table_lists_every_perturbation_with_mce(evaluated):
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     table = at.dataframe[-1].value  # after the σ comparison table
     assert list(table.perturbation) == ["Gaussian noise", "contrast", "FGSM", "mCE (corruptions)"]
-    gradient = f"gradient {evaluated['gradient'][-6:]} at headline"
+    gradient = f"gradient loss {evaluated['gradient'][-6:]} at headline"
     fgsm = table.set_index("perturbation").loc["FGSM"]
     assert fgsm[gradient] == 0.70 and abs(fgsm["difference at headline"]) == pytest.approx(0.3)
     mce = table.set_index("perturbation").loc["mCE (corruptions)", gradient]
@@ -87,19 +87,20 @@ def test_summary_table_lists_every_perturbation_with_mce(evaluated):
 
 
 def test_evaluation_form_refuses_bad_values_and_queues_good_ones(evaluated):
-    at = app("pages/robustness.py")
-    for key, value, message in (("evaluate_eps", "0, -0.1", "The 'epsilons' parameter of "
-                                 "EvaluationConfig must be a float in the range [0.0, 1.0]. "
-                                 "Got -0.1 instead."),
-                                ("evaluate_eps", "0, lots", "Got 'lots' instead"),
-                                ("evaluate_steps", 0, "The 'steps' parameter of EvaluationConfig")):
-        at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
+    for key, value, message in (("evaluate_eps", "0, -0.1", "Attack ε must be a number of at "
+                                 "least 0 and at most 1; got -0.1."),
+                                ("evaluate_eps", "0, lots", "Attack ε must be floats separated "
+                                 "by commas or spaces; got lots."),
+                                ("evaluate_steps", 0, "PGD steps must be a whole number of at "
+                                 "least 1; got 0.")):
+        at = app("app_pages/robustness.py")
         widget = at.text_input(key=key) if key == "evaluate_eps" else at.number_input(key=key)
         widget.set_value(value)
         at.get("form_submit_button")[0].click().run()
         assert message in texts(at.error)
         assert tasks.queue_for()[0].pending_count() == 0
-    at = app("pages/robustness.py")
+    at = app("app_pages/robustness.py")
     at.multiselect(key="evaluate_names").set_value(["rotate"])
     at.get("form_submit_button")[0].click().run()
     assert not at.error, texts(at.error)
@@ -109,11 +110,13 @@ def test_evaluation_form_refuses_bad_values_and_queues_good_ones(evaluated):
     assert {tuple(p.config.perturbations) for p in plans.values()} == {("rotate",)}
 
 
-def test_train_form_queues_the_full_suite_unless_unchecked(home):  # noqa: F811
-    """Check that a queued run carries the dataset's full evaluation plan, or none when unticked."""
-    at = app("pages/train.py")
+def test_train_form_queues_the_full_suite_when_ticked(home):  # noqa: F811
+    """Check that a run queued with the box ticked carries the dataset's full evaluation plan,
+    and one queued with it unticked (the default, as `gradloss train`) none."""
+    at = app("app_pages/train.py")
     at.multiselect(key="objectives").set_value(["gradient"]).run()
     at.number_input(key="epochs_gradient").set_value(1)
+    at.checkbox(key="evaluate").check()
     at.get("form_submit_button")[0].click().run()
     at.checkbox(key="evaluate").uncheck()
     at.get("form_submit_button")[0].click().run()

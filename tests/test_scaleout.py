@@ -77,8 +77,10 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
              explain=lambda: _explain(store, runs + [slow], first, second))
 
     # each runner logs "run ID done" after the store says so: wait for the lines, then count
-    logs = wait_for(lambda: (text := _logs(first, second)) if all(
-        f"run {r} done" in text for r in runs) else None, 60, "the runners' last log lines")
+    def all_logged():
+        text = _logs(first, second)
+        return text if all(f"run {r} done" in text for r in runs) else None
+    logs = wait_for(all_logged, 60, "the runners' last log lines")
     for run_id in runs:
         run = store.runs.get(run_id)
         assert (run.status, run.attempts, run.device) == ("done", 1, "CPU"), run.error

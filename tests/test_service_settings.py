@@ -199,9 +199,9 @@ def test_task_payloads_are_json_in_both_queues(home, monkeypatch, redis_server):
     for url in (f"sqlite:///{home / 'q.sqlite'}", redis_server.url):
         monkeypatch.setenv("GRADLOSS_QUEUE_URL", url)
         run_id = client.submit(TINY)
-        if url.startswith("redis"):
+        if url.startswith("redis"):  # a sorted set (priorities): 8 bytes of order, then the data
             import redis
-            [raw] = redis.Redis.from_url(url).lrange("huey.redis.gradloss", 0, -1)
+            [raw] = [item[8:] for item in redis.Redis.from_url(url).zrange("huey.redis.gradloss", 0, -1)]
         else:
             [(raw,)] = sqlite3.connect(home / "q.sqlite").execute("SELECT data FROM task").fetchall()
         message = json.loads(raw)["__message__"]
@@ -242,3 +242,27 @@ def test_choose_gpus_takes_all_or_listed_indices():
     for bad in ("2", "0,0", "one", ""):
         with pytest.raises(InvalidParameterError, match="The 'gpus' parameter of worker must be"):
             choose_gpus(bad, gpus)
+
+
+def test_a_redis_list_queue_of_an_older_gradloss_is_adopted_in_order(home, monkeypatch, redis_server):
+    """Check that tasks an older gradloss queued in Redis as a plain list are moved into the
+    priority queue under the same key, oldest first, and that training still goes first."""
+    import redis
+
+    from gradloss.service import client, queue
+
+    redis_server.flush()
+    monkeypatch.setenv("GRADLOSS_QUEUE_URL", redis_server.url)
+    conn = redis.Redis.from_url(redis_server.url)
+    for name in ("first", "second"):  # as RedisHuey queued them: LPUSH, popped from the tail
+        conn.lpush("huey.redis.gradloss", json.dumps({"__message__": [
+            name, "gradloss.service.tasks.evaluate_run", None, 0, 0, None, [name], {}, None,
+            None]}))
+    queue.huey_for.cache_clear()
+    tasks.app.cache_clear()
+    huey = tasks.queue_for()[0]
+    assert conn.type("huey.redis.gradloss") == b"zset" and huey.pending_count() == 2
+    run_id = client.submit(TINY)
+    assert [huey.dequeue().args for _ in range(3)] == [[run_id], ["first"], ["second"]]
+    queue.huey_for.cache_clear()
+    tasks.app.cache_clear()

@@ -46,14 +46,17 @@ def sqlite_store(tmp_path):
     return Store(tmp_path / "runs.sqlite")
 
 
-def test_home_is_gradloss_home_or_runs_folder(tmp_path, monkeypatch):
-    """Check that home() follows $GRADLOSS_HOME, else ./runs, and creates the folder."""
+def test_home_is_gradloss_home_or_the_users_data_folder(tmp_path, monkeypatch):
+    """Check that home() follows $GRADLOSS_HOME, else the user's data folder whatever the
+    working folder (one home for every entry point), and creates the folder."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "h"))
     assert settings.home() == tmp_path / "h" and (tmp_path / "h").is_dir()
     monkeypatch.delenv("GRADLOSS_HOME")
-    monkeypatch.chdir(tmp_path)
-    assert settings.home() == tmp_path / "runs"
-    assert Store.default().path == tmp_path / "runs" / "runs.sqlite"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))  # where platformdirs looks on Linux
+    for folder in (tmp_path, tmp_path / "h"):
+        monkeypatch.chdir(folder)
+        assert settings.home() == tmp_path / "data" / "gradloss"
+    assert Store.default().path == tmp_path / "data" / "gradloss" / "runs.sqlite"
 
 
 def test_new_store_is_wal_at_latest_schema(sqlite_store):
@@ -524,3 +527,37 @@ def test_home_and_store_are_readable_by_the_owner_only(tmp_path, monkeypatch):
         files = sorted(folder.glob("runs.sqlite*"))
         assert {f.name for f in files} == {"runs.sqlite", "runs.sqlite-wal", "runs.sqlite-shm"}
         assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+
+
+def test_runs_are_renamed_tagged_annotated_and_deleted_when_finished(store):
+    """Check the researcher's verbs: a name, tags and a note stick to the run; a refused value
+    names the rule; deleting a running run is refused, a finished one takes every row with it."""
+    run_id = store.runs.create(RunPlan(TINY))
+    store.runs.rename(run_id, "  long baseline ")
+    assert store.runs.tag(run_id, ["paper", " fig-2", "paper", ""]) == ("paper", "fig-2")
+    store.runs.annotate(run_id, "diverged once at lr 1e-2")
+    run = store.runs.get(run_id)
+    assert (run.name, run.tags, run.note) == ("long baseline", ("paper", "fig-2"),
+                                              "diverged once at lr 1e-2")
+    with pytest.raises(InvalidParameterError, match="The 'name' parameter of RunRepository.rename"):
+        store.runs.rename(run_id, "x" * 81)
+    with pytest.raises(InvalidParameterError, match="The 'tags' parameter"):
+        store.runs.tag(run_id, ["a,b"])
+    store.runs.rename(run_id, "")
+    store.runs.tag(run_id, [])
+    assert (store.runs.get(run_id).name, store.runs.get(run_id).tags) == (None, ())
+
+    store.runs.start(run_id, "w")
+    store.results.add_metrics(run_id, [MetricRow(1, 1, "loss", 0.5)])
+    store.artifacts.put(run_id, "model", b"weights")
+    assert not store.runs.delete(run_id)  # running: left alone
+    assert store.runs.get(run_id).status == "running"
+    store.runs.finish(run_id, "done")
+    assert store.runs.delete(run_id)
+    with pytest.raises(RunNotFound):
+        store.runs.get(run_id)
+    assert store.results.metrics(run_id).empty
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM artifacts").scalar() == 0
+    with pytest.raises(RunNotFound):
+        store.runs.delete(run_id)

@@ -358,6 +358,7 @@ def test_a_resume_task_that_overtakes_its_requeue_waits_for_the_store(home, monk
     with nothing in the queue; and that a task the store never names gives up."""
     import threading
 
+
     store = Store.default()
     run_id = store.runs.create(RunPlan(TINY), task_id="first")
     store.runs.start(run_id, "gone:1")
@@ -440,3 +441,118 @@ def test_a_worker_that_lost_its_run_to_another_stops_its_copy(home):
     assert supervisor._taken_over(store, run_id, "h1:1") and not supervisor._taken_over(store, run_id, "h2:2")
     store.database.url = "postgresql://u:pw@127.0.0.1:1/x"  # the store goes away
     assert not supervisor._taken_over(store, run_id, "h1:1")
+
+
+def test_a_lost_local_run_is_failed_not_requeued(home, monkeypatch):
+    """Check that a run the CLI trained in its own process, silent past the timeout, is failed
+    naming its process (no queue task could resume it), while a lost queued run is requeued."""
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "0.3")
+    store = Store.default()
+    local, queued = (store.runs.create(RunPlan(TINY)) for _ in range(2))
+    store.runs.start(local, heartbeat.local_worker_id())
+    store.runs.start(queued, "gone:1")
+    time.sleep(0.5)
+    assert sorted(consumer.recover_lost_runs(store)) == sorted([local, queued])
+    run = store.runs.get(local)
+    assert run.status == "failed" and run.error.startswith("the process that trained it (cli@")
+    assert store.runs.get(queued).status == "queued"
+
+
+def test_training_goes_before_queued_evaluations(home):
+    """Check the queue's order: an evaluation queued before a training run is taken after it."""
+    store = Store.default()
+    trained = store.runs.create(RunPlan(TINY))
+    tasks.enqueue_evaluation(trained)
+    later = client.submit(TINY)
+    huey = tasks.queue_for()[0]
+    assert huey.dequeue().args == [later]
+    assert huey.dequeue().args == [trained]
+
+
+def test_a_planned_evaluation_is_queued_once_its_run_is_done(home):
+    """Check tasks.queue_evaluations: a done run's plan goes on the queue, a failed run's plan
+    fails with the reason, a run still queued (to resume) keeps its plan."""
+    from gradloss.core.evaluation import EvaluationConfig
+
+    store = Store.default()
+    evaluation = EvaluationConfig(perturbations=("contrast",))
+    done, failed, resuming = (store.runs.create(RunPlan(TINY, evaluation=evaluation))
+                              for _ in range(3))
+    store.runs.finish(done, "done")
+    store.runs.finish(failed, "failed", error="boom")
+    assert tasks.queue_evaluations(store, [done, failed, resuming]) == [done]
+    assert store.evaluations.plan_of(failed).status == "failed"
+    assert store.evaluations.plan_of(failed).error == "the run ended failed"
+    assert store.evaluations.plan_of(resuming).status == "queued"
+    assert [t.args for t in [tasks.queue_for()[0].dequeue()]] == [[done]]
+
+
+def test_a_spare_training_process_takes_the_next_run_and_a_new_one_is_started(home):
+    """Check the worker's training process started ahead: prestart starts one that reports
+    ready; a run handed to it trains to done in that very process (its command line then names
+    the run); the next prestart starts another; GRADLOSS_PRESTART=off starts none."""
+    store = Store.default()
+    spare = supervisor.prestart(store=store)
+    try:
+        assert spare is not None and spare.ready.wait(TIMEOUT)
+        assert supervisor.prestart(store=store) is spare  # one at a time
+        run_id = client.submit(TINY)
+        tasks.queue_for()[0].dequeue()  # this test is the consumer
+        assert supervisor.train_run(run_id) == [run_id]
+        run = store.runs.get(run_id)
+        assert run.status == "done", run.error
+        assert spare.proc.returncode == 0 and not runner_pids(run_id)
+        after = supervisor.prestart(store=store)
+        assert after is not spare and after.alive()
+    finally:
+        supervisor.stop_spare()
+    os.environ["GRADLOSS_PRESTART"] = "off"
+    try:
+        assert supervisor.prestart(store=store) is None
+    finally:
+        del os.environ["GRADLOSS_PRESTART"]
+
+
+def test_delete_removes_a_finished_runs_rows_and_files_and_refuses_a_running_one(home):
+    """Check client.delete: a running run is refused and kept; a finished one loses its rows
+    and its folder and cached model under the home, never anything outside it."""
+    from gradloss.core.errors import GradlossError
+
+    store = Store.default()
+    outside = home.parent / f"{home.name}-elsewhere"
+    outside.mkdir()
+    (outside / "model.keras").write_bytes(b"x")
+    running, done = (store.runs.create(RunPlan(TINY)) for _ in range(2))
+    store.runs.start(running, "w")
+    with pytest.raises(GradlossError, match="only a finished run can be deleted"):
+        client.delete(running)
+    for folder in (home / done, home / "models" / done):
+        folder.mkdir(parents=True)
+        (folder / "model.keras").write_bytes(b"weights")
+    store.runs.finish(done, "done", model_path=home / done / "model.keras")
+    removed = client.delete(done)
+    assert set(removed) == {home / done, home / "models" / done}
+    assert not (home / done).exists() and store.runs.get(running).status == "running"
+    assert [r.run_id for r in store.runs.list()] == [running]
+    other = store.runs.create(RunPlan(TINY))
+    store.runs.finish(other, "done", model_path=outside / "model.keras")  # a CLI run's --out
+    client.delete(other)
+    assert (outside / "model.keras").exists()
+
+
+def test_a_run_cancelled_while_its_process_starts_never_trains(home):
+    """Check that a run whose cancel came while its training process was starting ends
+    cancelled with no step trained (it used to train a whole first epoch)."""
+    from gradloss.service import runner
+    from gradloss.service.reporter import Reporter
+
+    store = Store.default()
+    run_id = store.runs.create(RunPlan(TINY))
+    store.runs.start(run_id, "w")
+    assert client.cancel(run_id) == "running"
+    reporter = Reporter(store)
+    runner.train_stored([run_id], store, reporter)
+    reporter.close()
+    run = store.runs.get(run_id)
+    assert (run.status, run.error) == ("cancelled", "cancelled before training")
+    assert store.results.metrics(run_id).empty

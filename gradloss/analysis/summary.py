@@ -185,3 +185,26 @@ def comparison_table(results: pd.DataFrame, labels: dict, reference: str | None 
             mce[f"{names[run_id]} at headline"] = corruption_error(results, run_id, reference)
         table = pd.concat([table, pd.DataFrame([mce])], ignore_index=True)
     return table
+
+
+# An accuracy under noise above the clean one by more than this (and more than its draws' std)
+# is no chance: the model is undertrained, and noise pushes it off a poor decision boundary.
+RISE_MARGIN = 0.01
+
+
+def rises_with_noise(sweep: pd.DataFrame) -> dict[str, tuple[float, float, float]]:
+    """{run_id: (clean accuracy, highest accuracy under noise, its σ)} of the runs in a sweep
+    frame (run_id, sigma, accuracy, accuracy_std) whose accuracy rises with noise by more than
+    RISE_MARGIN and the draws' std: a sign of an undertrained model, whose curve says little
+    about robustness."""
+    found = {}
+    for run_id, rows in sweep.groupby("run_id", sort=False):
+        clean = rows[np.isclose(rows.sigma, 0.0)]
+        noisy = rows[rows.sigma > 0]
+        if clean.empty or noisy.empty:
+            continue
+        best = noisy.loc[noisy.accuracy.idxmax()]
+        base = float(clean.accuracy.iloc[0])
+        if best.accuracy - base > max(RISE_MARGIN, float(best.accuracy_std)):
+            found[run_id] = (base, float(best.accuracy), float(best.sigma))
+    return found

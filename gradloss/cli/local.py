@@ -3,6 +3,7 @@ on the terminal, results in a folder), or queued for the worker with --submit.""
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -61,17 +62,26 @@ def _evaluation(args, by_default: bool) -> EvaluationConfig | None:
     return replace(evaluation, perturbations=tuple(names)) if names else evaluation
 
 
-def _run_here(plans: list[RunPlan], folders: list[Path], labels: list[str] | None = None):
-    """Train and measure `plans` in this process (progress bars, files in `folders`)."""
+def _run_here(plans: list[RunPlan], folders: list[Path], labels: list[str] | None = None,
+              experiment: ExperimentConfig | None = None, arms: list[str] | None = None):
+    """Train and measure `plans` in this process (progress bars, files in `folders`), each
+    recorded in the run store as it goes (`local_runs.recorded`: the dashboard lists it, and
+    can cancel it), under a new experiment `experiment` if given (plan i in arm arms[i])."""
     from gradloss.engines.backend import use_backend
 
     first = plans[0].train
     use_backend(first.engine, first.deterministic)
     from gradloss.pipeline.run import run
     from gradloss.pipeline.sinks import Fanout, FolderSink, TerminalSink
+    from gradloss.service.local_runs import recorded
 
-    sink = Fanout(TerminalSink(plans, labels), FolderSink(folders))
-    return run(plans, sink, folders)
+    with recorded(plans, experiment, arms, warn=lambda text: print(f"gradloss: {text}",
+                                                                  file=sys.stderr)) as (store, ids):
+        sinks = [TerminalSink(plans, labels), FolderSink(folders)] + ([store] if store else [])
+        if ids:
+            print(f"recorded in the run store as {', '.join(ids)} (the dashboard lists them)",
+                  file=sys.stderr)
+        return run(plans, Fanout(*sinks), folders)
 
 
 def cmd_train(args) -> int:
@@ -128,7 +138,7 @@ def _run_experiment(spec: ExperimentConfig, out: Path) -> int:
     labels = [f"run {k} of {len(plans)}: arm {arm}, seed {plan.train.seed}"
               for k, (arm, plan) in enumerate(arms_plans, 1)]
     folders = [out / "runs" / f"{arm}-seed{plan.train.seed}" for arm, plan in arms_plans]
-    outcomes = _run_here(plans, folders, labels)
+    outcomes = _run_here(plans, folders, labels, spec, [arm for arm, _ in arms_plans])
     rows, evaluated = [], []
     for (arm, plan), outcome in zip(arms_plans, outcomes):
         if outcome.sweep is not None:

@@ -35,7 +35,11 @@ def folder(text: str) -> Path:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gradloss", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="gradloss", description="Train image classifiers with the gradient loss or "
+        "ordinary objectives and compare how robust each is to noise: here, or through the "
+        "worker that the dashboard shows. Every run is kept in one home (GRADLOSS_HOME, else "
+        "the user's data folder).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each epoch")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -23,7 +23,7 @@ def app_folder() -> Path:
     for folder in (Path(__file__).resolve().parents[2], Path(sys.prefix) / "share" / "gradloss"):
         if (folder / "dashboard.py").is_file():
             return folder
-    raise GradlossError(f"The dashboard's files (dashboard.py, pages/) were found neither beside the "
+    raise GradlossError(f"The dashboard's files (dashboard.py, app_pages/) were found neither beside the "
                         f"gradloss package nor in {Path(sys.prefix) / 'share' / 'gradloss'}; "
                         "reinstall gradloss (`pip install .` from its repository).")
 
@@ -34,7 +34,7 @@ def cmd_dashboard(args, streamlit_args: list[str]) -> int:
     from gradloss.service.settings import home
     folder = app_folder()
     # Streamlit reads .streamlit/config.toml from its working folder: run it in the app's, with
-    # the run store kept where this command was started (GRADLOSS_HOME, else ./runs).
+    # the run store every other command uses (GRADLOSS_HOME, else the user's data folder).
     env = dict(os.environ, GRADLOSS_HOME=str(home()))
     command = [sys.executable, "-m", "streamlit", "run", str(folder / "dashboard.py"), *streamlit_args]
     try:

@@ -64,7 +64,7 @@ class ExperimentConfig:
         owner = "ExperimentConfig"
         arms = (self.arms,) if isinstance(self.arms, (str, dict)) else self.arms
         if not isinstance(arms, (tuple, list)) or not arms:
-            fail(owner, "arms", "a non-empty sequence of arms", self.arms)
+            fail(owner, "arms", "a non-empty sequence of arms", self.arms, "at least one objective")
         arms = tuple(_arm(owner, a) for a in arms)
         names = [a["name"] for a in arms]
         repeated = sorted({n for n in names if names.count(n) > 1})
@@ -79,7 +79,8 @@ class ExperimentConfig:
         seeds = plain(self.seeds)
         if isinstance(seeds, int) and not isinstance(seeds, bool):
             if not low <= seeds <= MAX_SEEDS:
-                fail(owner, "seeds", f"a count in the range [{low}, {MAX_SEEDS}]{why}", seeds)
+                fail(owner, "seeds", f"a count in the range [{low}, {MAX_SEEDS}]{why}", seeds,
+                     f"a whole number from {low} to {MAX_SEEDS}{why}")
             seeds = tuple(range(seeds))
         if not isinstance(seeds, (tuple, list)):
             fail(owner, "seeds", "an int count or a sequence of seed values", seeds)

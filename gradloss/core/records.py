@@ -59,6 +59,9 @@ class StoredRun:
     gpu: int | None = None            # its GPU index on that machine; None on CPU
     experiment_id: str | None = None  # the experiment it belongs to, if any
     arm: str | None = None            # its arm's name in that experiment
+    name: str | None = None           # what its researcher calls it (None: no name given)
+    tags: tuple[str, ...] = ()        # its researcher's tags
+    note: str | None = None           # its researcher's note
     unreadable: str | None = None     # why its stored config could not be read
 
     @property

@@ -64,13 +64,18 @@ def evaluate(model, model_path: Path, x_test: np.ndarray, y_test: np.ndarray, da
 
 
 class _Reporter:
-    """Progress of the evaluation's phases as Progress records for the sink."""
+    """Progress of the evaluation's phases as Progress records for the sink, each with the
+    phase's ETA (its time so far per step done, times the steps left)."""
 
     def __init__(self, sink: Sink, i: int):
-        self._sink, self._i, self._t0 = sink, i, time.perf_counter()
+        self._sink, self._i = sink, i
+        self._phase, self._t0 = None, time.perf_counter()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
-        self._sink.evaluation_progress(self._i, Progress(fraction=1.0, phase=phase,
+        if phase != self._phase:
+            self._phase, self._t0 = phase, time.perf_counter()
+        eta = (time.perf_counter() - self._t0) / done * (total - done) if done else None
+        self._sink.evaluation_progress(self._i, Progress(fraction=1.0, phase=phase, eta_s=eta,
                                                          sweep_done=done, sweep_total=total))
 
 
@@ -106,14 +111,13 @@ def _evaluate_in_child(model_path: Path, dataset_spec: dict, config: EvaluationC
     proc.stdin.write(json.dumps(request))
     proc.stdin.close()
     frames, flags, error = [], None, None
+    report = _Reporter(sink, i)
     try:
         for line in proc.stdout:
             event = json.loads(line)
             kind = event.pop("event")
             if kind == "progress":
-                sink.evaluation_progress(i, Progress(fraction=1.0, phase=event["phase"],
-                                                     sweep_done=event["done"],
-                                                     sweep_total=event["total"]))
+                report(event["phase"], event["done"], event["total"])
             elif kind == "rows":
                 rows = pd.DataFrame(event["rows"])
                 frames.append(rows)

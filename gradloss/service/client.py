@@ -1,7 +1,10 @@
-"""What the dashboard and the CLI do to runs and experiments: submit to the queue, evaluate, cancel."""
+"""What the dashboard and the CLI do to runs and experiments: submit to the queue, evaluate,
+cancel, delete."""
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 
 from gradloss.core.config import TrainConfig
 from gradloss.core.errors import GradlossError
@@ -9,6 +12,7 @@ from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
 from gradloss.data import submission_data_dir
+from gradloss.service.settings import home
 from gradloss.service.tasks import check_queue, enqueue, enqueue_evaluation, revoke
 from gradloss.service.store import Store
 
@@ -104,3 +108,24 @@ def cancel_experiment(experiment_id: str, store: Store | None = None) -> dict:
         status = cancel(run.run_id, store) if run.status in ("queued", "running") else run.status
         after[status] = after.get(status, 0) + 1
     return after
+
+
+def delete(run_id: str, store: Store | None = None) -> list[Path]:
+    """Delete a finished run: its rows in the store and its files in home() (its folder, its
+    cached model); returns the paths removed. A queued or running run is refused
+    (GradlossError): cancel it first. Files outside home() (a CLI run's --out) are left."""
+    store = store or Store.default()
+    run = store.runs.get(run_id)  # RunNotFound names it
+    if not store.runs.delete(run_id):
+        raise GradlossError(f"Run {run_id} is {store.runs.get(run_id).status}: only a finished "
+                            "run can be deleted; cancel it first.")
+    folder = home()
+    removed = []
+    candidates = [folder / run_id, folder / "models" / run_id]
+    if run.model_path and Path(run.model_path).resolve().is_relative_to(folder):
+        candidates.append(Path(run.model_path).resolve().parent)
+    for path in dict.fromkeys(candidates):
+        if path.is_dir() and path.resolve() != folder:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed

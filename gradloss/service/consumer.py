@@ -138,6 +138,7 @@ def run_consumer() -> None:
     heartbeat.heartbeat_timeout()  # a bad value would otherwise end the heartbeat thread later
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     tracker = tracking_uri()  # and GRADLOSS_MLFLOW_URI, which each run's process reads
+    supervisor.prestart_wanted()  # and GRADLOSS_PRESTART
     store = Store.default()
     check_queue()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
@@ -153,10 +154,12 @@ def run_consumer() -> None:
              "" if tracker is None else f", logging runs live to MLflow at {redact(tracker)}")
     stop = threading.Event()
     threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
-    try:  # max_delay: an idle worker notices a new run within a second
-        huey.create_consumer(workers=1, periodic=False, max_delay=1.0).run()
+    supervisor.prestart(store=store)  # the first run's training process, started ahead
+    try:  # max_delay: an idle worker notices a new run within half a second (SQLite is polled)
+        huey.create_consumer(workers=1, periodic=False, max_delay=0.5).run()
     finally:
         stop.set()
+        supervisor.stop_spare()
         try:
             _release_runs(store, record.worker_id)
             store.workers.remove(record.worker_id)
@@ -211,6 +214,10 @@ def recover_lost_runs(store: Store | None = None, running=None) -> list[str]:
         elif run.cancel_requested:
             acted = store.runs.finish(run.run_id, "cancelled", error=f"{lost} while cancelling",
                                       stale_before=stale_before)
+        elif heartbeat.trained_outside_the_queue(run.worker_id):  # the CLI: nothing resumes it
+            acted = store.runs.finish(run.run_id, "failed", error=f"the process that trained it "
+                                      f"({run.worker_id}) stopped: no heartbeat for "
+                                      f"{now - run.heartbeat_at:.0f} s", stale_before=stale_before)
         elif run.attempts < MAX_ATTEMPTS:
             acted = tasks.requeue(store, run.run_id, stale_before)
         else:

@@ -67,3 +67,16 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True  # no /proc (macOS): trust kill(0)
+
+
+LOCAL_PREFIX = "cli@"  # the worker id of a run the CLI trains in its own process
+
+
+def local_worker_id() -> str:
+    """Who trains a run in the CLI's own process: 'cli@HOST:PID'."""
+    return f"{LOCAL_PREFIX}{host()}:{os.getpid()}"
+
+
+def trained_outside_the_queue(worker: str | None) -> bool:
+    """True for a run the CLI trains in its own process (no queue task can resume it)."""
+    return bool(worker) and worker.startswith(LOCAL_PREFIX)

@@ -1,5 +1,6 @@
 """The task queue's transport: Huey on SQLite (default) or Redis (GRADLOSS_QUEUE_URL), with JSON
-payloads. Its tasks, and the verbs that put work on it, are `tasks`.
+payloads and task priorities (training before evaluations). Its tasks, and the verbs that put
+work on it, are `tasks`.
 
 `huey_for(url)` gives the URL's Huey, built once per URL: tests and deployments choose it
 through the environment, so it cannot be fixed at import time. Payloads are JSON, never pickle: a
@@ -15,7 +16,7 @@ from functools import cache
 from pathlib import Path
 
 import redis
-from huey import RedisHuey, SqliteHuey
+from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.registry import Message
 from huey.serializer import Serializer
@@ -93,11 +94,33 @@ def huey_for(url: str) -> Huey:
         if scheme(url) == "redis":
             pool = redis.ConnectionPool.from_url(  # health checks: reconnect after a restart
                 url, socket_connect_timeout=CONNECT_TIMEOUT_S, health_check_interval=30)
-            return RedisHuey("gradloss", connection_pool=pool, results=False,
-                             serializer=serializer)
+            huey = PriorityRedisHuey("gradloss", connection_pool=pool, results=False,
+                                     serializer=serializer)
+            adopt_list_queue(huey.storage)
+            return huey
         filename = sqlite_file(url)
         filename.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         create_private(filename)  # 0600, before SQLite creates it with the default mode
         writable_database(filename, "queue", QUEUE_SETTING)
         return SqliteHuey("gradloss", filename=str(filename), results=False,
                           timeout=BUSY_TIMEOUT_S, serializer=serializer)
+
+
+def adopt_list_queue(storage) -> int:
+    """Move tasks an older gradloss queued in Redis as a plain list (no priorities) into the
+    priority queue's sorted set under the same key, oldest first; returns how many moved.
+
+    The list is renamed away first (atomic), so two processes never both move it."""
+    conn, key = storage.conn, storage.queue_key
+    if conn.type(key) not in (b"list", "list"):
+        return 0
+    old = f"{key}.list"
+    try:
+        conn.rename(key, old)
+    except redis.exceptions.ResponseError:  # another process moved it meanwhile
+        return 0
+    items = conn.lrange(old, 0, -1)  # newest first: LPUSH'd, popped from the tail
+    for data in reversed(items):
+        storage.enqueue(data)
+    conn.delete(old)
+    return len(items)

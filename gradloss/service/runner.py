@@ -63,15 +63,17 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter, tracker=N
 
     runs = [store.runs.get(r) for r in run_ids]
     plans = {}
-    for run in runs:  # read with the config, before training: an outage later delays, never fails
-        try:
-            evaluation = store.evaluations.plan_of(run.run_id)
-            if evaluation is not None and evaluation.unreadable:  # never measure less than asked
-                raise ValueError(f"the run cannot be read: its evaluation plan: "
-                                 f"{evaluation.unreadable}")
-            plans[run.run_id] = run.plan(None if evaluation is None else evaluation.config)
+    for run in runs:  # read before training: an outage later delays, never fails
+        try:  # its evaluation, if planned, is queued apart once trained (tasks.queue_evaluations)
+            plans[run.run_id] = run.plan(None)
         except ValueError as exc:  # unreadable: nothing to train from
             finish(store, reporter, run.run_id, "failed", error=str(exc))
+    for run in runs:  # cancelled while it was starting: never trained, not even one epoch
+        if run.run_id in plans and store.runs.cancel_requested(run.run_id):
+            finish(store, reporter, run.run_id, "cancelled", error="cancelled before training")
+            del plans[run.run_id]
+        else:
+            reporter.should_cancel(run.run_id)  # asks now: the answer is in before the first step
     runs = [r for r in runs if r.run_id in plans]
     if not runs:
         return
@@ -97,14 +99,52 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter, tracker=N
             [plans[run_id]], sink([run_id]), [_local_dir(store, run_id)]))
 
 
+def warm_up() -> None:
+    """Import what training needs (the engine above all: 5 to 30 s for TensorFlow) and train a
+    throwaway model two steps, so a run handed to this process starts at once: a process's
+    first training spends 3 s more before its first step than the next (bench/first_point.py).
+    Keras restores weights by structure, not layer names, so the throwaway model's names
+    (conv2d, ...; the run's are conv2d_2, ...) never stop a checkpoint from loading."""
+    import tempfile
+
+    import keras
+
+    from gradloss.core.config import TrainConfig
+    from gradloss.pipeline import run  # noqa: F401
+    from gradloss.perturbations import sweep  # noqa: F401
+    from gradloss.training import loop
+
+    log.info("warming up: a throwaway 2-step training on digits")
+    with tempfile.TemporaryDirectory() as folder:
+        loop.train(TrainConfig(dataset="digits", epochs=1, train_size=20, batch_size=10,
+                               engine=keras.backend.backend()), folder)
+
+
+def wait_for_runs() -> list[str]:
+    """`--wait`: warm up, say 'ready' on stdout, then read the run ids of one line of stdin
+    ([] when the worker closes it unused). The process then names its runs, as one started for
+    them would (`ps`, and tests that look for a run's training process)."""
+    warm_up()
+    print("ready", flush=True)
+    run_ids = sys.stdin.readline().split()
+    if run_ids:
+        from setproctitle import setproctitle
+        setproctitle(f"{sys.executable} -m gradloss.service.runner {' '.join(run_ids)}")
+    return run_ids
+
+
 def main(argv: list[str] | None = None) -> int:
     backend.die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
                                                    "%(levelname)s %(message)s")
     scrub_output()
     run_ids = sys.argv[1:] if argv is None else argv
+    if run_ids == ["--wait"]:
+        run_ids = wait_for_runs()
+        if not run_ids:
+            return 0
     if not run_ids:
-        raise SystemExit("usage: python -m gradloss.service.runner RUN_ID [RUN_ID ...]")
+        raise SystemExit("usage: python -m gradloss.service.runner [--wait | RUN_ID [RUN_ID ...]]")
     from gradloss.trackers import live
 
     store = Store.default()

@@ -31,13 +31,25 @@ TRACKING_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "m
 MLFLOW_EXTRA = "pip install 'gradloss[mlflow]'"
 
 
+def default_home() -> Path:
+    """Where gradloss keeps its runs when GRADLOSS_HOME is not set: this user's data folder
+    (platformdirs: ~/.local/share/gradloss on Linux, ~/Library/Application Support/gradloss on
+    macOS), the same whichever folder a command starts in, so the dashboard, its worker and
+    the CLI started anywhere share one store."""
+    from platformdirs import user_data_path
+
+    return user_data_path("gradloss", appauthor=False)
+
+
 def home() -> Path:
-    """The folder holding the embedded store and queue, logs and run folders: $GRADLOSS_HOME or ./runs.
+    """The folder holding the embedded store and queue, logs and run folders: $GRADLOSS_HOME,
+    else `default_home()`.
 
     Created readable by its owner only (0700): anyone who can write the queue or the store
     decides what the worker trains. A folder that cannot be created or written raises
     SettingsError naming it, the reason and the fix."""
-    path = Path(os.environ.get("GRADLOSS_HOME") or "runs").resolve()  # absolute: child processes agree
+    configured = os.environ.get("GRADLOSS_HOME")
+    path = (Path(configured) if configured else default_home()).resolve()  # absolute: children agree
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:

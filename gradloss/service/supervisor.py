@@ -3,7 +3,12 @@ trained one, in a child process, watched.
 
 The consumer stays light: this never imports TensorFlow or JAX. It starts
 `python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
-the run's heartbeat while the child trains. If the child dies without finishing the run
+the run's heartbeat while the child trains. Starting TensorFlow takes a training process 5 to
+30 s, so the worker keeps one spare training process started ahead (`prestart`), its engine
+imported, waiting on a pipe for the ids of the next run; that run is handed to it, and a new
+spare is started once the run has ended. Each run still has a process of its own: cancel,
+memory and crash recovery are as with a process started for it (GRADLOSS_PRESTART=off: none
+started ahead). If the child dies without finishing the run
 (killed, out of memory), the run goes back in the queue to resume from its last epoch
 checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does
 not stop the child: beats resume when the store is back, and a run that another worker took over
@@ -17,6 +22,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable
@@ -39,6 +45,7 @@ MAX_ATTEMPTS = 2  # starts of one run: the first, plus one resume after its work
 SEED_BATCH_SETTING = "GRADLOSS_SEED_BATCH"  # auto (default: on a GPU worker), on or off
 MAX_SEED_BATCH = 8  # seeds trained as one program at most (memory grows with each)
 REQUEUE_WAIT_S = 10  # how long a task waits for the store to record the requeue that queued it
+PRESTART_SETTING = "GRADLOSS_PRESTART"  # on (default) or off: a training process started ahead
 
 
 def child_env(**extra: str) -> dict:
@@ -49,15 +56,117 @@ def child_env(**extra: str) -> dict:
     return env
 
 
-def train_run(run_id: str, task_id: str | None = None, requeue: Requeue | None = None) -> None:
-    """Train run `run_id` in a child process unless it is no longer queued. `task_id`: the
+def prestart_wanted() -> bool:
+    """GRADLOSS_PRESTART: on (the default) or off."""
+    value = os.environ.get(PRESTART_SETTING, "on").strip().lower()
+    if value not in ("on", "off"):
+        raise SettingsError(f"The environment variable {PRESTART_SETTING} must be a str among "
+                            f"('on', 'off'). Got {value!r} instead.")
+    return value == "on"
+
+
+def _runner_env(store: Store, engine: str, deterministic: bool) -> dict:
+    """The environment of this worker's training processes for `engine`."""
+    return backend.child_environment(engine, deterministic, child_env(
+        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=worker_id(),
+        GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
+
+
+class Spare:
+    """A training process started ahead of its run: `python -m gradloss.service.runner --wait`
+    imports its engine, says 'ready' on its stdout, and waits for run ids on its stdin."""
+
+    def __init__(self, env: dict):
+        self.env, self.started = env, time.monotonic()
+        self.ready = threading.Event()
+        # Own session: a Ctrl-C meant for the worker must not kill the training (see train_run).
+        self.proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", "--wait"],
+                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     start_new_session=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # 'ready', then nothing until it exits
+            if line.strip() == b"ready":
+                self.ready.set()
+                log.info("training process %d ready (started %.1f s ago)", self.proc.pid,
+                         time.monotonic() - self.started)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def take(self, run_ids: list[str]) -> subprocess.Popen:
+        """Hand it the runs to train; it trains them as a runner started for them would."""
+        self.proc.stdin.write((" ".join(run_ids) + "\n").encode())
+        self.proc.stdin.close()
+        return self.proc
+
+    def stop(self) -> None:
+        """End it unused: it holds nothing but its imports."""
+        self.proc.kill()
+        self.proc.wait()
+
+
+_spare: Spare | None = None  # this worker's training process started ahead, if any
+_spare_lock = threading.Lock()
+
+
+def prestart(engine: str = "tensorflow", deterministic: bool = False,
+             store: Store | None = None) -> Spare | None:
+    """Have a spare training process for `engine` ready for the next run (unless
+    GRADLOSS_PRESTART=off); a spare for another engine is replaced. Returns it."""
+    global _spare
+    if not prestart_wanted():
+        return None
+    env = _runner_env(store or Store.default(), engine, deterministic)
+    with _spare_lock:
+        if _spare is not None and (not _spare.alive() or _spare.env != env):
+            _spare.stop()
+            _spare = None
+        if _spare is None:
+            _spare = Spare(env)
+            log.info("started training process %d ahead, for the next %s run", _spare.proc.pid,
+                     engine)
+        return _spare
+
+
+def stop_spare() -> None:
+    """End the spare training process, if any (the worker stops)."""
+    global _spare
+    with _spare_lock:
+        if _spare is not None:
+            _spare.stop()
+            _spare = None
+
+
+def _launch(run_ids: list[str], env: dict) -> subprocess.Popen:
+    """A training process for `run_ids`: the spare when it was started with `env`, else a new
+    one. Its own session: a Ctrl-C meant for the worker must not kill the training (the worker
+    stops gracefully, after this run); it still dies with the worker (PR_SET_PDEATHSIG)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.alive() and spare.env == env:
+        log.info("run(s) %s train in training process %d, started ahead", ", ".join(run_ids),
+                 spare.proc.pid)
+        return spare.take(run_ids)
+    if spare is not None:
+        spare.stop()
+    return subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", *run_ids], env=env,
+                            start_new_session=True)
+
+
+def train_run(run_id: str, task_id: str | None = None,
+              requeue: Requeue | None = None) -> list[str]:
+    """Train run `run_id` in a child process unless it is no longer queued; returns the ids of
+    the runs it trained (with seeds that joined it as a seed batch), [] if none. `task_id`: the
     queue task's id, to wait for a requeue of the run under it (see `_start`); `requeue`: how
     to put the run back in the queue if its child dies (`tasks.requeue`)."""
     store = Store.default()
     me = worker_id()
     if not _start(store, run_id, me, task_id):
         log.info("run %s is %s; not starting it", run_id, store.runs.get(run_id).status)
-        return
+        return []
     run = store.runs.get(run_id)
     evaluation = store.evaluations.plan_of(run_id)
     unreadable = run.unreadable or (evaluation and evaluation.unreadable and
@@ -65,18 +174,13 @@ def train_run(run_id: str, task_id: str | None = None, requeue: Requeue | None =
     if unreadable:  # nothing to train from: fail it with the cause, not in a child's log
         store.runs.finish(run_id, "failed", error=f"the run cannot be read: {unreadable}")
         log.error("run %s cannot be read: %s", run_id, unreadable)
-        return
+        return []
     run_ids = [run_id] + claim_seed_batch(store, run, me)
     if len(run_ids) > 1:
         log.info("run %s trains with %d more seed(s) of its experiment arm as one seed batch: %s",
                  run_id, len(run_ids) - 1, ", ".join(run_ids[1:]))
-    env = backend.child_environment(run.engine, run.config.deterministic, child_env(
-        GRADLOSS_HOME=str(home()), GRADLOSS_STORE_URL=store.url, GRADLOSS_WORKER_ID=me,
-        GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
-    # Own session: a Ctrl-C meant for the worker must not kill the training (the worker stops
-    # gracefully, after this run); the runner still dies with the worker (PR_SET_PDEATHSIG).
-    proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", *run_ids], env=env,
-                            start_new_session=True)
+    env = _runner_env(store, run.engine, run.config.deterministic)
+    proc = _launch(run_ids, env)
     while True:
         try:
             code = proc.wait(timeout=beat_interval())
@@ -91,6 +195,16 @@ def train_run(run_id: str, task_id: str | None = None, requeue: Requeue | None =
     for one in run_ids:
         reporter.send(_fail_if_unfinished, store, one, me, code, requeue)
     reporter.close()
+    _prestart_quietly(run.engine, run.config.deterministic, store)
+    return run_ids
+
+
+def _prestart_quietly(engine: str, deterministic: bool, store: Store) -> None:
+    """prestart for the next run; a failure only costs that run its head start."""
+    try:
+        prestart(engine, deterministic, store)
+    except Exception:  # noqa: BLE001
+        log.exception("could not start a training process ahead")
 
 
 def _start(store: Store, run_id: str, me: str, task_id: str | None) -> bool:
@@ -195,7 +309,12 @@ def evaluate_run(run_id: str) -> None:
         GRADLOSS_PARENT_PID=str(os.getpid())))
     code = subprocess.call([sys.executable, "-m", "gradloss.service.evaluator", run_id], env=env,
                            start_new_session=True)
-    if store.evaluations.plan_of(run_id).status in ("queued", "running"):  # it died unfinished
+    after = store.evaluations.plan_of(run_id)
+    # Left running, or still the very plan it was given: the child died unfinished. A plan
+    # queued anew meanwhile (the user asked for another evaluation) is the next task's.
+    if after.status == "running" or (after.status == "queued"
+                                      and after.updated_at == plan.updated_at):
         reason = f"signal {-code}" if code < 0 else f"code {code}"
         store.evaluations.set_status(run_id, "failed", error=f"the evaluation process exited "
                                                              f"with {reason}; see the worker log")
+    _prestart_quietly("tensorflow", False, store)

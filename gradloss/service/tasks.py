@@ -20,12 +20,38 @@ from gradloss.service.store import Store
 
 TASK_RETRIES = 3          # tries after the first, for a task that raised
 TASK_RETRY_DELAY_S = 10   # seconds between them
+TRAIN_PRIORITY = 10       # training is taken before any queued evaluation (priority 0)
 
 
 def queued_train_run(run_id: str, task=None) -> None:
     """The queue's train_run task: supervisor.train_run, told this task's id (huey's context)
-    and how to requeue the run should its training process die."""
-    supervisor.train_run(run_id, task_id=None if task is None else task.id, requeue=requeue)
+    and how to requeue the run should its training process die; then the planned evaluations
+    of the runs it trained are queued behind any queued training."""
+    trained = supervisor.train_run(run_id, task_id=None if task is None else task.id,
+                                   requeue=requeue)
+    if trained:
+        queue_evaluations(Store.default(), trained)
+
+
+def queue_evaluations(store: Store, run_ids: list[str]) -> list[str]:
+    """Queue the planned evaluation of each run that ended done, as work of its own behind any
+    queued training; returns the runs queued. A run that ended failed or cancelled gets its
+    plan failed with the reason; a run requeued to resume keeps its plan for then."""
+    queued = []
+    for run_id in run_ids:
+        plan = store.evaluations.plan_of(run_id)
+        if plan is None or plan.status != "queued":
+            continue
+        status = store.runs.get(run_id).status
+        if status in ("failed", "cancelled"):
+            store.evaluations.set_status(run_id, "failed", error=f"the run ended {status}")
+        elif status == "done":
+            try:
+                enqueue_evaluation(run_id)
+                queued.append(run_id)
+            except Exception as exc:  # noqa: BLE001 - the run is trained; say why this is not
+                store.evaluations.set_status(run_id, "failed", error=f"could not be queued: {exc}")
+    return queued
 
 
 def evaluate_run(run_id: str) -> None:
@@ -40,7 +66,8 @@ def app(url: str) -> tuple[Huey, TaskWrapper, TaskWrapper]:
     # A task that fails before its child starts (the store away for a moment) is tried again;
     # start is conditional, so a retry never trains a run twice.
     retry = {"retries": TASK_RETRIES, "retry_delay": TASK_RETRY_DELAY_S}
-    return (huey, huey.task(name="train_run", context=True, **retry)(queued_train_run),
+    return (huey, huey.task(name="train_run", context=True, priority=TRAIN_PRIORITY,
+                            **retry)(queued_train_run),
             huey.task(name="evaluate_run", **retry)(evaluate_run))
 
 
@@ -59,7 +86,8 @@ def enqueue(run_id: str, task_id: str) -> None:
 
 
 def enqueue_evaluation(run_id: str) -> None:
-    """Queue the evaluation of trained run `run_id` (its plan is in the store)."""
+    """Queue the evaluation of trained run `run_id` (its plan is in the store), behind every
+    queued training run: a worker takes training first (TRAIN_PRIORITY)."""
     url = queue_url()
     huey, _, task = app(url)
     with reaching(url):

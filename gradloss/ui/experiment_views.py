@@ -10,9 +10,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import scipy.stats
+from plotly.subplots import make_subplots
 
 from gradloss import objectives
-from gradloss.ui import views
+from gradloss.ui.charts import LEGEND, smoothed, wide_range
+from gradloss.ui.labels import format_duration, short_id
+from gradloss.analysis import protocols
 from gradloss.analysis.experiments import ExperimentProgress, experiment_progress
 from gradloss.analysis.report import at_level_table, overview_table
 
@@ -24,8 +27,9 @@ def experiment_label(experiment) -> str:
     spec = experiment.spec
     created = time.strftime("%b %d %H:%M", time.localtime(experiment.created_at))
     what = ("unreadable spec" if spec is None else
-            f"{' vs '.join(spec.arm_names)} × {len(spec.seeds)} seeds · {spec.dataset}")
-    return (f"{what} · {created} · {views.short_id(experiment.experiment_id)} "
+            f"{' vs '.join(map(arm_display, spec.arm_names))} × {len(spec.seeds)} seeds · "
+            f"{spec.dataset}")
+    return (f"{what} · {created} · {short_id(experiment.experiment_id)} "
             f"({experiment.status})")
 
 
@@ -34,9 +38,15 @@ def progress_line(runs) -> tuple[ExperimentProgress, str]:
     progress = experiment_progress(runs)
     text = progress.text()
     if progress.finished < progress.total:
-        text += (f" · ETA {views.format_duration(progress.eta_s)}" if progress.eta_s is not None
+        text += (f" · ETA {format_duration(progress.eta_s)}" if progress.eta_s is not None
                  else " · ETA once a run of each arm has finished")
     return progress, text
+
+
+def arm_display(arm: str) -> str:
+    """An arm's name for tables and legends: its objective's label when named after one
+    ('noise augmentation', not 'noise_augmented'), else the name it was given."""
+    return objectives.label(arm) if arm in objectives.NAMES else arm
 
 
 def arm_labels(arms) -> dict:
@@ -62,6 +72,11 @@ def _band(fig, x, low, high, color, group) -> None:
 NOISE_AXIS = "noise σ (Gaussian, on pixels in [0, 1])"
 
 
+def seeds_words(n: int) -> str:
+    """'mean of 3 seeds', or '1 seed' (a mean of one is no mean)."""
+    return "1 seed" if n == 1 else f"mean of {n} seeds"
+
+
 def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | None = None,
                  show_seeds: bool = False, level_col: str = "sigma", level_name: str = "σ",
                  x_title: str = NOISE_AXIS) -> go.Figure:
@@ -74,9 +89,9 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
     for k, arm in enumerate(dict.fromkeys(per_seed.arm)):  # the experiment's order: stable colours
         rows, color = curves[curves.arm == arm].sort_values("level"), _color(arm, k)
         _band(fig, rows.level, rows.low, rows.high, color, arm)
-        n = int(rows.n.iloc[0])
         fig.add_trace(go.Scatter(x=rows.level, y=rows["mean"], mode="lines+markers",
-                                 name=f"{arm} (mean of {n} seeds)", legendgroup=arm,
+                                 name=f"{arm_display(arm)} ({seeds_words(int(rows.n.iloc[0]))})",
+                                 legendgroup=arm,
                                  line={"color": color}, customdata=rows[["low", "high"]],
                                  hovertemplate=level_name + "=%{x}<br>mean %{y:.4f}"
                                                "<br>95 % CI %{customdata[0]:.4f} to %{customdata[1]:.4f}"))
@@ -84,25 +99,32 @@ def curve_figure(per_seed: pd.DataFrame, summary: pd.DataFrame, sigma: float | N
             for seed, own in per_seed[per_seed.arm == arm].groupby("seed"):
                 fig.add_trace(go.Scatter(x=own[level_col], y=own.accuracy, mode="lines",
                                          line={"color": color, "width": 1, "dash": "dot"},
-                                         name=f"{arm} seed {seed}", legendgroup=arm,
+                                         name=f"{arm_display(arm)} seed {seed}", legendgroup=arm,
                                          showlegend=False, opacity=0.6))
     if sigma is not None:
         fig.add_vline(x=sigma, line_dash="dot", line_color="grey",
                       annotation_text=f"{level_name} = {sigma:g}")
     fig.update_layout(xaxis_title=x_title,
                       yaxis_title="test accuracy (mean over seeds, 95 % CI band)", height=420,
-                      margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
+                      margin={"t": 30, "b": 50, "r": 10}, legend=LEGEND)
     return fig
 
 
 def styled_at_level(summary: pd.DataFrame, level):
-    """at_level_table with the difference coloured only where its interval excludes 0."""
-    return _coloured(*at_level_table(summary, level))
+    """at_level_table with the difference coloured only where its interval excludes 0, arms
+    by their labels."""
+    return _coloured(*_displayed(*at_level_table(summary, level)))
 
 
 def styled_overview(summary: pd.DataFrame):
     """overview_table, coloured like styled_at_level."""
-    return _coloured(*overview_table(summary))
+    return _coloured(*_displayed(*overview_table(summary)))
+
+
+def _displayed(table: pd.DataFrame, sign: pd.Series):
+    if "arm" in table:
+        table = table.assign(arm=table.arm.map(arm_display))
+    return table, sign
 
 
 def _coloured(table: pd.DataFrame, sign: pd.Series):
@@ -115,34 +137,58 @@ def _coloured(table: pd.DataFrame, sign: pd.Series):
     return table.style.apply(colour)
 
 
-def smoothed(values: pd.Series, window: int) -> pd.Series:
-    """Trailing moving average over `window` points (1: unchanged); the first points average fewer."""
-    return values.rolling(window, min_periods=1).mean() if window > 1 else values
-
-
-def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "loss") -> go.Figure:
-    """Per arm: the mean over seeds of each step's (smoothed) `name`, with a 95 % interval band.
+def loss_band_figure(metrics: pd.DataFrame, runs, window: int = 1, name: str = "loss",
+                     x_axis: str = "epochs") -> go.Figure:
+    """Per arm, in a panel of its own (the losses differ up to ~1000x, and one log axis would
+    flatten one arm under the other): the mean over seeds of each step's (smoothed) `name`,
+    with a 95 % interval band, against epochs or images seen (batch 32 and 100 line up).
 
     Steps that only some seeds have reached are drawn from those seeds (the band says how many)."""
     arm_of = {r.run_id: r.arm for r in runs}
+    config_of = {r.arm: r.config for r in runs if r.config is not None}
     rows = metrics[(metrics.name == name) & metrics.run_id.isin(list(arm_of))].copy()
     rows["value"] = rows.groupby("run_id", group_keys=False).value.apply(
         lambda v: smoothed(v, window))
     rows["arm"] = rows.run_id.map(arm_of)
-    fig = go.Figure()
-    for k, arm in enumerate(dict.fromkeys(r.arm for r in runs)):
+    arms = [a for a in dict.fromkeys(r.arm for r in runs) if (rows.arm == a).any()]
+    fig = make_subplots(rows=1, cols=max(len(arms), 1), horizontal_spacing=0.08,
+                        subplot_titles=[arm_display(a) for a in arms])
+    for k, arm in enumerate(arms):
         by_step = rows[rows.arm == arm].groupby("step").value.agg(["mean", "std", "count"])
-        if by_step.empty:
-            continue
         half = (scipy.stats.t.ppf(0.975, np.maximum(by_step["count"] - 1, 1))
                 * by_step["std"].fillna(0) / np.sqrt(by_step["count"]))
-        color = _color(arm, k)
-        _band(fig, by_step.index, by_step["mean"] - half, by_step["mean"] + half, color, arm)
-        fig.add_trace(go.Scatter(x=by_step.index, y=by_step["mean"], mode="lines", legendgroup=arm,
-                                 name=f"{arm} (mean of {int(by_step['count'].max())} seeds)",
-                                 line={"color": color}))
-    positive = rows.value[rows.value > 0]
-    fig.update_layout(xaxis_title="step", yaxis_title=f"{name} (mean over seeds, 95 % CI band)",
-                      yaxis_type="log" if len(positive) and views.wide_range(positive) else "linear",
-                      height=420, margin={"t": 30, "b": 10}, legend={"orientation": "h", "y": -0.2})
+        color, config = _color(arm, k), config_of.get(arm)
+        x = by_step.index.to_series()
+        if config is not None:
+            x = x * config.batch_size if x_axis == "images" else x / max(config.steps_per_epoch, 1)
+        panel = {"row": 1, "col": k + 1}
+        fig.add_trace(go.Scatter(x=list(x) + list(x)[::-1],
+                                 y=list(by_step["mean"] + half) + list(by_step["mean"] - half)[::-1],
+                                 fill="toself", fillcolor=color, opacity=0.2, line={"width": 0},
+                                 hoverinfo="skip", showlegend=False, legendgroup=arm), **panel)
+        fig.add_trace(go.Scatter(x=x, y=by_step["mean"], mode="lines", legendgroup=arm,
+                                 name=f"{arm_display(arm)} ({seeds_words(int(by_step['count'].max()))})",
+                                 line={"color": color}), **panel)
+        positive = rows.value[(rows.arm == arm) & (rows.value > 0)]
+        log = bool(len(positive)) and wide_range(positive)
+        fig.update_yaxes(type="log" if log else "linear", rangemode="normal" if log else "tozero",
+                         exponentformat="power", dtick=1 if log else None,
+                         title_text=f"{name} (log scale)" if log else name, **panel)
+    fig.update_xaxes(title_text="epochs trained" if x_axis == "epochs" else "training images seen")
+    fig.update_layout(height=420, margin={"t": 40, "b": 50, "r": 10}, legend=LEGEND)
     return fig
+
+
+def arm_protocol_differences(runs, reference: str) -> list[str]:
+    """One sentence per arm trained under another protocol than the reference arm (an arm may
+    set its own epochs, batch size or learning rate): what differs, so its difference is not
+    read as the objective's alone."""
+    first = {}
+    for run in runs:
+        if run.config is not None:
+            first.setdefault(run.arm, run)
+    if reference not in first:
+        return []
+    return [f"The {arm} arm differs from the {reference} arm in more than its objective: "
+            f"{words}." for arm, run in first.items()
+            if arm != reference and (words := protocols.difference_words(run, first[reference]))]

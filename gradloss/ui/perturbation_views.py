@@ -1,7 +1,7 @@
 """What the Robustness page shows about perturbations beyond Gaussian noise, as pure functions.
 
 Results come in summary.RESULT_COLUMNS (the run's sweep as 'gaussian' plus its evaluations);
-`labels` is {run_id: (label, objective)} as in views. Nothing here imports Streamlit or Keras.
+`runs` is {run_id: StoredRun}, `labels` {run_id: label} (labels.run_labels). Nothing here imports Streamlit or Keras.
 """
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from gradloss.ui import views
+from gradloss.ui.charts import comparison_figure
+from gradloss.ui.images import example_captions
+from gradloss.ui.labels import format_duration
 from gradloss.core.evaluation import PERTURBATIONS
 
 
@@ -46,12 +48,12 @@ def accuracy_at(results: pd.DataFrame, run_id: str, perturbation: str, level: fl
     return None if rows.empty else (float(rows.accuracy.iloc[0]), float(rows.accuracy_std.iloc[0]))
 
 
-def perturbation_figure(results: pd.DataFrame, labels: dict, perturbation: str,
+def perturbation_figure(results: pd.DataFrame, runs: dict, labels: dict, perturbation: str,
                         level: float | None = None) -> go.Figure:
     """Accuracy versus the perturbation's level, one line per run, the chosen level marked."""
     p = PERTURBATIONS[perturbation]
     rows = results[results.perturbation == perturbation].rename(columns={"level": "sigma"})
-    fig = views.comparison_figure(rows, labels, level)  # the σ chart, with other axis titles
+    fig = comparison_figure(rows, runs, labels, level)  # the σ chart, with other axis titles
     fig.update_layout(xaxis_title=f"{p.label}: {p.level_name}", yaxis_title="test accuracy")
     if level is not None:
         fig.layout.annotations = ()
@@ -62,7 +64,7 @@ def perturbation_figure(results: pd.DataFrame, labels: dict, perturbation: str,
 
 def masking_warnings(flags_by_run: dict, labels: dict) -> list[str]:
     """One warning per flagged run: its label and the masking check's sentences."""
-    return [f"Possible gradient masking in {labels[r][0]}: " + " ".join(flags)
+    return [f"Possible gradient masking in {labels[r]}: " + " ".join(flags)
             for r, flags in flags_by_run.items() if r in labels and flags]
 
 
@@ -71,7 +73,8 @@ def plan_text(plan) -> str:
     p = plan.progress
     if plan.status == "running" and p.phase:
         done = f" · {p.sweep_done / p.sweep_total:.0%}" if p.sweep_total else ""
-        return f"running · {p.phase}{done}"
+        eta = f" · ETA {format_duration(p.eta_s)}" if p.eta_s is not None else ""
+        return f"running · {p.phase}{done}{eta}"
     return f"failed: {plan.error}" if plan.status == "failed" else plan.status
 
 
@@ -79,7 +82,7 @@ def grid_captions(examples: dict, perturbation: str, level: float, class_names) 
     """views.example_captions for stored evaluation examples ({objective: frame})."""
     frames = {o: df[df.perturbation == perturbation].rename(columns={"level": "sigma"})
               for o, df in examples.items()}
-    return views.example_captions({o: f for o, f in frames.items() if not f.empty}, level,
+    return example_captions({o: f for o, f in frames.items() if not f.empty}, level,
                                   class_names)
 
 

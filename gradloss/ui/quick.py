@@ -10,6 +10,7 @@ from gradloss.analysis import reference
 from gradloss.core.config import DATASETS
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.validation import check_choice
+from gradloss.ui.estimates import QUICK_MINUTES
 
 QUICK_PRESETS = {  # dataset -> train_size (None: all), epochs (None: each objective's reference)
     "fashion_mnist": {"train_size": 5000, "epochs": None},
@@ -17,12 +18,11 @@ QUICK_PRESETS = {  # dataset -> train_size (None: all), epochs (None: each objec
 }
 QUICK_ARMS = ("gradient", "baseline")  # the reference comparison, as calibrated; Train queues any
 QUICK_SEEDS = 3
-# What the calibration found per preset (3 seeds): all runs' minutes on 2 unloaded CPU cores,
-# estimated from CPU time (the machine was shared), and the difference gradient - baseline at
-# sigma = 0.1 in points with its 95 % interval.
+# What the calibration found per preset (3 seeds): the difference gradient - baseline at
+# sigma = 0.1 in points with its 95 % interval (its time: estimates.QUICK_MINUTES).
 QUICK_MEASURED = {
-    "fashion_mnist": {"minutes": (5, 10), "diff": (-0.3, -5.5, 5.0)},
-    "digits": {"minutes": (1, 2), "diff": (-2.9, -4.1, -1.8)},
+    "fashion_mnist": {"diff": (-0.3, -5.5, 5.0)},
+    "digits": {"diff": (-2.9, -4.1, -1.8)},
 }
 GPU_SEEDS = 5  # the full protocol, where the worker has a GPU
 
@@ -44,8 +44,8 @@ def quick_description(spec: ExperimentConfig, gpu: bool) -> str:
                 f"the reference epochs), {len(spec.seeds)} seeds each, then the noise sweep.")
     size = f"{spec.train_size} training images" if spec.train_size else "all training images"
     data = "Fashion-MNIST" if spec.dataset == "fashion_mnist" else "the bundled digits"
-    low, high = QUICK_MEASURED[spec.dataset]["minutes"]
-    took = f" About {low} to {high} minutes on 2 CPU cores with one worker."
+    took = (f" Measured {QUICK_MINUTES[spec.dataset]} minutes on 2 shared CPU cores with one "
+            "worker (bench/README.md); the Train page shows a live ETA once it runs.")
     epochs = f"{spec.epochs} epochs" if spec.epochs else "the reference epochs"
     return (f"Trains {arms} with {len(spec.seeds)} seeds each on {size} of {data}, {epochs}, then "
             f"measures test accuracy under noise at each σ.{took}")

@@ -21,10 +21,13 @@ from gradloss.core.errors import ExperimentNotFound, InvalidParameterError
 from gradloss.core.plan import RunPlan
 from gradloss.core.progress import Progress
 from gradloss.core.records import ACTIVE, FINISHED, StoredRun
-from gradloss.core.validation import check_int
+from gradloss.core.validation import check_int, fail
 from gradloss.service.store.database import Database, _ids
 from gradloss.service.urls import redact
-from gradloss.service.store.schema import evaluation_plans, experiments, runs
+from gradloss.service.store.schema import evaluation_plans, experiments, metadata, runs
+
+RUN_TABLES = [t for t in metadata.sorted_tables  # a run's rows, beside its own (not a worker's)
+              if "run_id" in t.c and t.name not in ("runs", "workers")]
 
 
 def new_id() -> str:
@@ -77,14 +80,30 @@ def to_run(row: sa.Row) -> StoredRun:
     progress, _ = _json(m["progress"], "progress")
     texts = {name: _text(m[name]) for name in (
         "status", "objective", "dataset", "engine", "data_dir", "error", "worker_id", "device",
-        "model_path", "task_id", "host", "experiment_id", "arm")}
+        "model_path", "task_id", "host", "experiment_id", "arm", "name", "note")}
     times = {name: _number(m[name]) for name in (
         "started_at", "finished_at", "heartbeat_at")}
     return StoredRun(
         run_id=m["run_id"], created_at=_number(m["created_at"]) or 0.0, config=config,
         sweep=sweep or SweepConfig(), progress=Progress.from_dict(progress),
         cancel_requested=bool(m["cancel_requested"]), attempts=_number(m["attempts"], int) or 0,
-        gpu=_number(m["gpu"], int), unreadable=bad_config or bad_sweep, **texts, **times)
+        gpu=_number(m["gpu"], int), tags=_tags(m["tags"]), unreadable=bad_config or bad_sweep,
+        **texts, **times)
+
+
+def _tags(text) -> tuple[str, ...]:
+    """The stored JSON list of tags; anything else reads as no tags (they name, never decide)."""
+    try:
+        value = json.loads(text) if text else []
+    except (TypeError, ValueError):
+        return ()
+    return tuple(t for t in value if isinstance(t, str)) if isinstance(value, list) else ()
+
+
+MAX_NAME = 80      # characters of a run's name: a label in tables and legends
+MAX_TAG = 32       # characters of one tag
+MAX_TAGS = 20
+MAX_NOTE = 5000    # characters of a note
 
 
 class RunRepository:
@@ -229,3 +248,46 @@ class RunRepository:
             if value is None:
                 self._db.require_run(conn, run_id)
         return bool(value)
+
+    def rename(self, run_id: str, name: str | None) -> None:
+        """Give the run a name for people (None or blank: none), at most MAX_NAME characters."""
+        name = (name or "").strip() or None
+        if name is not None and (len(name) > MAX_NAME or not name.isprintable()):
+            fail("RunRepository.rename", "name", f"a printable str of at most {MAX_NAME} "
+                 "characters", name, f"at most {MAX_NAME} printable characters")
+        self._db.update(runs, run_id, name=name)
+
+    def tag(self, run_id: str, tags) -> tuple[str, ...]:
+        """Replace the run's tags (blank ones and repeats dropped, order kept); returns them."""
+        tags = tuple(dict.fromkeys(t.strip() for t in tags if isinstance(t, str) and t.strip()))
+        bad = [t for t in tags if len(t) > MAX_TAG or "," in t or not t.isprintable()]
+        if bad or len(tags) > MAX_TAGS:
+            fail("RunRepository.tag", "tags", f"at most {MAX_TAGS} printable str of at most "
+                 f"{MAX_TAG} characters without commas", bad or tags,
+                 f"at most {MAX_TAGS} tags of at most {MAX_TAG} characters, without commas")
+        self._db.update(runs, run_id, tags=json.dumps(list(tags)) if tags else None)
+        return tags
+
+    def annotate(self, run_id: str, note: str | None) -> None:
+        """Replace the run's note (None or blank: none), at most MAX_NOTE characters."""
+        note = (note or "").strip() or None
+        if note is not None and len(note) > MAX_NOTE:
+            fail("RunRepository.annotate", "note", f"a str of at most {MAX_NOTE} characters",
+                 f"{note[:40]}... ({len(note)} characters)", f"at most {MAX_NOTE} characters")
+        self._db.update(runs, run_id, note=note)
+
+    def delete(self, run_id: str) -> bool:
+        """Delete a finished run and every row of it (metrics, sweeps, evaluations, files in
+        the store), in one transaction; False, with nothing deleted, if it is queued or running.
+
+        Each table is emptied of the run by name: the tables' foreign keys are not enforced in
+        every store (SQLite files created by the migration steps have none)."""
+        with self._db.connect(write=True) as conn:
+            gone = conn.execute(runs.delete().where(runs.c.run_id == run_id,
+                                                    runs.c.status.in_(FINISHED))).rowcount > 0
+            if not gone:
+                self._db.require_run(conn, run_id)
+                return False
+            for table in RUN_TABLES:
+                conn.execute(table.delete().where(table.c.run_id == run_id))
+            return True

@@ -50,6 +50,9 @@ runs = sa.Table(
                                                       ondelete="CASCADE")),
     sa.Column("arm", sa.Text),       # its arm's name in that experiment
     sa.Column("sweep", sa.Text),     # SweepConfig.to_dict() as JSON; NULL: the default sweep
+    sa.Column("name", sa.Text),      # what its researcher calls it; NULL: no name given
+    sa.Column("tags", sa.Text),      # JSON list of str; NULL: none
+    sa.Column("note", sa.Text),      # free text its researcher wrote about it
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_status", runs.c.status)
@@ -224,6 +227,9 @@ MIGRATIONS: list[tuple] = [
     ),
     (  # 7: the noise sweep a run was planned with (a submitted experiment's draws, say)
         AddColumns("runs", ("sweep",)),
+    ),
+    (  # 8: what researchers write about a run: its name, tags and a note
+        AddColumns("runs", ("name", "tags", "note")),
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

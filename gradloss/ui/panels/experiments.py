@@ -6,7 +6,9 @@ import streamlit as st
 
 from gradloss.analysis import experiments
 from gradloss.core.evaluation import HEADLINE_EPS, HEADLINE_RADIUS, PERTURBATIONS
-from gradloss.ui import experiment_views, perturbation_views, views, widgets
+from gradloss.ui import experiment_views, perturbation_views, widgets
+from gradloss.ui.comparison import nearest
+from gradloss.ui.labels import short_id
 
 
 def _finished(runs) -> tuple[str, ...]:
@@ -37,28 +39,26 @@ def comparison(runs_store, experiment) -> None:
                 f"(seeds are paired). {text}.")
         return
     summary, sigmas = found.summary, found.sigmas
-    if st.session_state.get("experiment_sigma") not in sigmas:
-        st.session_state.experiment_sigma = views.nearest(sigmas, 0.1)
-    sigma = st.select_slider("Noise σ", options=sigmas, key="experiment_sigma",
-                             format_func=lambda s: f"{s:g}",
-                             help="Standard deviation of the Gaussian noise on each pixel.")
+    sigma = widgets.pick_sigma(st, sigmas, key="experiment_sigma")
     show_seeds = st.checkbox("Show each seed's curve", key="show_seeds")
     st.plotly_chart(experiment_views.curve_figure(found.per_seed, summary, sigma, show_seeds),
                     key="experiment_chart")
     labels = experiment_views.arm_labels(summary.arm.unique())
     for sentence in experiments.sentences(summary, spec.reference, sigma, labels):
         st.markdown(f"**{sentence}**")
-    st.dataframe(experiment_views.styled_at_level(summary, sigma), hide_index=True)
+    for sentence in experiment_views.arm_protocol_differences(runs, spec.reference):
+        st.warning(sentence, icon=":material/warning:")
+    widgets.summary_dataframe(experiment_views.styled_at_level(summary, sigma))
     st.caption(f"Means over {found.n_seeds} seeds with 95 % Student t intervals; differences are "
                f"paired by seed, against the {spec.reference} arm. A difference is called ahead "
                "or behind, and coloured, only where its p-value adjusted for every comparison "
                f"this experiment reports ({found.summaries.family}, Benjamini–Hochberg) is below "
                "0.05; otherwise the data cannot tell the arms apart at this number of seeds.")
     with st.expander("Over all σ: area under accuracy versus σ (normalised to [0, 1])"):
-        st.dataframe(experiment_views.styled_at_level(summary, "auc"), hide_index=True)
+        widgets.summary_dataframe(experiment_views.styled_at_level(summary, "auc"))
     files = experiments.exports(found.per_seed, summary)  # p and adjusted p in every table
     for col, (name, text_) in zip(st.columns(len(files)), files.items()):
-        col.download_button(name, text_, file_name=f"{views.short_id(chosen)}-{name}",
+        col.download_button(name, text_, file_name=f"{short_id(chosen)}-{name}",
                             mime="text/csv" if name.endswith(".csv") else "text/plain",
                             key=f"download_{name}")
     perturbations(found, plans)
@@ -83,7 +83,7 @@ def perturbations(found, plans) -> None:
         st.info("The intervals appear once two seeds of every arm have been evaluated.")
         return
     labels = experiment_views.arm_labels(per_seed.arm.unique())
-    st.dataframe(experiment_views.styled_overview(found.summaries.headlines), hide_index=True)
+    widgets.summary_dataframe(experiment_views.styled_overview(found.summaries.headlines))
     st.caption("Each perturbation at its headline: robust accuracy at ε = 0.1 for attacks, the "
                "mean over severities for corruptions; means over seeds with 95 % Student t "
                f"intervals, differences paired by seed against the {reference} arm.")
@@ -95,15 +95,15 @@ def perturbations(found, plans) -> None:
     level_name = PERTURBATIONS[name].level_name
     levels = sorted(float(v) for v in rows.level.unique())
     level = st.select_slider(level_name, options=levels, key=f"experiment_level_{name}",
-                             value=views.nearest(levels, {"ε": HEADLINE_EPS, "radius": HEADLINE_RADIUS}
-                                                 .get(level_name, 3)),
+                             value=nearest(levels, {"ε": HEADLINE_EPS, "radius": HEADLINE_RADIUS}
+                                           .get(level_name, 3)),
                              format_func=lambda v: f"{v:g}")
     st.plotly_chart(experiment_views.curve_figure(
         rows, summary, level, level_col="level", level_name=level_name,
         x_title=f"{PERTURBATIONS[name].label}: {level_name}"), key="experiment_perturbation_chart")
     for sentence in experiments.sentences(summary, reference, level, labels, level_name):
         st.markdown(f"**{PERTURBATIONS[name].label}: {sentence}**")
-    st.dataframe(experiment_views.styled_at_level(summary, level), hide_index=True)
+    widgets.summary_dataframe(experiment_views.styled_at_level(summary, level))
 
 
 def latest(runs_store, quick, gpu: bool) -> None:
@@ -124,13 +124,15 @@ def latest(runs_store, quick, gpu: bool) -> None:
     if found.n_seeds < 2:
         st.info("The comparison appears once every objective has finished two seeds.")
         return
-    sigma = views.nearest(found.sigmas, st.session_state.get("chosen_sigma", 0.1))
+    sigma = nearest(found.sigmas, widgets.recall("sigma", 0.1))
     for sentence in experiments.sentences(found.summary, found.reference, sigma,
                                           experiment_views.arm_labels(found.summary.arm.unique())):
         st.markdown(f"**{sentence}**")
-    st.dataframe(experiment_views.styled_at_level(found.summary, sigma), hide_index=True)
+    for sentence in experiment_views.arm_protocol_differences(runs, found.reference):
+        st.warning(sentence, icon=":material/warning:")
+    widgets.summary_dataframe(experiment_views.styled_at_level(found.summary, sigma))
     if newest.spec == quick:
         from gradloss.ui.quick import quick_caveat
         st.caption(quick_caveat(quick, gpu))
-    st.page_link("pages/robustness.py", label="Curves with intervals, every σ, exports",
+    st.page_link("app_pages/robustness.py", label="Curves with intervals, every σ, exports",
                  icon=":material/show_chart:")

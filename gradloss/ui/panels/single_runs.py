@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gradloss import objectives
+
 from gradloss.analysis import summary as results
 from gradloss.core.errors import GradlossError, InvalidParameterError
 from gradloss.core.evaluation import (DEFAULT_EVALUATED, EVALUATED, GAUSSIAN, PERTURBATIONS,
                                       HEADLINE_RADIUS, SEVERITIES, EvaluationConfig)
 from gradloss.service import client
-from gradloss.ui import loaders, perturbation_views, views, widgets
+from gradloss.ui.forms import EVALUATION_LABELS, form_message
+from gradloss.ui import charts, comparison, images, loaders, perturbation_views, widgets
+from gradloss.ui.labels import run_labels, short_id
 
 
-def _labels(ids, by_id) -> dict:
-    return {i: (views.run_label(by_id[i]), by_id[i].objective) for i in ids}
+def _runs(ids, by_id) -> dict:
+    return {i: by_id[i] for i in ids}
 
 
 def perturbation_picker(col, table, ids) -> str:
@@ -27,26 +31,28 @@ def perturbation_picker(col, table, ids) -> str:
                               "run after it (or when queued below).")
 
 
+@st.cache_data(ttl=300, max_entries=16)
+def _undertrained(sweeps, runs: dict) -> list[str]:
+    return comparison.undertrained_warnings(sweeps, runs)
+
+
 def noise(slider_col, runs_store, ids, by_id, reference, sweeps) -> float:
-    """The σ slider, the accuracy-versus-σ chart, the table against the reference run and the
-    grid of noisy test images with each model's prediction."""
-    sigmas = views.swept_sigmas(sweeps, ids)
-    if st.session_state.get("sigma") not in sigmas:
-        st.session_state.sigma = views.nearest(sigmas, st.session_state.get("chosen_sigma", 0.1))
-    sigma = slider_col.select_slider(
-        "Noise σ", options=sigmas, key="sigma", format_func=lambda s: f"{s:g}",
-        help="Standard deviation of the Gaussian noise on each pixel (pixels in [0, 1]).")
-    st.session_state.chosen_sigma = sigma  # the home page shows the comparison at this σ
-    labels = _labels(ids, by_id)
-    st.plotly_chart(views.comparison_figure(sweeps, labels, sigma), key="robustness_chart")
-    with st.spinner("Reading metrics…"):
-        metrics = runs_store.results.metrics(list(ids))
-    table = views.comparison_table({i: by_id[i] for i in ids}, metrics, sweeps, sigma, reference)
+    """The σ slider, the accuracy-versus-σ chart, the table against the reference run (naming
+    what of a run's protocol differs from the reference's) and its sentences."""
+    sigma = widgets.pick_sigma(slider_col, comparison.swept_sigmas(sweeps, ids))
+    runs = _runs(ids, by_id)
+    labels = run_labels(runs.values())
+    st.plotly_chart(charts.comparison_figure(sweeps, runs, labels, sigma), key="robustness_chart")
+    metrics = widgets.finished_metrics(runs_store.url, tuple(ids))
+    table = comparison.comparison_table(runs, metrics, sweeps, sigma, reference)
     widgets.comparison_dataframe(table, sigma)
-    sentence = views.comparison_summary(table, sigma, views.short_id(reference))
+    sentence = comparison.comparison_summary(table, sigma, short_id(reference))
     if sentence:
         st.markdown(sentence)
-    st.download_button("Download the table (CSV)", views.robustness_csv(sweeps, labels),
+    for warning in _undertrained(sweeps, runs):
+        st.warning(warning, icon=":material/warning:")
+    widgets.run_links(runs.values())
+    st.download_button("Download the table (CSV)", charts.robustness_csv(sweeps, runs, labels),
                        file_name="robustness.csv", mime="text/csv")
     return sigma
 
@@ -55,7 +61,7 @@ def noise_grid(ids, by_id, sweeps, examples, sigma) -> None:
     st.subheader(f"Test images at σ = {sigma:g}")
     first = by_id[ids[0]]
     seed = int(sweeps[sweeps.run_id == ids[0]].seed.iloc[0])  # the sweep's noise: what it saw
-    shown = {f"{by_id[i].objective} {views.short_id(i)}": examples[i] for i in ids
+    shown = {f"{objectives.label(by_id[i].objective)} {short_id(i)}": examples[i] for i in ids
              if not examples[i].empty and by_id[i].dataset == first.dataset}
     if not shown:
         st.info("No example predictions stored for these runs.")
@@ -65,10 +71,10 @@ def noise_grid(ids, by_id, sweeps, examples, sigma) -> None:
     except Exception as e:  # noqa: BLE001
         st.warning(f"Could not load the {first.dataset} test images: {e}")
         return
-    captions = views.example_captions(shown, sigma, class_names)
-    images = loaders.noisy_grid(x_test, [i for i, _ in captions], sigma, seed)
+    captions = images.example_captions(shown, sigma, class_names)
+    noisy = widgets.noisy_grid(first.dataset, tuple(i for i, _ in captions), sigma, seed)
     widgets.image_grid([(index, [image], caption)
-                        for (index, caption), image in zip(captions, images)])
+                        for (index, caption), image in zip(captions, noisy)])
     st.caption("Bold: the true class. ✓/✗: each model's prediction on this noisy image, with "
                "its confidence.")
 
@@ -80,12 +86,13 @@ def perturbation(slider_col, name, table, rows, ids, by_id, reference, plans,
     key = f"level_{name}"
     if st.session_state.get(key) not in levels:
         target = {"corruption": 3, "certified": HEADLINE_RADIUS}.get(PERTURBATIONS[name].kind, 0.1)
-        st.session_state[key] = views.nearest(levels, target)
+        st.session_state[key] = comparison.nearest(levels, target)
     title = {"severity": "Severity", "ε": "Attack budget ε (L∞)",
              "radius": "Certified radius (L2)"}[PERTURBATIONS[name].level_name]
     level = slider_col.select_slider(title, levels, key=key, format_func=lambda v: f"{v:g}")
-    labels = _labels(ids, by_id)
-    st.plotly_chart(perturbation_views.perturbation_figure(table, labels, name, level),
+    runs = _runs(ids, by_id)
+    labels = run_labels(runs.values())
+    st.plotly_chart(perturbation_views.perturbation_figure(table, runs, labels, name, level),
                     key="perturbation_chart")
     where = perturbation_views.format_level(name, level)
     ref = perturbation_views.accuracy_at(table, reference, name, level)
@@ -95,8 +102,7 @@ def perturbation(slider_col, name, table, rows, ids, by_id, reference, plans,
         if at:
             delta = None if run_id == reference or not ref else \
                 f"{(at[0] - ref[0]) * 100:+.2f} points vs reference"
-            cols[k % len(cols)].metric(f"{by_id[run_id].objective} {views.short_id(run_id)}, "
-                                       f"{where}", f"{at[0]:.2%}", delta)
+            cols[k % len(cols)].metric(f"{labels[run_id]}, {where}", f"{at[0]:.2%}", delta)
     if PERTURBATIONS[name].kind == "certified":
         own = rows[(rows.perturbation == name) & rows.run_id.isin(ids)]
         st.caption(f"Certified accuracy: the share of {int(own.n_images.min())} test images (a "
@@ -121,7 +127,8 @@ def _perturbation_grid(name, level, ids, by_id, rows, grid_examples) -> None:
         st.info("No example predictions stored for these runs under this perturbation.")
         return
     first_run = shown[0]
-    examples = {f"{by_id[i].objective} {views.short_id(i)}": grid_examples[i] for i in shown
+    examples = {f"{objectives.label(by_id[i].objective)} {short_id(i)}": grid_examples[i]
+                for i in shown
                 if by_id[i].dataset == by_id[first_run].dataset}
     try:
         x_test, class_names = widgets.test_images(by_id[first_run].dataset)
@@ -136,25 +143,31 @@ def _perturbation_grid(name, level, ids, by_id, rows, grid_examples) -> None:
                         for (index, caption), pair in zip(captions, images)])
     if PERTURBATIONS[name].kind == "attack":
         st.caption(f"Attacks: the adversarial image against the first model "
-                   f"({views.short_id(first_run)}), then its perturbation (grey 0, white +ε, "
+                   f"({short_id(first_run)}), then its perturbation (grey 0, white +ε, "
                    "black −ε). Each model's prediction is on the images attacked against it.")
     st.caption("Bold: the true class. ✓/✗: each model's prediction, with its confidence.")
+
+
+@st.cache_data(ttl=300, max_entries=16)
+def _summary_table(table, labels: dict, reference: str):
+    """summary.comparison_table, cached: it does not change with σ, and a slider move redraws."""
+    return results.comparison_table(table, labels, reference=reference)
 
 
 def summary(table, ids, by_id, reference, plans) -> None:
     """All perturbations of the selected runs in one table, masking warnings, and a form that
     queues an evaluation for them."""
     st.subheader("All perturbations")
-    labels = {i: (views.run_label(by_id[i]), f"{by_id[i].objective} {views.short_id(i)}")
-              for i in ids}
-    st.dataframe(results.comparison_table(table, labels, reference=reference), hide_index=True,
+    names = run_labels([by_id[i] for i in ids])
+    labels = {i: (names[i], f"{objectives.label(by_id[i].objective)} {short_id(i)}") for i in ids}
+    st.dataframe(_summary_table(table, labels, reference), hide_index=True,
                  key="perturbation_summary")
     st.caption("Headline: accuracy at σ = 0.1 (noise), mean over severities 1–5 (corruptions), "
                "at ε = 0.1 (attacks: robust accuracy). AUC: accuracy averaged over the levels "
                "(normalised area under the curve). mCE: corruption error relative to the "
                "reference run, 1 = as robust, lower is better.")
     flags = {i: plans[i].masking_flags for i in ids if i in plans}
-    for warning in perturbation_views.masking_warnings(flags, labels):
+    for warning in perturbation_views.masking_warnings(flags, names):
         st.warning(warning, icon=":material/warning:")
     for run_id in ids:
         if run_id in plans:
@@ -181,13 +194,13 @@ def queue_evaluation(run_ids, names, severities, eps_text, steps) -> None:
                                   epsilons=perturbation_views.parse_floats(eps_text),
                                   steps=steps)
     except InvalidParameterError as e:
-        widgets.error(str(e))  # nothing queued
+        widgets.error(form_message(e, EVALUATION_LABELS))  # nothing queued
         return
     queued = []
     for run_id in run_ids:
         try:
             client.evaluate(run_id, config)
-            queued.append(views.short_id(run_id))
+            queued.append(short_id(run_id))
         except GradlossError as e:
             widgets.error(str(e))
     if queued:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from gradloss.service import consumer
 from gradloss.service.settings import home
-from gradloss.ui import views, widgets
+from gradloss.ui import status as run_status, widgets
 
 STARTING_S = 60  # a worker started this long ago without a heartbeat yet shows as starting
 
@@ -38,7 +38,7 @@ def status_block():
                 _start()
         _local_settings(status)
         if status.workers:
-            st.dataframe(views.workers_table(status.workers), hide_index=True, column_config={
+            st.dataframe(run_status.workers_table(status.workers), hide_index=True, column_config={
                 "heartbeat": st.column_config.NumberColumn(format="%.0f s ago")})
     if "worker_error" in st.session_state:
         widgets.error(st.session_state.worker_error)
@@ -66,7 +66,7 @@ def _local_settings(status) -> None:
     st.caption(f"Worker pid {worker.pid} on {worker.host}: data folder "
                f"{settings.data_dir or 'not set'} (GRADLOSS_DATA_DIR), code in {settings.code}, "
                f"engines {', '.join(settings.engines)}.")
-    differences = views.settings_differences(settings, consumer.worker_settings())
+    differences = run_status.settings_differences(settings, consumer.worker_settings())
     if differences:
         st.warning("The worker was started with other settings than this dashboard: "
                    + "; ".join(differences) + ". Runs read the data folder found when they "

@@ -1,13 +1,24 @@
-"""Loss curves: per experiment, each arm's loss averaged over seeds with a band (smoothing on
-request); per run, per-step and per-epoch loss and accuracy, live while they train."""
+"""Loss curves: per experiment, each arm's loss averaged over seeds with a band; per run, per-step
+and per-epoch loss and accuracy, live while they train. Step curves are drawn against epochs or
+images seen, smoothed on request."""
 import streamlit as st
 
-from gradloss.ui import experiment_views, views, widgets
+from gradloss.analysis import protocols
+from gradloss.core.records import ACTIVE
+from gradloss.ui import charts, experiment_views, widgets
+from gradloss.ui.labels import error_line, run_labels, short_id
 
 st.title("Loss curves")
 runs_store = widgets.store()
 if runs_store is None:
     st.stop()
+left, right = st.columns(2)
+window = left.slider("Smoothing: moving average over steps", 1, 200, 1, key="smoothing",
+                     help="Each run's loss is averaged over this many consecutive steps (a plain "
+                          "trailing moving average; 1: raw).")
+x_axis = right.radio("x axis", list(charts.X_AXES), key="x_axis", horizontal=True,
+                     format_func=charts.X_AXES.get,
+                     help="Epochs or images seen, so runs with different batch sizes line up.")
 
 
 def experiment_curves() -> None:
@@ -18,11 +29,8 @@ def experiment_curves() -> None:
     if experiment is None:
         return
     chosen = experiment.experiment_id
-    window = st.slider("Smoothing: moving average over steps", 1, 200, 1, key="smoothing",
-                       help="Each run's loss is averaged over this many consecutive steps (a plain "
-                            "trailing moving average; 1: raw), then averaged over seeds.")
 
-    @st.fragment(run_every=3 if experiment.status in ("queued", "running") else None)
+    @st.fragment(run_every=3 if experiment.status in ACTIVE else None)
     def draw() -> None:
         try:
             runs = runs_store.runs.of_experiment(chosen)
@@ -34,11 +42,11 @@ def experiment_curves() -> None:
         if metrics.empty:
             st.info("No losses yet: the first points appear a few steps after a run starts.")
             return
-        st.plotly_chart(experiment_views.loss_band_figure(metrics, runs, window),
+        st.plotly_chart(experiment_views.loss_band_figure(metrics, runs, window, x_axis=x_axis),
                         key="experiment_loss")
-        st.caption("The gradient loss and cross-entropy differ by orders of magnitude: the axis "
-                   "turns logarithmic when the values span a factor of 10. Band: 95 % interval of "
-                   "the mean over the seeds that reached that step.")
+        st.caption("One panel per arm: the losses differ by orders of magnitude, and an axis "
+                   "turns logarithmic when its values span a factor of 10. Band: 95 % interval "
+                   "of the mean over the seeds that reached that step.")
 
     draw()
 
@@ -51,20 +59,20 @@ def run_curves() -> None:
                 "page); their curves appear here as they train.")
         return
     by_id = {r.run_id: r for r in runs}
-    latest = views.latest_per_objective(runs, statuses=views.ACTIVE + views.FINISHED)
+    latest = protocols.latest_comparable(runs, statuses=ACTIVE + ("done",))
     selected = widgets.pick_runs(by_id, "curve_runs", [r.run_id for r in latest.values()],
-                                 help="By default: the newest run, and the newest run of each "
-                                      "other objective on the same dataset.")
+                                 help="By default: the newest run that trains or trained, and "
+                                      "the newest of each other objective trained the same way.")
     if not selected:
         st.info("Pick one or more runs above.")
         return
-    live = any(by_id[i].status in views.ACTIVE for i in selected)
+    live = any(by_id[i].status in ACTIVE for i in selected)
 
     @st.fragment(run_every=2 if live else None)
     def curves() -> None:
         try:
             current = {i: runs_store.runs.get(i) for i in selected}
-            still_live = any(r.status in views.ACTIVE for r in current.values())
+            still_live = any(r.status in ACTIVE for r in current.values())
             metrics = (runs_store.results.metrics(selected) if still_live
                        else widgets.finished_metrics(runs_store.url, tuple(selected)))
         except Exception as e:  # noqa: BLE001
@@ -72,12 +80,12 @@ def run_curves() -> None:
             return
         if any(r.status != by_id[i].status for i, r in current.items()):
             st.rerun()  # a run moved on: redraw the picker too (and stop polling once all finished)
-        labels = {i: (views.run_label(by_id[i]), by_id[i].objective) for i in selected}
+        picked = {i: by_id[i] for i in selected}
+        labels = run_labels(by_id.values())  # as the picker names them
         for run in current.values():
             if run.status == "failed":
-                widgets.error(f"Run {views.short_id(run.run_id)} failed: "
-                              f"{views.error_line(run.error)}. Its curves stop where it failed; "
-                              "see the Train page.")
+                widgets.error(f"Run {short_id(run.run_id)} failed: {error_line(run.error)}. Its "
+                              "curves stop where it failed; see the Train page.")
         if metrics.empty:
             waiting = any(r.status == "queued" for r in current.values())
             st.info("No metrics yet: the first points appear a few steps after a run starts"
@@ -87,21 +95,22 @@ def run_curves() -> None:
         st.caption("The objectives' losses differ by up to three orders of magnitude, so each "
                    "objective has its own panel; an axis turns logarithmic once its values span a "
                    "factor of 10.")
-        st.plotly_chart(views.loss_figure(metrics, labels), key="loss_chart")
+        st.plotly_chart(charts.loss_figure(metrics, picked, labels, x_axis, window), key="loss_chart")
         st.subheader("Per epoch")
         if metrics.name.isin(["epoch_loss", "train_accuracy", "test_accuracy"]).any():
-            st.plotly_chart(views.epoch_figure(metrics, labels), key="epoch_chart")
+            st.plotly_chart(charts.epoch_figure(metrics, picked, labels), key="epoch_chart")
         else:
             st.caption("Per-epoch loss and accuracy appear after the first epoch.")
         st.subheader("Input-gradient size")
         if metrics.name.eq("input_grad_norm").any():
-            st.plotly_chart(views.input_grad_figure(metrics, labels), key="input_grad_chart")
+            st.plotly_chart(charts.input_grad_figure(metrics, picked, labels), key="input_grad_chart")
             st.caption("Mean ‖∂CE/∂x‖₂ (cross-entropy's gradient with respect to the image) over "
                        "the first 500 test images, after each epoch, whatever the objective "
                        "trained: how sensitive the model's loss is to small changes of its input.")
         else:
             st.caption("The input-gradient size appears after the first epoch (runs trained by an "
                        "older version have none).")
+        widgets.run_links(picked.values())
         if still_live:
             st.caption("Live: refreshing every 2 s while a run trains.")
 

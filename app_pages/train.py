@@ -10,7 +10,10 @@ from gradloss.core.evaluation import default_evaluation
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.engines.backend import available_engines
 from gradloss.service import client
-from gradloss.ui import views, widgets
+from gradloss.ui import widgets
+from gradloss.ui.estimates import EVALUATION_MINUTES
+from gradloss.ui.forms import EXPERIMENT_LABELS, form_message
+from gradloss.ui.labels import short_id
 from gradloss.ui.panels import export, live
 from gradloss.ui.quick import QUICK_ARMS
 
@@ -39,26 +42,24 @@ with st.form("launch"):
     # For several objectives the fields start empty: each run then gets its own reference value.
     single = REFERENCE_PROTOCOL[chosen[0]] if len(chosen) == 1 else {"epochs": None, "batch_size": None}
     key = "_".join(chosen)
-    # Each input carries its allowed range; the size limits follow the dataset, hence their keys.
+    # No min/max on the inputs: a value out of range is refused by TrainConfig, in the form's
+    # words (a min_value only turns the field red, silently). The sizes follow the dataset.
     available = TRAIN_SET_SIZES[dataset]
     epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{key}",
-                               min_value=1, max_value=MAX_EPOCHS,
                                placeholder=f"reference ({reference['epochs'] or '–'})",
                                help=f"1 to {MAX_EPOCHS}. Empty: each objective's reference protocol.")
     batch_size = c[1].number_input("Batch size", value=single["batch_size"], step=1,
-                                   key=f"batch_{key}_{dataset}", min_value=1, max_value=available,
+                                   key=f"batch_{key}_{dataset}",
                                    placeholder=f"reference ({reference['batch_size'] or '–'})",
                                    help="At most the training-set size. Empty: each objective's "
                                         "reference protocol.")
     learning_rate = c[2].number_input("Learning rate", value=1e-3, step=1e-4, format="%.5f",
-                                      min_value=0.0, key="learning_rate",
-                                      help="Adam's learning rate; greater than 0.")
+                                      key="learning_rate", help="Adam's learning rate; greater than 0.")
     train_size = c[0].number_input("Training-set size", value=None, step=100, key=f"train_size_{dataset}",
-                                   min_value=MIN_TRAIN_SIZE, max_value=available,
                                    placeholder=f"all {available}",
                                    help=f"{MIN_TRAIN_SIZE} to {available}. Empty: the whole training set; "
                                         "else a stratified subset.")
-    seed = c[1].number_input("Seed", value=0, step=1, key="seed", min_value=0, max_value=MAX_SEED)
+    seed = c[1].number_input("Seed", value=0, step=1, key="seed", help=f"0 to {MAX_SEED}.")
     engine = c[2].selectbox("Engine", available_engines(), key="engine",
                             help="The Keras backend that trains. TensorFlow is the fastest on CPU; "
                                  "JAX (optional install) runs on a GPU when jax has CUDA.")
@@ -77,10 +78,13 @@ with st.form("launch"):
                 step=0.01, format="%.4g", key=name, help=f"{text}; reference "
                 f"{REFERENCE_PROTOCOL[takers[0]][name]:g}.")
     evaluate = c[0].checkbox(
-        "Corruptions and attacks after training", value=True, key="evaluate",
-        help="After the noise sweep: 10 corruptions x 5 severities on the whole test set, and "
-             "FGSM, PGD and Square attacks with a gradient-masking check on a subset. Minutes "
-             "of CPU per run (see bench/README.md); shown on the Robustness page.")
+        "Corruptions and attacks after training", value=False, key="evaluate",
+        help="10 corruptions x 5 severities on the whole test set, and FGSM, PGD and Square "
+             "attacks with a gradient-masking check on a subset, queued as work of their own "
+             "once the run is trained: queued training always goes first. Measured (bench/"
+             f"README.md): about {EVALUATION_MINUTES['digits']} min per digits run and "
+             f"{EVALUATION_MINUTES['fashion_mnist']} min per Fashion-MNIST run on 2 CPU cores. "
+             "Off, as `gradloss train` is without --perturbations.")
     submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
 
 if submitted:
@@ -91,12 +95,12 @@ if submitted:
                                **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
                    for o in chosen]
     except InvalidParameterError as e:
-        widgets.error(views.form_message(e))
+        widgets.error(form_message(e))
     else:
         try:
             evaluation = default_evaluation(dataset) if evaluate else None
             ids = [client.submit(client.plan_for(cfg, evaluation)) for cfg in configs]
-            st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
+            st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
         except Exception as e:  # noqa: BLE001
             widgets.error(f"Could not queue the run: {e}")
@@ -105,7 +109,7 @@ if submitted:
 # 2) An experiment: the chosen objectives, each with several seeds, on the dataset above.
 st.subheader("Experiment: objectives × seeds, with intervals")
 with st.form("experiment"):
-    c = st.columns(4)
+    c = st.columns([2, 1, 1, 1])  # the objectives need room: their labels are long
     arms = c[0].multiselect("Objectives", OBJECTIVES, default=list(QUICK_ARMS), key="exp_objectives",
                             format_func=objectives.label,
                             help="Each objective is trained with every seed; the others are "
@@ -118,25 +122,26 @@ with st.form("experiment"):
                                  help="Empty: the whole training set; else the same stratified "
                                       "subset for every objective of a seed.")
     exp_epochs = c[3].number_input("Epochs", value=None, step=1, key="exp_epochs",
-                                   placeholder="reference (gradient 10, baseline 20)",
-                                   help="Empty: each objective's reference protocol.")
+                                   placeholder="reference",
+                                   help="Empty: each objective's reference protocol (gradient "
+                                        "loss 10, baseline 20, ...).")
     exp_evaluate = c[0].checkbox(
         "Corruptions and attacks", value=False, key="exp_evaluate",
-        help="After each run's noise sweep, the same suite as a single run's (minutes of CPU per "
-             "run): the Robustness page then gives every corruption and attack an interval over "
-             "the seeds.")
+        help="The same suite as a single run's, queued for each run once it is trained, behind "
+             "any queued training: the Robustness page then gives every corruption and attack "
+             "an interval over the seeds.")
     queue_experiment = st.form_submit_button("Queue the experiment")
 if queue_experiment:
     try:
-        spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), dataset=dataset,
+        spec = ExperimentConfig(arms=tuple(arms), seeds=seeds, dataset=dataset,
                                 train_size=exp_size, epochs=exp_epochs, engine=engine,
                                 evaluation=default_evaluation(dataset) if exp_evaluate else None)
     except InvalidParameterError as e:
-        widgets.error(f"Not queued: {e}")
+        widgets.error(f"Not queued: {form_message(e, EXPERIMENT_LABELS)}")
     else:
         try:
             experiment_id = client.submit_experiment(spec)
-            st.success(f"Queued experiment {views.short_id(experiment_id)}: {spec.n_runs} runs, "
+            st.success(f"Queued experiment {short_id(experiment_id)}: {spec.n_runs} runs, "
                        "seed by seed. Its results build up on the Robustness page.")
         except Exception as e:  # noqa: BLE001
             widgets.error(f"Could not queue the experiment: {e}")
