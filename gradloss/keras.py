@@ -92,7 +92,8 @@ class ObjectiveModel(keras.Model):
         if sample_weight is not None:
             raise ValueError(f"{type(self).__name__} does not take sample weights: gradloss's "
                              "objectives are means over the batch.")
-        y = self._one_hot(y, y_pred)
+        x = ops.convert_to_tensor(x)  # PyTorch's train_on_batch passes NumPy arrays through
+        y = self._one_hot(ops.convert_to_tensor(y), y_pred)
         sigma = self.params.get("train_noise_sigma")
         noisy = sigma is not None and training
         if noisy:
