@@ -24,6 +24,11 @@ class DataError(GradlossError):
     """A dataset could not be found or read; the message names the file and the fix."""
 
 
+class InputFileError(DataError, ValueError):
+    """A dataset or model the user gave (a .npz, an image folder, a .keras file) cannot be used;
+    the message names it, says what is wrong and what is allowed. The CLI exits with status 2."""
+
+
 class TrainingDiverged(GradlossError):
     """The training loss became NaN or infinite."""
 
@@ -47,5 +52,5 @@ class ExperimentNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "experiment not found"
 
 
-__all__ = ["GradlossError", "SettingsError", "DataError", "TrainingDiverged", "RunNotFound",
+__all__ = ["GradlossError", "SettingsError", "DataError", "InputFileError", "TrainingDiverged", "RunNotFound",
            "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]
