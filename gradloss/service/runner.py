@@ -17,13 +17,14 @@ import sys
 from pathlib import Path
 
 from gradloss.core.config import batchable
-from gradloss.core.errors import TrainingDiverged
+from gradloss.core.errors import DataError, TrainingDiverged
 from gradloss.engines import backend
 from gradloss.service.checkpoints import restore_checkpoint
 from gradloss.service.reporter import Reporter
 from gradloss.service.settings import home
 from gradloss.service.sink import StoreSink, finish
 from gradloss.service.store import Store
+from gradloss.service.uploads import resolve
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter) -> None:
     for run in runs:  # read with the config, before training: an outage later delays, never fails
         try:
             evaluation = store.evaluations.plan_of(run.run_id)
-            plans[run.run_id] = run.plan(None if evaluation is None else evaluation.config)
-        except ValueError as exc:  # unreadable: nothing to train from
+            plans[run.run_id] = resolve(run.plan(None if evaluation is None
+                                                 else evaluation.config), store)
+        except (ValueError, DataError) as exc:  # unreadable, or its files are gone
             finish(store, reporter, run.run_id, "failed", error=str(exc))
     runs = [r for r in runs if r.run_id in plans]
     if not runs:
