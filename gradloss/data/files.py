@@ -31,6 +31,9 @@ Canonical = tuple  # (x_train, y_train, x_test, y_test, class_names)
 def read_npz(path: Path | str | io.BytesIO, where: str | None = None) -> Canonical:
     """The canonical arrays of a .npz dataset (file or bytes), checked."""
     where = where or f"The dataset file {path}"
+    if not zipfile.is_zipfile(path):  # np.load would take it for a pickle
+        raise InputFileError(f"{where} cannot be read as a .npz file (it is not a zip archive, "
+                             f"as np.savez writes); save it with np.savez, keys {', '.join(KEYS)}.")
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = set(npz.files)
