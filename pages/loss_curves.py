@@ -58,6 +58,8 @@ def run_curves() -> None:
     if not selected:
         st.info("Pick one or more runs above.")
         return
+    if note := views.mixed_datasets_note([by_id[i] for i in selected]):
+        st.warning(note)
     live = any(by_id[i].status in views.ACTIVE for i in selected)
 
     @st.fragment(run_every=2 if live else None)

@@ -3,28 +3,29 @@ experiments and runs, queued, running and finished."""
 import streamlit as st
 
 from gradloss import data, objectives
-from gradloss.core.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
-                                  REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig)
+from gradloss.core.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
+                                  REFERENCE_PROTOCOL, TrainConfig)
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.evaluation import default_evaluation
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.engines.backend import available_engines
 from gradloss.service import client
 from gradloss.ui import views, widgets
-from gradloss.ui.panels import live
+from gradloss.ui.panels import data_inputs, live
 from gradloss.ui.quick import QUICK_ARMS
 
 st.title("Train")
 if "worker_error" in st.session_state:
     st.error(st.session_state.worker_error)
 
-# 1) The form. Dataset and objectives sit outside it: they set the other fields' defaults.
+# 1) The form. Dataset, architecture and objectives sit outside it: they set the other fields'
+# defaults. The dataset and architecture pickers (and uploads) are their own panel.
 fashion = data.find_fashion_mnist()
-left, right = st.columns(2)
-DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}
-dataset = left.selectbox("Dataset", DATASETS, index=0 if fashion else 1, key="dataset",
-                         format_func=DATASET_NAMES.get)
-chosen = right.multiselect("Objectives", OBJECTIVES, default=["gradient", "baseline"], key="objectives",
+runs_store = widgets.store()
+picked = data_inputs.sources(runs_store, "fashion_mnist" if fashion else "digits") \
+    if runs_store is not None else None
+dataset = picked.key if picked else "digits"  # keys the fields whose limits follow the data
+chosen = st.multiselect("Objectives", OBJECTIVES, default=["gradient", "baseline"], key="objectives",
                           format_func=objectives.label,
                           help="One run per objective, with the settings below. "
                                + " ".join(f"**{objectives.label(o)}**: {objectives.get(o).description}."
@@ -40,7 +41,7 @@ with st.form("launch"):
     single = REFERENCE_PROTOCOL[chosen[0]] if len(chosen) == 1 else {"epochs": None, "batch_size": None}
     key = "_".join(chosen)
     # Each input carries its allowed range; the size limits follow the dataset, hence their keys.
-    available = TRAIN_SET_SIZES[dataset]
+    available = picked.data.n_train if picked else MIN_TRAIN_SIZE
     epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{key}",
                                min_value=1, max_value=MAX_EPOCHS,
                                placeholder=f"reference ({reference['epochs'] or '–'})",
@@ -81,11 +82,11 @@ with st.form("launch"):
         help="After the noise sweep: 10 corruptions x 5 severities on the whole test set, and "
              "FGSM, PGD and Square attacks with a gradient-masking check on a subset. Minutes "
              "of CPU per run (see bench/README.md); shown on the Robustness page.")
-    submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
+    submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen or not picked)
 
 if submitted:
     try:
-        configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        configs = [TrainConfig(objective=o, **picked.fields, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, train_size=train_size, seed=seed,
                                engine=engine, deterministic=deterministic,
                                **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
@@ -94,7 +95,7 @@ if submitted:
         st.error(views.form_message(e))
     else:
         try:
-            evaluation = default_evaluation(dataset) if evaluate else None
+            evaluation = default_evaluation(picked.data.name) if evaluate else None
             ids = [client.submit(client.plan_for(cfg, evaluation)) for cfg in configs]
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {views.short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
@@ -114,7 +115,7 @@ with st.form("experiment"):
                               help=f"{MIN_SEEDS_INTERVAL} to {MAX_SEEDS}: an interval needs at least "
                                    "two; 5 or more give usefully narrow ones.")
     exp_size = c[2].number_input("Training-set size", value=None, step=100, key="exp_train_size",
-                                 placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
+                                 placeholder=f"all {available}",
                                  help="Empty: the whole training set; else the same stratified "
                                       "subset for every objective of a seed.")
     exp_epochs = c[3].number_input("Epochs", value=None, step=1, key="exp_epochs",
@@ -125,12 +126,13 @@ with st.form("experiment"):
         help="After each run's noise sweep, the same suite as a single run's (minutes of CPU per "
              "run): the Robustness page then gives every corruption and attack an interval over "
              "the seeds.")
-    queue_experiment = st.form_submit_button("Queue the experiment")
+    queue_experiment = st.form_submit_button("Queue the experiment", disabled=not picked)
 if queue_experiment:
     try:
-        spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), dataset=dataset,
+        spec = ExperimentConfig(arms=tuple(arms), seeds=int(seeds), **picked.fields,
                                 train_size=exp_size, epochs=exp_epochs, engine=engine,
-                                evaluation=default_evaluation(dataset) if exp_evaluate else None)
+                                evaluation=default_evaluation(picked.data.name)
+                                if exp_evaluate else None)
     except InvalidParameterError as e:
         st.error(f"Not queued: {e}")
     else:
@@ -143,6 +145,5 @@ if queue_experiment:
 
 
 # 3) The live area: only this part refreshes, and only while something is queued or running.
-runs_store = widgets.store()
 if runs_store is not None:
     live.runs_area(runs_store)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import scipy.stats
 
 from gradloss import objectives
+from gradloss.core.config import source_label
 from gradloss.ui import views
 from gradloss.analysis.experiments import ExperimentProgress, experiment_progress
 from gradloss.analysis.report import at_level_table, overview_table
@@ -24,7 +25,9 @@ def experiment_label(experiment) -> str:
     spec = experiment.spec
     created = time.strftime("%b %d %H:%M", time.localtime(experiment.created_at))
     what = ("unreadable spec" if spec is None else
-            f"{' vs '.join(spec.arm_names)} × {len(spec.seeds)} seeds · {spec.dataset}")
+            f"{' vs '.join(spec.arm_names)} × {len(spec.seeds)} seeds · "
+            f"{source_label(spec.dataset, spec.dataset_hash)} · "
+            f"{source_label(spec.architecture, spec.architecture_hash)}")
     return (f"{what} · {created} · {views.short_id(experiment.experiment_id)} "
             f"({experiment.status})")
 

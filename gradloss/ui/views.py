@@ -26,10 +26,27 @@ def short_id(run_id: str) -> str:
 
 
 def run_label(run) -> str:
-    """One line naming a run in pickers and legends: objective · dataset · created · id (status)."""
+    """One line naming a run in pickers and legends:
+    objective · dataset · architecture · created · id (status)."""
     created = time.strftime("%b %d %H:%M", time.localtime(run.created_at))
-    return (f"{objectives.label(run.objective)} · {run.dataset} · {created} · "
-            f"{short_id(run.run_id)} ({run.status})")
+    return (f"{objectives.label(run.objective)} · {run.dataset} · {architecture(run)} · "
+            f"{created} · {short_id(run.run_id)} ({run.status})")
+
+
+def architecture(run) -> str:
+    """The run's architecture for people: a built-in's name or a .keras file's name@hash."""
+    config = getattr(run, "config", None)
+    return config.architecture_label if config is not None else "?"
+
+
+def mixed_datasets_note(runs) -> str | None:
+    """A warning when the runs were trained on different datasets (each a name and, for a
+    file, its content hash), whose accuracies do not compare; None when they share one."""
+    datasets = sorted({r.dataset for r in runs})
+    if len(datasets) < 2:
+        return None
+    return (f"These runs were trained on {len(datasets)} different datasets "
+            f"({', '.join(datasets)}): their accuracies do not compare. Pick runs of one dataset.")
 
 
 def format_duration(seconds) -> str:
@@ -142,13 +159,14 @@ def runs_table(runs) -> pd.DataFrame:
     the whole training set), so the table converts to Arrow."""
     runs = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
     rows = [{"run": short_id(r.run_id), "objective": objectives.label(r.objective), "dataset": r.dataset,
-             "status": r.status, "epochs": _field(r, "epochs"), "batch": _field(r, "batch_size"),
+             "architecture": architecture(r), "status": r.status, "epochs": _field(r, "epochs"), "batch": _field(r, "batch_size"),
              "train size": _field(r, "train_size"), "engine": r.engine, "device": r.device or "",
              "took": format_duration((r.finished_at or 0) - (r.started_at or 0)) if r.started_at else "–",
              "reason": f"unreadable: {r.unreadable}" if r.unreadable else error_line(r.error)}
             for r in runs]
-    table = pd.DataFrame(rows, columns=["run", "objective", "dataset", "status", "epochs", "batch",
-                                        "train size", "engine", "device", "took", "reason"])
+    table = pd.DataFrame(rows, columns=["run", "objective", "dataset", "architecture", "status",
+                                        "epochs", "batch", "train size", "engine", "device",
+                                        "took", "reason"])
     return table.astype({"epochs": "Int64", "batch": "Int64", "train size": "Int64"})
 
 
@@ -227,17 +245,18 @@ def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame
         noisy = accuracy_at(robustness, run_id, sigma)
         rows.append({
             "objective": objectives.label(run.objective), "run": short_id(run_id),
-            "dataset": run.dataset,
+            "dataset": run.dataset, "architecture": architecture(run),
             "clean accuracy": clean[0] if clean else final_metric(metrics, run_id, "test_accuracy"),
             noisy_col: noisy[0] if noisy else None,
             "‖∂CE/∂x‖": final_metric(metrics, run_id, "input_grad_norm"),
             "ms / 1000 images": _ms_per_1000_images(metrics, run), "batch size": _field(run, "batch_size"),
         })
-    table = pd.DataFrame(rows, columns=["objective", "run", "dataset", "clean accuracy", noisy_col,
-                                        "‖∂CE/∂x‖", "ms / 1000 images", "batch size"])
+    table = pd.DataFrame(rows, columns=["objective", "run", "dataset", "architecture",
+                                        "clean accuracy", noisy_col, "‖∂CE/∂x‖",
+                                        "ms / 1000 images", "batch size"])
     ref = list(runs).index(reference) if reference in runs else None
     base = table[noisy_col].iloc[ref] if ref is not None else None
-    table.insert(5, "points vs reference", [None if base is None or pd.isna(v) or pd.isna(base)
+    table.insert(6, "points vs reference", [None if base is None or pd.isna(v) or pd.isna(base)
                                             else round((v - base) * 100, 2) for v in table[noisy_col]])
     return table
 
