@@ -45,8 +45,8 @@ class FileRepository:
         return None if data is None else bytes(data)
 
     def info(self, sha256: str) -> dict | None:
-        """{kind, name, **info} of the file, or None; a prefix of 12 or more hex digits is
-        enough (how runs are labelled) when it names one file."""
+        """{file_kind, name, sha256, **info} of the file, or None; a prefix of 12 or more hex
+        digits is enough (how runs are labelled) when it names one file."""
         column = files.c.sha256
         where = column == sha256 if len(sha256) == 64 else column.like(f"{sha256}%")
         with self._db.connect() as conn:
@@ -55,16 +55,16 @@ class FileRepository:
         if len(rows) != 1:
             return None
         sha, kind, name, info = rows[0]
-        return {**json.loads(info), "sha256": sha, "kind": kind, "name": name}
+        return {**json.loads(info), "sha256": sha, "file_kind": kind, "name": name}
 
     def list(self, kind: str | None = None) -> list[dict]:
-        """{sha256, kind, name, **info} of every stored file (of `kind`), newest first."""
+        """{sha256, file_kind, name, **info} of every stored file (of `kind`), newest first."""
         query = sa.select(files.c.sha256, files.c.kind, files.c.name, files.c.info) \
             .order_by(files.c.created_at.desc())
         if kind is not None:
             query = query.where(files.c.kind == kind)
         with self._db.connect() as conn:
-            return [{**json.loads(info), "sha256": sha, "kind": k, "name": name}
+            return [{**json.loads(info), "sha256": sha, "file_kind": k, "name": name}
                     for sha, k, name, info in conn.execute(query)]
 
     @staticmethod

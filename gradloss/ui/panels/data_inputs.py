@@ -109,7 +109,7 @@ def dataset_picker(store: Store, default: str = "fashion_mnist", column=st) -> D
     if chosen in DATASETS:
         return describe(chosen)
     if chosen in uploaded:
-        found = {k: v for k, v in uploaded[chosen].items() if k != "kind"}
+        found = {k: v for k, v in uploaded[chosen].items() if k not in ("file_kind", "sha")}
     else:
         upload = column.file_uploader("Your dataset", type=["npz", "zip"], key="dataset_upload")
         if upload is None:
