@@ -1,4 +1,4 @@
-"""Cost of a training step of each built-in architecture (cnn, mlp, resnet), per engine and objective.
+"""Cost of a training step of each built-in architecture (cnn, mlp, resnet), per engine.
 
     python bench/architecture_cost.py                        # every installed engine
     python bench/architecture_cost.py --engines tensorflow --shape 32,32,3 --batch 32 --steps 4

@@ -1,4 +1,4 @@
-"""Cost of a training step through `model.fit` (gradloss.keras) against the engine's step, per backend.
+"""Cost of a training step through `model.fit` (gradloss.keras) against the engine's step.
 
     python bench/keras_fit.py                          # every installed backend, batch 100
     python bench/keras_fit.py --engines tensorflow,jax,torch --batch 32 --steps 8 --rounds 2

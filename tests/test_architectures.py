@@ -62,7 +62,7 @@ def files(tmp_path_factory):
 @pytest.mark.parametrize("name", ARCHITECTURES)
 @pytest.mark.parametrize("shape,classes", [((32, 32, 3), 5), ((28, 28, 1), 10), ((20, 24, 1), 2)])
 def test_every_builtin_is_sized_from_the_data_and_outputs_probabilities(name, shape, classes):
-    """Check that each registry architecture takes the dataset's images and gives K softmax outputs."""
+    """Check that each registry architecture takes the dataset's images, gives K probabilities."""
     model = build(name, shape, classes)
     x = np.random.default_rng(0).uniform(0, 1, (3, *shape)).astype("float32")
     p = keras.ops.convert_to_numpy(model(x))
@@ -112,7 +112,8 @@ def test_a_logits_file_trains_through_an_appended_softmax(files):
     ("lambda", "needs custom code to load .*Lambda.*which gradloss never runs"),
     ("custom", "needs custom code to load .*which gradloss never runs"),
     ("seven", r"outputs \(7,\) per image but the dataset has 5 classes; allowed: one output of 5"),
-    ("small_input", r"takes inputs shaped \(28, 28, 1\) but the dataset's images are \(32, 32, 3\)"),
+    ("small_input", r"takes inputs shaped \(28, 28, 1\) but the dataset's images are "
+                    r"\(32, 32, 3\)"),
     ("logits", "outputs values that are not class probabilities .* allowed: a model ending in a "
                "softmax, or one that outputs logits with --logits"),
 ])

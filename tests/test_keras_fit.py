@@ -92,7 +92,8 @@ for name in ("gradient", "baseline"):
 wrapper.save(f"{folder}/{backend}.keras")
 loaded = keras.models.load_model(f"{folder}/{backend}.keras")
 out["loaded_type"] = type(loaded).__name__ + ":" + loaded.objective
-out["plain"], out["loaded"] = numpy(wrapper.model.predict(xs, verbose=0)), numpy(loaded.predict(xs, verbose=0))
+out["plain"] = numpy(wrapper.model.predict(xs, verbose=0))
+out["loaded"] = numpy(loaded.predict(xs, verbose=0))
 out["loaded_inner"] = numpy(loaded.model.predict(xs, verbose=0))
 np.savez(f"{folder}/{backend}.npz", **out)
 """ % (LR, SHAPE, K)
@@ -128,9 +129,10 @@ def _reference(model: keras.Model, name: str, x, y) -> tuple[float, list[np.ndar
 
 
 def _backends() -> list:
-    torch = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
-    return ["tensorflow", "jax",
-            pytest.param("torch", marks=pytest.mark.skipif(not torch, reason="torch not installed"))]
+    torch = subprocess.run([sys.executable, "-c", "import torch"],
+                           capture_output=True).returncode == 0
+    return ["tensorflow", "jax", pytest.param("torch", marks=pytest.mark.skipif(
+        not torch, reason="torch not installed"))]
 
 
 @pytest.fixture(scope="module")

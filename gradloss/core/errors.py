@@ -52,5 +52,6 @@ class ExperimentNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "experiment not found"
 
 
-__all__ = ["GradlossError", "SettingsError", "DataError", "InputFileError", "TrainingDiverged", "RunNotFound",
+__all__ = ["GradlossError", "SettingsError", "DataError", "InputFileError", "TrainingDiverged",
+           "RunNotFound",
            "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]

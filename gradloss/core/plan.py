@@ -23,7 +23,7 @@ class RunPlan:
     evaluation: EvaluationConfig | None = None  # corruptions and attacks after the sweep
     data_dir: str | None = None  # the data folder found at submission; None: the loader's default;
     #                             for a file dataset (train.dataset_hash), the file or folder read
-    architecture_path: str | None = None  # a .keras architecture (train.architecture_hash): its file
+    architecture_path: str | None = None  # a .keras architecture's file (train.architecture_hash)
 
     def __post_init__(self):
         owner = "RunPlan"

@@ -39,7 +39,7 @@ class StoredRun:
     created_at: float
     status: str                       # one of STATUSES
     objective: str                    # from its config, kept readable even when the config is not
-    dataset: str                      # a built-in's name; a file's "name@hash" (config.dataset_label)
+    dataset: str                      # a built-in's name, a file's "name@hash" (its dataset_label)
     engine: str
     config: TrainConfig | None        # None only when `unreadable` says why
     sweep: SweepConfig = field(default_factory=SweepConfig)  # the noise sweep it was planned with

@@ -80,8 +80,8 @@ def _read_file(path: Path) -> tuple:
         return files.read_folder(path)
     if path.is_file():
         return files.read_npz(path)
-    raise InputFileError(f"No dataset at {path}: give a built-in name ({', '.join(DATASETS)}), a .npz "
-                    "file or an image folder (one sub-folder per class).")
+    raise InputFileError(f"No dataset at {path}: give a built-in name ({', '.join(DATASETS)}), "
+                         "a .npz file or an image folder (one sub-folder per class).")
 
 
 def describe(spec: str | os.PathLike) -> DatasetInfo:
@@ -96,8 +96,9 @@ def describe(spec: str | os.PathLike) -> DatasetInfo:
                            b.n_test, b.scaling)
     path = Path(text).expanduser()
     if not path.exists():
-        raise InputFileError(f"No dataset {text!r}: give a built-in name ({', '.join(DATASETS)}), a "
-                        ".npz file or an image folder (one sub-folder per class).")
+        raise InputFileError(f"No dataset {text!r}: give a built-in name "
+                             f"({', '.join(DATASETS)}), a .npz file or an image folder (one "
+                             "sub-folder per class).")
     if path.is_file() and path.suffix.lower() != ".npz":
         raise InputFileError(f"The dataset file {path} is not a .npz file; allowed: a .npz holding "
                         "x_train, y_train, x_test, y_test, or an image folder.")
@@ -132,8 +133,9 @@ def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> boo
 
 
 def submission_data_dir(name: str) -> str | None:
-    """The data folder a run of built-in `name` submitted now should read (`builtin.submission_dir`);
-    None for a name that is not a built-in (a file dataset travels by its path and hash)."""
+    """The data folder a run of built-in `name` submitted now should read
+    (`builtin.submission_dir`); None for a name that is not a built-in (a file dataset travels
+    by its path and hash)."""
     return builtin.submission_dir(name) if name in DATASETS else None
 
 

@@ -107,16 +107,16 @@ def as_labels(y: np.ndarray, n: int, where: str, key: str) -> np.ndarray:
         y = y[:, 0]
     if y.ndim == 2:  # one-hot: every row one 1, the rest 0
         if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
-            raise InputFileError(f"{where}: {key} has shape {y.shape} but its rows are not one-hot; "
-                            "allowed: integer labels (N,) or one-hot rows (N, K).")
+            raise InputFileError(f"{where}: {key} has shape {y.shape} but its rows are not "
+                                 "one-hot; allowed: integer labels (N,) or one-hot rows (N, K).")
         y = y.argmax(axis=1)
     if y.ndim != 1 or len(y) != n:
         raise InputFileError(f"{where}: {key} holds {len(y) if y.ndim else y.shape} labels but the "
                         f"images number {n}; allowed: one label per image, (N,) or (N, K).")
     if np.issubdtype(y.dtype, np.floating):
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise InputFileError(f"{where}: {key} holds labels that are not whole numbers; allowed: "
-                            "integers 0..K-1 or one-hot rows.")
+            raise InputFileError(f"{where}: {key} holds labels that are not whole numbers; "
+                                 "allowed: integers 0..K-1 or one-hot rows.")
     elif not np.issubdtype(y.dtype, np.integer):
         raise InputFileError(f"{where}: {key} holds {y.dtype} values; allowed: integer labels "
                         "0..K-1 or one-hot rows.")
@@ -130,8 +130,9 @@ def check_classes(y_train: np.ndarray, y_test: np.ndarray, class_names, where: s
     labels = np.concatenate([y_train, y_test])
     if labels.min() < 0 or labels.max() >= k:
         bad = labels[(labels < 0) | (labels >= k)][0]
+        named = " named in class_names" if class_names is not None else ""
         raise InputFileError(f"{where}: label {bad} is out of range; allowed: 0..{k - 1} "
-                        f"({k} classes{' named in class_names' if class_names is not None else ''}).")
+                             f"({k} classes{named}).")
     present = np.unique(y_train)
     if len(present) < 2 or k < 2:
         raise InputFileError(f"{where}: the training labels hold one class only ({present[0]}); "
@@ -159,9 +160,9 @@ def scaling_of(*images: np.ndarray, where: str) -> tuple[float, str]:
         return 1.0, "values in [0, 1], kept as they are"
     if low >= 0 and high <= 255:
         return 255.0, f"{images[0].dtype} values in [0, 255] divided by 255"
-    raise InputFileError(f"{where}: pixels range over [{low:g}, {high:g}]; allowed: uint8, or values "
-                    "in [0, 1] or [0, 255] (scaled to [0, 1] so that a noise sigma means the "
-                    "same on every dataset).")
+    raise InputFileError(f"{where}: pixels range over [{low:g}, {high:g}]; allowed: uint8, or "
+                         "values in [0, 1] or [0, 255] (scaled to [0, 1] so that a noise sigma "
+                         "means the same on every dataset).")
 
 
 def to_unit(x: np.ndarray, divisor: float) -> np.ndarray:

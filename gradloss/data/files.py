@@ -47,14 +47,14 @@ def read_npz(path: Path | str | io.BytesIO, where: str | None = None) -> Canonic
         raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "pickled" in str(exc):
-            raise InputFileError(f"{where} holds pickled Python objects, which gradloss never loads "
-                            "(they can run code); save plain numeric arrays with np.savez, "
-                            f"keys {', '.join(KEYS)}.") from None
-        raise InputFileError(f"{where} cannot be read as a .npz file ({exc}); save it with np.savez, "
-                        f"keys {', '.join(KEYS)}.") from None
+            raise InputFileError(f"{where} holds pickled Python objects, which gradloss never "
+                                 "loads (they can run code); save plain numeric arrays with "
+                                 f"np.savez, keys {', '.join(KEYS)}.") from None
+        raise InputFileError(f"{where} cannot be read as a .npz file ({exc}); save it with "
+                             f"np.savez, keys {', '.join(KEYS)}.") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputFileError(f"{where} cannot be read as a .npz file ({exc}); save it with np.savez, "
-                        f"keys {', '.join(KEYS)}.") from None
+        raise InputFileError(f"{where} cannot be read as a .npz file ({exc}); save it with "
+                             f"np.savez, keys {', '.join(KEYS)}.") from None
     return _checked(arrays, class_names, where)
 
 
@@ -62,8 +62,8 @@ def _checked(arrays: dict, class_names, where: str) -> Canonical:
     x_train = as_images(arrays["x_train"], where, "x_train")
     x_test = as_images(arrays["x_test"], where, "x_test")
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise InputFileError(f"{where}: x_train images are {x_train.shape[1:]} but x_test images are "
-                        f"{x_test.shape[1:]}; allowed: one image shape for both.")
+        raise InputFileError(f"{where}: x_train images are {x_train.shape[1:]} but x_test images "
+                             f"are {x_test.shape[1:]}; allowed: one image shape for both.")
     y_train = as_labels(arrays["y_train"], len(x_train), where, "y_train")
     y_test = as_labels(arrays["y_test"], len(x_test), where, "y_test")
     if class_names is not None:

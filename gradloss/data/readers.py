@@ -18,9 +18,9 @@ from gradloss.core.errors import DataError
 SIDE = 28
 CIFAR10_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
 CIFAR100_FILES = ("train", "test")
-_NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-                  ("numpy._core.multiarray", "scalar")}
+_NUMPY_GLOBALS = {(module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                  for name in ("_reconstruct", "scalar")}
+_NUMPY_GLOBALS |= {("numpy", "ndarray"), ("numpy", "dtype")}
 
 
 class _ArraysOnly(pickle.Unpickler):

@@ -68,7 +68,8 @@ def check(model: keras.Model, path, shape: tuple[int, ...], classes: int,
     outputs = model.outputs or []
     out_shape = tuple(outputs[0].shape[1:]) if len(outputs) == 1 else None
     if out_shape != (classes,):
-        raise InputFileError(f"{path} outputs {out_shape if len(outputs) == 1 else f'{len(outputs)} tensors'} "
+        shown = out_shape if len(outputs) == 1 else f"{len(outputs)} tensors"
+        raise InputFileError(f"{path} outputs {shown} "
                              f"per image but the dataset has {classes} classes; allowed: one "
                              f"output of {classes} values (a softmax, or logits with from_logits).")
     x = np.random.default_rng(0).uniform(0, 1, (4, *wanted)).astype("float32")

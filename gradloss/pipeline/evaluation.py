@@ -41,8 +41,8 @@ def evaluate(model, model_path: Path, x_test: np.ndarray, y_test: np.ndarray, da
     """Run `config` on the model; returns (status, error, rows, masking flags).
 
     `model` is the loaded model (used when this process runs TensorFlow), `model_path` its file
-    (for the child otherwise); `dataset_spec` ({"name", "data_dir", "sha256"}) tells the child which test
-    set to load; `grid` are the test rows whose predictions the dashboard shows."""
+    (for the child otherwise); `dataset_spec` ({"name", "data_dir", "sha256"}) tells the child
+    which test set to load; `grid` are the test rows whose predictions the dashboard shows."""
     import keras
 
     sink.evaluation_started(i)

@@ -27,7 +27,8 @@ UPLOAD = "upload"  # the pickers' last option: upload a file
 
 @dataclass(frozen=True)
 class Sources:
-    """What the pickers chose: the dataset, and the TrainConfig fields of it and the architecture."""
+    """What the pickers chose: the dataset, and the TrainConfig fields of it and of the
+    architecture."""
 
     data: DatasetInfo
     fields: dict
