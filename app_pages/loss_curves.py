@@ -5,7 +5,7 @@ import streamlit as st
 
 from gradloss.analysis import protocols
 from gradloss.core.records import ACTIVE
-from gradloss.ui import charts, experiment_views, widgets
+from gradloss.ui import charts, comparison, experiment_views, widgets
 from gradloss.ui.labels import error_line, run_labels, short_id
 
 st.title("Loss curves")
@@ -66,6 +66,8 @@ def run_curves() -> None:
     if not selected:
         st.info("Pick one or more runs above.")
         return
+    if note := comparison.mixed_datasets_note([by_id[i] for i in selected]):
+        st.warning(note)
     live = any(by_id[i].status in ACTIVE for i in selected)
 
     @st.fragment(run_every=2 if live else None)

@@ -3,8 +3,8 @@ experiments and runs, queued, running and finished."""
 import streamlit as st
 
 from gradloss import data, objectives
-from gradloss.core.config import (DATASETS, MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
-                                  REFERENCE_PROTOCOL, TRAIN_SET_SIZES, TrainConfig)
+from gradloss.core.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
+                                  REFERENCE_PROTOCOL, TrainConfig)
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.evaluation import default_evaluation
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
@@ -14,20 +14,21 @@ from gradloss.ui import widgets
 from gradloss.ui.estimates import EVALUATION_MINUTES
 from gradloss.ui.forms import EXPERIMENT_LABELS, form_message
 from gradloss.ui.labels import short_id
-from gradloss.ui.panels import export, live
+from gradloss.ui.panels import data_inputs, export, live
 from gradloss.ui.quick import QUICK_ARMS
 
 st.title("Train")
 if "worker_error" in st.session_state:
     widgets.error(st.session_state.worker_error)
 
-# 1) The form. Dataset and objectives sit outside it: they set the other fields' defaults.
+# 1) The form. Dataset, architecture and objectives sit outside it: they set the other fields'
+# defaults. The dataset and architecture pickers (and uploads) are their own panel.
 fashion = data.find_fashion_mnist()
-left, right = st.columns(2)
-DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "digits": "digits (8×8, offline)"}
-dataset = left.selectbox("Dataset", DATASETS, index=0 if fashion else 1, key="dataset",
-                         format_func=DATASET_NAMES.get)
-chosen = right.multiselect("Objectives", OBJECTIVES, default=["gradient", "baseline"], key="objectives",
+runs_store = widgets.store()
+picked = data_inputs.sources(runs_store, "fashion_mnist" if fashion else "digits") \
+    if runs_store is not None else None
+dataset = picked.key if picked else "digits"  # keys the fields whose limits follow the data
+chosen = st.multiselect("Objectives", OBJECTIVES, default=["gradient", "baseline"], key="objectives",
                           format_func=objectives.label,
                           help="One run per objective, with the settings below. "
                                + " ".join(f"**{objectives.label(o)}**: {objectives.get(o).description}."
@@ -44,7 +45,7 @@ with st.form("launch"):
     key = "_".join(chosen)
     # No min/max on the inputs: a value out of range is refused by TrainConfig, in the form's
     # words (a min_value only turns the field red, silently). The sizes follow the dataset.
-    available = TRAIN_SET_SIZES[dataset]
+    available = picked.data.n_train if picked else MIN_TRAIN_SIZE
     epochs = c[0].number_input("Epochs", value=single["epochs"], step=1, key=f"epochs_{key}",
                                placeholder=f"reference ({reference['epochs'] or '–'})",
                                help=f"1 to {MAX_EPOCHS}. Empty: each objective's reference protocol.")
@@ -85,11 +86,11 @@ with st.form("launch"):
              f"README.md): about {EVALUATION_MINUTES['digits']} min per digits run and "
              f"{EVALUATION_MINUTES['fashion_mnist']} min per Fashion-MNIST run on 2 CPU cores. "
              "Off, as `gradloss train` is without --perturbations.")
-    submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen)
+    submitted = st.form_submit_button("Queue", type="primary", disabled=not chosen or not picked)
 
 if submitted:
     try:
-        configs = [TrainConfig(objective=o, dataset=dataset, epochs=epochs, batch_size=batch_size,
+        configs = [TrainConfig(objective=o, **picked.fields, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, train_size=train_size, seed=seed,
                                engine=engine, deterministic=deterministic,
                                **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
@@ -98,7 +99,7 @@ if submitted:
         widgets.error(form_message(e))
     else:
         try:
-            evaluation = default_evaluation(dataset) if evaluate else None
+            evaluation = default_evaluation(picked.data.name) if evaluate else None
             ids = [client.submit(client.plan_for(cfg, evaluation)) for cfg in configs]
             st.success("Queued " + ", ".join(f"{objectives.label(cfg.objective)} run {short_id(i)}"
                                              for cfg, i in zip(configs, ids)) + ".")
@@ -118,7 +119,7 @@ with st.form("experiment"):
                               help=f"{MIN_SEEDS_INTERVAL} to {MAX_SEEDS}: an interval needs at least "
                                    "two; 5 or more give usefully narrow ones.")
     exp_size = c[2].number_input("Training-set size", value=None, step=100, key="exp_train_size",
-                                 placeholder=f"all {TRAIN_SET_SIZES[dataset]}",
+                                 placeholder=f"all {available}",
                                  help="Empty: the whole training set; else the same stratified "
                                       "subset for every objective of a seed.")
     exp_epochs = c[3].number_input("Epochs", value=None, step=1, key="exp_epochs",
@@ -130,12 +131,13 @@ with st.form("experiment"):
         help="The same suite as a single run's, queued for each run once it is trained, behind "
              "any queued training: the Robustness page then gives every corruption and attack "
              "an interval over the seeds.")
-    queue_experiment = st.form_submit_button("Queue the experiment")
+    queue_experiment = st.form_submit_button("Queue the experiment", disabled=not picked)
 if queue_experiment:
     try:
-        spec = ExperimentConfig(arms=tuple(arms), seeds=seeds, dataset=dataset,
+        spec = ExperimentConfig(arms=tuple(arms), seeds=seeds, **picked.fields,
                                 train_size=exp_size, epochs=exp_epochs, engine=engine,
-                                evaluation=default_evaluation(dataset) if exp_evaluate else None)
+                                evaluation=default_evaluation(picked.data.name)
+                                if exp_evaluate else None)
     except InvalidParameterError as e:
         widgets.error(f"Not queued: {form_message(e, EXPERIMENT_LABELS)}")
     else:
@@ -148,7 +150,6 @@ if queue_experiment:
 
 
 # 3) The live area: only this part refreshes, and only while something is queued or running.
-runs_store = widgets.store()
 if runs_store is not None:
     live.runs_area(runs_store)
     export.finished_runs(runs_store)

@@ -23,7 +23,7 @@ def _cli(*args, env=None, timeout=300):
     (["train", "--batch-size", "2000", "--dataset", "digits"], "Got 2000 instead"),
     (["reproduce", "--train-size", "5"], "The 'train_size' parameter"),
     (["train", "--learning-rate", "nan"], "The 'learning_rate' parameter"),
-    (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+    (["train", "--dataset", "cifar"], "No dataset 'cifar': give a built-in name"),
     (["train", "--objective", "noise_augmented", "--train-noise-sigma", "1.5"],
      "The 'train_noise_sigma' parameter of TrainConfig must be a float in the range [0.0, 1.0]"),
     (["train", "--objective", "input_gradient", "--penalty-weight", "-1"],

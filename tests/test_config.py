@@ -37,7 +37,8 @@ def test_reference_protocol_is_read_from_the_objectives_registry():
     ({"batch_size": -5}, r"'batch_size' .* \[1, 60000\]\. Got -5"),
     ({"batch_size": 101, "train_size": 100}, r"'batch_size' .* \[1, 100\] \(at most the training-set "
                                               r"size: lower it, or raise train_size\)\. Got 101"),
-    ({"dataset": "cifar"}, r"'dataset' .* among \{'fashion_mnist', 'digits'\}\. Got 'cifar'"),
+    ({"dataset": "cifar"}, r"'dataset' .* among \{'fashion_mnist', 'digits', 'mnist', "
+                           r"'cifar10', 'cifar100'\}\. Got 'cifar'"),
     ({"objective": "hinge"}, r"'objective' .* Got 'hinge'"),
     ({"engine": "torch"}, r"'engine' .* Got 'torch'"),
     ({"learning_rate": math.nan}, r"'learning_rate' .* \(0\.0, inf\)\. Got nan"),

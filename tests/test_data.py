@@ -336,7 +336,7 @@ def test_subset_size_out_of_range_is_refused(small, size):
 def test_unknown_dataset_name_is_refused():
     """An unknown dataset name is refused, listing the known ones."""
     with pytest.raises(InvalidParameterError, match="'name' parameter of load_dataset must be"):
-        load_dataset("cifar10")
+        load_dataset("imagenet")
 
 
 def test_data_status_says_where_data_is_or_how_to_fix(tmp_path, monkeypatch, small):

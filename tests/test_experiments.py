@@ -91,11 +91,11 @@ def test_paired_seeds_start_from_identical_weights_and_subset(monkeypatch, tmp_p
     seen = []
 
     def recording_build(*args, **kwargs):
-        model = models.build_cnn(*args, **kwargs)
+        model = models.build_model(*args, **kwargs)
         seen.append([w.copy() for w in model.get_weights()])
         return model
 
-    monkeypatch.setattr(training, "build_cnn", recording_build)
+    monkeypatch.setattr(training, "build_model", recording_build)
     monkeypatch.setattr(record, "REPORT_EVERY_S", 0.0)
     subsets = []
     real_load = training.load_dataset

@@ -81,6 +81,9 @@ def test_describe_names_the_protocol_in_words():
                                             "0.001, tensorflow")
     assert protocols.describe(run("g", epochs=1, train_size=300, batch_size=50)) == \
         "digits, 300 training images, 1 epoch, batch 50, learning rate 0.001, tensorflow"
+    assert protocols.describe(run("g", architecture="mlp")).endswith("tensorflow, mlp network")
+    assert protocols.difference_words(run("g", architecture="mlp"), run("g")) == \
+        "architecture mlp against cnn"
 
 
 def test_unreadable_runs_have_no_protocol():

@@ -52,7 +52,7 @@ def _status(store, run_id):
 def test_invalid_configs_are_refused_at_submit_and_nothing_is_queued(home):
     """Check that a bad config raises the config check's message, and no run or task is created."""
     bad = [({"dataset": "digits", "epochs": 0}, "The 'epochs' parameter of TrainConfig must be an int"),
-           ({"dataset": "mnist"}, "The 'dataset' parameter of TrainConfig must be a str among"),
+           ({"dataset": "imagenet"}, "The 'dataset' parameter of TrainConfig must be a str among"),
            ({"dataset": "digits", "batch_size": 5000}, "The 'batch_size' parameter of TrainConfig"),
            ({"dataset": "digits", "colour": "red"}, "Unknown TrainConfig parameter")]
     for config, message in bad:

@@ -13,8 +13,9 @@ A run can so belong to two protocols (a baseline at 20 epochs, batch 32), and ru
 compared pairwise or as a set (`same_protocol`), not by a key alone.
 
 Each field is one entry of PROTOCOL_FIELDS (a label for people and how to read it off a
-TrainConfig); every function takes `fields` (default: all), so a later field (the data's
-content hash, the architecture) is one more entry. Pure Python over typed records: no pandas.
+TrainConfig); every function takes `fields` (default: all). A file dataset is its name and
+content hash, a .keras architecture likewise, so two different "my.npz" never compare. Pure
+Python over typed records: no pandas.
 """
 from __future__ import annotations
 
@@ -29,15 +30,20 @@ class Field:
     label: str                             # words for people: "training images"
     read: Callable[[TrainConfig], object]  # its value in a TrainConfig (hashable)
     by_reference: bool = False             # also agrees when every run is at its reference
+    unsaid: object = None                  # a value `describe` leaves out (the usual one)
 
 
 PROTOCOL_FIELDS: dict[str, Field] = {
-    "dataset": Field("dataset", lambda c: c.dataset),
+    "dataset": Field("dataset", lambda c: c.dataset_label),  # a file's: name@content hash
     "n_train": Field("training images", lambda c: c.n_train),
     "epochs": Field("epochs", lambda c: c.epochs, by_reference=True),
     "batch_size": Field("batch size", lambda c: c.batch_size, by_reference=True),
     "learning_rate": Field("learning rate", lambda c: c.learning_rate),
     "engine": Field("engine", lambda c: c.engine),
+    "architecture": Field("architecture", lambda c: c.architecture_label,  # a file's: name@hash
+                          unsaid="cnn"),  # the reference network goes without saying
+    "initial_weights": Field("initial weights", lambda c: "the file's" if c.initial_weights
+                             else "seeded", unsaid="seeded"),
 }
 
 
@@ -125,9 +131,12 @@ def describe(run_or_config, fields=None) -> str:
         return "unreadable"
     words = {"dataset": "{}{}", "engine": "{}{}", "n_train": "{} training images{}",
              "epochs": "{} epoch" + "s" * (config.epochs != 1) + "{}", "batch_size": "batch {}{}",
-             "learning_rate": "learning rate {}{}"}
+             "learning_rate": "learning rate {}{}", "architecture": "{} network{}",
+             "initial_weights": "{} initial weights{}"}
     return ", ".join(words.get(name, PROTOCOL_FIELDS[name].label + " {}{}")
-                     .format(*_value(name, config)) for name in fields or PROTOCOL_FIELDS)
+                     .format(*_value(name, config)) for name in fields or PROTOCOL_FIELDS
+                     if fields or PROTOCOL_FIELDS[name].read(config)
+                     != PROTOCOL_FIELDS[name].unsaid)
 
 
 def latest_comparable(runs, statuses=("done",), fields=None) -> dict:

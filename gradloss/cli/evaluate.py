@@ -50,22 +50,27 @@ def cmd_evaluate(args) -> int:
     if not looks_like_file:
         evaluation_config(args, args.dataset or "fashion_mnist")  # refuse bad values first
         return _evaluate_run(args)
-    dataset = args.dataset or "fashion_mnist"
-    sweep_noise, config = evaluation_config(args, dataset)
+    from gradloss.data import describe, submission_data_dir
+
+    info = describe(args.dataset or "fashion_mnist")  # a bad file is refused here (exit 2)
+    sweep_noise, config = evaluation_config(args, info.name)
     from gradloss.engines.backend import use_backend
 
     use_backend("tensorflow")  # ART attacks Keras models on TensorFlow; JAX-saved models load too
     from gradloss.analysis import summary
+    from gradloss.models import user
     from gradloss.pipeline.run import measure
 
     try:
         import keras
-        keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
     except Exception as exc:  # noqa: BLE001  (any unreadable file)
         raise GradlossError(f"Could not load a Keras model from {path}: {exc}") from exc
-    outcome = measure(path, dataset, _Lines(), sweep=SweepConfig() if sweep_noise else None,
+    user.check(model, path, info.shape, info.classes)  # it must fit the test set's images
+    data_dir = info.path if info.sha256 else submission_data_dir(info.name)
+    outcome = measure(path, info.name, _Lines(), sweep=SweepConfig() if sweep_noise else None,
                       evaluation=config if config.perturbations else None,
-                      grid_seed=SweepConfig().seed)
+                      grid_seed=SweepConfig().seed, data_dir=data_dir, sha256=info.sha256)
     frames = []
     if outcome.sweep is not None:
         frames.append(summary.results(outcome.sweep.assign(run_id=path.stem), pd.DataFrame()))
@@ -93,7 +98,7 @@ def _evaluate_run(args) -> int:
     if run.status != "done" or not run.model_path:
         raise GradlossError(f"Run {run.run_id} is {run.status}; only a finished run with a "
                             "saved model can be evaluated.")
-    if args.dataset and args.dataset != run.dataset:
+    if args.dataset and args.dataset not in (run.dataset, run.config and run.config.dataset):
         raise GradlossError(f"Run {run.run_id} was trained on {run.dataset}; evaluate a saved "
                             f"model file to test it on {args.dataset}.")
     sweep_noise, config = evaluation_config(args, run.dataset)

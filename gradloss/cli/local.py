@@ -37,8 +37,32 @@ def run_folder(out: Path | None, prefix: str = "cli") -> Path:
     return out
 
 
-def _train_config(args, objective: str) -> TrainConfig:
-    return TrainConfig(objective=objective, dataset=args.dataset, epochs=args.epochs,
+class Sources:
+    """The dataset and architecture the arguments name, described and checked once (a file is
+    read and hashed, a .keras file loaded in a TensorFlow child), before anything trains."""
+
+    def __init__(self, args):
+        from gradloss.architectures import describe_architecture
+        from gradloss.data import describe
+
+        self.data = describe(args.dataset)
+        logits = getattr(args, "logits", False)
+        self.architecture = describe_architecture(getattr(args, "architecture", "cnn"),
+                                                  self.data.shape, self.data.classes, logits)
+        self.fields = {**self.data.config_fields(), **self.architecture.config_fields(
+            getattr(args, "initial_weights", False), logits)}
+        if self.architecture.sha256 is None:  # flags for a file, given with a built-in: refused
+            self.fields.update(initial_weights=getattr(args, "initial_weights", False),
+                               from_logits=logits)
+        self.data_dir = self.data.path if self.data.sha256 else submission_data_dir(self.data.name)
+        self.architecture_path = self.architecture.path
+
+    def plan(self, config: TrainConfig, sweep: SweepConfig, evaluation) -> RunPlan:
+        return RunPlan(config, sweep, evaluation, self.data_dir, self.architecture_path)
+
+
+def _train_config(args, objective: str, sources: Sources) -> TrainConfig:
+    return TrainConfig(objective=objective, **sources.fields, epochs=args.epochs,
                        batch_size=getattr(args, "batch_size", None),
                        learning_rate=getattr(args, "learning_rate", 1e-3),
                        train_size=args.train_size, seed=args.seed, engine=args.engine,
@@ -85,8 +109,9 @@ def _run_here(plans: list[RunPlan], folders: list[Path], labels: list[str] | Non
 
 
 def cmd_train(args) -> int:
-    plan = RunPlan(_train_config(args, args.objective), _sweep(args),
-                   _evaluation(args, by_default=False), submission_data_dir(args.dataset))
+    sources = Sources(args)
+    plan = sources.plan(_train_config(args, args.objective, sources), _sweep(args),
+                        _evaluation(args, by_default=False))
     if args.submit:
         from gradloss.service.client import submit
         run_id = submit(plan)
@@ -104,8 +129,9 @@ def cmd_train(args) -> int:
     return 0 if outcome.status == "done" else 1
 
 
-def _experiment_config(args, objectives, evaluation: EvaluationConfig | None) -> ExperimentConfig:
-    return ExperimentConfig(arms=tuple(objectives), seeds=args.seeds, dataset=args.dataset,
+def _experiment_config(args, objectives, evaluation: EvaluationConfig | None,
+                       sources: Sources) -> ExperimentConfig:
+    return ExperimentConfig(arms=tuple(objectives), seeds=args.seeds, **sources.fields,
                             train_size=args.train_size, epochs=args.epochs,
                             batch_size=getattr(args, "batch_size", None), engine=args.engine,
                             deterministic=args.deterministic,
@@ -115,25 +141,27 @@ def _experiment_config(args, objectives, evaluation: EvaluationConfig | None) ->
 
 def cmd_experiment(args) -> int:
     objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
-    spec = _experiment_config(args, objectives, _evaluation(args, by_default=False))
+    sources = Sources(args)
+    spec = _experiment_config(args, objectives, _evaluation(args, by_default=False), sources)
     if args.submit:
         from gradloss.service.client import submit_experiment
-        experiment_id = submit_experiment(spec)
+        experiment_id = submit_experiment(spec, data_dir=sources.data_dir,
+                                          architecture_path=sources.architecture_path)
         print(f"queued experiment {experiment_id}: {spec.n_runs} runs "
               f"({len(spec.arms)} arms x {len(spec.seeds)} seeds); follow it on the dashboard "
               "or with `python -m gradloss runs`")
         return 0
     out = run_folder(args.out or Path("results") / time.strftime("experiment-%Y%m%d-%H%M%S"))
-    return _run_experiment(spec, out)
+    return _run_experiment(spec, out, sources)
 
 
-def _run_experiment(spec: ExperimentConfig, out: Path) -> int:
+def _run_experiment(spec: ExperimentConfig, out: Path, sources: Sources) -> int:
     """Train and measure every run of `spec` here, one after the other; print and write the
     summary over the seeds."""
     from gradloss.analysis import experiments, stats
     from gradloss.cli.evaluate import experiment_perturbation_summary
 
-    arms_plans = spec.plans(submission_data_dir(spec.dataset))
+    arms_plans = spec.plans(sources.data_dir, sources.architecture_path)
     plans = [plan for _, plan in arms_plans]
     labels = [f"run {k} of {len(plans)}: arm {arm}, seed {plan.train.seed}"
               for k, (arm, plan) in enumerate(arms_plans, 1)]
@@ -175,12 +203,13 @@ def _complete_pairs(per_seed: pd.DataFrame, arms: list[str]) -> pd.DataFrame:
 
 def cmd_reproduce(args) -> int:
     evaluation = _evaluation(args, by_default=True)
+    sources = Sources(args)
     if args.seeds != 1:  # an experiment over seeds; intervals need at least 2
-        spec = _experiment_config(args, OBJECTIVES, evaluation)
+        spec = _experiment_config(args, OBJECTIVES, evaluation, sources)
         out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
-        return _run_experiment(spec, out)
-    plans = [RunPlan(_train_config(args, objective), _sweep(args), evaluation,
-                     submission_data_dir(args.dataset)) for objective in REFERENCE_ACCURACY]
+        return _run_experiment(spec, out, sources)
+    plans = [sources.plan(_train_config(args, objective, sources), _sweep(args), evaluation)
+             for objective in REFERENCE_ACCURACY]
     out = run_folder(args.out or Path("results") / time.strftime("reproduce-%Y%m%d-%H%M%S"))
     outcomes = _run_here(plans, [out / p.train.objective for p in plans])
     for outcome in outcomes:
@@ -195,7 +224,9 @@ def cmd_reproduce(args) -> int:
                                         **o.final.to_dict()}
                for o in outcomes}
     (out / "results.json").write_text(json.dumps(
-        {"dataset": args.dataset, "sweep": plans[0].sweep.to_dict(), "runs": trained,
+        {"dataset": plans[0].train.dataset_label, "pixel_scaling": sources.data.scaling,
+         "architecture": plans[0].train.architecture_label,
+         "sweep": plans[0].sweep.to_dict(), "runs": trained,
          "robustness": table.to_dict(orient="records"),
          "reference": {k: {str(s): a for s, a in v.items()} for k, v in REFERENCE_ACCURACY.items()}},
         indent=2))

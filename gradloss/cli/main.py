@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 
 from gradloss.cli import evaluate, export, local, service
-from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, REFERENCE_PROTOCOL
-from gradloss.core.errors import GradlossError, InvalidParameterError, SettingsError
+from gradloss.core.config import (ARCHITECTURES, DATASETS, ENGINES, OBJECTIVES,
+                                  REFERENCE_PROTOCOL)
+from gradloss.core.errors import (GradlossError, InputFileError, InvalidParameterError,
+                                  SettingsError)
 from gradloss.core.evaluation import PERTURBATIONS
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL
 from gradloss.service.urls import scrub_environment, scrub_output
@@ -46,7 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     def common(p, objective=True, seed=True):
         if objective:
             p.add_argument("--objective", choices=OBJECTIVES, default="gradient")
-        p.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
+        p.add_argument("--dataset", default="fashion_mnist", metavar="NAME_OR_PATH",
+                       help=f"a built-in ({', '.join(DATASETS)}), a .npz file (x_train, y_train, "
+                            "x_test, y_test) or an image folder (one sub-folder per class); "
+                            "default fashion_mnist")
+        p.add_argument("--architecture", default="cnn", metavar="NAME_OR_PATH",
+                       help=f"a built-in ({', '.join(ARCHITECTURES)}; default cnn, the reference "
+                            "CNN) or a .keras model file (loaded in safe mode; fresh weights "
+                            "from each seed)")
+        p.add_argument("--initial-weights", action="store_true",
+                       help="a .keras architecture: start from its own weights, not fresh ones")
+        p.add_argument("--logits", action="store_true",
+                       help="a .keras architecture that outputs logits: append a softmax")
         p.add_argument("--epochs", type=int, help="default: the reference protocol's")
         p.add_argument("--train-size", type=int, help="stratified training subset (default: all)")
         if seed:
@@ -111,8 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("model", help="a saved model.keras, or the id of a finished run in the store")
     ev.add_argument("--perturbations", nargs="+", metavar="NAME",
                     help=f"among {', '.join(PERTURBATION_NAMES)} (default: all)")
-    ev.add_argument("--dataset", choices=DATASETS,
-                    help="test set (default: the run's, or fashion_mnist for a file)")
+    ev.add_argument("--dataset", metavar="NAME_OR_PATH",
+                    help="test set: a built-in, a .npz file or an image folder (default: the "
+                         "run's, or fashion_mnist for a model file)")
     ev.add_argument("--severities", nargs="+", type=int, metavar="S", help="corruption severities, 1-5")
     ev.add_argument("--epsilons", nargs="+", type=float, metavar="EPS",
                     help="attack budgets in [0, 1] (L-infinity, pixels in [0, 1])")
@@ -172,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except InvalidParameterError as error:
         parser.error(scrub_environment(error))  # prints usage and the message, exits with status 2
+    except InputFileError as error:  # a dataset or model file of the user's, refused
+        print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
+        return 2
     except SettingsError as error:  # a setting to fix (ServiceUnavailable too: password masked)
         print(f"gradloss: error: {scrub_environment(error)}", file=sys.stderr)
         return 2

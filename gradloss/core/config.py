@@ -13,7 +13,12 @@ from gradloss import objectives
 from gradloss.core.errors import (InvalidParameterError)  # noqa: F401  (re-exported: callers import it from here)
 from gradloss.core.validation import build_from_dict, check_choice, check_float, check_int, fail
 
-DATASETS = ("fashion_mnist", "digits")
+# Built-in datasets by name (gradloss.data.builtin); a run may also train on a .npz file or an
+# image folder, named by its file's name and identified by its content hash (dataset_hash).
+DATASETS = ("fashion_mnist", "digits", "mnist", "cifar10", "cifar100")
+# Built-in architectures by name (gradloss.models), each sized from the dataset; a run may also
+# train a user's .keras file, named by its file's name and identified by architecture_hash.
+ARCHITECTURES = ("cnn", "mlp", "resnet")
 OBJECTIVES = objectives.NAMES  # gradient, baseline, noise_augmented, input_gradient, mse
 ENGINES = ("tensorflow", "jax")
 # Each objective's reference protocol (batch size, epochs, own parameters; Adam defaults for
@@ -26,11 +31,13 @@ REFERENCE_ACCURACY = {
     "baseline": {0.0: 0.907, 0.1: 0.8154},
 }
 # Training-set sizes, for checking batch_size and train_size before any data is read.
-TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437}  # digits: 80 % of 1797
+TRAIN_SET_SIZES = {"fashion_mnist": 60_000, "digits": 1_437,  # digits: 80 % of 1797
+                   "mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}
 # Documented maxima (README "Limits"); batch_size is at most the training-set size in use.
 MAX_EPOCHS = 500              # 25x the reference protocol's longest (20); beyond is a typo
 MAX_SEED = 2**31 - 1          # what every backend's seeding accepts
-MIN_TRAIN_SIZE = 10           # one image per class; the maximum is TRAIN_SET_SIZES[dataset]
+MIN_TRAIN_SIZE = 10           # the maximum is the training-set size (TrainConfig.available)
+HASH_CHARS = 64               # a content hash: SHA-256 in hex
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class TrainConfig:
     """One training run: which objective, on which data, for how long."""
 
     objective: str = "gradient"     # one of OBJECTIVES (gradloss/objectives: what each trains)
-    dataset: str = "fashion_mnist"  # "digits" is bundled with scikit-learn and works offline
+    dataset: str = "fashion_mnist"  # a built-in (DATASETS; "digits" works offline) or a file's name
     epochs: int | None = None       # None: the objective's reference protocol (gradient 10, ...)
     batch_size: int | None = None   # None: the objective's reference (gradient 100, ...), capped
                                     # at the training-set size (a train_size of 10 trains in 10s)
@@ -51,14 +58,37 @@ class TrainConfig:
     # parameter, else absent; a value for an objective that does not take it is an error.
     train_noise_sigma: float | None = None  # noise_augmented: sigma of N(0, sigma^2) on x
     penalty_weight: float | None = None     # input_gradient, mse_penalty: lambda of the penalty
+    # A file dataset (.npz or image folder; gradloss.data.describe fills these): its content
+    # hash, so runs on two different "my.npz" never compare, and its training-set size.
+    dataset_hash: str | None = None
+    dataset_size: int | None = None
+    architecture: str = "cnn"       # a built-in (ARCHITECTURES) or a .keras file's name
+    architecture_hash: str | None = None  # a .keras file's content hash
+    initial_weights: bool = False   # a .keras file: start from its weights (else fresh, seeded)
+    from_logits: bool = False       # a .keras file that outputs logits: softmax is appended
 
     def __post_init__(self):
         owner = "TrainConfig"
         check_choice(owner, "objective", self.objective, OBJECTIVES)
-        check_choice(owner, "dataset", self.dataset, DATASETS)
+        check_source(owner, "dataset", self.dataset, self.dataset_hash, DATASETS, "")
+        check_source(owner, "architecture", self.architecture, self.architecture_hash,
+                     ARCHITECTURES, ".keras")
+        if self.dataset_hash is None and self.dataset_size is not None:
+            fail(owner, "dataset_size", f"None for built-in dataset {self.dataset!r}",
+                 self.dataset_size)
+        if self.dataset_hash is not None:
+            if self.dataset_size is None:
+                fail(owner, "dataset_size", "the training-set size of file dataset "
+                     f"{self.dataset!r} (gradloss.data.describe gives it)", None)
+            check_int(owner, "dataset_size", self.dataset_size, 2)
         check_choice(owner, "engine", self.engine, ENGINES)
-        if not isinstance(self.deterministic, bool):
-            fail(owner, "deterministic", "a bool", self.deterministic)
+        for name in ("deterministic", "initial_weights", "from_logits"):
+            if not isinstance(getattr(self, name), bool):
+                fail(owner, name, "a bool", getattr(self, name))
+        for name in ("initial_weights", "from_logits"):
+            if getattr(self, name) and self.architecture_hash is None:
+                fail(owner, name, f"False for built-in architecture {self.architecture!r} (it "
+                     "applies to a .keras model file)", True)
         reference = REFERENCE_PROTOCOL[self.objective]
         batch_from_reference = self.batch_size is None
         for name in ("epochs", "batch_size", *objectives.PARAMETERS):
@@ -78,7 +108,7 @@ class TrainConfig:
                    "seed": check_int(owner, "seed", self.seed, 0, MAX_SEED)}
         if self.train_size is not None:
             checked["train_size"] = check_int(owner, "train_size", self.train_size,
-                                              MIN_TRAIN_SIZE, TRAIN_SET_SIZES[self.dataset])
+                                              MIN_TRAIN_SIZE, self.available)
         for name, value in checked.items():  # Python numbers, whatever was passed (NumPy's)
             object.__setattr__(self, name, value)
         if batch_from_reference:
@@ -97,9 +127,23 @@ class TrainConfig:
                 if getattr(self, name) is not None}
 
     @property
+    def available(self) -> int:
+        """Number of images in the dataset's training set."""
+        return self.dataset_size if self.dataset_hash is not None else TRAIN_SET_SIZES[self.dataset]
+
+    @property
     def n_train(self) -> int:
         """Number of training images this run uses."""
-        return self.train_size if self.train_size is not None else TRAIN_SET_SIZES[self.dataset]
+        return self.train_size if self.train_size is not None else self.available
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset for people and for comparing runs: "my.npz@1a2b3c4d5e6f" for a file."""
+        return source_label(self.dataset, self.dataset_hash)
+
+    @property
+    def architecture_label(self) -> str:
+        return source_label(self.architecture, self.architecture_hash)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -112,6 +156,26 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         """Build from a plain dict (a stored row, a form); unknown keys are refused."""
         return build_from_dict(cls, data)
+
+
+def source_label(name: str, sha256: str | None) -> str:
+    """A built-in's name, or a file's name with the start of its content hash."""
+    return name if sha256 is None else f"{name}@{sha256[:12]}"
+
+
+def check_source(owner: str, name: str, value, sha256, builtins: tuple[str, ...],
+                 suffix: str) -> None:
+    """A built-in name, or (with a content hash) a file's name: printable, no folder."""
+    if sha256 is None:
+        check_choice(owner, name, value, builtins)
+        return
+    if not (isinstance(sha256, str) and len(sha256) == HASH_CHARS
+            and all(c in "0123456789abcdef" for c in sha256)):
+        fail(owner, f"{name}_hash", f"a SHA-256 in {HASH_CHARS} lowercase hex digits", sha256)
+    if not (isinstance(value, str) and value.strip() and value.isprintable()
+            and "/" not in value and value.endswith(suffix)):
+        fail(owner, name, f"a file's name{f' ending in {suffix}' if suffix else ''} (with a "
+             f"{name}_hash), or one of {builtins}", value)
 
 
 def batchable(configs: list[TrainConfig]) -> bool:

@@ -28,6 +28,9 @@ class DataFolderError(DataError, SettingsError):
     """A data folder (GRADLOSS_DATA_DIR, a run's data folder, the Keras cache) lacks the dataset's
     files or holds damaged ones; the message names the folder, where it was set and the fix.
     The CLI exits with status 2: it is a setting to fix, found before any training."""
+class InputFileError(DataError, ValueError):
+    """A dataset or model the user gave (a .npz, an image folder, a .keras file) cannot be used;
+    the message names it, says what is wrong and what is allowed. The CLI exits with status 2."""
 
 
 class TrainingDiverged(GradlossError):
@@ -53,5 +56,6 @@ class ExperimentNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "experiment not found"
 
 
-__all__ = ["GradlossError", "SettingsError", "DataError", "DataFolderError", "TrainingDiverged",
-           "RunNotFound", "ExperimentNotFound", "InvalidParameterError", "ServiceUnavailable"]
+__all__ = ["GradlossError", "SettingsError", "DataError", "DataFolderError", "InputFileError",
+           "TrainingDiverged", "RunNotFound", "ExperimentNotFound", "InvalidParameterError",
+           "ServiceUnavailable"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gradloss.core.config import DATASETS, ENGINES, OBJECTIVES, SweepConfig, TrainConfig
+from gradloss.core.config import (ARCHITECTURES, DATASETS, ENGINES, OBJECTIVES, SweepConfig,
+                                  TrainConfig, check_source)
 from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.plan import RunPlan
 from gradloss.core.validation import build_from_dict, check_choice, check_int, fail, plain
@@ -20,7 +21,11 @@ from gradloss.core.validation import build_from_dict, check_choice, check_int, f
 MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
 MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds
 NEED_TWO = "an interval needs at least 2 seeds"
-PROTOCOL_FIELDS = ("dataset", "train_size", "engine", "deterministic", "seed")  # shared by every arm
+# The dataset and architecture a file names: shared by every arm, like the dataset itself.
+SOURCE_FIELDS = {"dataset_hash": None, "dataset_size": None, "architecture": "cnn",
+                 "architecture_hash": None, "initial_weights": False, "from_logits": False}
+PROTOCOL_FIELDS = ("dataset", "train_size", "engine", "deterministic", "seed",
+                   *SOURCE_FIELDS)  # shared by every arm
 MAX_ARM_NAME = 64    # characters: a name is a label in tables and legends
 
 
@@ -59,6 +64,12 @@ class ExperimentConfig:
     intervals: bool = True                 # False allows one seed (a single-run comparison)
     evaluation: EvaluationConfig | None = None  # corruptions and attacks after every run's sweep
     sweep: SweepConfig = field(default_factory=SweepConfig)  # every run's noise sweep
+    dataset_hash: str | None = None        # a file dataset: see TrainConfig
+    dataset_size: int | None = None
+    architecture: str = "cnn"              # a built-in architecture or a .keras file's name
+    architecture_hash: str | None = None
+    initial_weights: bool = False
+    from_logits: bool = False
 
     def __post_init__(self):
         owner = "ExperimentConfig"
@@ -92,7 +103,9 @@ class ExperimentConfig:
         object.__setattr__(self, "seeds", tuple(int(s) for s in seeds))
         for name in ("train_size", "epochs", "batch_size"):  # checked by every run's TrainConfig
             object.__setattr__(self, name, plain(getattr(self, name)))
-        check_choice(owner, "dataset", self.dataset, DATASETS)
+        check_source(owner, "dataset", self.dataset, self.dataset_hash, DATASETS, "")
+        check_source(owner, "architecture", self.architecture, self.architecture_hash,
+                     ARCHITECTURES, ".keras")
         check_choice(owner, "engine", self.engine, ENGINES)
         if self.reference not in names:
             fail(owner, "reference", f"the name of one of the arms {names}", self.reference)
@@ -120,15 +133,17 @@ class ExperimentConfig:
         """(arm name, TrainConfig) of every run, seed-major: all arms of a seed come together."""
         shared = {"dataset": self.dataset, "train_size": self.train_size, "engine": self.engine,
                   "deterministic": self.deterministic, "epochs": self.epochs,
-                  "batch_size": self.batch_size}
+                  "batch_size": self.batch_size,
+                  **{name: getattr(self, name) for name in SOURCE_FIELDS}}
         return [(arm["name"], TrainConfig.from_dict(
                     {**shared, **{k: v for k, v in arm.items() if k != "name"}, "seed": seed}))
                 for seed in self.seeds for arm in self.arms]
 
-    def plans(self, data_dir: str | None = None) -> list[tuple[str, RunPlan]]:
+    def plans(self, data_dir: str | None = None,
+              architecture_path: str | None = None) -> list[tuple[str, RunPlan]]:
         """(arm name, RunPlan) of every run, seed-major, each with this experiment's sweep and
         evaluation."""
-        return [(arm, RunPlan(config, self.sweep, self.evaluation, data_dir))
+        return [(arm, RunPlan(config, self.sweep, self.evaluation, data_dir, architecture_path))
                 for arm, config in self.configs()]
 
     @property
@@ -140,6 +155,9 @@ class ExperimentConfig:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["arms"], data["seeds"] = [dict(a) for a in self.arms], list(self.seeds)
         data["sweep"] = self.sweep.to_dict()
+        for name, default in SOURCE_FIELDS.items():  # stored as before they existed, if unused
+            if data[name] == default:
+                del data[name]
         if self.evaluation is None:
             del data["evaluation"]  # as an experiment without one was stored before it existed
         else:

@@ -21,7 +21,9 @@ class RunPlan:
     train: TrainConfig
     sweep: SweepConfig = field(default_factory=SweepConfig)
     evaluation: EvaluationConfig | None = None  # corruptions and attacks after the sweep
-    data_dir: str | None = None  # the data folder found at submission; None: the loader's default
+    data_dir: str | None = None  # the data folder found at submission; None: the loader's default;
+    #                             for a file dataset (train.dataset_hash), the file or folder read
+    architecture_path: str | None = None  # a .keras architecture's file (train.architecture_hash)
 
     def __post_init__(self):
         owner = "RunPlan"
@@ -41,8 +43,10 @@ class RunPlan:
         object.__setattr__(self, "evaluation",
                            evaluation if evaluation is not None and evaluation.perturbations
                            else None)
-        if self.data_dir is not None and (not isinstance(self.data_dir, str) or not self.data_dir):
-            fail(owner, "data_dir", "None or a non-empty str (a folder)", self.data_dir)
+        for name in ("data_dir", "architecture_path"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                fail(owner, name, "None or a non-empty str (a path)", value)
 
     @property
     def evaluates(self) -> bool:
@@ -51,7 +55,7 @@ class RunPlan:
     def to_dict(self) -> dict:
         return {"train": self.train.to_dict(), "sweep": self.sweep.to_dict(),
                 "evaluation": None if self.evaluation is None else self.evaluation.to_dict(),
-                "data_dir": self.data_dir}
+                "data_dir": self.data_dir, "architecture_path": self.architecture_path}
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunPlan":

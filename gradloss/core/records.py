@@ -39,7 +39,7 @@ class StoredRun:
     created_at: float
     status: str                       # one of STATUSES
     objective: str                    # from its config, kept readable even when the config is not
-    dataset: str
+    dataset: str                      # a built-in's name, a file's "name@hash" (its dataset_label)
     engine: str
     config: TrainConfig | None        # None only when `unreadable` says why
     sweep: SweepConfig = field(default_factory=SweepConfig)  # the noise sweep it was planned with
@@ -63,6 +63,11 @@ class StoredRun:
     tags: tuple[str, ...] = ()        # its researcher's tags
     note: str | None = None           # its researcher's note
     unreadable: str | None = None     # why its stored config could not be read
+
+    @property
+    def architecture(self) -> str:
+        """The architecture it trains, for people: a built-in's name or a file's "name@hash"."""
+        return self.config.architecture_label if self.config is not None else "?"
 
     @property
     def finished(self) -> bool:

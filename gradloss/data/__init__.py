@@ -1,235 +1,153 @@
-"""Datasets by name: float32 images (N, 28, 28, 1) in [0, 1] and one-hot labels (N, 10).
+"""Datasets: float32 images (N, H, W, C) in [0, 1], C = 1 or 3, and one-hot labels (N, K).
 
-"fashion_mnist" is read from the four official IDX .gz files, looked for in this order: the
-`data_dir` argument, $GRADLOSS_DATA_DIR, the Keras cache ($KERAS_HOME or ~/.keras, then
-datasets/fashion-mnist/). A configured folder that lacks the files is an error; only with
-nothing configured and nothing cached does Keras download them. "digits" is scikit-learn's
-bundled 8x8 digits resized to 28x28, so it works offline. A chosen folder is checked cheaply
-where a run is planned or submitted (`submission_data_dir`); `fashion_files` reads and checks
-the files.
+A dataset is named by a *spec*: a built-in name (`builtin.BUILTINS`: fashion_mnist, digits,
+mnist, cifar10, cifar100), a .npz file or an image folder (`files`). `describe(spec)` reads what
+a run needs to know when it is submitted (shape, classes, sizes, how pixels are scaled, and for
+a file dataset its content hash, `arrays.content_hash`); `load_dataset` reads the arrays. A
+file dataset is identified by its name *and* hash: a run records both (TrainConfig.dataset and
+dataset_hash), so runs on two different "my.npz" files are never compared, and the worker that
+trains it loads the same content (from the run store, by hash, on another machine).
 
-keras/tensorflow are imported only for that download: the dashboard imports this module.
+Importing this package stays light (NumPy only): the dashboard imports it.
 """
 from __future__ import annotations
 
-import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from gradloss.core.config import DATASETS
+from gradloss.core.errors import DataError, DataFolderError, InputFileError
 from gradloss.core.validation import check_choice, check_int
-from gradloss.core.errors import DataError, DataFolderError
-from gradloss.data.fashion_files import (ENV_VAR, FASHION_FILES, OFFICIAL_URL, SIDE,
-                                         check_fashion_folder, missing_files, read_pair,
-                                         require_files)
-
-logger = logging.getLogger(__name__)
-
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-DIGITS_CLASSES = tuple(str(d) for d in range(10))
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A train/test split ready for a model."""
-
-    name: str
-    x_train: np.ndarray  # (N, 28, 28, 1) float32 in [0, 1]
-    y_train: np.ndarray  # (N, 10) float32 one-hot
-    x_test: np.ndarray   # (M, 28, 28, 1) float32 in [0, 1]
-    y_test: np.ndarray   # (M, 10) float32 one-hot
-    class_names: tuple[str, ...]
-    source: str          # for people: the folder read, or "scikit-learn digits ..."
+from gradloss.data import builtin, files
+from gradloss.data.arrays import (Dataset, DatasetInfo, as_images, as_labels, content_hash,
+                                  dataset_label, one_hot, scaling_of, stratified_subset, to_unit)
+from gradloss.data.builtin import (BUILTINS, CIFAR10_CLASSES, DIGITS_CLASSES, FASHION_CLASSES,
+                                   FASHION_FILES)
+from gradloss.data.fashion_files import ENV_VAR, OFFICIAL_URL
 
 
 def load_dataset(name: str, *, data_dir: str | os.PathLike | None = None,
-                 train_size: int | None = None, seed: int = 0) -> Dataset:
-    """Load a dataset by name ("fashion_mnist" or "digits").
+                 train_size: int | None = None, seed: int = 0,
+                 sha256: str | None = None) -> Dataset:
+    """Load a dataset: a built-in by `name`, or (with `sha256`) the file dataset at `data_dir`.
 
-    `data_dir` is a folder holding the four Fashion-MNIST files (ignored for digits).
+    For a built-in, `data_dir` is a folder holding its files (see `builtin`). For a file
+    dataset it is the .npz file or image folder, whose content must still hash to `sha256`.
     `train_size` keeps that many training images, drawn per class so the class proportions
     are kept (stratified); the draw follows `seed`, so the same seed gives the same subset.
     None (or the full size) keeps them all. The test set is always whole.
-    Raises DataError when the files are missing or corrupt, InvalidParameterError on bad arguments.
+    Raises DataError when the files are missing, corrupt or changed, InvalidParameterError on
+    bad arguments.
     """
-    check_choice("load_dataset", "name", name, DATASETS)
     check_int("load_dataset", "seed", seed, 0, 2**31 - 1)
-    if name == "digits":
-        (x_train, y_train), (x_test, y_test), source = _load_digits()
-        classes = DIGITS_CLASSES
+    if sha256 is None:
+        check_choice("load_dataset", "name", name, DATASETS)
+        (x_train, y_train), (x_test, y_test), source = builtin.read(name, data_dir)
+        where = f"The {name} files ({source})"
+        classes = BUILTINS[name].class_names
+        if name == "cifar100":  # the fine label names, where the cache has them
+            classes = builtin.readers.cifar100_names(builtin.find(name, data_dir))
+        y_train = as_labels(y_train, len(x_train), where, "y_train")
+        y_test = as_labels(y_test, len(x_test), where, "y_test")
+        x_train, x_test = as_images(x_train, where, "x_train"), as_images(x_test, where, "x_test")
+        scaling = BUILTINS[name].scaling
     else:
-        (x_train, y_train), (x_test, y_test), source = _load_fashion(data_dir)
-        classes = FASHION_CLASSES
+        if data_dir is None:
+            raise DataError(f"The dataset {name!r} (content hash {sha256[:12]}) has no file "
+                            "to read: give the .npz file or image folder it was made from.")
+        x_train, y_train, x_test, y_test, classes = _read_file(Path(data_dir))
+        found = content_hash(x_train, y_train, x_test, y_test, classes)
+        if found != sha256:
+            raise DataError(f"The dataset {data_dir} is not the one the run was planned with: its "
+                            f"content hash is {found[:12]}, the run's {sha256[:12]} (the file "
+                            "changed since); submit the run again to train on it as it is now.")
+        source = f"{'image folder' if Path(data_dir).is_dir() else '.npz file'} {data_dir}"
+        scaling = scaling_of(x_train, x_test, where=str(data_dir))[1]
     if train_size is not None:
-        check_int("load_dataset", "train_size", train_size, 10, len(y_train))  # >= one per class
+        check_int("load_dataset", "train_size", train_size, min(10, len(y_train)), len(y_train))
         keep = stratified_subset(y_train, train_size, seed)
         x_train, y_train = x_train[keep], y_train[keep]  # before the float copy: 4x smaller
-    return Dataset(name, _as_images(x_train), _one_hot(y_train), _as_images(x_test),
-                   _one_hot(y_test), classes, source)
+    divisor = scaling_of(x_train, x_test, where=source)[0]
+    k = len(classes)
+    return Dataset(name, to_unit(x_train, divisor), one_hot(y_train, k), to_unit(x_test, divisor),
+                   one_hot(y_test, k), tuple(classes), source, scaling, sha256)
+
+
+def _read_file(path: Path) -> tuple:
+    if path.is_dir():
+        return files.read_folder(path)
+    if path.is_file():
+        return files.read_npz(path)
+    raise InputFileError(f"No dataset at {path}: give a built-in name ({', '.join(DATASETS)}), "
+                         "a .npz file or an image folder (one sub-folder per class).")
+
+
+def describe(spec: str | os.PathLike) -> DatasetInfo:
+    """What the dataset `spec` is (a built-in name, a .npz file, an image folder), checked.
+
+    A built-in is described from its registry entry without reading it; a file dataset is read
+    whole and checked (so a bad file is refused at submission, nothing queued) and hashed."""
+    text = str(spec)
+    if text in DATASETS:
+        b = BUILTINS[text]
+        return DatasetInfo(text, "builtin", None, None, b.shape, b.class_names, b.n_train,
+                           b.n_test, b.scaling)
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise InputFileError(f"No dataset {text!r}: give a built-in name "
+                             f"({', '.join(DATASETS)}), a .npz file or an image folder (one "
+                             "sub-folder per class).")
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise InputFileError(f"The dataset file {path} is not a .npz file; allowed: a .npz holding "
+                        "x_train, y_train, x_test, y_test, or an image folder.")
+    canonical = _read_file(path)
+    x_train, y_train, x_test, y_test, names = canonical
+    return DatasetInfo(path.name, "folder" if path.is_dir() else "npz", str(path.resolve()),
+                       content_hash(*canonical), tuple(x_train.shape[1:]), names, len(x_train),
+                       len(x_test), scaling_of(x_train, x_test, where=str(path))[1])
+
+
+def upload_bytes(info: DatasetInfo) -> bytes:
+    """The canonical .npz bytes of a file dataset, as the run store keeps it (by its hash)."""
+    return files.to_npz_bytes(_read_file(Path(info.path)))
 
 
 def train_rows(ds: Dataset, train_size: int | None, seed: int) -> np.ndarray:
     """Rows of `ds`'s whole training set that load_dataset(train_size=, seed=) would keep."""
     if train_size is None:
         return np.arange(len(ds.y_train))
-    check_int("train_rows", "train_size", train_size, 10, len(ds.y_train))
+    check_int("train_rows", "train_size", train_size, min(10, len(ds.y_train)), len(ds.y_train))
     return stratified_subset(ds.y_train.argmax(-1), train_size, seed)
 
 
 def find_fashion_mnist(data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The folder holding the four Fashion-MNIST files, or None.
-
-    Looks at `data_dir`, else $GRADLOSS_DATA_DIR, else the Keras cache. A configured folder
-    that lacks the files gives None: the cache is not a silent substitute for it.
-    """
-    folder, _ = _configured_dir(data_dir)
-    folder = folder if folder is not None else _keras_cache()
-    return None if missing_files(folder) else folder
-
-
-def submission_data_dir(name: str) -> str | None:
-    """The data folder a run of dataset `name` submitted now should read, as an absolute path:
-    the configured folder ($GRADLOSS_DATA_DIR) or the Keras cache where it holds the files; None
-    for digits, or when the files will be downloaded. Stored with the run, so the worker that
-    trains it need not share this environment.
-
-    The folder is checked now (`check_fashion_folder`: names, headers, sizes; a few bytes per
-    file), so a bad one is refused at submission with DataFolderError naming the variable, not
-    queued to fail later."""
-    if name != "fashion_mnist":
-        return None
-    folder, origin = _configured_dir(None)
-    if folder is None:
-        folder, origin = find_fashion_mnist(), "the Keras cache"
-    if folder is None:
-        return None
-    check_fashion_folder(folder, origin)
-    return str(folder.resolve())
+    """The folder holding the four Fashion-MNIST files, or None (see `builtin.find`)."""
+    return builtin.find("fashion_mnist", data_dir)
 
 
 def fashion_mnist_downloadable(data_dir: str | os.PathLike | None = None) -> bool:
-    """True when loading Fashion-MNIST would fall back to the Keras downloader (needs internet):
-    no folder is configured and the Keras cache lacks the files."""
-    folder, _ = _configured_dir(data_dir)
-    return folder is None and bool(missing_files(_keras_cache()))
+    """True when loading Fashion-MNIST would fall back to the Keras downloader."""
+    return builtin.downloadable("fashion_mnist", data_dir)
+
+
+def submission_data_dir(name: str) -> str | None:
+    """The data folder a run of built-in `name` submitted now should read
+    (`builtin.submission_dir`), checked there, so a bad folder is refused at submission with a
+    DataFolderError naming the variable, not queued to fail later; None for a name that is not a
+    built-in (a file dataset travels by its path and hash)."""
+    return builtin.submission_dir(name) if name in DATASETS else None
 
 
 def data_status(name: str) -> str:
-    """One line for people: where the dataset will be read from, or how to make it available."""
+    """One line for people: where a built-in dataset will be read from, or how to get it."""
     check_choice("data_status", "name", name, DATASETS)
-    if name == "digits":
-        return "digits: bundled with scikit-learn, always available offline."
-    folder, origin = _configured_dir(None)
-    if folder is not None:
-        missing = missing_files(folder)
-        if missing:
-            return (f"Fashion-MNIST: not found; {origin}={folder} lacks {', '.join(missing)}. "
-                    f"Put the official files from {OFFICIAL_URL} there, or use digits.")
-        try:
-            check_fashion_folder(folder, origin)
-        except DataFolderError as error:
-            return f"Fashion-MNIST: cannot be used; {error}"
-        return f"Fashion-MNIST: read from {folder} ({origin})."
-    cache = _keras_cache()
-    if not missing_files(cache):
-        return f"Fashion-MNIST: read from {cache} (Keras cache)."
-    return (f"Fashion-MNIST: not found locally; Keras will download it on first use (needs "
-            f"internet). Or set {ENV_VAR}=/folder/with/the/4/files, or use digits.")
+    return builtin.status(name)
 
 
-def _configured_dir(data_dir) -> tuple[Path | None, str]:
-    """The folder the user chose (argument, then environment) and how it was chosen, for
-    messages: a data_dir that is this process's GRADLOSS_DATA_DIR (a run's plan holds the
-    folder resolved from it at submission) is named as the variable the user set."""
-    env = os.environ.get(ENV_VAR)  # an empty value counts as unset
-    if data_dir is not None:
-        folder = Path(data_dir).expanduser()
-        if env and Path(env).expanduser().resolve() == folder.resolve():
-            return folder, ENV_VAR
-        if folder.resolve() == _keras_cache().resolve():
-            return folder, "the Keras cache"
-        return folder, ("the data_dir argument (for a run: the GRADLOSS_DATA_DIR or Keras cache "
-                        "found where it was submitted)")
-    if env:
-        return Path(env).expanduser(), ENV_VAR
-    return None, ""
-
-
-def _keras_cache() -> Path:
-    """Where keras.datasets.fashion_mnist.load_data() keeps the files."""
-    home = os.environ.get("KERAS_HOME") or Path.home() / ".keras"
-    return Path(home).expanduser() / "datasets" / "fashion-mnist"
-
-
-def _load_fashion(data_dir):
-    folder, origin = _configured_dir(data_dir)
-    if folder is None:
-        folder = _keras_cache()
-        if missing_files(folder):
-            return _download_fashion(folder)
-    else:
-        require_files(folder, origin)
-    paths = [folder / f for f in FASHION_FILES]
-    train, test = read_pair(*paths[:2], origin), read_pair(*paths[2:], origin)
-    logger.info("Fashion-MNIST read from %s", folder)
-    return train, test, f"Fashion-MNIST IDX files in {folder}"
-
-
-def _download_fashion(cache: Path):
-    """Last resort, nothing configured or cached: Keras downloads the files (needs internet)."""
-    logger.info("Fashion-MNIST not in %s; downloading it with Keras", cache)
-    try:
-        import keras  # heavy (loads the backend): only here
-
-        train, test = keras.datasets.fashion_mnist.load_data()
-    except Exception as exc:  # no internet, a half-written cache file, a broken install...
-        raise DataError(
-            f"Fashion-MNIST was not found ({ENV_VAR} is not set and {cache} lacks the files) "
-            f"and downloading it with Keras failed: {exc}. Download {', '.join(FASHION_FILES)} "
-            f"from {OFFICIAL_URL} into a folder and set {ENV_VAR} to it, "
-            "or use dataset 'digits'.") from exc
-    return train, test, "Fashion-MNIST downloaded by Keras (keras.datasets.fashion_mnist)"
-
-
-def _load_digits():
-    """scikit-learn's 1797 8x8 digits, bilinearly resized to 28x28, split 80/20 (fixed seed)."""
-    from scipy.ndimage import zoom  # scipy and sklearn are slow imports: only when asked for
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    small = digits.images / 16.0  # (1797, 8, 8); pixel values are 0..16
-    images = np.clip(zoom(small, (1, SIDE / 8, SIDE / 8), order=1), 0.0, 1.0)  # (1797, 28, 28)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images.astype(np.float32), digits.target, test_size=0.2, stratify=digits.target,
-        random_state=0)  # fixed: every run sees the same 1437/360 split
-    return (x_train, y_train), (x_test, y_test), "scikit-learn digits (8x8 resized to 28x28)"
-
-
-def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Sorted indices of `size` rows with the class proportions of `labels`; seeded."""
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quota = counts * size / len(labels)
-    take = np.floor(quota).astype(int)
-    # Rows lost to rounding go to the classes with the largest remainders (never above count).
-    short = size - int(take.sum())
-    take[np.argsort(take - quota, kind="stable")[:short]] += 1
-    picks = [rng.choice(np.flatnonzero(labels == c), k, replace=False)
-             for c, k in zip(classes, take)]
-    return np.sort(np.concatenate(picks))  # file order; training shuffles anyway
-
-
-def _as_images(x: np.ndarray) -> np.ndarray:
-    """(N, 28, 28) uint8 0..255 or float 0..1 -> (N, 28, 28, 1) float32 in [0, 1]."""
-    if x.dtype == np.uint8:
-        return np.divide(x[..., None], 255, dtype=np.float32)  # one pass, no float64 copy
-    return x[..., None].astype(np.float32)
-
-
-def _one_hot(labels: np.ndarray) -> np.ndarray:
-    return np.eye(10, dtype=np.float32)[labels]  # (N,) -> (N, 10)
+__all__ = ["Dataset", "DatasetInfo", "load_dataset", "describe", "upload_bytes", "train_rows",
+           "stratified_subset", "dataset_label", "DataFolderError", "find_fashion_mnist",
+           "fashion_mnist_downloadable", "submission_data_dir", "data_status", "BUILTINS",
+           "FASHION_FILES", "FASHION_CLASSES", "DIGITS_CLASSES", "CIFAR10_CLASSES", "ENV_VAR",
+           "OFFICIAL_URL"]

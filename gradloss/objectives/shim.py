@@ -30,9 +30,10 @@ def grad_with_aux(f, x):
     if backend == "torch":
         import torch
 
-        x = x if x.requires_grad else x.detach().requires_grad_(True)
-        value, aux = f(x)
-        (grad,) = torch.autograd.grad(value, x, create_graph=True)
+        with torch.enable_grad():  # also under Keras's no_grad evaluation
+            x = x if x.requires_grad else x.detach().requires_grad_(True)
+            value, aux = f(x)
+            (grad,) = torch.autograd.grad(value, x, create_graph=True)
         return grad, aux
     raise NotImplementedError(f"gradloss's objectives need the input gradient, which it takes on "
                               f"the tensorflow, jax and torch backends; Keras runs on {backend!r}.")
@@ -58,6 +59,8 @@ def training_noise(shape, sigma: float, seed: int, step):
         import torch
 
         generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
-        return sigma * torch.randn(tuple(shape), generator=generator).to(keras.config.floatx())
+        noise = torch.randn(tuple(int(d) for d in shape), generator=generator,
+                            dtype=getattr(torch, keras.config.floatx()))  # on the CPU generator
+        return sigma * keras.ops.convert_to_tensor(noise)  # to Keras's device
     raise NotImplementedError(f"training noise is drawn on the tensorflow, jax and torch "
                               f"backends; Keras runs on {backend!r}.")

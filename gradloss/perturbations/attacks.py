@@ -90,7 +90,7 @@ def _one_hot(y: np.ndarray, num_classes: int) -> np.ndarray:
 
 def adversarial_examples(model, x: np.ndarray, y: np.ndarray, attack: str, eps: float,
                          config: AttackConfig = AttackConfig()) -> np.ndarray:
-    """Adversarial versions of x (N, 28, 28, 1) in [0, 1]: |x_adv - x| <= eps, x_adv in [0, 1].
+    """Adversarial versions of x (N, H, W, C) in [0, 1]: |x_adv - x| <= eps, x_adv in [0, 1].
 
     y is one-hot (N, K) or integer labels (N,): the attacks push away from the true label.
     eps = 0 returns a copy of x. Seeded by `config.seed`: the same seed gives the same images.

@@ -1,9 +1,13 @@
-"""Common corruptions at five severities, after MNIST-C and ImageNet-C, for greyscale images.
+"""Common corruptions at five severities, after MNIST-C and ImageNet-C, for any image shape.
 
-Images are float32 (N, H, W, C) in [0, 1] (here 28x28x1); every corruption returns the same
-shape and dtype, clipped to [0, 1]. References: Hendrycks & Dietterich 2019, "Benchmarking
-Neural Network Robustness to Common Corruptions and Perturbations" (ImageNet-C, constants in
-hendrycks/robustness ImageNet-C/imagenet_c/imagenet_c/corruptions.py, "IN-C" below, and
+Images are float32 (N, H, W, C) in [0, 1], any H x W, C = 1 (grey) or 3 (colour); every
+corruption returns the same shape and dtype, clipped to [0, 1]. Colour images are corrupted
+channel by channel with the same parameters (contrast about each channel's mean, as IN-C does;
+brightness added to every channel, where IN-C adds it to the HSV value). The pixel parameters
+were chosen for 28x28 and suit 32x32 CIFAR-like images as CIFAR-C's do.
+
+References: Hendrycks & Dietterich 2019, "Benchmarking Neural Network Robustness to Common
+Corruptions and Perturbations" (ImageNet-C, constants in hendrycks/robustness ImageNet-C/imagenet_c/imagenet_c/corruptions.py, "IN-C" below, and
 ImageNet-C/create_c/make_cifar_c.py for 32x32 CIFAR-10-C, "CIFAR-C"); Mu & Gilmer 2019,
 "MNIST-C: A Robustness Benchmark for Computer Vision".
 
@@ -118,7 +122,7 @@ def _motion_blur(x, c, noise):
 
 
 def _contrast(x, c, noise):
-    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    mean = x.mean(axis=(1, 2), keepdims=True)  # per image and channel
     return (x - mean) * c + mean
 
 

@@ -12,5 +12,6 @@ def image_to_bytes(image: np.ndarray) -> bytes:
 
 
 def image_from_bytes(blob: bytes, shape=(28, 28, 1)) -> np.ndarray:
-    """A stored grid image back as float32 (H, W, C)."""
+    """A stored grid image back as float32 (H, W, C): `shape` is the dataset's image shape (the
+    readers take it from the test set; the default is the 28x28 greyscale of the built-ins)."""
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(shape)

@@ -115,7 +115,7 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
     """Each model's prediction on the grid images under every perturbation and level.
 
     Columns perturbation, level, index, label, prediction, confidence, image: `image` is the
-    adversarial image (float16 bytes, 28x28) for attacks, None for corruptions (the page
+    adversarial image (float16 bytes, the images' H x W x C) for attacks, None for corruptions (the page
     rebuilds those with corruptions.corrupt). Attacks run on the grid images alone.
     """
     from gradloss.models import predict

@@ -41,8 +41,8 @@ def evaluate(model, model_path: Path, x_test: np.ndarray, y_test: np.ndarray, da
     """Run `config` on the model; returns (status, error, rows, masking flags).
 
     `model` is the loaded model (used when this process runs TensorFlow), `model_path` its file
-    (for the child otherwise); `dataset_spec` ({"name", "data_dir"}) tells the child which test
-    set to load; `grid` are the test rows whose predictions the dashboard shows."""
+    (for the child otherwise); `dataset_spec` ({"name", "data_dir", "sha256"}) tells the child
+    which test set to load; `grid` are the test rows whose predictions the dashboard shows."""
     import keras
 
     sink.evaluation_started(i)
@@ -198,7 +198,7 @@ def main() -> int:
         from gradloss.training.loop import load_model
 
         spec = request["dataset"]
-        ds = load_dataset(spec["name"], data_dir=spec.get("data_dir"))
+        ds = load_dataset(spec["name"], data_dir=spec.get("data_dir"), sha256=spec.get("sha256"))
         model = load_model(request["model"])
         config = EvaluationConfig.from_dict(request["evaluation"])
         _evaluate_here(model, ds.x_test, ds.y_test, config, request["grid"], events, 0)

@@ -30,19 +30,21 @@ log = logging.getLogger(__name__)
 
 
 class Datasets:
-    """Whole datasets by (name, data folder), each loaded once: every run takes its training
-    rows of it (its stratified subset), every run is measured on its whole test set."""
+    """Whole datasets by (name, content hash, data folder), each loaded once: every run takes
+    its training rows of it (its stratified subset), every run is measured on its whole test
+    set."""
 
     def __init__(self, preloaded: Dataset | None = None):
         self._loaded: dict[tuple, Dataset] = {}
         self._preloaded = preloaded
 
-    def get(self, name: str, data_dir: str | None) -> Dataset:
-        if self._preloaded is not None and self._preloaded.name == name:
+    def get(self, name: str, data_dir: str | None, sha256: str | None = None) -> Dataset:
+        if self._preloaded is not None and (self._preloaded.name, self._preloaded.sha256) == (
+                name, sha256):
             return self._preloaded
-        key = (name, data_dir)
+        key = (name, sha256, data_dir)
         if key not in self._loaded:
-            self._loaded[key] = load_dataset(name, data_dir=data_dir)
+            self._loaded[key] = load_dataset(name, data_dir=data_dir, sha256=sha256)
         return self._loaded[key]
 
 
@@ -83,7 +85,7 @@ def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
     device = prepare_device(first.train.engine)
     for i in group:
         sink.started(i, device)
-    ds = data.get(first.train.dataset, first.data_dir)
+    ds = data.get(first.train.dataset, first.data_dir, first.train.dataset_hash)
     last: dict[int, Progress] = {i: Progress() for i in group}
 
     def on_progress(j: int, p: Progress) -> None:
@@ -95,16 +97,18 @@ def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
         BatchedSeeds if len(group) > 1 else single(whole_epochs), on_progress=on_progress,
         on_metrics=lambda j, rows: sink.metrics(group[j], rows),
         should_cancel=lambda j: sink.should_cancel(group[j]),
-        on_checkpoint=lambda j, folder: sink.checkpoint(group[j], folder))
+        on_checkpoint=lambda j, folder: sink.checkpoint(group[j], folder),
+        architecture_path=first.architecture_path)
     outcomes = []
     for i, result in zip(group, results):
         plan = plans[i]
         outcome = Outcome(plan, result.status, result.error, result.epochs_done, result.seconds,
-                          result.device, result.final, result.model_path)
+                          result.device, result.final, result.model_path, scaling=ds.scaling)
         if result.status == "done":
             sink.model(i, result.model_path)
-            _measure(i, plan.train.dataset, plan.data_dir, plan.sweep, plan.evaluation,
-                     result.model_path, ds, sink, outcome, last[i], epochs=plan.train.epochs)
+            _measure(i, _spec(plan.train.dataset, plan.data_dir, plan.train.dataset_hash),
+                     plan.sweep, plan.evaluation, result.model_path, ds, sink, outcome, last[i],
+                     epochs=plan.train.epochs)
         sink.finished(i, outcome)
         outcomes.append(outcome)
     return outcomes
@@ -112,21 +116,28 @@ def _run_group(plans, folders, group: list[int], sink: Sink, data: Datasets,
 
 def measure(model_path: str | Path, dataset: str, sink: Sink, *, data_dir: str | None = None,
             sweep: SweepConfig | None = None, evaluation: EvaluationConfig | None = None,
-            grid_seed: int = 0, i: int = 0, data: Dataset | None = None) -> Outcome:
+            grid_seed: int = 0, i: int = 0, data: Dataset | None = None,
+            sha256: str | None = None) -> Outcome:
     """The pipeline's steps after training, for a saved model: the noise sweep (if `sweep`),
     the grid examples, then `evaluation` (if any), reported to `sink` as plan `i`.
 
     The evaluator (a trained run's queued evaluation) and `gradloss evaluate` come here.
-    `grid_seed`: the sweep seed that picked the run's grid images (its examples)."""
+    `grid_seed`: the sweep seed that picked the run's grid images (its examples). A file
+    dataset is named with its content hash `sha256` and read from `data_dir` (its path)."""
     model_path = Path(model_path)
-    ds = data if data is not None else load_dataset(dataset, data_dir=data_dir)
-    outcome = Outcome(None, "done", model_path=model_path)
-    _measure(i, dataset, data_dir, sweep, evaluation, model_path, ds, sink, outcome, Progress(),
-             grid_seed=grid_seed)
+    ds = data if data is not None else load_dataset(dataset, data_dir=data_dir, sha256=sha256)
+    outcome = Outcome(None, "done", model_path=model_path, scaling=ds.scaling)
+    _measure(i, _spec(dataset, data_dir, sha256), sweep, evaluation, model_path, ds, sink,
+             outcome, Progress(), grid_seed=grid_seed)
     return outcome
 
 
-def _measure(i: int, dataset: str, data_dir: str | None, sweep: SweepConfig | None,
+def _spec(name: str, data_dir: str | None, sha256: str | None) -> dict:
+    """What a TensorFlow child needs to load the same test set (`pipeline.evaluation`)."""
+    return {"name": name, "data_dir": data_dir, "sha256": sha256}
+
+
+def _measure(i: int, dataset_spec: dict, sweep: SweepConfig | None,
              evaluation: EvaluationConfig | None, model_path: Path, ds: Dataset, sink: Sink,
              outcome: Outcome, trained: Progress, epochs: int | None = None,
              grid_seed: int | None = None) -> None:
@@ -152,7 +163,6 @@ def _measure(i: int, dataset: str, data_dir: str | None, sweep: SweepConfig | No
         sink.examples(i, outcome.examples)
     if evaluation is not None:
         status, error, rows, flags = evaluation_step.evaluate(
-            model, model_path, ds.x_test, ds.y_test, {"name": dataset, "data_dir": data_dir},
-            evaluation, grid, sink, i)
+            model, model_path, ds.x_test, ds.y_test, dataset_spec, evaluation, grid, sink, i)
         outcome.evaluation_status, outcome.evaluation_error = status, error
         outcome.evaluation, outcome.masking_flags = rows, flags

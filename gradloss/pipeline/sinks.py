@@ -40,6 +40,7 @@ class Outcome:
     evaluation_status: str | None = None     # None: none planned; "done" or "failed"
     evaluation_error: str | None = None
     masking_flags: list[str] | None = None   # None: no attack ran; []: nothing flagged
+    scaling: str | None = None               # how the dataset's pixels were brought to [0, 1]
 
 
 class Sink:
@@ -197,6 +198,10 @@ def outcome_summary(outcome: Outcome) -> dict:
     return {"status": outcome.status, "error": outcome.error, "device": outcome.device,
             "epochs_done": outcome.epochs_done, "seconds": round(outcome.seconds, 3),
             "model": None if outcome.model_path is None else str(outcome.model_path), **final,
+            **({} if outcome.plan is None else {
+                "dataset": outcome.plan.train.dataset_label,
+                "architecture": outcome.plan.train.architecture_label}),
+            "pixel_scaling": outcome.scaling,
             "evaluation": outcome.evaluation_status, "masking_flags": outcome.masking_flags}
 
 

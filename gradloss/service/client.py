@@ -15,6 +15,7 @@ from gradloss.data import submission_data_dir
 from gradloss.service.settings import home
 from gradloss.service.tasks import check_queue, enqueue, enqueue_evaluation, revoke
 from gradloss.service.store import Store
+from gradloss.service.uploads import upload
 
 
 def plan_for(config: TrainConfig, evaluation: EvaluationConfig | None = None, **fields) -> RunPlan:
@@ -30,12 +31,14 @@ def submit(plan: RunPlan | TrainConfig, store: Store | None = None, *,
     """Record a queued run of `plan` (a TrainConfig alone: `plan_for` it) and enqueue it;
     returns the run id.
 
-    An unreachable store or queue raises ServiceUnavailable naming its setting, and nothing is
-    recorded or queued."""
+    A file dataset or .keras architecture goes into the store first (once, by its hash), so any
+    worker trains on what was submitted. An unreachable store or queue raises ServiceUnavailable
+    naming its setting, and nothing is recorded or queued."""
     if isinstance(plan, TrainConfig):
         plan = plan_for(plan)
     store = store or Store.default()
     check_queue()  # an unreachable or read-only queue fails here, before anything is recorded
+    upload(plan, store)
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
     run_id = store.runs.create(plan, task_id=task_id, experiment_id=experiment_id, arm=arm)
     try:
@@ -85,16 +88,21 @@ def cancel(run_id: str, store: Store | None = None) -> str:
     return store.runs.request_cancel(run_id)
 
 
-def submit_experiment(spec: ExperimentConfig, store: Store | None = None) -> str:
+def submit_experiment(spec: ExperimentConfig, store: Store | None = None, *,
+                      data_dir: str | None = None, architecture_path: str | None = None) -> str:
     """Record the experiment and queue its runs seed-major, each with the experiment's sweep
-    and evaluation; returns its id.
+    and evaluation; returns its id. `data_dir` and `architecture_path`: the files of a file
+    dataset and a .keras architecture (not needed once the store holds them).
 
     Seed-major (both arms of seed 0, then of seed 1, ...): one worker finishes complete pairs
     first, so a partly run experiment can already be summarised."""
     store = store or Store.default()
     check_queue()  # an unreachable or read-only queue fails here, before anything is recorded
+    plans = spec.plans(data_dir if data_dir is not None else submission_data_dir(spec.dataset),
+                       architecture_path)
+    upload(plans[0][1], store)  # before the experiment is recorded: a bad file records nothing
     experiment_id = store.experiments.create(spec)
-    for arm, plan in spec.plans(submission_data_dir(spec.dataset)):
+    for arm, plan in plans:
         submit(plan, store, experiment_id=experiment_id, arm=arm)
     return experiment_id
 

@@ -19,6 +19,7 @@ from gradloss.service.reporter import Reporter
 from gradloss.service.sink import StoreSink
 from gradloss.service.store import Store
 from gradloss.service.urls import scrub_output
+from gradloss.service.uploads import resolve
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,10 @@ def evaluate_stored(run_id: str, store: Store) -> str:
     reporter = Reporter(store)
     sink = StoreSink(store, reporter, [run_id], evaluating_only=True)
     try:
-        outcome = measure(model_file(store, run), run.dataset, sink, data_dir=run.data_dir,
-                          evaluation=plan.config, grid_seed=run.sweep.seed)
+        data_dir = resolve(run.plan(), store).data_dir  # a file dataset: this machine's copy
+        outcome = measure(model_file(store, run), run.config.dataset, sink, data_dir=data_dir,
+                          evaluation=plan.config, grid_seed=run.sweep.seed,
+                          sha256=run.config.dataset_hash)
     except Exception as exc:  # before the suite started: the model or the data
         reporter.close()
         reason = (str(exc).strip().splitlines() or [""])[0]

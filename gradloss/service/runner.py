@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from gradloss.core.config import batchable
-from gradloss.core.errors import TrainingDiverged
+from gradloss.core.errors import DataError, TrainingDiverged
 from gradloss.engines import backend
 from gradloss.pipeline.sinks import Fanout, Sink
 from gradloss.service.checkpoints import restore_checkpoint
@@ -27,6 +27,7 @@ from gradloss.service.settings import home
 from gradloss.service.sink import StoreSink, finish
 from gradloss.service.store import Store
 from gradloss.service.urls import scrub_output
+from gradloss.service.uploads import resolve
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ def train_stored(run_ids: list[str], store: Store, reporter: Reporter, tracker=N
     plans = {}
     for run in runs:  # read before training: an outage later delays, never fails
         try:  # its evaluation, if planned, is queued apart once trained (tasks.queue_evaluations)
-            plans[run.run_id] = run.plan(None)
-        except ValueError as exc:  # unreadable: nothing to train from
+            plans[run.run_id] = resolve(run.plan(None), store)
+        except (ValueError, DataError) as exc:  # unreadable, or its files are gone
             finish(store, reporter, run.run_id, "failed", error=str(exc))
     for run in runs:  # cancelled while it was starting: never trained, not even one epoch
         if run.run_id in plans and store.runs.cancel_requested(run.run_id):

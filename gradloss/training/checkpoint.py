@@ -42,6 +42,15 @@ def save(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimize
     return ckpt
 
 
+def _same(saved: dict, config: TrainConfig) -> bool:
+    """True when a checkpoint's config is `config`; a config saved before some fields existed
+    reads with their defaults, so an upgrade does not orphan the checkpoints of running runs."""
+    try:
+        return TrainConfig.from_dict(saved) == config
+    except (ValueError, TypeError):  # InvalidParameterError is both
+        return False
+
+
 def restore(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer,
             config: TrainConfig) -> tuple[int, EpochMetrics | None]:
     """Load the newest whole checkpoint into model and optimizer; return (epoch, last metrics).
@@ -53,7 +62,7 @@ def restore(run_dir: Path, model: keras.Model, optimizer: keras.optimizers.Optim
         if not (ckpt / "state.json").exists():
             continue
         state = json.loads((ckpt / "state.json").read_text())
-        if state["config"] != config.to_dict():
+        if not _same(state["config"], config):
             raise GradlossError(
                 f"The checkpoint in {ckpt} was written for another config ({state['config']}); "
                 f"use a new run folder or delete that checkpoint.")

@@ -24,7 +24,7 @@ from gradloss.core.progress import Progress
 from gradloss.core.records import MetricRow
 from gradloss.data import Dataset, load_dataset, train_rows
 from gradloss.engines.device import enable_determinism
-from gradloss.models import build_cnn
+from gradloss.models import build_model
 from gradloss.training import checkpoint
 from gradloss.training.record import RunRecord, TrainResult
 from gradloss.training.steppers import Stepper, check_engine, single
@@ -59,11 +59,13 @@ def load_model(path: str | Path) -> keras.Model:
 class Run:
     """One run of the loop: its config, folder, Keras model and optimizer, rows and account."""
 
-    def __init__(self, config: TrainConfig, run_dir: Path, ds: Dataset):
+    def __init__(self, config: TrainConfig, run_dir: Path, ds: Dataset,
+                 architecture_path: str | None = None):
         self.config, self.run_dir = config, run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
-        self.model = build_cnn(ds.x_train.shape[1:], ds.y_train.shape[1])
+        # seeded: same seed -> same initial weights (a .keras file's own, if the config says so)
+        self.model = build_model(config, ds.x_train.shape[1:], ds.y_train.shape[1],
+                                 architecture_path)
         self.optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
         self.optimizer.build(self.model.trainable_variables)
         self.start, self.final = checkpoint.restore(run_dir, self.model, self.optimizer, config)
@@ -82,9 +84,11 @@ def train_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], d
                make_stepper: Callable[[list[Run], Dataset], "Stepper"], *,
                on_progress: OnProgress | None = None, on_metrics: OnMetrics | None = None,
                should_cancel: Callable[[int], bool] | None = None,
-               on_checkpoint: Callable[[int, Path], None] | None = None) -> list[TrainResult]:
+               on_checkpoint: Callable[[int, Path], None] | None = None,
+               architecture_path: str | None = None) -> list[TrainResult]:
     """Train runs `configs` (alike but for their seeds) together, run i in run_dirs[i], resuming
     each from its checkpoint there; the callbacks take the run's index first.
+    `architecture_path`: the .keras file of a config whose architecture is a file.
 
     `ds` holds every run's training rows (each takes its stratified subset of it, unless it is
     that subset already) and the whole test set. A run joins when the loop reaches the epoch
@@ -96,7 +100,7 @@ def train_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], d
         check_engine(config)
     if first.deterministic:
         enable_determinism(first.engine)
-    runs = [Run(c, Path(d), ds) for c, d in zip(configs, run_dirs)]
+    runs = [Run(c, Path(d), ds, architecture_path) for c, d in zip(configs, run_dirs)]
     steps_per_epoch = len(runs[0].rows) // first.batch_size
     for i, run in enumerate(runs):
         run.record = RunRecord(run.config, steps_per_epoch, run.start, t_start, *(
@@ -191,15 +195,18 @@ def train(config: TrainConfig, run_dir: str | Path, *,
           on_metrics: Callable[[list[MetricRow]], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
           on_checkpoint: Callable[[Path], None] | None = None,
-          dataset: Dataset | None = None, whole_epochs: bool | None = None) -> TrainResult:
+          dataset: Dataset | None = None, whole_epochs: bool | None = None,
+          architecture_path: str | None = None) -> TrainResult:
     """Train one model as `config` says; resume from run_dir/checkpoint when there is one.
 
     on_checkpoint(folder) is called after each epoch's checkpoint is written to `folder`.
     whole_epochs: run each epoch as one program on the device (jax engine only); None: when
     JAX runs on an accelerator. Same steps, losses and checkpoints either way. A diverged run
-    raises TrainingDiverged (after reporting its last progress).
+    raises TrainingDiverged (after reporting its last progress). A file dataset comes as
+    `dataset`; a .keras architecture as `architecture_path`.
     """
-    ds = dataset or load_dataset(config.dataset, train_size=config.train_size, seed=config.seed)
+    ds = dataset or load_dataset(config.dataset, train_size=config.train_size, seed=config.seed,
+                                 sha256=config.dataset_hash)
 
     def unindexed(f):
         return f and (lambda _i, *args: f(*args))
@@ -208,7 +215,8 @@ def train(config: TrainConfig, run_dir: str | Path, *,
                           on_progress=unindexed(on_progress),
                           on_metrics=unindexed(on_metrics),
                           should_cancel=unindexed(should_cancel),
-                          on_checkpoint=unindexed(on_checkpoint))
+                          on_checkpoint=unindexed(on_checkpoint),
+                          architecture_path=architecture_path)
     if result.status == "failed":
         raise TrainingDiverged(result.error)
     return result

@@ -84,7 +84,7 @@ def train_seeds(configs: list[TrainConfig], run_dirs: list[str | Path], *,
             f"their seed, on the jax engine; got {len(configs)} config(s) "
             f"({[c.to_dict() for c in configs]}) and {len(run_dirs)} folder(s).")
     check_engine(configs[0])
-    ds = dataset or load_dataset(configs[0].dataset)
+    ds = dataset or load_dataset(configs[0].dataset, sha256=configs[0].dataset_hash)
     return train_runs(configs, run_dirs, ds, BatchedSeeds, on_progress=on_progress,
                       on_metrics=on_metrics, should_cancel=should_cancel,
                       on_checkpoint=on_checkpoint)

@@ -71,6 +71,16 @@ def _ms_per_1000_images(ms, run):
     return None if ms is None or not batch else ms / batch * 1000
 
 
+def mixed_datasets_note(runs) -> str | None:
+    """A warning when the runs were trained on different datasets (each a name and, for a
+    file, its content hash), whose accuracies do not compare; None when they share one."""
+    datasets = sorted({r.dataset for r in runs})
+    if len(datasets) < 2:
+        return None
+    return (f"These runs were trained on {len(datasets)} different datasets "
+            f"({', '.join(datasets)}): their accuracies do not compare. Pick runs of one dataset.")
+
+
 def comparison_table(runs: dict, metrics: pd.DataFrame, robustness: pd.DataFrame, sigma: float,
                      reference: str | None = None) -> pd.DataFrame:
     """One row per run: its label, clean accuracy, accuracy at sigma and its difference in points

@@ -16,6 +16,7 @@ from gradloss import objectives
 from gradloss.ui.charts import LEGEND, smoothed, wide_range
 from gradloss.ui.labels import format_duration, short_id
 from gradloss.analysis import protocols
+from gradloss.core.config import source_label
 from gradloss.analysis.experiments import ExperimentProgress, experiment_progress
 from gradloss.analysis.report import at_level_table, overview_table
 
@@ -28,7 +29,8 @@ def experiment_label(experiment) -> str:
     created = time.strftime("%b %d %H:%M", time.localtime(experiment.created_at))
     what = ("unreadable spec" if spec is None else
             f"{' vs '.join(map(arm_display, spec.arm_names))} × {len(spec.seeds)} seeds · "
-            f"{spec.dataset}")
+            f"{source_label(spec.dataset, spec.dataset_hash)} · "
+            f"{source_label(spec.architecture, spec.architecture_hash)}")
     return (f"{what} · {created} · {short_id(experiment.experiment_id)} "
             f"({experiment.status})")
 

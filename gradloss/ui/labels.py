@@ -40,6 +40,8 @@ def _protocol_words(name: str, config) -> str:
         return f"batch {number}"
     if name == "learning_rate":
         return f"lr {value:g}"
+    if name == "initial_weights":
+        return f"{value} weights"
     return str(value)
 
 

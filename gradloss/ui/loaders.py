@@ -77,9 +77,22 @@ def perturbation_results(store, run_ids, sweep: pd.DataFrame):
 
 
 def test_images(dataset: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """(x_test, class names) of a dataset, for the image grids."""
+    """(x_test, class names) of a dataset (a built-in's name, or a file's "name@hash" label:
+    read from the run store's copy), for the image grids."""
     from gradloss.data import load_dataset
 
+    if "@" in dataset:
+        from gradloss.service.store import Store
+        from gradloss.service.uploads import local_file
+
+        name, prefix = dataset.rsplit("@", 1)
+        store = Store.default()
+        info = store.files.info(prefix)
+        if info is None:
+            raise FileNotFoundError(f"the run store holds no dataset {dataset}")
+        d = load_dataset(name, data_dir=local_file(store, info["sha256"], "dataset"),
+                         sha256=info["sha256"])
+        return d.x_test, d.class_names
     d = load_dataset(dataset)
     return d.x_test, d.class_names
 

@@ -11,7 +11,7 @@ from gradloss import objectives
 from gradloss.ui.labels import error_line, format_duration, run_link, short_id, strength
 
 COLUMNS = ["open", "name", "objective", "strength", "status", "clean accuracy", "accuracy at σ",
-           "dataset", "train size", "epochs", "batch", "seed", "learning rate", "engine",
+           "dataset", "architecture", "train size", "epochs", "batch", "seed", "learning rate", "engine",
            "duration", "experiment", "tags", "note", "reason", "id", "created"]  # what tells
 # runs apart and how they did first: the table scrolls sideways for the rest
 INTS = ["train size", "epochs", "batch", "seed"]
@@ -38,7 +38,8 @@ def runs_table(runs, sweeps: pd.DataFrame | None = None, sigma: float = 0.1,
         rows.append({
             "open": run_link(r.run_id), "name": r.name or "",
             "objective": objectives.label(r.objective), "strength": strength(c),
-            "dataset": r.dataset, "train size": None if c is None else c.n_train,
+            "dataset": r.dataset, "architecture": None if c is None else c.architecture_label,
+            "train size": None if c is None else c.n_train,
             "epochs": None if c is None else c.epochs, "batch": None if c is None else c.batch_size,
             "learning rate": None if c is None else c.learning_rate,
             "seed": None if c is None else c.seed, "engine": r.engine,

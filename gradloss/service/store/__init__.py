@@ -9,6 +9,7 @@ workers, in one database (SQLite by default, PostgreSQL by GRADLOSS_STORE_URL).
     store.evaluations  corruptions and attacks: plans, rows, grid images
     store.experiments  arms x seeds specs and the state of their runs
     store.workers      who is alive, where, with which settings
+    store.files        users' own datasets and .keras files, by content hash
 
 It only persists: summaries are `gradloss.analysis`, settings are `gradloss.service.settings`.
 Records come back typed (`gradloss.core.records`). The schema is `schema`, connections and
@@ -27,6 +28,7 @@ from gradloss.service.store.artifacts import ArtifactRepository
 from gradloss.service.store.database import Database
 from gradloss.service.store.evaluations import EvaluationRepository
 from gradloss.service.store.experiments import ExperimentRepository
+from gradloss.service.store.files import FileRepository
 from gradloss.service.store.results import ResultRepository
 from gradloss.service.store.runs import RunRepository
 from gradloss.service.store.workers import WorkerRepository
@@ -62,6 +64,7 @@ class Store:
         self.evaluations = EvaluationRepository(db)
         self.experiments = ExperimentRepository(db)
         self.workers = WorkerRepository(db)
+        self.files = FileRepository(db)
 
     @classmethod
     def default(cls) -> "Store":

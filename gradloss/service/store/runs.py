@@ -130,7 +130,8 @@ class RunRepository:
             conn.execute(runs.insert().values(
                 run_id=run_id, created_at=time.time(), config=json.dumps(config.to_dict()),
                 sweep=json.dumps(plan.sweep.to_dict()), objective=config.objective,
-                dataset=config.dataset, engine=config.engine, status="queued", task_id=task_id,
+                dataset=config.dataset_label, engine=config.engine, status="queued",
+                task_id=task_id,
                 data_dir=plan.data_dir, experiment_id=experiment_id, arm=arm))
             if plan.evaluation is not None:
                 conn.execute(evaluation_plans.insert().values(

@@ -128,6 +128,16 @@ artifacts = sa.Table(  # files a run needs on any machine: its checkpoint, its s
     sa.Column("data", sa.LargeBinary, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False))
 
+files = sa.Table(  # datasets and model files users gave, once each by content hash, for any machine
+    "files", metadata,
+    sa.Column("sha256", sa.Text, primary_key=True),  # a dataset's content hash; a .keras file's
+    sa.Column("kind", sa.Text, sa.CheckConstraint("kind IN ('dataset', 'architecture')",
+                                                  name="files_kind"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),      # the file's name, for people
+    sa.Column("info", sa.Text, nullable=False),      # JSON: shape, classes, sizes, scaling, ...
+    sa.Column("data", sa.LargeBinary, nullable=False),  # a dataset's canonical .npz; the .keras
+    sa.Column("created_at", sa.Float, nullable=False))
+
 workers = sa.Table(  # one row per live worker process, refreshed every beat
     "workers", metadata,
     sa.Column("worker_id", sa.Text, primary_key=True),  # host:pid
@@ -230,6 +240,9 @@ MIGRATIONS: list[tuple] = [
     ),
     (  # 8: what researchers write about a run: its name, tags and a note
         AddColumns("runs", ("name", "tags", "note")),
+    ),
+    (  # 9: users' own datasets and .keras files, by content hash
+        Create("files", ("sha256", "kind", "name", "info", "data", "created_at")),
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

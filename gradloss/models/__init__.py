@@ -1,0 +1,40 @@
+"""The models runs train: the built-in architectures (`builtin`) and the user's own .keras files
+(`user`), each sized from or checked against the dataset; batched prediction."""
+from __future__ import annotations
+
+import keras
+
+from gradloss.models.builtin import ARCHITECTURES, build_cnn, build_mlp, build_resnet
+
+
+def build_model(config, input_shape: tuple[int, ...], num_classes: int,
+                path: str | None = None) -> keras.Model:
+    """The model run `config` (a TrainConfig) trains, with fresh weights from its seed: a
+    built-in architecture, or (config.architecture_hash) the .keras file at `path`."""
+    keras.utils.set_random_seed(config.seed)  # same seed -> same initial weights
+    if config.architecture_hash is None:
+        from gradloss.models.builtin import build
+        return build(config.architecture, input_shape, num_classes)
+    from gradloss.core.errors import InputFileError
+    from gradloss.models import user
+
+    if path is None:
+        raise InputFileError(f"The run's architecture {config.architecture_label} has no file to "
+                             "load: give the .keras file it was made from.")
+    model = user.build(path, config.seed, config.initial_weights, config.from_logits)
+    user.check(model, path, input_shape, num_classes)  # the data may have changed under it
+    return model
+
+
+def predict(model: keras.Model, x, batch_size: int = 500):
+    """Class probabilities for `x`, computed `batch_size` rows at a time: (N, ...) -> (N, K)."""
+    import numpy as np
+
+    if len(x) == 0:
+        raise ValueError("predict() got an empty array; nothing to predict.")
+    parts = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch_size]))
+             for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts, axis=0)
+
+
+__all__ = ["ARCHITECTURES", "build_cnn", "build_mlp", "build_resnet", "build_model", "predict"]
