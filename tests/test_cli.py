@@ -285,11 +285,12 @@ def test_reproduce_takes_a_batch_size_and_small_training_sets_train_with_the_ref
     """Check that `reproduce --batch-size` reaches every run's config, and that without it a
     training set smaller than a reference batch (train --train-size 10, the documented minimum;
     reproduce --train-size 99) trains in batches of the whole set instead of being refused."""
-    from gradloss.cli.local import _train_config
+    from gradloss.cli.local import Sources, _train_config
     from gradloss.cli.main import _parser
 
     def config(*argv, objective="gradient"):
-        return _train_config(_parser().parse_args(list(argv)), objective)
+        args = _parser().parse_args([*argv, "--dataset", "digits"])
+        return _train_config(args, objective, Sources(args))
 
     assert config("reproduce", "--train-size", "99", "--batch-size", "33").batch_size == 33
     assert config("reproduce", "--train-size", "99", "--batch-size", "33",

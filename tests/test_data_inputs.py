@@ -51,7 +51,7 @@ def stored(home) -> dict:
 
 def _train_page() -> AppTest:
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=300)
-    at.switch_page("pages/train.py")
+    at.switch_page("app_pages/train.py")
     at.run()
     assert not at.exception, at.exception
     return at

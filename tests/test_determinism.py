@@ -50,6 +50,7 @@ def test_worker_starts_a_deterministic_jax_run_with_the_flag(tmp_path, monkeypat
     """Check the env the worker gives the training child: the XLA flag only where asked for."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     monkeypatch.delenv("XLA_FLAGS", raising=False)
+    monkeypatch.setenv("GRADLOSS_PRESTART", "off")  # one child per run, the one the fake records
     envs = []
 
     class FakeChild:  # records the env; "exits" at once, so the worker marks the run failed

@@ -19,6 +19,7 @@ from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
 from gradloss.core.records import StoredRun
+from gradloss.service import evaluator
 from gradloss.service.reporter import Reporter
 from gradloss.service.runner import train_stored
 from gradloss.service.settings import check_tracking_uri
@@ -51,6 +52,8 @@ def trained(tmp_path_factory):
         reporter = Reporter(store)
         train_stored(ids, store, reporter)
         reporter.close()
+        # the worker's next task for each: the planned evaluation, queued apart from training
+        assert [evaluator.evaluate_stored(i, store) for i in ids] == ["done"] * 4
     assert [store.runs.get(i).status for i in ids] == ["done"] * 4
     return store.url, experiment_id, root
 

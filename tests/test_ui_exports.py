@@ -32,7 +32,8 @@ def test_train_page_exports_its_finished_runs_to_mlflow_and_tensorboard(tmp_path
     monkeypatch.delenv("GRADLOSS_MLFLOW_URI", raising=False)
     store = Store.default()
     ids = [finished_run(store, o) for o in ("gradient", "baseline")]
-    at = AppTest.from_file(str(ROOT / "pages" / "train.py"), default_timeout=30).run()
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/train.py").run()  # through the navigation: the page links to others
     assert not at.exception
     at.text_input(key="export_uri_runs").input("http://me:hunter2@127.0.0.1:9/")
     at.button(key="export_mlflow_runs").click().run(timeout=180)

@@ -190,7 +190,9 @@ def test_a_file_dataset_config_needs_its_hash_and_size():
     with pytest.raises(InvalidParameterError, match="'dataset_size' parameter of TrainConfig"):
         TrainConfig(dataset="my.npz", dataset_hash=sha)
     with pytest.raises(InvalidParameterError, match=r"'batch_size' .* range \[1, 40\]"):
-        TrainConfig(dataset="my.npz", dataset_hash=sha, dataset_size=40)  # gradient: batch 100
+        TrainConfig(dataset="my.npz", dataset_hash=sha, dataset_size=40, batch_size=100)
+    # the reference batch (gradient: 100) is capped at the training-set size, not refused
+    assert TrainConfig(dataset="my.npz", dataset_hash=sha, dataset_size=40).batch_size == 40
     config = TrainConfig(dataset="my.npz", dataset_hash=sha, dataset_size=40, batch_size=10)
     assert config.n_train == 40 and TrainConfig.from_dict(config.to_dict()) == config
     old = {k: v for k, v in TrainConfig(dataset="digits").to_dict().items()

@@ -148,23 +148,32 @@ def run_consumer() -> None:
                        cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"))
     record = WorkerRecord(heartbeat.worker_id(), heartbeat.host(), os.getpid(), visible_gpu(),
                           gpu, None, now, now, settings)
+    # Until huey's consumer installs its own handlers, a SIGTERM must still end this worker
+    # through the `finally` below, which takes its record out of the store.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     store.workers.beat(record)
     log.info("worker %s on %s%s, store %s, queue %s%s", record.worker_id, record.device,
              "" if gpu is None else f" (GPU {gpu})", redact(store.url), redact(queue_url()),
              "" if tracker is None else f", logging runs live to MLflow at {redact(tracker)}")
     stop = threading.Event()
-    threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True).start()
-    supervisor.prestart(store=store)  # the first run's training process, started ahead
+    beating = threading.Thread(target=_keep_alive, args=(store, record, stop), daemon=True)
+    beating.start()
     try:  # max_delay: an idle worker notices a new run within half a second (SQLite is polled)
+        supervisor.prestart(store=store)  # the first run's training process, started ahead
         huey.create_consumer(workers=1, periodic=False, max_delay=0.5).run()
     finally:
         stop.set()
+        beating.join(timeout=30)  # a beat under way would otherwise write the record back
         supervisor.stop_spare()
         try:
             _release_runs(store, record.worker_id)
             store.workers.remove(record.worker_id)
         except ServiceUnavailable as exc:  # its runs are recovered by the heartbeat timeout
             log.warning("%s; could not hand back this worker's runs", exc)
+
+
+def _exit_on_sigterm(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def _keep_alive(store: Store, record: WorkerRecord, stop: threading.Event) -> None:
