@@ -28,6 +28,7 @@ st.navigation([
     st.Page("app_pages/runs.py", title="Runs", icon=":material/table_rows:"),
     st.Page("app_pages/loss_curves.py", title="Loss curves", icon=":material/timeline:"),
     st.Page("app_pages/robustness.py", title="Robustness", icon=":material/show_chart:"),
+    st.Page("app_pages/frontier.py", title="Frontier", icon=":material/scatter_plot:"),
     st.Page("app_pages/run.py", title="Run", icon=":material/description:", url_path="run",
             visibility="hidden"),
 ]).run()

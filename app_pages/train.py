@@ -5,6 +5,7 @@ import streamlit as st
 from gradloss import data, objectives
 from gradloss.core.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                                   REFERENCE_PROTOCOL, TrainConfig)
+from gradloss.core import frontier
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.evaluation import default_evaluation
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
@@ -131,20 +132,34 @@ with st.form("experiment"):
         help="The same suite as a single run's, queued for each run once it is trained, behind "
              "any queued training: the Robustness page then gives every corruption and attack "
              "an interval over the seeds.")
+    exp_frontier = c[1].checkbox(
+        "Frontier: several strengths", value=False, key="exp_frontier",
+        help="Each chosen objective that takes a strength (noise augmentation's σ, the penalties' "
+             "λ) at every strength of its default grid ("
+             + "; ".join(f"{objectives.label(o)} {', '.join(f'{v:g}' for v in g)}"
+                         for o, g in frontier.DEFAULT_GRIDS.items())
+             + f"), all at batch {frontier.DEFAULT_BATCH_SIZE} and the same epochs (empty: "
+             f"{frontier.DEFAULT_EPOCHS}): one run per strength and seed. The Frontier page "
+             "compares the objectives at equal clean accuracy.")
     queue_experiment = st.form_submit_button("Queue the experiment", disabled=not picked)
 if queue_experiment:
     try:
-        spec = ExperimentConfig(arms=tuple(arms), seeds=seeds, **picked.fields,
-                                train_size=exp_size, epochs=exp_epochs, engine=engine,
-                                evaluation=default_evaluation(picked.data.name)
-                                if exp_evaluate else None)
+        shared = dict(seeds=seeds, **picked.fields, train_size=exp_size, engine=engine,
+                      evaluation=default_evaluation(picked.data.name) if exp_evaluate else None)
+        if exp_frontier:
+            spec = frontier.frontier_experiment(
+                tuple(arms), epochs=exp_epochs or frontier.DEFAULT_EPOCHS, **shared)
+        else:
+            spec = ExperimentConfig(arms=tuple(arms), epochs=exp_epochs, **shared)
     except InvalidParameterError as e:
         widgets.error(f"Not queued: {form_message(e, EXPERIMENT_LABELS)}")
     else:
         try:
             experiment_id = client.submit_experiment(spec)
-            st.success(f"Queued experiment {short_id(experiment_id)}: {spec.n_runs} runs, "
-                       "seed by seed. Its results build up on the Robustness page.")
+            st.success(f"Queued {'frontier' if exp_frontier else 'experiment'} "
+                       f"{short_id(experiment_id)}: {spec.n_runs} runs, seed by seed. Its "
+                       f"results build up on the {'Frontier' if exp_frontier else 'Robustness'} "
+                       "page.")
         except Exception as e:  # noqa: BLE001
             widgets.error(f"Could not queue the experiment: {e}")
 

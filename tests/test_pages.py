@@ -28,7 +28,7 @@ from services import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("dashboard.py", "app_pages/train.py", "app_pages/runs.py", "app_pages/loss_curves.py",
-         "app_pages/robustness.py", "app_pages/run.py")  # dashboard.py: Home
+         "app_pages/robustness.py", "app_pages/frontier.py", "app_pages/run.py")  # dashboard.py: Home
 SIGMAS = (0.0, 0.1, 0.2)
 ACCURACY = {"gradient": (0.90, 0.86, 0.75), "baseline": (0.91, 0.81, 0.60),
             "noise_augmented": (0.90, 0.88, 0.80), "input_gradient": (0.89, 0.84, 0.70),

@@ -313,14 +313,15 @@ def _level(level, minus: str = "-") -> str:
 
 
 def difference_sentence(arm_label: str, reference_label: str, level_name: str, level,
-                        diff: Interval | Comparison) -> str:
+                        diff: Interval | Comparison, where: str | None = None) -> str:
     """One sentence reporting a paired accuracy difference in points, its interval and seeds.
 
     Given a Comparison, "more/less accurate" is said only when its adjusted p-value settles the
-    sign, and the sentence names the correction and its family."""
+    sign, and the sentence names the correction and its family. `where`: the sentence's opening
+    in place of "At σ = 0.1"."""
     interval = diff.interval if isinstance(diff, Comparison) else diff
     ci = _percent(interval.confidence) + " CI"
-    where = f"At {level_name} = {_level(level)}"
+    where = where or f"At {level_name} = {_level(level)}"
     mean, low, high = 100 * interval.mean, 100 * interval.low, 100 * interval.high
     settled = diff.distinguishable if isinstance(diff, Comparison) else interval.excludes_zero
     corrected = ""

@@ -1,4 +1,4 @@
-"""`gradloss train`, `experiment` and `reproduce`: plans run here through the pipeline (progress
+"""`gradloss train`, `experiment`, `frontier` and `reproduce`: plans run here through the pipeline (progress
 on the terminal, results in a folder), or queued for the worker with --submit."""
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from gradloss.core.config import (OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGM
 from gradloss.core.errors import SettingsError
 from gradloss.core.evaluation import EvaluationConfig, default_evaluation
 from gradloss.core.experiment import ExperimentConfig
+from gradloss.core.frontier import DEFAULT_EPOCHS
 from gradloss.core.plan import RunPlan
+from gradloss.core.validation import check_choice, fail
 from gradloss.data import submission_data_dir
 
 
@@ -155,9 +157,73 @@ def cmd_experiment(args) -> int:
     return _run_experiment(spec, out, sources)
 
 
-def _run_experiment(spec: ExperimentConfig, out: Path, sources: Sources) -> int:
+def _grids(entries: list[str]) -> dict[str, tuple[float, ...]]:
+    """--grid OBJECTIVE=S1,S2,... values as {objective: strengths}; a malformed one is refused
+    naming it (the strengths themselves are checked by core.frontier)."""
+    grids = {}
+    for entry in entries:
+        objective, _, values = entry.partition("=")
+        try:
+            grids[objective.strip()] = tuple(float(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            grids[objective.strip()] = None
+        if not _ or not grids[objective.strip()]:
+            fail("frontier", "grid", "OBJECTIVE=S1,S2,... (strengths as numbers, e.g. "
+                 "input_gradient=0.01,0.1,1)", entry)
+    return grids
+
+
+def cmd_frontier(args) -> int:
+    from gradloss.core.frontier import frontier_experiment
+
+    names = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    for name in names or [""]:
+        check_choice("frontier", "objectives", name, OBJECTIVES)
+    sweep = _sweep(args)
+    if not any(abs(args.sigma - s) < 1e-12 for s in sweep.sigmas if s > 0):
+        fail("frontier", "sigma", f"one of the sweep's noise levels {list(sweep.sigmas[1:])}",
+             args.sigma)
+    sources = Sources(args)
+    spec = frontier_experiment(names, _grids(args.grid), seeds=args.seeds,
+                               epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size,
+                               train_size=args.train_size, engine=args.engine,
+                               deterministic=args.deterministic, sweep=sweep, **sources.fields)
+    if args.submit:
+        from gradloss.service.client import submit_experiment
+        experiment_id = submit_experiment(spec, data_dir=sources.data_dir,
+                                          architecture_path=sources.architecture_path)
+        print(f"queued frontier {experiment_id}: {spec.n_runs} runs ({len(spec.arms)} arms x "
+              f"{len(spec.seeds)} seeds); see it on the dashboard's Frontier page")
+        return 0
+    out = run_folder(args.out or Path("results") / time.strftime("frontier-%Y%m%d-%H%M%S"))
+    return _run_experiment(spec, out, sources, frontier_sigma=args.sigma)
+
+
+def _print_frontier(spec: ExperimentConfig, per_seed: pd.DataFrame, sigma: float,
+                    out: Path) -> list[Path]:
+    """The frontier's points at `sigma` and its comparisons at equal clean accuracy: printed,
+    and written as frontier_points.csv and frontier_comparisons.csv."""
+    from gradloss.analysis.frontier import frontier
+    from gradloss.core.frontier import arm_strengths
+
+    found = frontier(per_seed, arm_strengths(spec), sigma)
+    shown = found.points.assign(front=found.points.on_front.map({True: "*", False: ""}))
+    print(f"\nFrontier at σ = {sigma:g} (mean over {int(shown.n.max()) if len(shown) else 0} "
+          "seeds; * no other arm is better on both axes):")
+    print(shown[["arm", "clean", "clean_low", "clean_high", "robust", "robust_low",
+                 "robust_high", "front"]].to_string(index=False, float_format="%.4f"))
+    for sentence in found.sentences():
+        print(sentence)
+    paths = [out / "frontier_points.csv", out / "frontier_comparisons.csv"]
+    found.points.to_csv(paths[0], index=False)
+    found.comparisons.to_csv(paths[1], index=False)
+    return paths
+
+
+def _run_experiment(spec: ExperimentConfig, out: Path, sources: Sources,
+                    frontier_sigma: float | None = None) -> int:
     """Train and measure every run of `spec` here, one after the other; print and write the
-    summary over the seeds."""
+    summary over the seeds (and, with `frontier_sigma`, the frontier at that σ)."""
     from gradloss.analysis import experiments, stats
     from gradloss.cli.evaluate import experiment_perturbation_summary
 
@@ -190,6 +256,8 @@ def _run_experiment(spec: ExperimentConfig, out: Path, sources: Sources) -> int:
     paths = experiments.write_exports(per_seed, found.noise, out)
     if perturbations is not None:
         paths += experiment_perturbation_summary(perturbations, found.headlines, out)
+    if frontier_sigma is not None:
+        paths += _print_frontier(spec, per_seed, frontier_sigma, out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -1,4 +1,4 @@
-"""Command line: `gradloss {train,experiment,reproduce,evaluate,export,worker,runs,dashboard}`
+"""Command line: `gradloss {train,experiment,frontier,reproduce,evaluate,export,worker,runs,dashboard}`
 (or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
@@ -22,6 +22,7 @@ from gradloss.core.config import (ARCHITECTURES, DATASETS, ENGINES, OBJECTIVES,
 from gradloss.core.errors import (GradlossError, InputFileError, InvalidParameterError,
                                   SettingsError)
 from gradloss.core.evaluation import PERTURBATIONS
+from gradloss.core import frontier
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL
 from gradloss.service.urls import scrub_environment, scrub_output
 
@@ -107,6 +108,28 @@ def _parser() -> argparse.ArgumentParser:
     perturbations(exp, "none")
     exp.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
+    front = sub.add_parser("frontier", help="objectives at several strengths under one protocol: "
+                                            "clean against robust accuracy, compared at equal "
+                                            "clean accuracy (here, or with --submit)")
+    common(front, objective=False, seed=False)
+    front.add_argument("--objectives", default=",".join(frontier.DEFAULT_OBJECTIVES),
+                       help="comma-separated objectives (default: "
+                            f"{','.join(frontier.DEFAULT_OBJECTIVES)})")
+    front.add_argument("--grid", action="append", default=[], metavar="OBJECTIVE=S1,S2,...",
+                       help="strengths of one objective (repeatable); default grids: " + "; ".join(
+                           f"{o} {','.join(f'{v:g}' for v in g)}"
+                           for o, g in frontier.DEFAULT_GRIDS.items()))
+    front.add_argument("--seeds", type=int, default=3,
+                       help=f"seeds 0..N-1, N in [{MIN_SEEDS_INTERVAL}, {MAX_SEEDS}] (default 3)")
+    front.add_argument("--batch-size", type=int, default=frontier.DEFAULT_BATCH_SIZE,
+                       help=f"every arm's (default {frontier.DEFAULT_BATCH_SIZE})")
+    front.add_argument("--sigma", type=float, default=0.1,
+                       help="the noise σ of the robust axis (default 0.1)")
+    front.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
+    front.add_argument("--out", type=folder,
+                       help="results folder (default: results/frontier-<time>)")
+    front.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
+
     rep = sub.add_parser("reproduce", help="train every objective and compare robustness")
     common(rep, objective=False)
     rep.add_argument("--seeds", type=int, default=1,
@@ -167,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": local.cmd_train, "experiment": local.cmd_experiment,
+            "frontier": local.cmd_frontier,
             "reproduce": local.cmd_reproduce, "evaluate": evaluate.cmd_evaluate,
             "export": export.cmd_export,
             "worker": service.cmd_worker, "runs": service.cmd_runs}

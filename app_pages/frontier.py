@@ -1,0 +1,55 @@
+"""Frontier: clean against robust accuracy of an experiment's arms, with intervals on both axes;
+objectives compared where their clean accuracies meet (`analysis.frontier`)."""
+import streamlit as st
+
+from gradloss.analysis import frontier as analysis
+from gradloss.core.frontier import arm_strengths
+from gradloss.ui import frontier_views, widgets
+
+st.title("Robustness–accuracy frontier")
+st.caption("A stronger penalty or more training noise buys robustness with clean accuracy, so "
+           "one strength per objective cannot say which objective is more robust. A frontier "
+           "trains each objective at several strengths under one protocol: each arm is a point "
+           "(mean over seeds, 95 % intervals as bars), and objectives are compared at the clean "
+           "accuracy both reach. Start one with `gradloss frontier` or the Train page's "
+           "experiment form.")
+runs_store = widgets.store()
+if runs_store is None:
+    st.stop()
+experiment = widgets.pick_experiment(
+    runs_store, "frontier_experiment", "No experiments yet. A frontier is an experiment whose "
+    "arms are objectives at several strengths: `gradloss frontier --dataset digits` trains the "
+    "default grids (add --submit to queue them for the worker).")
+if experiment is None:
+    st.stop()
+if experiment.spec is None:
+    st.error(f"This experiment cannot be read: {experiment.unreadable}")
+    st.stop()
+
+runs = runs_store.runs.of_experiment(experiment.experiment_id)
+done = tuple(r.run_id for r in runs if r.status == "done")
+plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluations.plans(list(done)).items()))
+results = widgets.experiment_results(runs_store.url, experiment.experiment_id,
+                                     experiment.spec.reference, done, plans)
+if results.n_seeds < 2:
+    st.info("The frontier appears once every arm has two finished seeds (intervals need two). "
+            f"{sum(r.status == 'done' for r in runs)} of {len(runs)} runs are done.")
+    st.stop()
+sigmas = [s for s in results.sigmas if s > 0]
+sigma = widgets.pick_sigma(st, sigmas, key="frontier_sigma")
+found = analysis.frontier(results.per_seed, arm_strengths(experiment.spec), sigma)
+if not found.varied:
+    st.info("Every objective of this experiment has one strength: its arms are single points, "
+            "not curves. A frontier trains several strengths of an objective "
+            "(`gradloss frontier`).")
+st.plotly_chart(frontier_views.frontier_figure(found.points, sigma), key="frontier_chart")
+st.subheader(f"At equal clean accuracy, σ = {sigma:g}")
+sentences = found.sentences()
+for sentence in sentences:
+    st.markdown(f"- {sentence}")
+if not sentences:
+    st.caption("No two objectives here to compare.")
+st.caption(f"{results.n_seeds} paired seeds. Each objective's curve is read at the highest clean "
+           "accuracy both reach, seed by seed, between its two strengths that bracket it; every "
+           "pair at every σ is one family, Benjamini–Hochberg corrected.")
+st.dataframe(frontier_views.points_table(found.points), hide_index=True)

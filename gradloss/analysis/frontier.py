@@ -1,0 +1,201 @@
+"""The robustness–accuracy frontier of an experiment: each arm a point (clean accuracy, accuracy
+under noise at σ) with t intervals on both axes over its seeds, the points no other point beats
+on both axes (the front), and objectives compared at equal clean accuracy.
+
+Why "at equal clean accuracy": a stronger penalty trades clean accuracy for robustness, so two
+objectives at arbitrary strengths differ in both at once and a robustness gap says little. Each
+objective's points, in strength order, form a curve; where two curves' clean accuracies overlap,
+both are read at the same clean accuracy c* (the highest both reach: the smaller of their best
+mean clean accuracies), seed by seed, and their robust accuracies compared as a paired
+difference. Reading a curve at c*: on the first segment (weakest strength first) whose two
+points' mean clean accuracies bracket c*, each seed's robust accuracy is interpolated with the
+weight that puts the *means* at c* (the seeds are paired across every arm, so the same weight
+applies to every seed and the pairing carries over). An objective with one strength is a single
+point, read at its own clean accuracy when it lies within the other curve's range.
+
+The comparisons of every pair of objectives at every σ are one family: their p-values are
+adjusted together (Benjamini–Hochberg, `stats.adjust`). Pure pandas over per-seed tables
+(`experiments.per_seed_table`): arm, seed, sigma, accuracy.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gradloss import objectives
+from gradloss.analysis import stats
+
+POINT_COLUMNS = ["arm", "objective", "strength", "n", "clean", "clean_low", "clean_high",
+                 "robust", "robust_low", "robust_high", "on_front"]
+COMPARISON_COLUMNS = ["objective", "other", "sigma", "clean_level", "n", "mean", "low", "high",
+                      "p_value", "p_adjusted"]
+
+
+def _interval(values: np.ndarray, confidence: float) -> stats.Interval:
+    if len(values) < 2:  # one seed: a point without an interval
+        mean = float(values.mean()) if len(values) else math.nan
+        return stats.Interval(mean, math.nan, math.nan, len(values), confidence)
+    return stats.mean_interval(values, confidence)
+
+
+def _wide(per_seed: pd.DataFrame, sigma: float) -> pd.DataFrame:
+    """seed x arm accuracies at `sigma`, the seeds every arm has."""
+    rows = per_seed[np.isclose(per_seed.sigma, sigma)]
+    return rows.pivot_table(index="seed", columns="arm", values="accuracy").dropna()
+
+
+def on_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
+    """Whether each point is on the front: no other point is at least as good on both axes and
+    better on one (by means)."""
+    clean, robust = np.asarray(clean, float), np.asarray(robust, float)
+    better_eq = (clean[None, :] >= clean[:, None]) & (robust[None, :] >= robust[:, None])
+    strictly = (clean[None, :] > clean[:, None]) | (robust[None, :] > robust[:, None])
+    return ~(better_eq & strictly).any(axis=1)
+
+
+def points(per_seed: pd.DataFrame, strengths: dict, sigma: float,
+           confidence: float = 0.95) -> pd.DataFrame:
+    """One row per arm (POINT_COLUMNS): mean clean and robust accuracy at `sigma` with their t
+    intervals over the seeds every arm has, and whether it is on the front. `strengths`: arm
+    -> (objective, strength) (`core.frontier.arm_strengths`)."""
+    clean, robust = _wide(per_seed, 0.0), _wide(per_seed, sigma)
+    seeds = clean.index.intersection(robust.index)
+    rows = []
+    for arm, (objective, strength) in strengths.items():
+        if arm not in clean or arm not in robust:
+            continue
+        c = _interval(clean.loc[seeds, arm].to_numpy(), confidence)
+        r = _interval(robust.loc[seeds, arm].to_numpy(), confidence)
+        rows.append([arm, objective, strength, c.n, c.mean, c.low, c.high, r.mean, r.low, r.high,
+                     False])
+    frame = pd.DataFrame(rows, columns=POINT_COLUMNS)
+    if len(frame):
+        frame["on_front"] = on_front(frame.clean.to_numpy(), frame.robust.to_numpy())
+    return frame
+
+
+def _curve(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
+    part = frame[frame.objective == objective]
+    return part.sort_values("strength", na_position="first", kind="stable")
+
+
+def read_at(clean_means: np.ndarray, target: float) -> tuple[int, int, float] | None:
+    """Where a curve (mean clean accuracies in strength order) reaches `target`: (i, j, w) with
+    the value (1 - w) * point_i + w * point_j, on the first bracketing segment; None if it does
+    not reach it."""
+    means = np.asarray(clean_means, float)
+    for i, m in enumerate(means):
+        if math.isclose(m, target, abs_tol=1e-12):
+            return i, i, 0.0
+    for i in range(len(means) - 1):
+        a, b = means[i], means[i + 1]
+        if min(a, b) <= target <= max(a, b) and a != b:
+            return i, i + 1, (target - a) / (b - a)
+    return None
+
+
+def equal_clean_level(a: np.ndarray, b: np.ndarray) -> float | None:
+    """The clean accuracy two curves are compared at: the highest both reach, None if their
+    ranges do not overlap."""
+    level = min(np.max(a), np.max(b))
+    return float(level) if level >= max(np.min(a), np.min(b)) else None
+
+
+def _read(clean_wide: pd.DataFrame, robust_wide: pd.DataFrame, arms: list[str], target: float):
+    """Each seed's robust accuracy of a curve (its `arms` in strength order) read at clean
+    accuracy `target`."""
+    where = read_at(clean_wide[arms].mean().to_numpy(), target)
+    if where is None:
+        return None
+    i, j, w = where
+    return (1 - w) * robust_wide[arms[i]].to_numpy() + w * robust_wide[arms[j]].to_numpy()
+
+
+def comparisons(per_seed: pd.DataFrame, strengths: dict, sigmas=None,
+                confidence: float = 0.95) -> pd.DataFrame:
+    """Every pair of objectives at every σ > 0 (default: all the table's), compared at equal
+    clean accuracy (COMPARISON_COLUMNS): the mean paired difference objective - other in robust
+    accuracy, its t interval, p-value and the p-value adjusted over all rows. A pair whose
+    clean ranges do not overlap, or with fewer than 2 seeds, gets no row."""
+    by_objective: dict[str, list[str]] = {}
+    clean = _wide(per_seed, 0.0)
+    for arm, (objective, strength) in sorted(
+            strengths.items(), key=lambda kv: (kv[1][1] is not None, kv[1][1] or 0.0)):
+        if arm in clean:
+            by_objective.setdefault(objective, []).append(arm)
+    if sigmas is None:
+        sigmas = sorted(s for s in per_seed.sigma.unique() if s > 0)
+    rows, apart = [], set()
+    for sigma in sigmas:
+        robust = _wide(per_seed, sigma)
+        seeds = clean.index.intersection(robust.index)
+        if len(seeds) < 2:
+            continue
+        c, r = clean.loc[seeds], robust.loc[seeds]
+        for a, b in itertools.combinations(by_objective, 2):
+            arms_a, arms_b = by_objective[a], by_objective[b]
+            if not set(arms_a + arms_b) <= set(r.columns):
+                continue
+            level = equal_clean_level(c[arms_a].mean().to_numpy(), c[arms_b].mean().to_numpy())
+            if level is None:
+                apart.add((a, b))
+                continue
+            ra, rb = _read(c, r, arms_a, level), _read(c, r, arms_b, level)
+            diff = stats.paired_difference(ra, rb, confidence)
+            rows.append([a, b, float(sigma), level, diff.n, diff.mean, diff.low, diff.high,
+                         stats.paired_p_value(ra, rb), math.nan])
+    frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+    frame["p_adjusted"] = stats.adjust(frame.p_value.to_numpy()) if len(frame) else []
+    frame.attrs["confidence"] = confidence
+    frame.attrs["apart"] = sorted(apart)  # pairs whose clean accuracies do not overlap
+    return frame
+
+
+def sentences(table: pd.DataFrame, sigma: float, labels: dict | None = None) -> list[str]:
+    """The comparisons at `sigma` in words, each with its interval, seeds and the correction."""
+    confidence = table.attrs.get("confidence", 0.95)
+    family = len(table)
+    out = []
+    for row in table[np.isclose(table.sigma, sigma)].itertuples():
+        name = (labels or {}).get
+        a = name(row.objective) or objectives.label(row.objective)
+        b = name(row.other) or objectives.label(row.other)
+        comparison = stats.Comparison(
+            stats.Interval(row.mean, row.low, row.high, row.n, confidence), row.p_value,
+            row.p_adjusted, family)
+        where = (f"At σ = {sigma:g} and equal clean accuracy ({100 * row.clean_level:.1f} %)")
+        out.append(stats.difference_sentence(a, b, "σ", sigma, comparison, where=where))
+    for a, b in table.attrs.get("apart", []):
+        name = (labels or {}).get
+        out.append(f"{name(a) or objectives.label(a)} and {name(b) or objectives.label(b)} "
+                   "reach no clean accuracy in common: they cannot be compared at equal clean "
+                   "accuracy (train more strengths to widen their ranges).")
+    return out
+
+
+@dataclass(frozen=True)
+class Frontier:
+    """The frontier at one σ: its points and the comparisons at equal clean accuracy (every σ,
+    one family)."""
+    sigma: float
+    points: pd.DataFrame
+    comparisons: pd.DataFrame
+
+    def sentences(self, labels: dict | None = None) -> list[str]:
+        return sentences(self.comparisons, self.sigma, labels)
+
+    @property
+    def varied(self) -> bool:
+        """Whether some objective has more than one strength: a frontier, not a single point each."""
+        return bool(len(self.points)) and (self.points.groupby("objective").size() > 1).any()
+
+
+def frontier(per_seed: pd.DataFrame, strengths: dict, sigma: float,
+             confidence: float = 0.95) -> Frontier:
+    """The points at `sigma` and the comparisons over every σ of `per_seed`."""
+    return Frontier(float(sigma), points(per_seed, strengths, sigma, confidence),
+                    comparisons(per_seed, strengths, confidence=confidence))
