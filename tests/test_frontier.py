@@ -83,7 +83,7 @@ def test_objectives_are_compared_where_their_clean_accuracies_meet():
     w = (level - means["ig 0.01"]) / (means["ig 0.1"] - means["ig 0.01"])
     penalty = (1 - w) * wide[0.1]["ig 0.01"] + w * wide[0.1]["ig 0.1"]
     [row] = found.comparisons.itertuples()
-    assert (row.objective, row.other, row.sigma, row.n) == ("gradient", "input_gradient", 0.1, 5)
+    assert (row.objective, row.other, row.level, row.n) == ("gradient", "input_gradient", 0.1, 5)
     assert row.clean_level == pytest.approx(level)
     assert row.mean == pytest.approx((wide[0.1]["gl"] - penalty).mean())
     assert row.p_value == pytest.approx(scipy.stats.ttest_rel(wide[0.1]["gl"], penalty).pvalue)
@@ -203,7 +203,34 @@ def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(tmp_pat
     at.select_slider(key="frontier_sigma").set_value(0.2).run()
     assert "At σ = 0.2 and equal clean accuracy (86.0 %)" in texts(at.markdown)
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy under noise σ = 0.2 (%)"
+    assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy at σ = 0.2 (%)"
+
+    # an attack as the robust axis, once the runs were evaluated under it
+    store = Store.default()
+    pgd = {"gradient": 0.50, "noise_augmented σ=0.05": 0.30, "noise_augmented σ=0.2": 0.40,
+           "noise_augmented σ=0.5": 0.45}
+    from gradloss.core.evaluation import EvaluationConfig
+
+    for run in store.runs.list():
+        store.evaluations.plan(run.run_id, EvaluationConfig(perturbations=("pgd",),
+                                                            epsilons=(0.0, 0.1)))
+        store.evaluations.save_rows(run.run_id, pd.DataFrame({
+            "perturbation": "pgd", "level": [0.0, 0.1],
+            "accuracy": [means[run.arm][0], pgd[run.arm] + 0.01 * (run.config.seed - 1)],
+            "accuracy_std": 0.0, "n_images": 100, "seed": 0}))
+        store.evaluations.set_status(run.run_id, "done")
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/frontier.py").run()
+    at.selectbox(key="frontier_perturbation").set_value("pgd").run()
+    assert not at.exception, at.exception
+    assert at.select_slider(key="frontier_level_pgd").value == 0.1
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy at PGD ε = 0.1 (%)"
+    ys = {t["name"]: t["y"] for t in spec["data"]}
+    assert ys["noise augmentation"] == pytest.approx([30.0, 40.0, 45.0])
+    assert ys["gradient loss"] == pytest.approx([50.0])
+    text = texts(at.markdown)
+    assert "At PGD ε = 0.1 and equal clean accuracy (86.0 %), gradient loss is" in text, text
 
 
 def test_the_train_page_queues_a_frontier_of_the_chosen_objectives(tmp_path, monkeypatch):

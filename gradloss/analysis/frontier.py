@@ -14,8 +14,10 @@ applies to every seed and the pairing carries over). An objective with one stren
 point, read at its own clean accuracy when it lies within the other curve's range.
 
 The comparisons of every pair of objectives at every σ are one family: their p-values are
-adjusted together (Benjamini–Hochberg, `stats.adjust`). Pure pandas over per-seed tables
-(`experiments.per_seed_table`): arm, seed, sigma, accuracy.
+adjusted together (Benjamini–Hochberg, `stats.adjust`). The robust axis is Gaussian noise at a
+σ of the sweep, or any corruption or attack at a level (`axes`). Pure pandas over per-seed
+tables: clean (arm, seed, accuracy) and robust (arm, seed, level, accuracy), as `axes` makes
+them from `experiments.per_seed_table` and `experiments.evaluation_per_seed_table`.
 """
 from __future__ import annotations
 
@@ -28,10 +30,11 @@ import pandas as pd
 
 from gradloss import objectives
 from gradloss.analysis import stats
+from gradloss.core.evaluation import GAUSSIAN, PERTURBATIONS
 
 POINT_COLUMNS = ["arm", "objective", "strength", "n", "clean", "clean_low", "clean_high",
                  "robust", "robust_low", "robust_high", "on_front"]
-COMPARISON_COLUMNS = ["objective", "other", "sigma", "clean_level", "n", "mean", "low", "high",
+COMPARISON_COLUMNS = ["objective", "other", "level", "clean_level", "n", "mean", "low", "high",
                       "p_value", "p_adjusted"]
 
 
@@ -42,9 +45,36 @@ def _interval(values: np.ndarray, confidence: float) -> stats.Interval:
     return stats.mean_interval(values, confidence)
 
 
-def _wide(per_seed: pd.DataFrame, sigma: float) -> pd.DataFrame:
-    """seed x arm accuracies at `sigma`, the seeds every arm has."""
-    rows = per_seed[np.isclose(per_seed.sigma, sigma)]
+def axes(per_seed: pd.DataFrame, perturbations: pd.DataFrame | None = None,
+         perturbation: str = GAUSSIAN) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(clean, robust) per-seed tables of an experiment: clean accuracy from the sweep at σ = 0;
+    robust accuracy under `perturbation` at each of its levels: the sweep's σ > 0 for Gaussian
+    noise, else the evaluation rows (arm, seed, perturbation, level, accuracy)."""
+    clean = per_seed[per_seed.sigma == 0][["arm", "seed", "accuracy"]]
+    if perturbation == GAUSSIAN:
+        robust = per_seed[per_seed.sigma > 0].rename(columns={"sigma": "level"})
+    else:
+        rows = perturbations if perturbations is not None else pd.DataFrame(
+            columns=["arm", "seed", "perturbation", "level", "accuracy"])
+        robust = rows[rows.perturbation == perturbation]
+    return (clean.reset_index(drop=True),
+            robust[["arm", "seed", "level", "accuracy"]].reset_index(drop=True))
+
+
+def level_words(perturbation: str, level: float) -> str:
+    """'σ = 0.1', 'contrast severity 3', 'PGD ε = 0.1'."""
+    p = PERTURBATIONS[perturbation]
+    if perturbation == GAUSSIAN:
+        return f"σ = {level:g}"
+    if p.level_name == "severity":
+        return f"{p.label} severity {level:g}"
+    return f"{p.label} {p.level_name} = {level:g}"
+
+
+def _wide(rows: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+    """seed x arm accuracies (at `level`, for a robust table), the seeds every arm has."""
+    if level is not None:
+        rows = rows[np.isclose(rows.level.astype(float), level)]
     return rows.pivot_table(index="seed", columns="arm", values="accuracy").dropna()
 
 
@@ -57,12 +87,12 @@ def on_front(clean: np.ndarray, robust: np.ndarray) -> np.ndarray:
     return ~(better_eq & strictly).any(axis=1)
 
 
-def points(per_seed: pd.DataFrame, strengths: dict, sigma: float,
+def points(clean_rows: pd.DataFrame, robust_rows: pd.DataFrame, strengths: dict, level: float,
            confidence: float = 0.95) -> pd.DataFrame:
-    """One row per arm (POINT_COLUMNS): mean clean and robust accuracy at `sigma` with their t
+    """One row per arm (POINT_COLUMNS): mean clean and robust accuracy at `level` with their t
     intervals over the seeds every arm has, and whether it is on the front. `strengths`: arm
     -> (objective, strength) (`core.frontier.arm_strengths`)."""
-    clean, robust = _wide(per_seed, 0.0), _wide(per_seed, sigma)
+    clean, robust = _wide(clean_rows), _wide(robust_rows, level)
     seeds = clean.index.intersection(robust.index)
     rows = []
     for arm, (objective, strength) in strengths.items():
@@ -115,23 +145,23 @@ def _read(clean_wide: pd.DataFrame, robust_wide: pd.DataFrame, arms: list[str], 
     return (1 - w) * robust_wide[arms[i]].to_numpy() + w * robust_wide[arms[j]].to_numpy()
 
 
-def comparisons(per_seed: pd.DataFrame, strengths: dict, sigmas=None,
-                confidence: float = 0.95) -> pd.DataFrame:
-    """Every pair of objectives at every σ > 0 (default: all the table's), compared at equal
-    clean accuracy (COMPARISON_COLUMNS): the mean paired difference objective - other in robust
-    accuracy, its t interval, p-value and the p-value adjusted over all rows. A pair whose
-    clean ranges do not overlap, or with fewer than 2 seeds, gets no row."""
+def comparisons(clean_rows: pd.DataFrame, robust_rows: pd.DataFrame, strengths: dict,
+                levels=None, confidence: float = 0.95) -> pd.DataFrame:
+    """Every pair of objectives at every level of the robust table (or `levels`), compared at
+    equal clean accuracy (COMPARISON_COLUMNS): the mean paired difference objective - other in
+    robust accuracy, its t interval, p-value and the p-value adjusted over all rows. A pair
+    whose clean ranges do not overlap, or with fewer than 2 seeds, gets no row."""
     by_objective: dict[str, list[str]] = {}
-    clean = _wide(per_seed, 0.0)
+    clean = _wide(clean_rows)
     for arm, (objective, strength) in sorted(
             strengths.items(), key=lambda kv: (kv[1][1] is not None, kv[1][1] or 0.0)):
         if arm in clean:
             by_objective.setdefault(objective, []).append(arm)
-    if sigmas is None:
-        sigmas = sorted(s for s in per_seed.sigma.unique() if s > 0)
+    if levels is None:
+        levels = sorted(float(v) for v in robust_rows.level.unique())
     rows, apart = [], set()
-    for sigma in sigmas:
-        robust = _wide(per_seed, sigma)
+    for level_ in levels:
+        robust = _wide(robust_rows, level_)
         seeds = clean.index.intersection(robust.index)
         if len(seeds) < 2:
             continue
@@ -146,7 +176,7 @@ def comparisons(per_seed: pd.DataFrame, strengths: dict, sigmas=None,
                 continue
             ra, rb = _read(c, r, arms_a, level), _read(c, r, arms_b, level)
             diff = stats.paired_difference(ra, rb, confidence)
-            rows.append([a, b, float(sigma), level, diff.n, diff.mean, diff.low, diff.high,
+            rows.append([a, b, float(level_), level, diff.n, diff.mean, diff.low, diff.high,
                          stats.paired_p_value(ra, rb), math.nan])
     frame = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     frame["p_adjusted"] = stats.adjust(frame.p_value.to_numpy()) if len(frame) else []
@@ -155,20 +185,23 @@ def comparisons(per_seed: pd.DataFrame, strengths: dict, sigmas=None,
     return frame
 
 
-def sentences(table: pd.DataFrame, sigma: float, labels: dict | None = None) -> list[str]:
-    """The comparisons at `sigma` in words, each with its interval, seeds and the correction."""
+def sentences(table: pd.DataFrame, level: float, labels: dict | None = None,
+              where: str | None = None) -> list[str]:
+    """The comparisons at `level` in words, each with its interval, seeds and the correction.
+    `where`: the level in words (`level_words`; default 'σ = level')."""
     confidence = table.attrs.get("confidence", 0.95)
+    where = where or f"σ = {level:g}"
     family = len(table)
     out = []
-    for row in table[np.isclose(table.sigma, sigma)].itertuples():
+    for row in table[np.isclose(table.level, level)].itertuples():
         name = (labels or {}).get
         a = name(row.objective) or objectives.label(row.objective)
         b = name(row.other) or objectives.label(row.other)
         comparison = stats.Comparison(
             stats.Interval(row.mean, row.low, row.high, row.n, confidence), row.p_value,
             row.p_adjusted, family)
-        where = (f"At σ = {sigma:g} and equal clean accuracy ({100 * row.clean_level:.1f} %)")
-        out.append(stats.difference_sentence(a, b, "σ", sigma, comparison, where=where))
+        opening = f"At {where} and equal clean accuracy ({100 * row.clean_level:.1f} %)"
+        out.append(stats.difference_sentence(a, b, "level", level, comparison, where=opening))
     for a, b in table.attrs.get("apart", []):
         name = (labels or {}).get
         out.append(f"{name(a) or objectives.label(a)} and {name(b) or objectives.label(b)} "
@@ -179,14 +212,15 @@ def sentences(table: pd.DataFrame, sigma: float, labels: dict | None = None) -> 
 
 @dataclass(frozen=True)
 class Frontier:
-    """The frontier at one σ: its points and the comparisons at equal clean accuracy (every σ,
-    one family)."""
-    sigma: float
+    """The frontier at one level of one perturbation: its points and the comparisons at equal
+    clean accuracy (every level, one family)."""
+    level: float
     points: pd.DataFrame
     comparisons: pd.DataFrame
+    where: str = ""  # the level in words: 'σ = 0.1', 'PGD ε = 0.1'
 
     def sentences(self, labels: dict | None = None) -> list[str]:
-        return sentences(self.comparisons, self.sigma, labels)
+        return sentences(self.comparisons, self.level, labels, self.where)
 
     @property
     def varied(self) -> bool:
@@ -194,8 +228,13 @@ class Frontier:
         return bool(len(self.points)) and (self.points.groupby("objective").size() > 1).any()
 
 
-def frontier(per_seed: pd.DataFrame, strengths: dict, sigma: float,
+def frontier(per_seed: pd.DataFrame, strengths: dict, level: float,
+             perturbations: pd.DataFrame | None = None, perturbation: str = GAUSSIAN,
              confidence: float = 0.95) -> Frontier:
-    """The points at `sigma` and the comparisons over every σ of `per_seed`."""
-    return Frontier(float(sigma), points(per_seed, strengths, sigma, confidence),
-                    comparisons(per_seed, strengths, confidence=confidence))
+    """The points at `level` of `perturbation` (default: Gaussian noise, `level` a σ of the
+    sweep) and the comparisons over every level of it. `per_seed`: the sweep's per-seed table
+    (arm, seed, sigma, accuracy); `perturbations`: the evaluation's (`axes`)."""
+    clean, robust = axes(per_seed, perturbations, perturbation)
+    return Frontier(float(level), points(clean, robust, strengths, level, confidence),
+                    comparisons(clean, robust, strengths, confidence=confidence),
+                    level_words(perturbation, level))

@@ -27,10 +27,10 @@ def _bars(points: pd.DataFrame, axis: str) -> dict:
                 arrayminus=(mean - low).fillna(0).tolist(), thickness=1, width=3)
 
 
-def frontier_figure(points: pd.DataFrame, sigma: float) -> go.Figure:
-    """Clean accuracy (x) against accuracy at `sigma` (y), in percent, with the points' t
-    intervals as bars; each objective a line through its strengths, weakest first; the front
-    ringed."""
+def frontier_figure(points: pd.DataFrame, where: str) -> go.Figure:
+    """Clean accuracy (x) against accuracy under `where` ('σ = 0.1', 'PGD ε = 0.1') (y), in
+    percent, with the points' t intervals as bars; each objective a line through its
+    strengths, weakest first; the front ringed."""
     fig = go.Figure()
     for objective, part in points.groupby("objective", sort=False):
         part = part.sort_values("strength", na_position="first", kind="stable")
@@ -40,8 +40,8 @@ def frontier_figure(points: pd.DataFrame, sigma: float) -> go.Figure:
             marker=dict(size=9), error_x=_bars(part, "clean"), error_y=_bars(part, "robust"),
             text=[strength_text(objective, s) for s in part.strength], textposition="top right",
             customdata=part[["arm", "n"]].to_numpy().tolist(),
-            hovertemplate="%{customdata[0]}<br>clean %{x:.1f} %<br>at σ = " + f"{sigma:g}"
-                          + " %{y:.1f} %<br>%{customdata[1]} seeds<extra></extra>"))
+            hovertemplate="%{customdata[0]}<br>clean %{x:.1f} %<br>" + where
+                          + ": %{y:.1f} %<br>%{customdata[1]} seeds<extra></extra>"))
     front = points[points.on_front]
     if len(front):
         fig.add_trace(go.Scatter(
@@ -49,7 +49,7 @@ def frontier_figure(points: pd.DataFrame, sigma: float) -> go.Figure:
             marker=dict(size=18, symbol="circle-open", color="black", line=dict(width=1.5)),
             hoverinfo="skip"))
     fig.update_layout(xaxis_title="clean accuracy (%)",
-                      yaxis_title=f"accuracy under noise σ = {sigma:g} (%)",
+                      yaxis_title=f"accuracy at {where} (%)",
                       legend_title="objective", height=480, margin=dict(t=30))
     return fig
 
