@@ -1,5 +1,6 @@
 """Shared test set-up: Keras on TensorFlow, quiet logs, where the Fashion-MNIST files are."""
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -26,6 +27,9 @@ def own_home(tmp_path_factory, monkeypatch):
     user's data folder (the default home) nor one another test wrote."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path_factory.mktemp("home")))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+    # Streamlit's AppTest runs a page as __main__ and leaves it there: restored after every test,
+    # or a later multiprocessing "spawn" child (test_scaleout, test_store) re-runs that page.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 @pytest.fixture
