@@ -120,7 +120,7 @@ def test_experiments_on_own_data_and_model_run_through_the_worker_and_read_on_th
 
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard.py"),
                            default_timeout=120)
-    at.switch_page("pages/robustness.py")
+    at.switch_page("app_pages/robustness.py")
     at.run()
     for experiment_id, dataset, model in ((second, "shapes@", "mlp"),
                                           (first, "colour.npz@", "net.keras@")):
