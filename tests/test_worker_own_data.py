@@ -129,7 +129,7 @@ def test_experiments_on_own_data_and_model_run_through_the_worker_and_read_on_th
         [label] = [o for o in at.selectbox(key="experiment").options if dataset in o]
         assert model in label and "× 3 seeds" in label
         text = "\n".join(str(m.value) for m in at.markdown)
-        assert re.search(r"At σ = 0\.1, .*3 seeds\)", text), text
+        assert re.search(r"At σ = 0\.1, .*3 seeds[;)]", text), text
         table = at.dataframe[0].value
         assert sorted(table.arm) == ["baseline", "gradient"] and set(table["seeds"]) == {3}
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
