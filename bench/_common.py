@@ -12,6 +12,8 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -115,6 +117,46 @@ def print_table(header: list[str], rows: list[list]) -> None:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
         if j == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def checkout(rev: str) -> Path:
+    """The files of commit `rev` (e.g. the code before a change), extracted once under
+    bench/.trees/ (gitignored): a benchmark runs that code beside the working tree's in one run.
+    A name that may move (a branch, HEAD) is resolved to its commit first."""
+    sha = subprocess.run(["git", "rev-parse", "--short", f"{rev}^{{commit}}"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    dest = REPO / "bench" / ".trees" / sha
+    if not (dest / "gradloss").is_dir():
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        archive = subprocess.run(["git", "archive", sha], cwd=REPO, capture_output=True,
+                                 check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def run_process(cmd: list[str], cwd: Path, env: dict | None = None,
+                timeout: float | None = None) -> dict:
+    """Run a whole process; its wall seconds, peak resident memory (MiB, from the kernel's
+    account of that child alone: os.wait4), exit code and stdout (its stderr passes through)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, text=True)
+    timer = threading.Timer(timeout, proc.kill) if timeout else None
+    if timer:
+        timer.start()
+    out = proc.stdout.read()  # until the child closes it; then reap it ourselves for its usage
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if timer:
+        timer.cancel()
+    return {"wall_s": time.perf_counter() - t0, "peak_mib": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "returncode": proc.returncode,
+            "stdout": out}
+
+
+def min_median(values: list[float]) -> str:
+    """'min / median' of figures from interleaved rounds."""
+    return f"{min(values):.1f} / {statistics.median(values):.1f}"
 
 
 def rss_bytes() -> int:

@@ -76,8 +76,6 @@ def measure(model_path, data_dir) -> dict:
     ds = load_dataset("fashion_mnist", data_dir=data_dir, train_size=10_000)  # test set is whole
     model = _model(model_path, ds)
     predict(model, ds.x_test[:500])
-    from gradloss.perturbations.attacks import _import_art
-    _import_art()  # its import is not the attacks' cost
     out = {"images": len(ds.x_test), "model": model_path or "trained 1 epoch on 10k",
            "families": []}
     for name, run in _families(model, ds, EvaluationConfig()):
@@ -117,7 +115,7 @@ def report(outcomes: list[dict]) -> list[list]:
 
 def main(argv=None) -> None:
     parser = _common.parser(__doc__)
-    parser.set_defaults(engines="tensorflow")  # ART attacks Keras models on TensorFlow
+    parser.set_defaults(engines="tensorflow")  # as the pipeline evaluates: in a TensorFlow process
     parser.add_argument("--model", help="a saved model.keras (default: trained 1 epoch here)")
     parser.add_argument("--data-dir", help="folder with the Fashion-MNIST files")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Adversarial attacks on a tiny trained CNN: strength, the eps-ball, seeding, validation."""
+"""Adversarial attacks on a tiny trained CNN: agreement with ART, strength, the eps-ball,
+seeding, validation."""
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from gradloss.core.errors import InvalidParameterError
 from gradloss.perturbations.attacks import (ATTACKS, AttackConfig, accuracy_vs_epsilon,
                                             adversarial_examples, attack_subset)
-from _attack_helpers import trained  # noqa: F401  (fixture)
+from _attack_helpers import art_examples, trained  # noqa: F401  (fixture)
 
 SMALL = AttackConfig(epsilons=(0.0, 0.1), n_images=100, square_queries=30)
 
@@ -60,7 +61,7 @@ def test_same_seed_gives_the_same_adversarial_examples(trained, attack):
 
 
 def test_adversarial_examples_leave_numpy_global_state_alone(trained):
-    """Check that seeding ART does not reset the caller's NumPy generator."""
+    """Check that the attacks never draw from, nor reset, NumPy's global generator."""
     model, x, y = trained
     np.random.seed(7)
     expected = np.random.random_sample(3)
@@ -138,3 +139,55 @@ def test_unknown_attack_is_refused(trained):
     message = "The 'attack' parameter of accuracy_vs_epsilon must be a str among {'fgsm', 'pgd'"
     with pytest.raises(InvalidParameterError, match=message):
         accuracy_vs_epsilon(model, x, y, "cw", SMALL)
+
+
+def test_fgsm_gives_arts_adversarial_images(trained):
+    """Check that the compiled FGSM makes ART's images (no random start: the same steps)."""
+    model, x, y = trained
+    ours = adversarial_examples(model, x[:100], y[:100], "fgsm", 0.1)
+    np.testing.assert_allclose(ours, art_examples(model, x[:100], y[:100], "fgsm", 0.1, SMALL, 0),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("attack", ["pgd", "square"])
+def test_random_attacks_agree_with_art_within_their_random_start_noise(trained, attack):
+    """Check that accuracy under PGD and Square, mean over three seeds, is ART's (mean over
+    three seeds of its global generator) within three standard errors of the difference, or
+    three images where the seeds agree."""
+    from gradloss.models import predict
+
+    model, x, y = trained
+    keep = attack_subset(y, 100, 0)
+    x, y = x[keep], y[keep]
+
+    def accuracy(images):
+        return np.mean(predict(model, images).argmax(-1) == y.argmax(-1))
+
+    ours = [accuracy(adversarial_examples(model, x, y, attack, 0.1, AttackConfig(
+        seed=seed, square_queries=30))) for seed in (0, 1, 2)]
+    art = [accuracy(art_examples(model, x, y, attack, 0.1, SMALL, seed)) for seed in (0, 1, 2)]
+    error = math.sqrt((np.var(ours, ddof=1) + np.var(art, ddof=1)) / 3)
+    assert abs(np.mean(ours) - np.mean(art)) <= max(3 * error, 3 / len(x)), (ours, art)
+    assert np.mean(art) < accuracy(x) - 0.1  # the attack bites: the comparison means something
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_an_images_attack_depends_on_its_row_not_on_the_others(trained, attack):
+    """Check that attacking an image alone, given its row, makes the image it gets among many."""
+    model, x, y = trained
+    together = adversarial_examples(model, x[:20], y[:20], attack, 0.1, SMALL)
+    alone = adversarial_examples(model, x[7:8], y[7:8], attack, 0.1, SMALL, rows=[7])
+    assert np.mean(np.abs(alone[0] - together[7]) < 1e-6) > 0.99  # a rounding-size gradient
+    #                                                               may change sign in a batch
+
+
+def test_restarts_attack_only_what_is_unbroken_and_never_lower_strength(trained):
+    """Check that more PGD starts break at least the images one start breaks (an image broken
+    once stays broken), and that strong PGD is at least as strong as the default."""
+    model, x, y = trained
+    config = AttackConfig(epsilons=(0.05,), n_images=100)
+    one = accuracy_vs_epsilon(model, x, y, "pgd", config).accuracy[0]
+    three = accuracy_vs_epsilon(model, x, y, "pgd", AttackConfig(
+        epsilons=(0.05,), n_images=100, restarts=3)).accuracy[0]
+    strong = accuracy_vs_epsilon(model, x, y, "pgd", config.strong()).accuracy[0]
+    assert three <= one and strong <= one + 0.02

@@ -70,11 +70,11 @@ def test_agrees_with_arts_randomized_smoothing_on_the_same_model():
     the sampling error of two independent noise draws."""
     import keras
 
-    from gradloss.perturbations.attacks import _import_art
+    from _attack_helpers import import_art
 
-    art = _import_art()
-    from art.estimators.certification.randomized_smoothing import (
-        TensorFlowV2RandomizedSmoothing)
+    art = import_art()
+    TensorFlowV2RandomizedSmoothing = (
+        art.estimators.certification.randomized_smoothing.TensorFlowV2RandomizedSmoothing)
 
     rng = np.random.default_rng(3)
     keras.utils.set_random_seed(3)

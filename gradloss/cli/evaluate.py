@@ -56,7 +56,7 @@ def cmd_evaluate(args) -> int:
     sweep_noise, config = evaluation_config(args, info.name)
     from gradloss.engines.backend import use_backend
 
-    use_backend("tensorflow")  # ART attacks Keras models on TensorFlow; JAX-saved models load too
+    use_backend("tensorflow")  # every model is measured on TensorFlow; JAX-saved models load too
     from gradloss.analysis import summary
     from gradloss.models import user
     from gradloss.pipeline.run import measure

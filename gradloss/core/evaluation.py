@@ -36,7 +36,7 @@ class AttackConfig:
     square_queries: int = 50   # Square Attack iterations (queries per image); see the docstring
     n_images: int = 1000       # attacked test images: a seeded, class-stratified subset
     seed: int = 0              # the subset, PGD's random starts and Square's squares
-    batch_size: int = 500      # images per gradient or prediction batch
+    batch_size: int = 100      # images per compiled call (the fastest on CPU, bench/README.md)
 
     def __post_init__(self):
         owner = "AttackConfig"

@@ -11,7 +11,9 @@ change it, except with probability alpha over the noise. Otherwise the image abs
 Certified accuracy at radius r: the share of images whose certified prediction is right with a
 radius of at least r. The noise is not clipped (like the sweep's), and it is drawn per image from
 `np.random.default_rng([seed, STREAM, row])`, so a row's certificate repeats and does not depend
-on the other rows. Predictions go through the model in batches; NumPy and SciPy otherwise.
+on the other rows. The noisy copies go through the model `batch` at a time across images (ten
+images' 100 selection draws in one call of 1000), so small counts
+still fill a batch; NumPy and SciPy otherwise.
 """
 from __future__ import annotations
 
@@ -27,14 +29,26 @@ STREAM = 2000  # apart from the Gaussian sweep's draws (0, 1, ...) and the corru
 ABSTAIN = -1
 
 
-def _counts(predict, x: np.ndarray, n: int, sigma: float, rng: np.random.Generator,
-            num_classes: int, batch: int) -> np.ndarray:
-    """How often the model predicts each class on n noisy copies of one image x (H, W, C)."""
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for first in range(0, n, batch):
-        k = min(batch, n - first)
-        noisy = x[None] + sigma * rng.standard_normal((k, *x.shape), dtype=np.float32)
-        counts += np.bincount(np.argmax(predict(noisy), axis=-1), minlength=num_classes)
+def _counts(predict, x: np.ndarray, n: int, sigma: float, rngs: list, num_classes: int,
+            batch: int, on_rows: Callable[[int], None] | None = None) -> np.ndarray:
+    """(N, K): how often the model predicts each class on n noisy copies of each image of x.
+
+    The N * n copies go through `predict` `batch` at a time, across images (image i's copies
+    are drawn in order from rngs[i], so the chunking never changes them); on_rows(done)."""
+    counts = np.zeros((len(x), num_classes), dtype=np.int64)
+    total = len(x) * n
+    for first in range(0, total, batch):
+        last = min(first + batch, total)
+        owners, parts = [], []
+        for i in range(first // n, (last - 1) // n + 1):  # the images this chunk holds copies of
+            k = min(last, (i + 1) * n) - max(first, i * n)
+            parts.append(x[i][None] + sigma * rngs[i].standard_normal((k, *x.shape[1:]),
+                                                                      dtype=np.float32))
+            owners.append(np.full(k, i))
+        classes = np.argmax(predict(np.concatenate(parts)), axis=-1)
+        np.add.at(counts, (np.concatenate(owners), classes), 1)
+        if on_rows:
+            on_rows(last)
     return counts
 
 
@@ -55,7 +69,8 @@ def certify(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: f
     certified L2 radius (N,), 0 where it abstains).
 
     `predict` maps images (B, H, W, C) to class probabilities (B, K). `rows`: each image's row
-    in the test set (default 0..N-1), which seeds its noise."""
+    in the test set (default 0..N-1), which seeds its noise. on_progress(copies predicted,
+    N * (selection + samples))."""
     check_float("certify", "sigma", sigma, 0.0, low_open=True)
     check_int("certify", "selection", selection, 1)
     check_int("certify", "samples", samples, 1)
@@ -63,17 +78,21 @@ def certify(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, sigma: f
     x = np.asarray(x, dtype=np.float32)
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     num_classes = int(np.shape(predict(x[:1]))[-1])
-    predictions = np.full(len(x), ABSTAIN, dtype=np.int64)
-    radii = np.zeros(len(x))
-    for i, (image, row) in enumerate(zip(x, rows)):
-        rng = np.random.default_rng([seed, STREAM, int(row)])
-        chosen = int(np.argmax(_counts(predict, image, selection, sigma, rng, num_classes, batch)))
-        count = _counts(predict, image, samples, sigma, rng, num_classes, batch)[chosen]
-        p_lower = lower_bound(count, samples, alpha)
-        if p_lower >= 0.5:
-            predictions[i], radii[i] = chosen, sigma * scipy.stats.norm.ppf(p_lower)
-        if on_progress:
-            on_progress(i + 1, len(x))
+    rngs = [np.random.default_rng([seed, STREAM, int(row)]) for row in rows]
+    total = len(x) * (selection + samples)  # noisy copies predicted, for on_progress
+
+    def progress(offset: int):
+        return on_progress and (lambda done: on_progress(offset + done, total))
+
+    chosen = np.argmax(_counts(predict, x, selection, sigma, rngs, num_classes, batch,
+                               progress(0)), axis=-1)                                # (N,)
+    count = _counts(predict, x, samples, sigma, rngs, num_classes, batch,
+                    progress(len(x) * selection))[np.arange(len(x)), chosen]
+    p_lower = np.array([lower_bound(c, samples, alpha) for c in count])
+    certified = p_lower >= 0.5
+    predictions = np.where(certified, chosen, ABSTAIN)
+    radii = np.where(certified, sigma * scipy.stats.norm.ppf(np.where(certified, p_lower, 0.5)),
+                     0.0)
     return predictions, radii
 
 

@@ -84,7 +84,7 @@ def certified(model, x, y, config: EvaluationConfig, on_progress=None) -> pd.Dat
 
     keep = attacks.attack_subset(_labels(y), config.certify_images, config.seed)
     predictions, radii = certify.certify(
-        lambda b: predict(model, b, batch_size=len(b)), np.asarray(x)[keep],
+        lambda b: predict(model, b), np.asarray(x)[keep],
         config.smoothing_sigma, selection=config.smoothing_selection,
         samples=config.smoothing_samples, alpha=config.smoothing_alpha, seed=config.seed,
         rows=keep, on_progress=on_progress)
@@ -115,8 +115,10 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
     """Each model's prediction on the grid images under every perturbation and level.
 
     Columns perturbation, level, index, label, prediction, confidence, image: `image` is the
-    adversarial image (float16 bytes, the images' H x W x C) for attacks, None for corruptions (the page
-    rebuilds those with corruptions.corrupt). Attacks run on the grid images alone.
+    adversarial image (float16 bytes, the images' H x W x C) for attacks, None for corruptions
+    (the page rebuilds those with corruptions.corrupt). Attacks run on the grid images alone; an
+    image's attack depends only on its row, so it is the one the accuracy counted (if it was
+    attacked).
     """
     from gradloss.models import predict
 
@@ -135,7 +137,7 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
                 blobs = [None] * len(indices)
             else:
                 images = attacks.adversarial_examples(model, clean, labels, name, level,
-                                                      config.attack_config())
+                                                      config.attack_config(), rows=indices)
                 blobs = [image_to_bytes(image) for image in images]
             probs = predict(model, images)
             frames.append(pd.DataFrame({

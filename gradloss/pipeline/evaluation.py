@@ -1,8 +1,10 @@
 """A trained model's corruptions and attacks, reported to a sink: in this process when Keras runs
 on TensorFlow, else in a TensorFlow child process.
 
-ART attacks Keras models on TensorFlow only, so a JAX process (a JAX-trained run, a JAX CLI
-experiment) cannot run them itself. The rule lives here, once: `evaluate` runs the suite in this
+Every run's corruptions and attacks are measured on TensorFlow, whatever engine trained it: the
+attacks (compiled in keras.ops, `perturbations.attacks`) are checked against ART's on TensorFlow,
+and measuring every model on one backend keeps their results comparable, so a JAX process (a
+JAX-trained run, a JAX CLI experiment) does not run them itself. The rule lives here, once: `evaluate` runs the suite in this
 process or starts `python -m gradloss.pipeline.evaluation`, which loads the saved model file
 under TensorFlow and streams its results back as JSON lines, forwarded to the same sink calls.
 Results reach the sink perturbation by perturbation, so a stopped evaluation keeps what it

@@ -297,8 +297,9 @@ def _fail_if_unfinished(store: Store, run_id: str, me: str, code: int,
 
 
 def evaluate_run(run_id: str) -> None:
-    """Run trained run `run_id`'s queued evaluation plan in a TensorFlow child process (ART
-    needs TensorFlow; the child loads the run's model from the store if it was trained elsewhere)."""
+    """Run trained run `run_id`'s queued evaluation plan in a TensorFlow child process (every
+    run is measured on TensorFlow, `pipeline.evaluation`; the child loads the run's model from
+    the store if it was trained elsewhere)."""
     store = Store.default()
     plan = store.evaluations.plan_of(run_id)
     if plan is None or plan.status != "queued":

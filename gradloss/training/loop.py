@@ -33,16 +33,19 @@ log = logging.getLogger(__name__)
 
 # input_grad_norm each epoch: over the first test images, the same ones for every run
 INPUT_GRAD_IMAGES = 500
+INPUT_GRAD_BATCH = 100  # images per compiled call: memory stays that of one batch
 
 
 def input_grad_norm(model, ds: Dataset) -> float:
     """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
-    sensitivity), at the model's weights."""
-    from gradloss.objectives.losses import input_gradient_norms, on_model
+    sensitivity), at the model's weights; compiled once per model (`engines.compiled`)."""
+    from gradloss.engines.compiled import batched, on_model
+    from gradloss.objectives.losses import input_gradient_norms
 
-    x, y = (keras.ops.convert_to_tensor(a[:INPUT_GRAD_IMAGES]) for a in (ds.x_test, ds.y_test))
-    norms = input_gradient_norms(on_model(model, training=False), x, y)
-    return float(np.mean(keras.ops.convert_to_numpy(norms)))
+    (norms,) = batched(on_model(model, input_gradient_norms),                 # (N,) float32
+                       (ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]),
+                       INPUT_GRAD_BATCH)
+    return float(np.mean(norms))
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
