@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-BEFORE = "e23a99e"  # main before issue 26: attacks through ART, eager input-gradient norm
+BEFORE = "8e7bcb9"  # main before issue 26: attacks through ART, eager input-gradient norm
 TARGET = 1.0        # the evaluation within one training of the same model
 
 # In a tree's own code: each family of the digits suite alone, timed; printed as JSON.

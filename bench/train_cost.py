@@ -34,7 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-BEFORE = "e23a99e"  # main before issue 26
+BEFORE = "8e7bcb9"  # main before issue 26
 TARGET = 1.05       # time and memory within 5 % of the seed loop's
 # `gradloss train` with the sweep cut to one clean pass (the CLI always sweeps 8 sigmas)
 GRADLOSS_TRAIN = ("import sys\n"
