@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 import pandas as pd
+
+from gradloss.core.evaluation import SMALL_DATASET_EVALUATION, EvaluationConfig
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -223,6 +225,21 @@ def test_evaluate_prints_the_summary_of_a_saved_model(tmp_path):
     rows = pd.read_csv(tmp_path / "out" / "evaluations.csv")
     assert sorted(rows[rows.perturbation == "fgsm"].level) == [0.0, 0.1]
     assert "rotate" in result.stdout and "headline" in result.stdout
+
+
+def test_evaluate_runs_the_workers_suite_by_default_and_certifies_when_asked():
+    """Check that `evaluate` without --perturbations measures what the worker's suite does (every
+    perturbation but certification, which costs about a training), at the dataset's settings."""
+    from gradloss.cli.evaluate import evaluation_config
+    from gradloss.cli.main import _parser
+    from gradloss.core.evaluation import DEFAULT_EVALUATED, default_evaluation
+
+    sweep, config = evaluation_config(_parser().parse_args(["evaluate", "m.keras"]), "digits")
+    assert sweep and config == default_evaluation("digits")
+    assert config.perturbations == DEFAULT_EVALUATED and "certified" not in config.perturbations
+    args = _parser().parse_args(["evaluate", "m.keras", "--perturbations", "certified"])
+    assert evaluation_config(args, "digits") == (False, EvaluationConfig(
+        perturbations=("certified",), **SMALL_DATASET_EVALUATION["digits"]))
 
 
 def test_runs_lists_status_accuracy_and_errors(tmp_path):

@@ -14,8 +14,8 @@ import pandas as pd
 
 from gradloss.core.config import SweepConfig
 from gradloss.core.errors import GradlossError, InvalidParameterError
-from gradloss.core.evaluation import (GAUSSIAN, PERTURBATIONS, SMALL_DATASET_EVALUATION,
-                                      EvaluationConfig)
+from gradloss.core.evaluation import (DEFAULT_EVALUATED, GAUSSIAN, PERTURBATIONS,
+                                      SMALL_DATASET_EVALUATION, EvaluationConfig)
 from gradloss.core.validation import check_choice
 from gradloss.pipeline.sinks import Sink
 
@@ -23,7 +23,7 @@ from gradloss.pipeline.sinks import Sink
 def evaluation_config(args, dataset: str) -> tuple[bool, EvaluationConfig]:
     """(whether to sweep Gaussian noise, the rest as an EvaluationConfig) from the arguments;
     what is not given is the dataset's default, as the worker and `reproduce` use."""
-    names = args.perturbations or list(PERTURBATIONS)
+    names = args.perturbations or [GAUSSIAN, *DEFAULT_EVALUATED]  # as the worker's suite
     for name in names:
         check_choice("evaluate", "perturbations", name, tuple(PERTURBATIONS))
     given = {"severities": args.severities, "epsilons": args.epsilons, "steps": args.steps,

@@ -146,7 +146,8 @@ def _parser() -> argparse.ArgumentParser:
                                          "under noise, corruptions and attacks, as a summary table")
     ev.add_argument("model", help="a saved model.keras, or the id of a finished run in the store")
     ev.add_argument("--perturbations", nargs="+", metavar="NAME",
-                    help=f"among {', '.join(PERTURBATION_NAMES)} (default: all)")
+                    help=f"among {', '.join(PERTURBATION_NAMES)} (default: all but certified, "
+                         "which costs about a training: name it to run it)")
     ev.add_argument("--dataset", metavar="NAME_OR_PATH",
                     help="test set: a built-in, a .npz file or an image folder (default: the "
                          "run's, or fashion_mnist for a model file)")
