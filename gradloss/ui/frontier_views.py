@@ -22,7 +22,10 @@ def strength_text(objective: str, strength) -> str:
 
 
 def _bars(points: pd.DataFrame, axis: str) -> dict:
-    mean, low, high = (100 * points[c] for c in (axis, f"{axis}_low", f"{axis}_high"))
+    """A t interval's bar, drawn within the accuracies that can be (0 to 100 %): with few
+    seeds it may reach past them."""
+    mean = 100 * points[axis]
+    low, high = (100 * points[c].clip(0, 1) for c in (f"{axis}_low", f"{axis}_high"))
     return dict(type="data", symmetric=False, array=(high - mean).fillna(0).tolist(),
                 arrayminus=(mean - low).fillna(0).tolist(), thickness=1, width=3)
 
