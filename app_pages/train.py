@@ -69,16 +69,25 @@ with st.form("launch"):
         "Deterministic", key="deterministic",
         help="Deterministic GPU kernels: the run repeats bit for bit, at about 3x the time per GPU "
              "step. CPU runs repeat exactly either way.")
-    # The objectives' own parameters, for the chosen objectives that take them.
-    params = {}
+    # The objectives' own parameters, for the chosen objectives that take them: one field per
+    # reference value, so that objectives whose references differ (the two penalties' λ) each
+    # start from their own.
+    params: dict[str, dict] = {o: {} for o in chosen}  # objective -> {parameter: value}
+    shown = 0
     for name, ((low, high), label, text) in objectives.PARAMETERS.items():
-        takers = [o for o in chosen if name in REFERENCE_PROTOCOL[o]]
-        if takers:
-            params[name] = c[len(params) % 2].number_input(
+        groups: dict[float, list[str]] = {}
+        for o in chosen:
+            if name in REFERENCE_PROTOCOL[o]:
+                groups.setdefault(float(REFERENCE_PROTOCOL[o][name]), []).append(o)
+        for k, (reference, takers) in enumerate(groups.items()):
+            value = c[shown % 2].number_input(
                 f"{label} ({', '.join(objectives.label(o) for o in takers)})",
-                value=float(REFERENCE_PROTOCOL[takers[0]][name]), min_value=low, max_value=high,
-                step=0.01, format="%.4g", key=name, help=f"{text}; reference "
-                f"{REFERENCE_PROTOCOL[takers[0]][name]:g}.")
+                value=reference, min_value=low, max_value=high, step=0.01, format="%.4g",
+                key=name if k == 0 else f"{name}_{takers[0]}",
+                help=f"{text}; reference {reference:g}.")
+            shown += 1
+            for o in takers:
+                params[o][name] = value
     evaluate = c[0].checkbox(
         "Corruptions and attacks after training", value=False, key="evaluate",
         help="10 corruptions x 5 severities on the whole test set, and FGSM, PGD and Square "
@@ -94,7 +103,7 @@ if submitted:
         configs = [TrainConfig(objective=o, **picked.fields, epochs=epochs, batch_size=batch_size,
                                learning_rate=learning_rate, train_size=train_size, seed=seed,
                                engine=engine, deterministic=deterministic,
-                               **{k: v for k, v in params.items() if k in REFERENCE_PROTOCOL[o]})
+                               **params[o])
                    for o in chosen]
     except InvalidParameterError as e:
         widgets.error(form_message(e))

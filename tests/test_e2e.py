@@ -156,7 +156,7 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
             objectives.label(objective), exact=True).wait_for()
     page.keyboard.press("Escape")  # with every objective picked, the list ("No results") stays
     page.locator("h1").first.click()  # open and hides the page from roles: click away from it
-    page.get_by_role("spinbutton", name=re.compile(r"^Penalty weight λ \(")).wait_for()
+    page.get_by_role("spinbutton", name=re.compile(r"^Penalty weight λ \(")).first.wait_for()
     settle(page)
     form = page.locator("[data-testid='stForm']").first  # the run form; the experiment form follows
     form.get_by_role("spinbutton", name="Epochs").fill("1")  # no corruptions and attacks (off by

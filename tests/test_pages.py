@@ -273,6 +273,26 @@ def test_train_form_queues_every_objective_with_its_own_parameters(home):
     assert (runs["mse"].epochs, runs["mse"].batch_size) == (10, 100)
 
 
+def test_train_form_gives_each_penalty_its_own_reference_weight(home):
+    """Check that the two penalties, whose reference λ differ (0.1 and the gradient loss's
+    λ* = K²/4D), each get a field starting from their own and are queued with it."""
+    from gradloss.objectives import LAMBDA_STAR_28x28x1_10
+
+    at = app("app_pages/train.py")
+    at.selectbox(key="dataset").set_value("digits")
+    at.multiselect(key="objectives").set_value(["input_gradient", "mse_penalty"]).run()
+    assert at.number_input(key="penalty_weight").value == 0.1
+    assert at.number_input(key="penalty_weight_mse_penalty").value == \
+        pytest.approx(LAMBDA_STAR_28x28x1_10)
+    at.number_input(key="penalty_weight").set_value(0.3)
+    at.number_input(key="train_size_digits").set_value(200)
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    runs = {r.objective: r.config for r in Store.default().runs.list()}
+    assert runs["input_gradient"].penalty_weight == 0.3
+    assert runs["mse_penalty"].penalty_weight == pytest.approx(LAMBDA_STAR_28x28x1_10)
+
+
 def test_train_form_hides_parameters_of_objectives_not_picked(home):
     at = app("app_pages/train.py")
     at.multiselect(key="objectives").set_value(["noise_augmented"]).run()
