@@ -131,6 +131,7 @@ def test_experiments_on_own_data_and_model_run_through_the_worker_and_read_on_th
         text = "\n".join(str(m.value) for m in at.markdown)
         assert re.search(r"At σ = 0\.1, .*3 seeds[;)]", text), text
         table = at.dataframe[0].value
-        assert sorted(table.arm) == ["baseline", "gradient"] and set(table["seeds"]) == {3}
+        assert sorted(table.arm) == ["baseline (cross-entropy)", "gradient loss"]  # arm labels
+        assert set(table["seeds"]) == {3}
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["data"], "the experiment's curves are drawn"
