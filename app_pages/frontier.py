@@ -7,6 +7,7 @@ from gradloss.core.evaluation import GAUSSIAN, PERTURBATIONS
 from gradloss.core.frontier import arm_strengths
 from gradloss.ui import frontier_views, perturbation_views, widgets
 from gradloss.ui.comparison import nearest
+from gradloss.ui.panels import experiments
 
 st.title("Robustness–accuracy frontier")
 st.caption("A stronger penalty or more training noise buys robustness with clean accuracy, so "
@@ -29,10 +30,7 @@ if experiment.spec is None:
     st.stop()
 
 runs = runs_store.runs.of_experiment(experiment.experiment_id)
-done = tuple(r.run_id for r in runs if r.status == "done")
-plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluations.plans(list(done)).items()))
-results = widgets.experiment_results(runs_store.url, experiment.experiment_id,
-                                     experiment.spec.reference, done, plans)
+results, _ = experiments.results(runs_store, experiment, runs)  # cached with the Robustness page's
 if results.n_seeds < 2:
     st.info("The frontier appears once every arm has two finished seeds (intervals need two). "
             f"{sum(r.status == 'done' for r in runs)} of {len(runs)} runs are done.")

@@ -108,11 +108,6 @@ def points(clean_rows: pd.DataFrame, robust_rows: pd.DataFrame, strengths: dict,
     return frame
 
 
-def _curve(frame: pd.DataFrame, objective: str) -> pd.DataFrame:
-    part = frame[frame.objective == objective]
-    return part.sort_values("strength", na_position="first", kind="stable")
-
-
 def read_at(clean_means: np.ndarray, target: float) -> tuple[int, int, float] | None:
     """Where a curve (mean clean accuracies in strength order) reaches `target`: (i, j, w) with
     the value (1 - w) * point_i + w * point_j, on the first bracketing segment; None if it does
@@ -192,19 +187,20 @@ def sentences(table: pd.DataFrame, level: float, labels: dict | None = None,
     confidence = table.attrs.get("confidence", 0.95)
     where = where or f"σ = {level:g}"
     family = len(table)
+
+    def name(objective: str) -> str:
+        return (labels or {}).get(objective) or objectives.label(objective)
+
     out = []
     for row in table[np.isclose(table.level, level)].itertuples():
-        name = (labels or {}).get
-        a = name(row.objective) or objectives.label(row.objective)
-        b = name(row.other) or objectives.label(row.other)
+        a, b = name(row.objective), name(row.other)
         comparison = stats.Comparison(
             stats.Interval(row.mean, row.low, row.high, row.n, confidence), row.p_value,
             row.p_adjusted, family)
         opening = f"At {where} and equal clean accuracy ({100 * row.clean_level:.1f} %)"
         out.append(stats.difference_sentence(a, b, "level", level, comparison, where=opening))
     for a, b in table.attrs.get("apart", []):
-        name = (labels or {}).get
-        out.append(f"{name(a) or objectives.label(a)} and {name(b) or objectives.label(b)} "
+        out.append(f"{name(a)} and {name(b)} "
                    "reach no clean accuracy in common: they cannot be compared at equal clean "
                    "accuracy (train more strengths to widen their ranges).")
     return out

@@ -162,12 +162,12 @@ def _grids(entries: list[str]) -> dict[str, tuple[float, ...]]:
     naming it (the strengths themselves are checked by core.frontier)."""
     grids = {}
     for entry in entries:
-        objective, _, values = entry.partition("=")
+        objective, equals, values = entry.partition("=")
         try:
             grids[objective.strip()] = tuple(float(v) for v in values.split(",") if v.strip())
         except ValueError:
             grids[objective.strip()] = None
-        if not _ or not grids[objective.strip()]:
+        if not equals or not grids[objective.strip()]:
             fail("frontier", "grid", "OBJECTIVE=S1,S2,... (strengths as numbers, e.g. "
                  "input_gradient=0.01,0.1,1)", entry)
     return grids

@@ -35,17 +35,24 @@ MAX_GRID = 12  # strengths per objective: each is `seeds` more runs
 
 
 def strength_parameter(objective: str) -> str | None:
-    """The parameter that sets `objective`'s strength (None: it has none, one point)."""
-    params = objectives.get(objective).params
-    return next(iter(params)) if params else None
+    """The parameter that sets `objective`'s strength (None: it has none, one point, or this
+    version does not know the objective)."""
+    known = objectives.REGISTRY.get(objective)
+    return next(iter(known.params)) if known is not None and known.params else None
+
+
+def strength_words(objective: str, strength: float | None) -> str:
+    """'λ=0.1' for the input-gradient penalty at 0.1; '' for an objective without a strength."""
+    parameter = strength_parameter(objective)
+    if parameter is None or strength is None or strength != strength:  # None or NaN
+        return ""
+    return f"{SYMBOLS.get(parameter, parameter)}={strength:g}"
 
 
 def arm_name(objective: str, strength: float | None) -> str:
     """'input_gradient λ=0.1'; an objective without a strength is named by itself."""
-    parameter = strength_parameter(objective)
-    if parameter is None or strength is None:
-        return objective
-    return f"{objective} {SYMBOLS.get(parameter, parameter)}={strength:g}"
+    words = strength_words(objective, strength)
+    return f"{objective} {words}" if words else objective
 
 
 def _grid(objective: str, grid) -> tuple[float, ...]:
@@ -102,14 +109,12 @@ def frontier_experiment(objective_names: Sequence[str] = DEFAULT_OBJECTIVES,
 
 
 def arm_strengths(spec: ExperimentConfig) -> dict[str, tuple[str, float | None]]:
-    """arm name -> (objective, strength) of any experiment: the strength its arm sets, else its
-    objective's reference value; None for an objective without one."""
+    """arm name -> (objective, strength) of any experiment, read from its first seed's configs
+    (which hold the arm's strength, else the objective's reference); None for an objective
+    without one."""
     found = {}
-    for arm in spec.arms:
-        objective = arm["objective"]
-        parameter = strength_parameter(objective) if objective in objectives.REGISTRY else None
-        strength = None
-        if parameter is not None:
-            strength = float(arm.get(parameter, objectives.get(objective).params[parameter]))
-        found[arm["name"]] = (objective, strength)
+    for arm, config in spec.configs()[:len(spec.arms)]:
+        parameter = strength_parameter(config.objective)
+        found[arm] = (config.objective,
+                      None if parameter is None else float(getattr(config, parameter)))
     return found

@@ -15,7 +15,7 @@ def _finished(runs) -> tuple[str, ...]:
     return tuple(r.run_id for r in runs if r.status == "done")
 
 
-def _results(runs_store, experiment, runs):
+def results(runs_store, experiment, runs):
     """The experiment's cached results, keyed by its finished runs and their evaluations."""
     done = _finished(runs)
     plans = tuple(sorted((i, p.status) for i, p in runs_store.evaluations.plans(done).items()))
@@ -31,7 +31,7 @@ def comparison(runs_store, experiment) -> None:
         return
     runs = runs_store.runs.of_experiment(chosen)
     progress, text = experiment_views.progress_line(runs)
-    found, plans = _results(runs_store, experiment, runs)
+    found, plans = results(runs_store, experiment, runs)
     if progress.finished < progress.total:
         st.caption(f"{text}. Shown: the {found.n_seeds} seed(s) that every arm has finished.")
     if found.n_seeds < 2:
@@ -114,7 +114,7 @@ def latest(runs_store, quick, gpu: bool) -> None:
         if newest is None or newest.spec is None:
             return
         runs = runs_store.runs.of_experiment(newest.experiment_id)
-        found, _ = _results(runs_store, newest, runs)
+        found, _ = results(runs_store, newest, runs)
     except Exception as e:  # noqa: BLE001
         widgets.error(f"Could not read the experiments: {e}")
         return
