@@ -1,7 +1,6 @@
 """The Train page's dataset and architecture pickers (gradloss.ui.panels.data_inputs), with AppTest:
 files in the store are offered by name, a model that does not fit the data is refused in red,
 and a run queued on them names both by hash."""
-import sys
 from pathlib import Path
 
 import keras
@@ -13,19 +12,9 @@ from gradloss.architectures import file_hash
 from gradloss.data import describe, upload_bytes
 from gradloss.service import tasks
 from gradloss.service.store import Store
+from test_pages import home  # noqa: F401  (fixture: an empty home, no worker, no Fashion-MNIST)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """An empty gradloss home, no local worker, no Fashion-MNIST (as test_pages)."""
-    (tmp_path / "no-data").mkdir()
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
-    monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
-    monkeypatch.setenv("GRADLOSS_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
-    return tmp_path
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from gradloss.cli.main import main
 from gradloss.core import frontier
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.experiment import ExperimentConfig
+from test_pages import home  # noqa: F401  (fixture: an empty home, no worker, no Fashion-MNIST)
 
 
 def test_a_frontier_is_an_experiment_of_every_strength_under_one_protocol():
@@ -112,8 +113,7 @@ def test_curves_that_share_no_clean_accuracy_are_not_compared():
                                  "(train more strengths to widen their ranges)."]
 
 
-def test_gradloss_frontier_refuses_bad_arguments_naming_them(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+def test_gradloss_frontier_refuses_bad_arguments_naming_them(capsys):
     for argv, words in ((["--grid", "input_gradient:0.1"], "OBJECTIVE=S1,S2"),
                         (["--grid", "input_gradient=a,b"], "input_gradient=a,b"),
                         (["--sigma", "0.12"], "one of the sweep's noise levels"),
@@ -123,11 +123,9 @@ def test_gradloss_frontier_refuses_bad_arguments_naming_them(tmp_path, monkeypat
         assert exit_.value.code == 2 and words in capsys.readouterr().err
 
 
-def test_gradloss_frontier_trains_every_strength_and_writes_the_frontier(tmp_path, monkeypatch,
-                                                                        capsys):
+def test_gradloss_frontier_trains_every_strength_and_writes_the_frontier(tmp_path, capsys):
     """A tiny frontier end to end: two strengths of noise augmentation and the gradient loss,
     two seeds; the points written are the runs' own sweeps."""
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "home"))
     out = tmp_path / "out"
     assert main(["frontier", "--dataset", "digits", "--objectives", "gradient,noise_augmented",
                  "--grid", "noise_augmented=0.05,0.3", "--seeds", "2", "--epochs", "1",
@@ -168,7 +166,7 @@ def _stored_frontier(store) -> tuple[str, dict]:
     return experiment_id, means
 
 
-def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(tmp_path, monkeypatch):
+def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(home):
     """Check the Frontier page on a stored frontier: a line per objective through its
     strengths with interval bars on both axes, the front ringed, the comparison at equal clean
     accuracy in words, the table; the σ slider moves the robust axis."""
@@ -179,8 +177,6 @@ def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(tmp_pat
     from gradloss.service.store import Store
     from test_pages import ROOT, texts
 
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
-    monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
     _, means = _stored_frontier(Store.default())
     at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
     at.switch_page("app_pages/frontier.py").run()
@@ -233,14 +229,12 @@ def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(tmp_pat
     assert "At PGD ε = 0.1 and equal clean accuracy (86.0 %), gradient loss is" in text, text
 
 
-def test_the_train_page_queues_a_frontier_of_the_chosen_objectives(tmp_path, monkeypatch):
+def test_the_train_page_queues_a_frontier_of_the_chosen_objectives(home):
     """Check the experiment form's frontier box: every default strength of the chosen
     objectives, one protocol, queued as one experiment."""
     from gradloss.service.store import Store
     from test_pages import app, texts
 
-    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
-    monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
     at = app("app_pages/train.py")
     at.selectbox(key="dataset").set_value("digits").run()
     at.multiselect(key="exp_objectives").set_value(["gradient", "input_gradient"])

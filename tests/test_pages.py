@@ -43,10 +43,7 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     monkeypatch.setenv("GRADLOSS_NO_LOCAL_WORKER", "1")
     monkeypatch.setenv("GRADLOSS_DATA_DIR", str(tmp_path / "no-data"))
-    # AppTest runs each page as __main__ and leaves it there; restore the real one afterwards,
-    # or later multiprocessing "spawn" children (test_store, test_worker) re-run the page as main
-    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
-    return tmp_path
+    return tmp_path  # (conftest restores __main__, which AppTest leaves set to the page)
 
 
 def finished_run(store: Store, objective: str) -> str:
