@@ -56,6 +56,14 @@ class ExperimentNotFound(GradlossError, KeyError):
         return str(self.args[0]) if self.args else "experiment not found"
 
 
+class SearchNotFound(GradlossError, KeyError):
+    """No strength search with that id is in the store."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "search not found"
+
+
 __all__ = ["GradlossError", "SettingsError", "DataError", "DataFolderError", "InputFileError",
-           "TrainingDiverged", "RunNotFound", "ExperimentNotFound", "InvalidParameterError",
+           "TrainingDiverged", "RunNotFound", "ExperimentNotFound", "SearchNotFound",
+           "InvalidParameterError",
            "ServiceUnavailable"]

@@ -1,5 +1,5 @@
 """Typed records that cross the store's boundary: a stored run, its evaluation plan, an
-experiment, a worker, a metric row.
+experiment, a strength search, a worker, a metric row.
 
 The store builds these from its rows and takes them (or their parts) back; callers read
 attributes, never keys. A row that cannot be read becomes a record that says why
@@ -14,6 +14,7 @@ from gradloss.core.config import SweepConfig, TrainConfig
 from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.plan import RunPlan
+from gradloss.core.search import SearchConfig
 from gradloss.core.progress import Progress
 
 ACTIVE = ("queued", "running")
@@ -58,7 +59,8 @@ class StoredRun:
     host: str | None = None           # the machine that trains (trained) it
     gpu: int | None = None            # its GPU index on that machine; None on CPU
     experiment_id: str | None = None  # the experiment it belongs to, if any
-    arm: str | None = None            # its arm's name in that experiment
+    arm: str | None = None            # its arm's name in that experiment (or search trial)
+    search_id: str | None = None      # the strength search it is a trial of, if any
     name: str | None = None           # what its researcher calls it (None: no name given)
     tags: tuple[str, ...] = ()        # its researcher's tags
     note: str | None = None           # its researcher's note
@@ -126,6 +128,27 @@ class ExperimentRecord:
         if counts.get("cancelled"):
             return "cancelled"
         return "failed" if counts.get("failed") else "done"
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    """A strength search as stored (its trials are runs that name it; its study is Optuna's)."""
+
+    search_id: str
+    created_at: float
+    spec: SearchConfig | None         # None only when `unreadable` says why
+    counts: dict = field(default_factory=dict)  # run status -> number of its trial runs
+    unreadable: str | None = None
+    finished_at: float | None = None  # when its last trial was told; None: still searching
+
+    @property
+    def in_flight(self) -> int:
+        """Trial runs queued or running."""
+        return self.counts.get("queued", 0) + self.counts.get("running", 0)
+
+    @property
+    def n_runs(self) -> int:
+        return sum(self.counts.values())
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,10 @@ def plan_for(config: TrainConfig, evaluation: EvaluationConfig | None = None, **
 
 
 def submit(plan: RunPlan | TrainConfig, store: Store | None = None, *,
-           experiment_id: str | None = None, arm: str | None = None) -> str:
+           experiment_id: str | None = None, arm: str | None = None,
+           search_id: str | None = None) -> str:
     """Record a queued run of `plan` (a TrainConfig alone: `plan_for` it) and enqueue it;
-    returns the run id.
+    returns the run id. `experiment_id` and `arm`, or `search_id` and `arm`: what it is part of.
 
     A file dataset or .keras architecture goes into the store first (once, by its hash), so any
     worker trains on what was submitted. An unreachable store or queue raises ServiceUnavailable
@@ -40,7 +41,8 @@ def submit(plan: RunPlan | TrainConfig, store: Store | None = None, *,
     check_queue()  # an unreachable or read-only queue fails here, before anything is recorded
     upload(plan, store)
     task_id = str(uuid.uuid4())  # known before enqueueing, so cancel can revoke it
-    run_id = store.runs.create(plan, task_id=task_id, experiment_id=experiment_id, arm=arm)
+    run_id = store.runs.create(plan, task_id=task_id, experiment_id=experiment_id, arm=arm,
+                               search_id=search_id)
     try:
         enqueue(run_id, task_id)
     except Exception as exc:  # the queue's message names its setting, password masked

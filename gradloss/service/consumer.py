@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from gradloss.engines.backend import available_engines, visible_gpu
 from gradloss.core.errors import ServiceUnavailable
 from gradloss.core.records import WorkerRecord, WorkerSettings, WorkerState
-from gradloss.service import heartbeat, supervisor, tasks
+from gradloss.service import heartbeat, search, supervisor, tasks
 from gradloss.service.tasks import check_queue, queue_for
 from gradloss.service.settings import home, queue_url, tracking_uri
 from gradloss.service.urls import redact, scrub_output
@@ -142,6 +142,8 @@ def run_consumer() -> None:
     store = Store.default()
     check_queue()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()
+    if search.after_training not in tasks.after_training:  # a search asks its next trial at once
+        tasks.after_training.append(search.after_training)
     gpu = heartbeat.gpu_index()
     now = time.time()
     settings = replace(worker_settings(), store=redact(store.url), queue=redact(queue_url()),
@@ -177,7 +179,8 @@ def _exit_on_sigterm(_signum, _frame) -> None:
 
 
 def _keep_alive(store: Store, record: WorkerRecord, stop: threading.Event) -> None:
-    """Every beat: say this worker is alive (and what it trains), recover lost runs.
+    """Every beat: say this worker is alive (and what it trains), recover lost runs, advance
+    strength searches with room for a trial.
 
     A worker judges others lost only after it has itself reached the store for a whole timeout:
     after an outage every heartbeat is old, and the other workers need a beat to refresh theirs."""
@@ -190,6 +193,7 @@ def _keep_alive(store: Store, record: WorkerRecord, stop: threading.Event) -> No
             if time.monotonic() - reachable_since >= heartbeat.heartbeat_timeout():
                 recover_lost_runs(store, running)
                 recover_orphaned_runs(store)
+                search.advance_open(store)
                 store.workers.prune(time.time() - FORGET_AFTER_TIMEOUTS * heartbeat.heartbeat_timeout())
         except ServiceUnavailable as exc:
             log.warning("%s; retrying", exc)

@@ -8,8 +8,10 @@ does is `supervisor`. Task messages carry only the run id, and their names
 """
 from __future__ import annotations
 
+import logging
 import uuid
 from functools import cache
+from typing import Callable
 
 from huey.api import Huey, TaskWrapper
 
@@ -21,16 +23,26 @@ from gradloss.service.store import Store
 TASK_RETRIES = 3          # tries after the first, for a task that raised
 TASK_RETRY_DELAY_S = 10   # seconds between them
 TRAIN_PRIORITY = 10       # training is taken before any queued evaluation (priority 0)
+log = logging.getLogger(__name__)
+# What else runs once a task has trained its runs, each called with (store, run ids): the
+# worker adds `search.after_training`, so a strength search asks its next trial at once.
+after_training: list[Callable[[Store, list[str]], None]] = []
 
 
 def queued_train_run(run_id: str, task=None) -> None:
     """The queue's train_run task: supervisor.train_run, told this task's id (huey's context)
     and how to requeue the run should its training process die; then the planned evaluations
-    of the runs it trained are queued behind any queued training."""
+    of the runs it trained are queued behind any queued training, and `after_training` runs."""
     trained = supervisor.train_run(run_id, task_id=None if task is None else task.id,
                                    requeue=requeue)
     if trained:
-        queue_evaluations(Store.default(), trained)
+        store = Store.default()
+        queue_evaluations(store, trained)
+        for hook in after_training:
+            try:
+                hook(store, trained)
+            except Exception:  # noqa: BLE001 - the run is trained; the hook's owner retries
+                log.exception("after training %s", ", ".join(trained))
 
 
 def queue_evaluations(store: Store, run_ids: list[str]) -> list[str]:

@@ -8,6 +8,7 @@ workers, in one database (SQLite by default, PostgreSQL by GRADLOSS_STORE_URL).
     store.artifacts    checkpoint and model files, for any machine
     store.evaluations  corruptions and attacks: plans, rows, grid images
     store.experiments  arms x seeds specs and the state of their runs
+    store.searches     Optuna strength searches: specs, their trial runs, who advances them
     store.workers      who is alive, where, with which settings
     store.files        users' own datasets and .keras files, by content hash
 
@@ -31,6 +32,7 @@ from gradloss.service.store.experiments import ExperimentRepository
 from gradloss.service.store.files import FileRepository
 from gradloss.service.store.results import ResultRepository
 from gradloss.service.store.runs import RunRepository
+from gradloss.service.store.searches import SearchRepository
 from gradloss.service.store.workers import WorkerRepository
 
 
@@ -63,6 +65,7 @@ class Store:
         self.artifacts = ArtifactRepository(db)
         self.evaluations = EvaluationRepository(db)
         self.experiments = ExperimentRepository(db)
+        self.searches = SearchRepository(db)
         self.workers = WorkerRepository(db)
         self.files = FileRepository(db)
 

@@ -80,7 +80,7 @@ def to_run(row: sa.Row) -> StoredRun:
     progress, _ = _json(m["progress"], "progress")
     texts = {name: _text(m[name]) for name in (
         "status", "objective", "dataset", "engine", "data_dir", "error", "worker_id", "device",
-        "model_path", "task_id", "host", "experiment_id", "arm", "name", "note")}
+        "model_path", "task_id", "host", "experiment_id", "arm", "name", "note", "search_id")}
     times = {name: _number(m[name]) for name in (
         "started_at", "finished_at", "heartbeat_at")}
     return StoredRun(
@@ -113,7 +113,8 @@ class RunRepository:
         self._db = db
 
     def create(self, plan: RunPlan, task_id: str | None = None,
-               experiment_id: str | None = None, arm: str | None = None) -> str:
+               experiment_id: str | None = None, arm: str | None = None,
+               search_id: str | None = None) -> str:
         """Record a queued run of `plan`, with its evaluation plan if it has one, in one
         transaction. The plan's data folder is stored with it, so whichever worker trains it
         reads the same files."""
@@ -132,7 +133,8 @@ class RunRepository:
                 sweep=json.dumps(plan.sweep.to_dict()), objective=config.objective,
                 dataset=config.dataset_label, engine=config.engine, status="queued",
                 task_id=task_id,
-                data_dir=plan.data_dir, experiment_id=experiment_id, arm=arm))
+                data_dir=plan.data_dir, experiment_id=experiment_id, arm=arm,
+                search_id=search_id))
             if plan.evaluation is not None:
                 conn.execute(evaluation_plans.insert().values(
                     run_id=run_id, config=json.dumps(plan.evaluation.to_dict()),
@@ -159,6 +161,13 @@ class RunRepository:
             query = query.limit(int(limit))
         with self._db.connect() as conn:
             return [to_run(row) for row in conn.execute(query)]
+
+    def of_search(self, search_id: str) -> list[StoredRun]:
+        """A strength search's trial runs in the order they were asked."""
+        with self._db.connect() as conn:
+            return [to_run(row) for row in conn.execute(
+                runs.select().where(runs.c.search_id == search_id)
+                .order_by(runs.c.created_at, runs.c.run_id))]
 
     def of_experiment(self, experiment_id: str) -> list[StoredRun]:
         """An experiment's runs in the order they were queued (seed-major); run ids start with

@@ -53,16 +53,26 @@ runs = sa.Table(
     sa.Column("name", sa.Text),      # what its researcher calls it; NULL: no name given
     sa.Column("tags", sa.Text),      # JSON list of str; NULL: none
     sa.Column("note", sa.Text),      # free text its researcher wrote about it
+    sa.Column("search_id", sa.Text, sa.ForeignKey("searches.search_id", ondelete="CASCADE")),
 )
 sa.Index("runs_by_created", runs.c.created_at)
 sa.Index("runs_by_status", runs.c.status)
 sa.Index("runs_by_experiment", runs.c.experiment_id)
+sa.Index("runs_by_search", runs.c.search_id)
 
 experiments = sa.Table(  # arms x seeds; their runs are ordinary runs that name them
     "experiments", metadata,
     sa.Column("experiment_id", sa.Text, primary_key=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("spec", sa.Text, nullable=False))  # ExperimentConfig.to_dict() as JSON
+
+searches = sa.Table(  # Optuna strength searches; their study is Optuna's, in this same database
+    "searches", metadata,
+    sa.Column("search_id", sa.Text, primary_key=True),  # also the Optuna study's name
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),          # SearchConfig.to_dict() as JSON
+    sa.Column("lease_until", sa.Float),  # one process at a time tells and asks its trials
+    sa.Column("finished_at", sa.Float))  # every trial asked and told: nothing left to advance
 
 metrics = sa.Table(
     "metrics", metadata, _run_id(),
@@ -243,6 +253,11 @@ MIGRATIONS: list[tuple] = [
     ),
     (  # 9: users' own datasets and .keras files, by content hash
         Create("files", ("sha256", "kind", "name", "info", "data", "created_at")),
+    ),
+    (  # 10: Optuna strength searches; each trial is a run that names its search
+        Create("searches", ("search_id", "created_at", "spec", "lease_until", "finished_at")),
+        AddColumns("runs", ("search_id",)),
+        CreateIndex("runs_by_search"),
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
