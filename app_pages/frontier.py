@@ -7,7 +7,7 @@ from gradloss.core.evaluation import GAUSSIAN, PERTURBATIONS
 from gradloss.core.frontier import arm_strengths
 from gradloss.ui import frontier_views, perturbation_views, widgets
 from gradloss.ui.comparison import nearest
-from gradloss.ui.panels import experiments
+from gradloss.ui.panels import experiments, searches
 
 st.title("Robustness–accuracy frontier")
 st.caption("A stronger penalty or more training noise buys robustness with clean accuracy, so "
@@ -18,6 +18,12 @@ st.caption("A stronger penalty or more training noise buys robustness with clean
            "experiment form.")
 runs_store = widgets.store()
 if runs_store is None:
+    st.stop()
+if st.radio("Show", ["Frontier experiment", "Strength search"], horizontal=True,
+            key="frontier_source", help="A frontier experiment trains a grid of strengths over "
+            "several seeds; a strength search lets Optuna pick the strengths, one seed "
+            "each.") == "Strength search":
+    searches.search_section(runs_store)
     st.stop()
 experiment = widgets.pick_experiment(
     runs_store, "frontier_experiment", "No experiments yet. A frontier is an experiment whose "

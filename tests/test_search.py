@@ -21,6 +21,7 @@ from gradloss.service import search
 from gradloss.service.store import Store
 
 from _worker_helpers import TINY, kill_all, start_consumer, wait_for
+from test_pages import home  # noqa: F401  (fixture: an empty home, no worker)
 
 SEARCH = SearchConfig(replace(TINY, objective="input_gradient"), trials=4, low=0.01, high=1.0,
                       sweep=SweepConfig(sigmas=(0.0, 0.1), draws=1))
@@ -183,3 +184,76 @@ def test_a_search_finishes_when_its_worker_is_killed_mid_trial(tmp_path, monkeyp
         clean, robust = search.values(store, run.run_id, 0.1)
         assert tuple(trial.values) == (clean, robust) and 0 < robust <= 1
         assert math.isclose(trial.params["penalty_weight"], run.config.penalty_weight)
+
+
+def test_the_cli_queues_a_search_and_refuses_bad_values_naming_them(tmp_path, monkeypatch,
+                                                                     capsys):
+    """Check `gradloss search`: a bad value exits 2 naming it and records nothing; a good one
+    queues the first trial as a run of the recorded search."""
+    from gradloss.cli.main import main
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    base = ["search", "--dataset", "digits", "--epochs", "1", "--train-size", "100"]
+    for extra, words in ((["--sigma", "0.12"], "'sigma' parameter of SearchConfig"),
+                         (["--low", "0"], "--linear"), (["--trials", "1"], "'trials'"),
+                         (["--objective", "baseline"], "invalid choice: 'baseline'")):
+        with pytest.raises(SystemExit) as exit_:
+            main(base + extra)
+        assert exit_.value.code == 2 and words in capsys.readouterr().err, extra
+    store = Store.default()
+    assert store.searches.list() == []
+    assert main(base + ["--objective", "mse_penalty", "--low", "0", "--high", "0.3", "--linear",
+                        "--trials", "3"]) == 0
+    (record,) = store.searches.list()
+    assert record.search_id in capsys.readouterr().out
+    assert (record.spec.objective, record.spec.low, record.spec.log) == ("mse_penalty", 0.0, False)
+    (run,) = store.runs.of_search(record.search_id)
+    assert run.status == "queued" and 0 <= run.config.penalty_weight <= 0.3
+
+
+def test_the_frontier_page_shows_a_search_trial_by_trial(home):
+    """Check the Frontier page's strength-search view: each done trial a point at its run's
+    stored clean and robust accuracy, the front ringed, a trial still queued listed as such;
+    the σ slider moves the robust axis."""
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    from test_pages import ROOT
+
+    store = Store.default()
+    search_id = search.submit_search(replace(SEARCH, trials=3, sweep=SweepConfig(
+        sigmas=(0.0, 0.1, 0.2), draws=1)), store)
+    scores = {}
+    for clean, robust in ((0.90, 0.50), (0.80, 0.45)):  # the second is beaten on both
+        run = store.runs.of_search(search_id)[-1]
+        store.runs.start(run.run_id, "test-worker")
+        store.results.save_robustness(run.run_id, pd.DataFrame(
+            {"sigma": [0.0, 0.1, 0.2], "accuracy": [clean, robust, robust - 0.2],
+             "accuracy_std": 0.0}), draws=1, seed=0)
+        store.runs.finish(run.run_id, "done")
+        scores[run.run_id] = (clean, robust)
+        search.advance(store, search_id)
+
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/frontier.py").run()
+    at.radio(key="frontier_source").set_value("Strength search").run()
+    assert not at.exception, at.exception
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    traces = {t["name"]: t for t in spec["data"]}
+    assert set(traces) == {"input-gradient penalty", "on the front"}
+    runs = store.runs.of_search(search_id)
+    weights = [r.config.penalty_weight for r in runs[:2]]
+    order = sorted(range(2), key=lambda i: weights[i])  # the line runs weakest first
+    line = traces["input-gradient penalty"]
+    assert line["x"] == pytest.approx([100 * scores[runs[i].run_id][0] for i in order])
+    assert line["y"] == pytest.approx([100 * scores[runs[i].run_id][1] for i in order])
+    assert traces["on the front"]["x"] == pytest.approx([90.0])
+    table = at.dataframe[0].value
+    assert table.status.tolist() == ["done", "done", "queued"]
+    assert table.front.tolist() == ["yes", "", ""]
+    assert table["clean (%)"].tolist()[:2] == ["90.0", "80.0"]
+    at.select_slider(key="search_sigma").set_value(0.2).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy at σ = 0.2 (%)"
+    assert sorted(spec["data"][0]["y"]) == pytest.approx([25.0, 30.0])

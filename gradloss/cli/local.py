@@ -1,5 +1,5 @@
-"""`gradloss train`, `experiment`, `frontier` and `reproduce`: plans run here through the pipeline (progress
-on the terminal, results in a folder), or queued for the worker with --submit."""
+"""`gradloss train`, `experiment`, `frontier`, `search` and `reproduce`: plans run here through the pipeline (progress
+on the terminal, results in a folder), or queued for the worker with --submit (a search always is)."""
 from __future__ import annotations
 
 import json
@@ -197,6 +197,27 @@ def cmd_frontier(args) -> int:
         return 0
     out = run_folder(args.out or Path("results") / time.strftime("frontier-%Y%m%d-%H%M%S"))
     return _run_experiment(spec, out, sources, frontier_sigma=args.sigma)
+
+
+def cmd_search(args) -> int:
+    from gradloss.core.search import SearchConfig
+    from gradloss.service.search import submit_search
+
+    sources = Sources(args)
+    train = TrainConfig(objective=args.objective, **sources.fields,
+                        epochs=args.epochs or DEFAULT_EPOCHS, batch_size=args.batch_size,
+                        train_size=args.train_size, seed=args.seed, engine=args.engine,
+                        deterministic=args.deterministic)
+    spec = SearchConfig(train, low=args.low, high=args.high, log=not args.linear,
+                        trials=args.trials, parallel=args.parallel, sigma=args.sigma,
+                        sweep=_sweep(args))
+    search_id = submit_search(spec, data_dir=sources.data_dir,
+                              architecture_path=sources.architecture_path)
+    print(f"queued strength search {search_id}: {spec.trials} trials of {spec.objective}, "
+          f"{spec.parameter} in [{spec.low:g}, {spec.high:g}] ({'log' if spec.log else 'linear'} "
+          f"scale), {spec.parallel} at a time; the worker trains them and the dashboard's "
+          "Frontier page shows each as it finishes")
+    return 0
 
 
 def _print_frontier(spec: ExperimentConfig, per_seed: pd.DataFrame, sigma: float,

@@ -1,4 +1,5 @@
-"""Command line: `gradloss {train,experiment,frontier,reproduce,evaluate,export,worker,runs,dashboard}`
+"""Command line: `gradloss {train,experiment,frontier,search,reproduce,evaluate,export,worker,runs,
+dashboard}`
 (or `python -m gradloss ...`).
 
 Arguments are validated through the config classes before anything heavy is imported; a bad
@@ -22,7 +23,7 @@ from gradloss.core.config import (ARCHITECTURES, DATASETS, ENGINES, OBJECTIVES,
 from gradloss.core.errors import (GradlossError, InputFileError, InvalidParameterError,
                                   SettingsError)
 from gradloss.core.evaluation import PERTURBATIONS
-from gradloss.core import frontier
+from gradloss.core import frontier, search
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL
 from gradloss.service.urls import scrub_environment, scrub_output
 
@@ -130,6 +131,32 @@ def _parser() -> argparse.ArgumentParser:
                        help="results folder (default: results/frontier-<time>)")
     front.add_argument("--submit", action="store_true", help="queue its runs for the background worker")
 
+    hunt = sub.add_parser("search", help="Optuna searches one objective's strength, trading clean "
+                                         "against robust accuracy; its trials are runs on the "
+                                         "worker (queued, like --submit)")
+    common(hunt, objective=False)
+    hunt.add_argument("--objective", default="input_gradient",
+                      choices=[o for o in OBJECTIVES if frontier.strength_parameter(o)],
+                      help="the objective whose strength is searched (default input_gradient)")
+    hunt.add_argument("--trials", type=int, default=search.DEFAULT_TRIALS,
+                      help=f"runs in all, in [2, {search.MAX_TRIALS}] (default "
+                           f"{search.DEFAULT_TRIALS})")
+    hunt.add_argument("--low", type=float, help="the weakest strength tried (default: "
+                      + "; ".join(f"{o} {lo:g}" for o, (lo, _) in search.DEFAULT_RANGES.items())
+                      + ")")
+    hunt.add_argument("--high", type=float, help="the strongest (default: " + "; ".join(
+        f"{o} {hi:g}" for o, (_, hi) in search.DEFAULT_RANGES.items()) + ")")
+    hunt.add_argument("--linear", action="store_true",
+                      help="sample strengths on a linear scale (default: log)")
+    hunt.add_argument("--parallel", type=int, default=1,
+                      help="trials in flight at once, for several workers (default 1: each "
+                           "trial knows every earlier result)")
+    hunt.add_argument("--batch-size", type=int, default=frontier.DEFAULT_BATCH_SIZE,
+                      help=f"every trial's (default {frontier.DEFAULT_BATCH_SIZE})")
+    hunt.add_argument("--sigma", type=float, default=0.1,
+                      help="the noise σ of the robust objective (default 0.1)")
+    hunt.add_argument("--draws", type=int, default=3, help="noise draws per sigma")
+
     rep = sub.add_parser("reproduce", help="train every objective and compare robustness")
     common(rep, objective=False)
     rep.add_argument("--seeds", type=int, default=1,
@@ -191,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": local.cmd_train, "experiment": local.cmd_experiment,
-            "frontier": local.cmd_frontier,
+            "frontier": local.cmd_frontier, "search": local.cmd_search,
             "reproduce": local.cmd_reproduce, "evaluate": evaluate.cmd_evaluate,
             "export": export.cmd_export,
             "worker": service.cmd_worker, "runs": service.cmd_runs}

@@ -70,7 +70,8 @@ class SearchConfig:
         high = check_float(owner, "high", default_high if self.high is None else self.high,
                            lowest, highest)
         if self.log and low <= 0:
-            fail(owner, "low", "a float above 0 on a log scale (or set log=False)", low)
+            fail(owner, "low", "a float above 0 on a log scale (to start at 0, sample on a "
+                 "linear scale: log=False, --linear)", low)
         if not high > low:
             fail(owner, "high", f"a float above low={low:g}", high)
         object.__setattr__(self, "low", low)

@@ -33,11 +33,14 @@ from functools import cache
 import optuna
 from optuna.trial import TrialState
 
+from dataclasses import replace
+
 from gradloss.core.search import SearchConfig
 from gradloss.data import submission_data_dir
 from gradloss.service import client, tasks
 from gradloss.service.store import Store
 from gradloss.service.store.database import driver_url
+from gradloss.service.uploads import upload
 
 log = logging.getLogger(__name__)
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # a trial per line is the worker log's noise
@@ -74,12 +77,15 @@ def study(store: Store, search_id: str, spec: SearchConfig | None = None) -> opt
 
 
 def submit_search(spec: SearchConfig, store: Store | None = None, *,
-                  data_dir: str | None = None) -> str:
+                  data_dir: str | None = None, architecture_path: str | None = None) -> str:
     """Record the search, create its study and queue its first `parallel` trials; returns its
-    id. `data_dir`: a file dataset's file or folder (built-ins: the folder found now)."""
+    id. `data_dir`: a file dataset's file or folder (built-ins: the folder found now);
+    `architecture_path`: a .keras architecture's file. Both go into the store first, so every
+    trial, whichever process asks it, trains on what was submitted."""
     store = store or Store.default()
     tasks.check_queue()  # an unreachable queue fails here, before anything is recorded
     data_dir = data_dir if data_dir is not None else submission_data_dir(spec.train.dataset)
+    upload(replace(spec.plan(spec.low, data_dir), architecture_path=architecture_path), store)
     search_id = store.searches.create(spec)
     optuna.create_study(study_name=search_id, storage=storage(store.url),
                         directions=list(DIRECTIONS))

@@ -18,7 +18,7 @@ import streamlit as st
 
 from gradloss.service.store import Store
 from gradloss.service.urls import scrub_environment
-from gradloss.ui import comparison, experiment_views, images, loaders
+from gradloss.ui import comparison, experiment_views, images, loaders, search_views
 from gradloss.ui.labels import run_labels
 
 MEMORY = "chosen:"  # session-state prefix of remembered selections
@@ -109,6 +109,22 @@ def pick_experiment(runs_store: Store, key: str, empty: str):
     _restore(key, recall(key) if recall(key) in listed else next(iter(listed)))
     chosen = st.selectbox("Experiment", list(listed), key=key, on_change=remember, args=(key,),
                           format_func=lambda i: experiment_views.experiment_label(listed[i]))
+    return listed[chosen]
+
+
+def pick_search(runs_store: Store, key: str, empty: str):
+    """The strength search picked in a selectbox (newest first), or None after showing `empty`."""
+    try:
+        listed = {s.search_id: s for s in runs_store.searches.list()}
+    except Exception as e:  # noqa: BLE001
+        error(f"Could not read the strength searches: {e}")
+        return None
+    if not listed:
+        st.info(empty)
+        return None
+    _restore(key, recall(key) if recall(key) in listed else next(iter(listed)))
+    chosen = st.selectbox("Strength search", list(listed), key=key, on_change=remember,
+                          args=(key,), format_func=lambda i: search_views.search_label(listed[i]))
     return listed[chosen]
 
 
