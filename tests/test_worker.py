@@ -15,7 +15,7 @@ from gradloss.core.plan import RunPlan
 from gradloss.engines import backend
 from gradloss.service import client, consumer, heartbeat, supervisor, tasks
 from gradloss.core.config import TrainConfig
-from gradloss.core.errors import InvalidParameterError
+from gradloss.core.errors import InvalidParameterError, SettingsError
 from gradloss.service.store import Store
 
 from _worker_helpers import (TINY, kill_all, kill_pids, runner_pids, start_consumer,
@@ -487,30 +487,39 @@ def test_a_planned_evaluation_is_queued_once_its_run_is_done(home):
     assert [t.args for t in [tasks.queue_for()[0].dequeue()]] == [[done]]
 
 
-def test_a_spare_training_process_takes_the_next_run_and_a_new_one_is_started(home):
+def test_a_training_process_started_ahead_trains_run_after_run_then_is_replaced(home,
+                                                                                 monkeypatch):
     """Check the worker's training process started ahead: prestart starts one that reports
-    ready; a run handed to it trains to done in that very process (its command line then names
-    the run); the next prestart starts another; GRADLOSS_PRESTART=off starts none."""
+    ready; a run handed to it trains to done in that very process (its command line names the
+    run while it trains); it then waits for the next run and trains it too, until
+    GRADLOSS_TRAINER_RUNS hand-offs, when it ends and the next prestart starts a fresh one;
+    GRADLOSS_PRESTART=off starts none."""
+    monkeypatch.setenv("GRADLOSS_TRAINER_RUNS", "2")
     store = Store.default()
     spare = supervisor.prestart(store=store)
     try:
         assert spare is not None and spare.ready.wait(TIMEOUT)
         assert supervisor.prestart(store=store) is spare  # one at a time
-        run_id = client.submit(TINY)
-        tasks.queue_for()[0].dequeue()  # this test is the consumer
-        assert supervisor.train_run(run_id) == [run_id]
-        run = store.runs.get(run_id)
-        assert run.status == "done", run.error
-        assert spare.proc.returncode == 0 and not runner_pids(run_id)
+        for hand_off in (1, 2):
+            run_id = client.submit(TINY)
+            tasks.queue_for()[0].dequeue()  # this test is the consumer
+            assert supervisor.train_run(run_id) == [run_id]
+            run = store.runs.get(run_id)
+            assert run.status == "done", run.error
+            assert spare.uses == hand_off and not runner_pids(run_id)  # no longer named after it
+            if hand_off == 1:
+                assert spare.alive() and supervisor.prestart(store=store) is spare
+        assert spare.proc.wait(timeout=30) == 0  # two hand-offs: it ended, its stdin closed
         after = supervisor.prestart(store=store)
         assert after is not spare and after.alive()
     finally:
         supervisor.stop_spare()
-    os.environ["GRADLOSS_PRESTART"] = "off"
-    try:
-        assert supervisor.prestart(store=store) is None
-    finally:
-        del os.environ["GRADLOSS_PRESTART"]
+    monkeypatch.setenv("GRADLOSS_TRAINER_RUNS", "0")
+    with pytest.raises(SettingsError, match=r"GRADLOSS_TRAINER_RUNS must be an int in the range "
+                                            r"\[1, 10000\]. Got '0'"):
+        supervisor.trainer_runs()
+    monkeypatch.setenv("GRADLOSS_PRESTART", "off")
+    assert supervisor.prestart(store=store) is None
 
 
 def test_delete_removes_a_finished_runs_rows_and_files_and_refuses_a_running_one(home):

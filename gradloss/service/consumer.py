@@ -139,6 +139,7 @@ def run_consumer() -> None:
     supervisor.seed_batches_wanted()  # likewise GRADLOSS_SEED_BATCH, checked by every task
     tracker = tracking_uri()  # and GRADLOSS_MLFLOW_URI, which each run's process reads
     supervisor.prestart_wanted()  # and GRADLOSS_PRESTART
+    supervisor.trainer_runs()  # and GRADLOSS_TRAINER_RUNS
     store = Store.default()
     check_queue()  # reach the queue now: a wrong URL or password fails here, not in a thread
     huey, _ = queue_for()

@@ -1,7 +1,9 @@
-"""Train stored runs in this process: `python -m gradloss.service.runner RUN_ID [RUN_ID ...]`.
+"""Train stored runs in this process: `python -m gradloss.service.runner RUN_ID [RUN_ID ...]`, or
+`--wait` for the runs the worker hands it, line by line (`serve`).
 
-The worker's task starts this as a child, so TensorFlow (or JAX) lives and dies with one run and
-the queue consumer stays light. Each run's plan comes from the store; the pipeline trains and
+The worker's task runs this as a child, so TensorFlow (or JAX) lives outside the queue consumer,
+which stays light; one such process trains a worker's runs one after another, up to
+`supervisor.TRAINER_RUNS` of them, so its start-up is paid once, not per run. Each run's plan comes from the store; the pipeline trains and
 measures it and every result goes back to the store (`sink.StoreSink`). A run ends done, failed
 (with a one-line reason; the traceback goes to the log) or cancelled. A run another worker
 started resumes from the checkpoint in the store: no folder is shared between machines. Several
@@ -121,31 +123,16 @@ def warm_up() -> None:
                                engine=keras.backend.backend()), folder)
 
 
-def wait_for_runs() -> list[str]:
-    """`--wait`: warm up, say 'ready' on stdout, then read the run ids of one line of stdin
-    ([] when the worker closes it unused). The process then names its runs, as one started for
-    them would (`ps`, and tests that look for a run's training process)."""
-    warm_up()
-    print("ready", flush=True)
-    run_ids = sys.stdin.readline().split()
-    if run_ids:
-        from setproctitle import setproctitle
-        setproctitle(f"{sys.executable} -m gradloss.service.runner {' '.join(run_ids)}")
-    return run_ids
+def _name_process(run_ids: list[str]) -> None:
+    """Name this process after the runs it trains (`ps`, and tests that look for a run's training
+    process), or as waiting when it trains none."""
+    from setproctitle import setproctitle
+    setproctitle(f"{sys.executable} -m gradloss.service.runner "
+                 f"{' '.join(run_ids) if run_ids else '--wait'}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    backend.die_with_parent()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
-                                                   "%(levelname)s %(message)s")
-    scrub_output()
-    run_ids = sys.argv[1:] if argv is None else argv
-    if run_ids == ["--wait"]:
-        run_ids = wait_for_runs()
-        if not run_ids:
-            return 0
-    if not run_ids:
-        raise SystemExit("usage: python -m gradloss.service.runner [--wait | RUN_ID [RUN_ID ...]]")
+def _train(run_ids: list[str]) -> None:
+    """Train and measure `run_ids` with every result in the store before it returns."""
     from gradloss.trackers import live
 
     store = Store.default()
@@ -158,6 +145,50 @@ def main(argv: list[str] | None = None) -> int:
         tracker.close()
     for run_id in run_ids:
         log.info("run %s %s", run_id, store.runs.get(run_id).status)
+
+
+def serve() -> None:
+    """`--wait`: warm up, then train the runs of each line of stdin, one line after another:
+    say 'ready' before reading a line and 'finished' once its runs are trained, every result
+    stored. The worker hands this process its next runs instead of starting a new one, so
+    start-up is paid once per process, not once per run (`supervisor.TRAINER_RUNS`); it stops
+    when the worker closes stdin."""
+    warm_up()
+    while True:
+        print("ready", flush=True)
+        run_ids = sys.stdin.readline().split()
+        if not run_ids:
+            return
+        _name_process(run_ids)
+        _train(run_ids)
+        _forget_models()
+        _name_process([])
+        print("finished", flush=True)
+
+
+def _forget_models() -> None:
+    """Free what the last runs left in Keras (models, traced functions, name counters), so the
+    next run in this process starts as it would in a new one."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    backend.die_with_parent()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s runner[%(process)d] %(name)s "
+                                                   "%(levelname)s %(message)s")
+    scrub_output()
+    run_ids = sys.argv[1:] if argv is None else argv
+    if run_ids == ["--wait"]:
+        serve()
+        return 0
+    if not run_ids:
+        raise SystemExit("usage: python -m gradloss.service.runner [--wait | RUN_ID [RUN_ID ...]]")
+    _train(run_ids)
     return 0
 
 

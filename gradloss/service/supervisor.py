@@ -1,14 +1,15 @@
 """What the queue's tasks do (`tasks` registers them): train one stored run, or evaluate a
 trained one, in a child process, watched.
 
-The consumer stays light: this never imports TensorFlow or JAX. It starts
-`python -m gradloss.service.runner RUN_ID` with the environment the run's engine needs, beats
-the run's heartbeat while the child trains. Starting TensorFlow takes a training process 5 to
-30 s, so the worker keeps one spare training process started ahead (`prestart`), its engine
-imported, waiting on a pipe for the ids of the next run; that run is handed to it, and a new
-spare is started once the run has ended. Each run still has a process of its own: cancel,
-memory and crash recovery are as with a process started for it (GRADLOSS_PRESTART=off: none
-started ahead). If the child dies without finishing the run
+The consumer stays light: this never imports TensorFlow or JAX. Runs train in a child process
+with the environment the run's engine needs (`Trainer`), and the run's heartbeat beats while it
+trains. Starting TensorFlow and warming up takes a training process 5 to 30 s, so the worker
+keeps one started ahead (`prestart`), waiting on a pipe for the ids of the next run, and hands
+it run after run: start-up is paid once per process, not per run (bench/frontier_cost.py). After
+GRADLOSS_TRAINER_RUNS hand-offs (default 20) a fresh process replaces it, so memory a long life
+gathers is given back; a process that died is replaced at once. Cancel and crash recovery are
+as with a process started for the run (GRADLOSS_PRESTART=off: a process is started for each
+run, and nothing ahead). If the child dies without finishing the run
 (killed, out of memory), the run goes back in the queue to resume from its last epoch
 checkpoint while it has attempts left, and fails with the reason otherwise. A store outage does
 not stop the child: beats resume when the store is back, and a run that another worker took over
@@ -46,6 +47,9 @@ SEED_BATCH_SETTING = "GRADLOSS_SEED_BATCH"  # auto (default: on a GPU worker), o
 MAX_SEED_BATCH = 8  # seeds trained as one program at most (memory grows with each)
 REQUEUE_WAIT_S = 10  # how long a task waits for the store to record the requeue that queued it
 PRESTART_SETTING = "GRADLOSS_PRESTART"  # on (default) or off: a training process started ahead
+TRAINER_RUNS_SETTING = "GRADLOSS_TRAINER_RUNS"  # hand-offs one training process takes
+TRAINER_RUNS = 20      # then a fresh process: memory a long life might gather is given back
+MAX_TRAINER_RUNS = 10_000
 
 
 def child_env(**extra: str) -> dict:
@@ -72,66 +76,120 @@ def _runner_env(store: Store, engine: str, deterministic: bool) -> dict:
         GRADLOSS_PARENT_PID=str(os.getpid())))  # the runner dies with this process
 
 
-class Spare:
-    """A training process started ahead of its run: `python -m gradloss.service.runner --wait`
-    imports its engine, says 'ready' on its stdout, and waits for run ids on its stdin."""
+def trainer_runs() -> int:
+    """GRADLOSS_TRAINER_RUNS: how many hand-offs one training process takes before a fresh one
+    replaces it (default 20; 1: a process per run, as before processes were reused)."""
+    text = os.environ.get(TRAINER_RUNS_SETTING, str(TRAINER_RUNS)).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_TRAINER_RUNS:
+        raise SettingsError(f"The environment variable {TRAINER_RUNS_SETTING} must be an int in "
+                            f"the range [1, {MAX_TRAINER_RUNS}]. Got {text!r} instead.")
+    return value
 
-    def __init__(self, env: dict):
-        self.env, self.started = env, time.monotonic()
-        self.ready = threading.Event()
-        # Own session: a Ctrl-C meant for the worker must not kill the training (see train_run).
-        self.proc = subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", "--wait"],
-                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
+
+class Trainer:
+    """A training process. Started ahead (`runs` None: `python -m gradloss.service.runner
+    --wait` imports its engine, warms up, says 'ready' on its stdout and trains the runs of each
+    line of its stdin, saying 'finished' after each), or started for `runs` (it trains them and
+    exits: GRADLOSS_PRESTART=off)."""
+
+    def __init__(self, env: dict, runs: list[str] | None = None):
+        self.env, self.started, self.serving = env, time.monotonic(), runs is None
+        self.uses = 0 if runs is None else 1
+        self.ready, self.finished = threading.Event(), threading.Event()
+        # Own session: a Ctrl-C meant for the worker must not kill the training (see train_run);
+        # it still dies with the worker (PR_SET_PDEATHSIG).
+        command = [sys.executable, "-m", "gradloss.service.runner", *(runs or ["--wait"])]
+        pipes = dict(stdin=subprocess.PIPE, stdout=subprocess.PIPE) if self.serving else {}
+        self.proc = subprocess.Popen(command, env=env, start_new_session=True, **pipes)
+        if self.serving:
+            threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
-        for line in self.proc.stdout:  # 'ready', then nothing until it exits
-            if line.strip() == b"ready":
+        for line in self.proc.stdout:  # 'ready' before each hand-off, 'finished' after it
+            word = line.strip()
+            if word == b"ready" and not self.ready.is_set():
                 self.ready.set()
                 log.info("training process %d ready (started %.1f s ago)", self.proc.pid,
                          time.monotonic() - self.started)
+            elif word == b"finished":
+                self.finished.set()
 
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def take(self, run_ids: list[str]) -> subprocess.Popen:
-        """Hand it the runs to train; it trains them as a runner started for them would."""
+    def take(self, run_ids: list[str]) -> "Trainer":
+        """Hand it the runs to train; it trains them as a process started for them would."""
+        self.finished.clear()
+        self.uses += 1
         self.proc.stdin.write((" ".join(run_ids) + "\n").encode())
-        self.proc.stdin.close()
-        return self.proc
+        self.proc.stdin.flush()
+        return self
+
+    def wait(self, timeout: float) -> int | None:
+        """0 once the runs handed to it are trained (a serving process then waits for more),
+        its exit code if it ended first, None while it trains (after `timeout` seconds)."""
+        if not self.serving:
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return None
+        if self.finished.wait(timeout):
+            return 0
+        code = self.proc.poll()
+        if code is not None:  # it may have said 'finished' just before it ended
+            return 0 if self.finished.wait(1.0) else code
+        return None
+
+    def reusable(self, env: dict) -> bool:
+        """Whether it can take the next runs for `env`: serving, alive, and not yet at
+        GRADLOSS_TRAINER_RUNS hand-offs."""
+        return self.serving and self.alive() and self.env == env and self.uses < trainer_runs()
+
+    def retire(self) -> None:
+        """Let it end: a serving process exits when its stdin closes (one that ended already,
+        or was started for its runs, is only reaped)."""
+        if self.serving and self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        threading.Thread(target=self.proc.wait, daemon=True).start()  # reaped once it ends
 
     def stop(self) -> None:
-        """End it unused: it holds nothing but its imports."""
+        """End it now: between runs it holds nothing but its imports."""
         self.proc.kill()
         self.proc.wait()
 
 
-_spare: Spare | None = None  # this worker's training process started ahead, if any
+_spare: Trainer | None = None  # this worker's training process waiting for runs, if any
 _spare_lock = threading.Lock()
 
 
 def prestart(engine: str = "tensorflow", deterministic: bool = False,
-             store: Store | None = None) -> Spare | None:
-    """Have a spare training process for `engine` ready for the next run (unless
-    GRADLOSS_PRESTART=off); a spare for another engine is replaced. Returns it."""
+             store: Store | None = None) -> Trainer | None:
+    """Have a training process for `engine` waiting for the next run (unless
+    GRADLOSS_PRESTART=off); one for another engine is replaced. Returns it."""
     global _spare
     if not prestart_wanted():
         return None
     env = _runner_env(store or Store.default(), engine, deterministic)
     with _spare_lock:
-        if _spare is not None and (not _spare.alive() or _spare.env != env):
+        if _spare is not None and not _spare.reusable(env):
             _spare.stop()
             _spare = None
         if _spare is None:
-            _spare = Spare(env)
+            _spare = Trainer(env)
             log.info("started training process %d ahead, for the next %s run", _spare.proc.pid,
                      engine)
         return _spare
 
 
 def stop_spare() -> None:
-    """End the spare training process, if any (the worker stops)."""
+    """End the waiting training process, if any (the worker stops)."""
     global _spare
     with _spare_lock:
         if _spare is not None:
@@ -139,21 +197,34 @@ def stop_spare() -> None:
             _spare = None
 
 
-def _launch(run_ids: list[str], env: dict) -> subprocess.Popen:
-    """A training process for `run_ids`: the spare when it was started with `env`, else a new
-    one. Its own session: a Ctrl-C meant for the worker must not kill the training (the worker
-    stops gracefully, after this run); it still dies with the worker (PR_SET_PDEATHSIG)."""
+def _launch(run_ids: list[str], env: dict) -> Trainer:
+    """A training process for `run_ids`: the waiting one when it can take them, else a new one
+    started for them (GRADLOSS_PRESTART=off, or no process waiting)."""
     global _spare
     with _spare_lock:
         spare, _spare = _spare, None
-    if spare is not None and spare.alive() and spare.env == env:
-        log.info("run(s) %s train in training process %d, started ahead", ", ".join(run_ids),
-                 spare.proc.pid)
-        return spare.take(run_ids)
+    if spare is not None and spare.reusable(env):
+        log.info("run(s) %s train in training process %d (its hand-off %d)", ", ".join(run_ids),
+                 spare.proc.pid, spare.uses + 1)
+        try:
+            return spare.take(run_ids)
+        except OSError:  # it died just now (a closed pipe): a new process takes the runs
+            log.warning("training process %d ended before it took run(s) %s",
+                        spare.proc.pid, ", ".join(run_ids))
     if spare is not None:
         spare.stop()
-    return subprocess.Popen([sys.executable, "-m", "gradloss.service.runner", *run_ids], env=env,
-                            start_new_session=True)
+    return Trainer(env, run_ids)
+
+
+def _park(trainer: Trainer, env: dict) -> None:
+    """After its runs: keep the training process waiting for the next run if it can take one,
+    else let it end (`prestart` then starts a fresh one)."""
+    global _spare
+    with _spare_lock:
+        if _spare is None and trainer.reusable(env):
+            _spare = trainer
+            return
+    trainer.retire()
 
 
 def train_run(run_id: str, task_id: str | None = None,
@@ -180,17 +251,14 @@ def train_run(run_id: str, task_id: str | None = None,
         log.info("run %s trains with %d more seed(s) of its experiment arm as one seed batch: %s",
                  run_id, len(run_ids) - 1, ", ".join(run_ids[1:]))
     env = _runner_env(store, run.engine, run.config.deterministic)
-    proc = _launch(run_ids, env)
-    while True:
-        try:
-            code = proc.wait(timeout=beat_interval())
-            break
-        except subprocess.TimeoutExpired:
-            taken = [r for r in run_ids if _taken_over(store, r, me)]
-            if taken:
-                log.warning("run(s) %s were taken over by another worker while this one could not "
-                            "reach the store; stopping this copy", ", ".join(taken))
-                proc.kill()
+    trainer = _launch(run_ids, env)
+    while (code := trainer.wait(beat_interval())) is None:
+        taken = [r for r in run_ids if _taken_over(store, r, me)]
+        if taken:
+            log.warning("run(s) %s were taken over by another worker while this one could not "
+                        "reach the store; stopping this copy", ", ".join(taken))
+            trainer.proc.kill()
+    _park(trainer, env)
     reporter = Reporter()  # the store may be away right now: retry until it answers
     for one in run_ids:
         reporter.send(_fail_if_unfinished, store, one, me, code, requeue)
