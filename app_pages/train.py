@@ -1,16 +1,17 @@
-"""Train: forms that queue a run or an experiment (objectives x seeds), and a live view of
-experiments and runs, queued, running and finished."""
+"""Train: forms that queue a run, an experiment (objectives x seeds, or a frontier) or a strength
+search, and a live view of experiments and runs, queued, running and finished."""
 import streamlit as st
 
 from gradloss import data, objectives
 from gradloss.core.config import (MAX_EPOCHS, MAX_SEED, MIN_TRAIN_SIZE, OBJECTIVES,
                                   REFERENCE_PROTOCOL, TrainConfig)
-from gradloss.core import frontier
+from gradloss.core import frontier, search
 from gradloss.core.errors import InvalidParameterError
 from gradloss.core.evaluation import default_evaluation
 from gradloss.core.experiment import MAX_SEEDS, MIN_SEEDS_INTERVAL, ExperimentConfig
 from gradloss.engines.backend import available_engines
 from gradloss.service import client
+from gradloss.service import search as searches
 from gradloss.ui import widgets
 from gradloss.ui.estimates import EVALUATION_MINUTES
 from gradloss.ui.forms import EXPERIMENT_LABELS, form_message
@@ -173,7 +174,46 @@ if queue_experiment:
             widgets.error(f"Could not queue the experiment: {e}")
 
 
-# 3) The live area: only this part refreshes, and only while something is queued or running.
+# 3) A strength search: Optuna picks one objective's strengths trial by trial.
+st.subheader("Strength search: Optuna traces one objective's front")
+with st.form("search"):
+    c = st.columns([2, 1, 1, 1])
+    takers = [o for o in OBJECTIVES if frontier.strength_parameter(o)]
+    search_objective = c[0].selectbox(
+        "Objective", takers, index=takers.index("input_gradient"), key="search_objective",
+        format_func=objectives.label,
+        help="Its strength (λ or σ_train) is searched on a log scale over "
+             + "; ".join(f"{objectives.label(o)} {lo:g} to {hi:g}"
+                         for o, (lo, hi) in search.DEFAULT_RANGES.items()) + ".")
+    trials = c[1].number_input("Trials", value=search.DEFAULT_TRIALS, step=1, key="search_trials",
+                               help=f"2 to {search.MAX_TRIALS} runs, one after another: each "
+                                    "trial's strength is chosen from every result before it.")
+    search_size = c[2].number_input("Training-set size", value=None, step=100,
+                                    key="search_train_size", placeholder=f"all {available}",
+                                    help="Empty: the whole training set.")
+    search_epochs = c[3].number_input("Epochs", value=frontier.DEFAULT_EPOCHS, step=1,
+                                      key="search_epochs", help=f"1 to {MAX_EPOCHS}, every trial's "
+                                      f"(batch {frontier.DEFAULT_BATCH_SIZE}, seed 0).")
+    queue_search = st.form_submit_button("Start the search", disabled=not picked)
+if queue_search:
+    try:
+        spec = search.SearchConfig(TrainConfig(
+            objective=search_objective, **picked.fields, train_size=search_size,
+            epochs=search_epochs, batch_size=frontier.DEFAULT_BATCH_SIZE, engine=engine),
+            trials=trials)
+    except InvalidParameterError as e:
+        widgets.error(f"Not started: {form_message(e)}")
+    else:
+        try:
+            search_id = searches.submit_search(spec)  # uploads are in the store already
+            st.success(f"Started strength search {short_id(search_id)}: {spec.trials} trials of "
+                       f"{objectives.label(spec.objective)}. Each trial shows on the Frontier "
+                       "page (Show: Strength search) as it finishes.")
+        except Exception as e:  # noqa: BLE001
+            widgets.error(f"Could not start the search: {e}")
+
+
+# 4) The live area: only this part refreshes, and only while something is queued or running.
 if runs_store is not None:
     live.runs_area(runs_store)
     export.finished_runs(runs_store)

@@ -257,3 +257,34 @@ def test_the_frontier_page_shows_a_search_trial_by_trial(home):
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert spec["layout"]["yaxis"]["title"]["text"] == "accuracy at σ = 0.2 (%)"
     assert sorted(spec["data"][0]["y"]) == pytest.approx([25.0, 30.0])
+
+
+def test_the_train_page_starts_a_search_and_refuses_a_bad_value_in_its_words(home):
+    """Check the Train page's search form: a bad value is refused naming the field, and nothing
+    recorded; good values record the search with the page's dataset and queue its first trial."""
+    from streamlit.testing.v1 import AppTest
+
+    from test_pages import ROOT
+
+    at = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=30)
+    at.switch_page("app_pages/train.py").run()
+    at.selectbox(key="search_objective").set_value("noise_augmented")
+    at.number_input(key="search_trials").set_value(1)
+    at.number_input(key="search_epochs").set_value(1)
+    at.number_input(key="search_train_size").set_value(100)
+    next(b for b in at.get("form_submit_button") if b.label == "Start the search").click().run()
+    assert not at.exception, at.exception
+    assert any("Not started" in e.value and "rials" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    store = Store.default()
+    assert store.searches.list() == []
+    at.number_input(key="search_trials").set_value(3)
+    next(b for b in at.get("form_submit_button") if b.label == "Start the search").click().run()
+    assert not at.exception, at.exception
+    assert any("Started strength search" in s.value for s in at.success), [e.value for e in at.error]
+    (record,) = store.searches.list()
+    assert (record.spec.objective, record.spec.trials, record.spec.train.dataset,
+            record.spec.train.epochs, record.spec.train.train_size) == (
+        "noise_augmented", 3, "digits", 1, 100)
+    (run,) = store.runs.of_search(record.search_id)
+    assert run.status == "queued" and 0.02 <= run.config.train_noise_sigma <= 0.6
