@@ -417,3 +417,73 @@ def test_two_protocols_are_never_compared_silently_and_selections_stay(dashboard
     page.get_by_text("Protocol").first.wait_for()
     wait_for(lambda: page.locator(".js-plotly-plot").count() >= 3, 30, "the run page's charts")
     shot(page, "13-run-page")
+
+
+def test_a_frontier_queued_from_the_train_page_draws_the_stored_numbers(dashboard, page):
+    """Check a frontier end to end: queued from the Train page's experiment form (the
+    input-gradient penalty at its default strengths and the gradient loss, 2 seeds, tiny digits
+    runs), trained by the dashboard's worker, drawn on the Frontier page in the browser; every
+    point and interval bar of the chart equals an independent recomputation from the stored
+    per-seed sweeps (mean over seeds, Student t 95 % interval, drawn within 0-100 %)."""
+    import numpy as np
+    import scipy.stats
+
+    from gradloss.core.frontier import DEFAULT_GRIDS
+
+    url, home = dashboard
+    open_page(page, url, "", "gradloss")
+    wait_for(lambda: (home / "worker.pid").exists(), 30, "the dashboard to start a worker")
+    open_page(page, url, "train", "Train")
+    form = page.locator("[data-testid='stForm']").nth(1)  # the experiment form
+    form.locator("[data-testid='stMultiSelect'] input").click()
+    for _ in range(4):  # the default arms (gradient loss, baseline) out
+        page.keyboard.press("Backspace")
+    for label in ("input-gradient penalty", "gradient loss"):
+        page.keyboard.type(label)
+        page.get_by_role("option", name=label, exact=True).click()
+    page.keyboard.press("Escape")
+    form.get_by_role("spinbutton", name="Seeds").fill("2")
+    form.get_by_role("spinbutton", name="Training-set size").fill("100")
+    form.get_by_role("spinbutton", name="Epochs").fill("1")
+    form.get_by_text("Frontier: several strengths").click()
+    form.get_by_role("button", name="Queue the experiment").click()
+    page.get_by_text("Queued frontier").wait_for()
+    store = Store(home / "runs.sqlite")
+    [experiment] = store.experiments.list()
+    grid = DEFAULT_GRIDS["input_gradient"]
+    assert [a["name"] for a in experiment.spec.arms] == (
+        [f"input_gradient λ={s:g}" for s in grid] + ["gradient"])
+    runs = wait_for(lambda: finished(store), EXPERIMENT_TIMEOUT_S, "the frontier's runs",
+                    interval=2)
+    assert {r.status for r in runs} == {"done"}, [(r.run_id, r.status, r.error) for r in runs]
+
+    open_page(page, url, "frontier", "Robustness–accuracy frontier")
+    page.get_by_text("At equal clean accuracy, σ = 0.1").wait_for()
+    wait_for(lambda: page.locator(".js-plotly-plot").count() >= 1, 30, "the frontier chart")
+    shot(page, "14-frontier")
+    drawn = {t["name"]: t for t in page.evaluate(
+        "() => document.querySelector('.js-plotly-plot').data.map(t => ({name: t.name, "
+        "x: Array.from(t.x), y: Array.from(t.y), ex: t.error_x ? Array.from(t.error_x.array) : null, "
+        "ey: t.error_y ? Array.from(t.error_y.array) : null}))")}
+
+    sweeps = store.results.robustness([r.run_id for r in runs])
+
+    def expected(arm: str, sigma: float) -> tuple[float, float]:
+        """The arm's mean accuracy at sigma over its seeds, and its interval bar above (%)."""
+        ids = [r.run_id for r in runs if r.arm == arm]
+        acc = np.array([sweeps[(sweeps.run_id == i) & np.isclose(sweeps.sigma, sigma)]
+                        .accuracy.iloc[0] for i in ids])
+        mean = acc.mean()
+        half = scipy.stats.t.ppf(0.975, len(acc) - 1) * acc.std(ddof=1) / np.sqrt(len(acc))
+        return 100 * mean, 100 * (min(mean + half, 1.0) - mean)
+
+    line = drawn["input-gradient penalty"]  # weakest strength first
+    arms = [f"input_gradient λ={s:g}" for s in grid]
+    for axis, values, bars, sigma in (("x", line["x"], line["ex"], 0.0),
+                                      ("y", line["y"], line["ey"], 0.1)):
+        want = [expected(arm, sigma) for arm in arms]
+        assert values == pytest.approx([w[0] for w in want], abs=1e-9), axis
+        assert bars == pytest.approx([w[1] for w in want], abs=1e-9), axis
+    single = drawn["gradient loss"]
+    assert single["x"] == pytest.approx([expected("gradient", 0.0)[0]], abs=1e-9)
+    assert single["y"] == pytest.approx([expected("gradient", 0.1)[0]], abs=1e-9)
