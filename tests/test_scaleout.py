@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -244,6 +245,32 @@ def test_a_worker_trains_a_run_whose_submitter_died_before_enqueueing(backend, w
     assert (run.status, run.attempts) == ("done", 1), run.error
     assert "queued with no task in the queue" in _logs(first)
     assert tasks.pending_count() == 0
+
+
+def test_worker_processes_runs_cpu_consumers_that_share_the_cores(tmp_path, monkeypatch):
+    """Check `worker --processes 2`: two consumers, each (and so each training process it
+    starts) limited to an equal share of the cores; SIGTERM stops both, each leaving the store."""
+    from gradloss.service.fleet import cores
+
+    monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=str(REPO), GRADLOSS_PRESTART="off")
+    fleet = subprocess.Popen([sys.executable, "-m", "gradloss", "worker", "--processes", "2"],
+                             env=env, cwd=REPO)
+    try:
+        status = wait_for(lambda: len((s := consumer.worker_status()).workers) == 2 and s, 60,
+                          "two CPU workers")
+        share = str(max(1, cores() // 2)).encode()
+        for worker in status.workers:
+            environ = dict(line.split(b"=", 1) for line in Path(
+                f"/proc/{worker.record.pid}/environ").read_bytes().split(b"\0") if b"=" in line)
+            assert environ[b"TF_NUM_INTRAOP_THREADS"] == share
+            assert environ[b"OMP_NUM_THREADS"] == share
+        fleet.send_signal(signal.SIGTERM)
+        assert fleet.wait(timeout=30) == 0
+        assert consumer.worker_status().workers == []
+    finally:
+        if fleet.poll() is None:
+            fleet.kill()
 
 
 def test_worker_gpus_runs_one_consumer_pinned_to_each_gpu(backend, tmp_path):

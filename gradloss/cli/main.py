@@ -208,8 +208,13 @@ def _parser() -> argparse.ArgumentParser:
         which.add_argument("--runs", nargs="+", metavar="ID", help="these runs")
 
     worker = sub.add_parser("worker", help="run the background training worker (Huey consumer)")
-    worker.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
-                                       "each pinned to its GPU (default: one worker)")
+    placement = worker.add_mutually_exclusive_group()
+    placement.add_argument("--gpus", help="'all' or GPU indices such as 0,1: one worker per GPU, "
+                                          "each pinned to its GPU (default: one worker)")
+    placement.add_argument("--processes", type=int, metavar="N",
+                           help="N CPU workers sharing the cores equally: more runs done per "
+                                "hour when runs are small (a frontier, an experiment), each "
+                                "slower (default: one worker, every core)")
     sub.add_parser("dashboard", help="start the Streamlit dashboard, as `streamlit run dashboard.py`; "
                                      "other arguments go to streamlit (e.g. --server.port 8502)")
     runs = sub.add_parser("runs", help="list the runs in the store")

@@ -13,6 +13,9 @@ def cmd_worker(args) -> int:
     if args.gpus is not None:
         from gradloss.service.fleet import run_fleet
         return run_fleet(args.gpus)
+    if args.processes is not None:
+        from gradloss.service.fleet import run_cpu_fleet
+        return run_cpu_fleet(args.processes)
     from gradloss.service.consumer import run_consumer
     run_consumer()
     return 0

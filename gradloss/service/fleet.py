@@ -1,13 +1,19 @@
-"""`python -m gradloss worker --gpus all|0,1`: one consumer process per GPU, each pinned to its GPU.
+"""`python -m gradloss worker --gpus all|0,1`: one consumer process per GPU, each pinned to its GPU;
+`python -m gradloss worker --processes N`: N consumers sharing this machine's CPU cores.
 
-Each child is an ordinary worker (`consumer.run_consumer`) started with CUDA_VISIBLE_DEVICES set to
-its GPU's UUID (robust to any renumbering) and GRADLOSS_GPU to the machine's index of it, so it
-trains one run at a time on that GPU and the run records host and GPU. This process only starts
-them, restarts one that dies, and passes Ctrl-C or SIGTERM on, so each hands its run back.
+Each child is an ordinary worker (`consumer.run_consumer`). On GPUs it is started with
+CUDA_VISIBLE_DEVICES set to its GPU's UUID (robust to any renumbering) and GRADLOSS_GPU to the
+machine's index of it, so it trains one run at a time on that GPU and the run records host and
+GPU. On CPUs each gets an equal share of the cores (TF_NUM_INTRAOP_THREADS, OMP_NUM_THREADS; its
+training processes inherit them): small runs use two cores poorly, so two runs on one core each
+get more done than one after another on two (bench/frontier_cost.py: 1.3x on 2 cores), at the
+price of each run taking longer. This process only starts them, restarts one that dies, and
+passes Ctrl-C or SIGTERM on, so each hands its run back.
 """
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +27,30 @@ from gradloss.service.supervisor import child_env
 log = logging.getLogger(__name__)
 
 RESTART_DELAY_S = 5.0  # before restarting a consumer that died, so a crash loop does not spin
+MAX_PROCESSES = 64     # CPU workers of one `worker --processes`
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def cpu_slots(processes: int) -> list[tuple[str, dict]]:
+    """(label, environment) of each of `processes` CPU workers sharing the cores equally."""
+    if isinstance(processes, bool) or not isinstance(processes, int) \
+            or not 1 <= processes <= MAX_PROCESSES:
+        raise InvalidParameterError(
+            f"The 'processes' parameter of worker must be an int in the range [1, "
+            f"{MAX_PROCESSES}] (CPU workers sharing the {cores()} cores). Got {processes!r} "
+            "instead.")
+    threads = str(max(1, cores() // processes))
+    env = {"TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": "1",
+           "OMP_NUM_THREADS": threads}
+    return [(f"CPU worker {i + 1} of {processes} ({threads} thread(s))", env)
+            for i in range(processes)]
 
 
 def choose_gpus(spec: str, gpus: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
@@ -42,22 +72,41 @@ def choose_gpus(spec: str, gpus: list[tuple[int, str, str]]) -> list[tuple[int, 
 def run_fleet(spec: str) -> int:
     """Run one consumer per GPU in `spec` until interrupted; without GPUs, one CPU consumer here."""
     from gradloss.service.consumer import run_consumer
-    from gradloss.service.tasks import check_queue
-    from gradloss.service.store import Store
 
     gpus = choose_gpus(spec, list_gpus())
     if not gpus:
         log.warning("no NVIDIA GPU found; running one CPU worker")
         run_consumer()
         return 0
+    return run_slots([(f"GPU {g[0]} ({g[2]})", {"CUDA_VISIBLE_DEVICES": g[1], GPU_SETTING: str(g[0])})
+                      for g in gpus])
+
+
+def run_cpu_fleet(processes: int) -> int:
+    """Run `processes` CPU consumers sharing the cores (`cpu_slots`) until interrupted; one
+    consumer is run here, with every core."""
+    slots = cpu_slots(processes)
+    if processes == 1:
+        from gradloss.service.consumer import run_consumer
+        run_consumer()
+        return 0
+    return run_slots(slots)
+
+
+def run_slots(slots: list[tuple[str, dict]]) -> int:
+    """Run one consumer per (label, environment) slot until interrupted: restart one that dies,
+    pass Ctrl-C or SIGTERM on to all."""
+    from gradloss.service.tasks import check_queue
+    from gradloss.service.store import Store
+
     Store.default()  # a wrong URL or password fails here, once, not in every child
     check_queue()
     stopping = False
 
-    def start(gpu: tuple[int, str, str]) -> subprocess.Popen:
-        log.warning("starting a worker on GPU %d (%s)", gpu[0], gpu[2])
-        return subprocess.Popen([sys.executable, "-m", "gradloss", "worker"], env=child_env(
-            CUDA_VISIBLE_DEVICES=gpu[1], **{GPU_SETTING: str(gpu[0])}))
+    def start(slot: int) -> subprocess.Popen:
+        label, env = slots[slot]
+        log.warning("starting a worker: %s", label)
+        return subprocess.Popen([sys.executable, "-m", "gradloss", "worker"], env=child_env(**env))
 
     def forward(signum, _frame):
         nonlocal stopping
@@ -66,7 +115,7 @@ def run_fleet(spec: str) -> int:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
 
-    children = {gpu: start(gpu) for gpu in gpus}
+    children = {slot: start(slot) for slot in range(len(slots))}
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGTERM, forward)
     while True:
@@ -75,10 +124,10 @@ def run_fleet(spec: str) -> int:
             for proc in children.values():
                 proc.wait()
             return 0
-        for gpu, proc in list(children.items()):
+        for slot, proc in list(children.items()):
             if proc.poll() is not None:
-                log.warning("the worker on GPU %d exited with code %d; restarting it in %.0f s",
-                            gpu[0], proc.returncode, RESTART_DELAY_S)
+                log.warning("the worker %s exited with code %d; restarting it in %.0f s",
+                            slots[slot][0], proc.returncode, RESTART_DELAY_S)
                 time.sleep(RESTART_DELAY_S)
                 if not stopping:
-                    children[gpu] = start(gpu)
+                    children[slot] = start(slot)
