@@ -2,6 +2,7 @@
 (real PostgreSQL and Redis from services.py). Every worker has its own GRADLOSS_HOME: the store
 and the queue are all they share, as on separate machines. Tiny digits runs (200 images, batch 50).
 """
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -255,7 +256,7 @@ def test_worker_processes_runs_cpu_consumers_that_share_the_cores(tmp_path, monk
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path))
     env = dict(os.environ, PYTHONPATH=str(REPO), GRADLOSS_PRESTART="off")
     fleet = subprocess.Popen([sys.executable, "-m", "gradloss", "worker", "--processes", "2"],
-                             env=env, cwd=REPO)
+                             env=env, cwd=REPO, start_new_session=True)  # its group: see finally
     try:
         status = wait_for(lambda: len((s := consumer.worker_status()).workers) == 2 and s, 60,
                           "two CPU workers")
@@ -269,8 +270,9 @@ def test_worker_processes_runs_cpu_consumers_that_share_the_cores(tmp_path, monk
         assert fleet.wait(timeout=30) == 0
         assert consumer.worker_status().workers == []
     finally:
-        if fleet.poll() is None:
-            fleet.kill()
+        with contextlib.suppress(ProcessLookupError):  # the fleet and its workers, however it went
+            os.killpg(fleet.pid, signal.SIGKILL)
+        fleet.wait()
 
 
 def test_worker_gpus_runs_one_consumer_pinned_to_each_gpu(backend, tmp_path):
