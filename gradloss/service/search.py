@@ -71,7 +71,9 @@ def _sampler(spec: SearchConfig, told: int) -> optuna.samplers.BaseSampler:
 def study(store: Store, search_id: str, spec: SearchConfig | None = None) -> optuna.Study:
     """The search's Optuna study (for reading: `trials`, `best_trials`)."""
     spec = spec or store.searches.get(search_id).spec
-    found = optuna.load_study(study_name=search_id, storage=storage(store.url))
+    # Created if missing: its submitter may have stopped between recording the search and this
+    found = optuna.create_study(study_name=search_id, storage=storage(store.url),
+                                directions=list(DIRECTIONS), load_if_exists=True)
     found.sampler = _sampler(spec, len(found.get_trials(deepcopy=False)))
     return found
 
@@ -87,9 +89,7 @@ def submit_search(spec: SearchConfig, store: Store | None = None, *,
     data_dir = data_dir if data_dir is not None else submission_data_dir(spec.train.dataset)
     upload(replace(spec.plan(spec.low, data_dir), architecture_path=architecture_path), store)
     search_id = store.searches.create(spec)
-    optuna.create_study(study_name=search_id, storage=storage(store.url),
-                        directions=list(DIRECTIONS))
-    advance(store, search_id, data_dir=data_dir)
+    advance(store, search_id, data_dir=data_dir)  # creates the study, asks the first trials
     return search_id
 
 
@@ -188,4 +188,7 @@ def advance_open(store: Store) -> None:
     worker died after training it, a search whose asker stopped)."""
     for record in store.searches.list(open_only=True):
         if record.spec is not None and record.in_flight < record.spec.parallel:
-            advance(store, record.search_id)
+            try:
+                advance(store, record.search_id)
+            except Exception:  # noqa: BLE001 - one search's trouble must not stop the others'
+                log.exception("search %s could not be advanced", record.search_id)
