@@ -21,11 +21,11 @@ def test_a_frontier_is_an_experiment_of_every_strength_under_one_protocol():
     grids = frontier.DEFAULT_GRIDS
     assert len(spec.arms) == 1 + sum(len(g) for g in grids.values())
     assert spec.reference == "gradient" and spec.arm_names[0] == "gradient"
-    assert "input_gradient λ=0.1" in spec.arm_names and "noise_augmented σ=0.3" in spec.arm_names
+    assert "input_gradient λ=0.1" in spec.arm_names and "noise_augmented σ_train=0.3" in spec.arm_names
     configs = dict(spec.configs()[:len(spec.arms)])
     assert {(c.epochs, c.batch_size) for c in configs.values()} == {(10, 100)}
     assert configs["input_gradient λ=0.03"].penalty_weight == 0.03
-    assert configs["noise_augmented σ=0.5"].train_noise_sigma == 0.5
+    assert configs["noise_augmented σ_train=0.5"].train_noise_sigma == 0.5
     assert ExperimentConfig.from_dict(spec.to_dict()) == spec
     strengths = frontier.arm_strengths(spec)
     assert strengths["gradient"] == ("gradient", None)
@@ -133,7 +133,7 @@ def test_gradloss_frontier_trains_every_strength_and_writes_the_frontier(tmp_pat
     printed = capsys.readouterr().out
     assert "Frontier at σ = 0.1" in printed
     points = pd.read_csv(out / "frontier_points.csv")
-    assert points.arm.tolist() == ["gradient", "noise_augmented σ=0.05", "noise_augmented σ=0.3"]
+    assert points.arm.tolist() == ["gradient", "noise_augmented σ_train=0.05", "noise_augmented σ_train=0.3"]
     per_seed = pd.read_csv(out / "per_seed.csv")
     clean = per_seed[per_seed.sigma == 0].groupby("arm").accuracy.mean()
     assert points.set_index("arm").clean.to_dict() == pytest.approx(clean.to_dict())
@@ -146,8 +146,8 @@ def _stored_frontier(store) -> tuple[str, dict]:
     sharing their luck. Returns its id and arm -> (clean, robust at 0.1) means."""
     from gradloss.core.plan import RunPlan
 
-    means = {"gradient": (0.86, 0.80), "noise_augmented σ=0.05": (0.90, 0.72),
-             "noise_augmented σ=0.2": (0.85, 0.78), "noise_augmented σ=0.5": (0.78, 0.81)}
+    means = {"gradient": (0.86, 0.80), "noise_augmented σ_train=0.05": (0.90, 0.72),
+             "noise_augmented σ_train=0.2": (0.85, 0.78), "noise_augmented σ_train=0.5": (0.78, 0.81)}
     spec = frontier.frontier_experiment(("gradient", "noise_augmented"),
                                         {"noise_augmented": (0.05, 0.2, 0.5)}, seeds=3,
                                         dataset="digits", train_size=200, epochs=1)
@@ -186,11 +186,11 @@ def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(home):
     traces = {t["name"]: t for t in spec["data"]}
     assert set(traces) == {"gradient loss", "noise augmentation", "on the front"}
     noise = traces["noise augmentation"]
-    assert noise["text"] == ["σ=0.05", "σ=0.2", "σ=0.5"]  # weakest first
-    assert noise["x"] == pytest.approx([100 * means[f"noise_augmented σ={s}"][0]
+    assert noise["text"] == ["σ_train=0.05", "σ_train=0.2", "σ_train=0.5"]  # weakest first
+    assert noise["x"] == pytest.approx([100 * means[f"noise_augmented σ_train={s}"][0]
                                         for s in ("0.05", "0.2", "0.5")])
     assert len(noise["error_x"]["array"]) == 3 and len(noise["error_y"]["array"]) == 3
-    # σ=0.2 (85, 78) is beaten on both axes by the gradient loss (86, 80); the rest are not
+    # σ_train=0.2 (85, 78) is beaten on both axes by the gradient loss (86, 80); the rest are not
     assert sorted(traces["on the front"]["x"]) == pytest.approx([78.0, 86.0, 90.0])
     text = texts(at.markdown)
     assert "At σ = 0.1 and equal clean accuracy (86.0 %), gradient loss is" in text, text
@@ -203,8 +203,8 @@ def test_the_frontier_page_draws_the_points_the_front_and_the_comparison(home):
 
     # an attack as the robust axis, once the runs were evaluated under it
     store = Store.default()
-    pgd = {"gradient": 0.50, "noise_augmented σ=0.05": 0.30, "noise_augmented σ=0.2": 0.40,
-           "noise_augmented σ=0.5": 0.45}
+    pgd = {"gradient": 0.50, "noise_augmented σ_train=0.05": 0.30, "noise_augmented σ_train=0.2": 0.40,
+           "noise_augmented σ_train=0.5": 0.45}
     from gradloss.core.evaluation import EvaluationConfig
 
     for run in store.runs.list():

@@ -48,7 +48,7 @@ def test_a_search_config_round_trips_and_fills_its_defaults():
     assert SearchConfig.from_dict(spec.to_dict()) == spec
     plan = spec.plan(0.25)
     assert plan.train.train_noise_sigma == 0.25 and plan.sweep == spec.sweep
-    assert spec.trial_name(3, 0.123456) == "trial 3: noise_augmented σ=0.123"
+    assert spec.trial_name(3, 0.123456) == "trial 3: noise_augmented σ_train=0.123"
 
 
 def _finish(store, run_id, clean, robust, status="done"):

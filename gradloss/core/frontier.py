@@ -8,7 +8,7 @@ arm, and compares objectives where their clean accuracies meet (`analysis.fronti
 
 It is an ordinary `ExperimentConfig` (arms × seeds, paired seeds): it is stored, queued,
 trained, exported and resumed as any experiment is. An arm is named after its objective and
-strength, "input_gradient λ=0.1"; `arm_strengths` reads them back from any experiment.
+strength, "input_gradient λ=0.1", "noise_augmented σ_train=0.1"; `arm_strengths` reads them back from any experiment.
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ DEFAULT_OBJECTIVES = ("gradient", "mse_penalty", "input_gradient", "noise_augmen
 # One protocol for every arm: the gradient loss's (batch 100, 10 epochs), so that arms differ in
 # their loss and strength only.
 DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE = 10, 100
-SYMBOLS = {"penalty_weight": "λ", "train_noise_sigma": "σ"}
+# One symbol per strength everywhere (arm names, charts, labels): σ_train, so that noise
+# augmentation's strength is never read as the test noise's σ
+SYMBOLS = {"penalty_weight": "λ", "train_noise_sigma": "σ_train"}
 MAX_GRID = 12  # strengths per objective: each is `seeds` more runs
 
 

@@ -12,8 +12,9 @@ import math
 
 from gradloss import objectives
 from gradloss.analysis import protocols
+from gradloss.core.frontier import SYMBOLS
 
-STRENGTH_NAMES = {"penalty_weight": "λ", "train_noise_sigma": "σ_train"}
+STRENGTH_NAMES = SYMBOLS  # λ, σ_train: the frontier's arm names use the same
 
 
 def short_id(run_id: str) -> str:

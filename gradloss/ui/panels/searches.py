@@ -6,8 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from gradloss.ui import frontier_views, search_views, widgets
+from gradloss.ui.labels import STRENGTH_NAMES
+
 
 def search_section(runs_store) -> None:
+    """The search picked: its trials on the chart at the σ picked, and its table."""
     record = widgets.pick_search(
         runs_store, "frontier_search", "No strength searches yet. `gradloss search --dataset "
         "digits --objective input_gradient --trials 12` asks Optuna for strengths one trial at "
@@ -29,7 +32,8 @@ def search_section(runs_store) -> None:
     state = "finished" if record.finished_at else \
         f"searching: {record.in_flight} trial(s) training or queued"
     st.caption(f"{len(done)} of {spec.trials} trials done ({state}). Optuna's multi-objective "
-               f"TPE picks each {spec.parameter} in [{spec.low:g}, {spec.high:g}] "
+               f"TPE picks each {STRENGTH_NAMES.get(spec.parameter, spec.parameter)} in "
+               f"[{spec.low:g}, {spec.high:g}] "
                f"({'log' if spec.log else 'linear'} scale) from the trials before it, maximising "
                f"clean accuracy and accuracy at σ = {spec.sigma:g}; every trial trains seed "
                f"{spec.train.seed} under one protocol, so trials differ in their strength only. "
