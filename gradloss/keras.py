@@ -6,7 +6,7 @@
     model.fit(x, y, epochs=10, batch_size=100)     # y one-hot (N, K) or integer labels (N,)
 
 `ObjectiveModel(my_model, objective, ...)` wraps a model; `GradientLoss`, `CrossEntropy`, `MSE`,
-`NoiseAugmentation` and `InputGradientPenalty` name one objective each. Their `compute_loss`
+`NoiseAugmentation`, `InputGradientPenalty` and `MSEPenalty` name one objective each. Their `compute_loss`
 calls the objective's one definition (`gradloss.objectives.losses`), so `fit` trains exactly what
 gradloss's engines train. Keras runs `compute_loss` inside its own differentiation on every
 backend (keras/src/backend/*/trainer.py): TensorFlow under the train step's GradientTape, JAX
@@ -169,5 +169,13 @@ class InputGradientPenalty(ObjectiveModel):
     __init__ = _fixed("input_gradient")
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MSEPenalty(ObjectiveModel):
+    """MSE + penalty_weight * mean_i ||dS_i/dx_i||^2: the family the gradient loss belongs to (at
+    its default, lambda* = K^2/(4D) for 28x28x1 images and 10 classes, the gradient loss's weight
+    gradients up to the factor K^2/4; docs/objectives.md)."""
+    __init__ = _fixed("mse_penalty")
+
+
 __all__ = ["ObjectiveModel", "GradientLoss", "CrossEntropy", "MSE", "NoiseAugmentation",
-           "InputGradientPenalty"]
+           "InputGradientPenalty", "MSEPenalty"]

@@ -194,6 +194,11 @@ def test_objective_parameters_are_checked_where_they_enter():
     with pytest.raises(ValueError, match="The 'penalty_weight' parameter of GradientLoss must be "
                                          "None for objective 'gradient'"):
         gk.GradientLoss(model, penalty_weight=0.1)
+    from gradloss.objectives import LAMBDA_STAR_28x28x1_10
+    penalty = gk.MSEPenalty(model)  # the MSE family, at the gradient loss's own weight
+    assert (penalty.objective, penalty.params) == (
+        "mse_penalty", {"penalty_weight": LAMBDA_STAR_28x28x1_10})
+    assert gk.MSEPenalty(model, penalty_weight=0.3).params == {"penalty_weight": 0.3}
 
 
 def test_logits_models_train_on_their_softmax():
