@@ -16,7 +16,7 @@ from gradloss.core.config import (OBJECTIVES, REFERENCE_ACCURACY, REFERENCE_SIGM
 from gradloss.core.errors import SettingsError
 from gradloss.core.evaluation import EvaluationConfig, default_evaluation
 from gradloss.core.experiment import ExperimentConfig
-from gradloss.core.frontier import DEFAULT_EPOCHS
+from gradloss.core.frontier import DEFAULT_EPOCHS, SYMBOLS
 from gradloss.core.plan import RunPlan
 from gradloss.core.validation import check_choice, fail
 from gradloss.data import submission_data_dir
@@ -214,8 +214,9 @@ def cmd_search(args) -> int:
     search_id = submit_search(spec, data_dir=sources.data_dir,
                               architecture_path=sources.architecture_path)
     print(f"queued strength search {search_id}: {spec.trials} trials of {spec.objective}, "
-          f"{spec.parameter} in [{spec.low:g}, {spec.high:g}] ({'log' if spec.log else 'linear'} "
-          f"scale), {spec.parallel} at a time; the worker trains them and the dashboard's "
+          f"{SYMBOLS[spec.parameter]} ({spec.parameter}) in [{spec.low:g}, {spec.high:g}] "
+          f"({'log' if spec.log else 'linear'} scale), {spec.parallel} at a time; the worker "
+          "trains them and the dashboard's "
           "Frontier page shows each as it finishes")
     return 0
 

@@ -43,12 +43,14 @@ def strength_parameter(objective: str) -> str | None:
     return next(iter(known.params)) if known is not None and known.params else None
 
 
-def strength_words(objective: str, strength: float | None) -> str:
-    """'λ=0.1' for the input-gradient penalty at 0.1; '' for an objective without a strength."""
+def strength_words(objective: str, strength: float | None, digits: int | None = None) -> str:
+    """'λ=0.1' for the input-gradient penalty at 0.1; '' for an objective without a strength.
+    `digits`: significant digits shown (None: as many as the value needs, as arm names do)."""
     parameter = strength_parameter(objective)
     if parameter is None or strength is None or strength != strength:  # None or NaN
         return ""
-    return f"{SYMBOLS.get(parameter, parameter)}={strength:g}"
+    shown = f"{strength:g}" if digits is None else f"{strength:.{digits}g}"
+    return f"{SYMBOLS.get(parameter, parameter)}={shown}"
 
 
 def arm_name(objective: str, strength: float | None) -> str:

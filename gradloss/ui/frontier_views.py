@@ -33,7 +33,7 @@ def frontier_figure(points: pd.DataFrame, where: str) -> go.Figure:
             x=(100 * part.clean).tolist(), y=(100 * part.robust).tolist(), mode="lines+markers+text",
             name=objectives.label(objective), line=dict(color=objectives.color(objective)),
             marker=dict(size=9), error_x=_bars(part, "clean"), error_y=_bars(part, "robust"),
-            text=[strength_words(objective, s) for s in part.strength], textposition="top right",
+            text=[strength_words(objective, s, 3) for s in part.strength], textposition="top right",
             customdata=part[["arm", "n"]].to_numpy().tolist(),
             hovertemplate="%{customdata[0]}<br>clean %{x:.1f} %<br>" + where
                           + ": %{y:.1f} %<br>%{customdata[1]} seeds<extra></extra>"))
@@ -58,7 +58,7 @@ def points_table(points: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "arm": points.arm,
         "objective": [objectives.label(o) for o in points.objective],
-        "strength": [strength_words(o, s) for o, s in zip(points.objective, points.strength)],
+        "strength": [strength_words(o, s, 3) for o, s in zip(points.objective, points.strength)],
         "clean (%)": [cell(*r) for r in points[["clean", "clean_low", "clean_high"]].to_numpy()],
         "under noise (%)": [cell(*r) for r in
                             points[["robust", "robust_low", "robust_high"]].to_numpy()],

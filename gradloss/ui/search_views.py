@@ -62,7 +62,7 @@ def trials_table(points: pd.DataFrame) -> pd.DataFrame:
 
     return pd.DataFrame({
         "trial": points.trial,
-        "strength": [strength_words(o, s) for o, s in zip(points.objective, points.strength)],
+        "strength": [strength_words(o, s, 3) for o, s in zip(points.objective, points.strength)],
         "status": points.status,
         "clean (%)": points.clean.map(pct),
         "under noise (%)": points.robust.map(pct),
