@@ -47,8 +47,10 @@ def healthy(url: str) -> bool:
         return False
 
 
-def stop_group(pid: int) -> None:
-    """SIGTERM the process group led by pid (it was started in a new session), SIGKILL if it lingers."""
+def stop_group(pid: int, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the process group led by pid (it was started in a new session), SIGKILL if it
+    lingers. `proc`: the leader, when it is this process's child, reaped as it exits (a zombie
+    leader would keep its group in existence until the SIGKILL's wait ran out)."""
     for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         try:
             os.killpg(pid, sig)
@@ -56,6 +58,8 @@ def stop_group(pid: int) -> None:
             return
         deadline = time.time() + wait
         while time.time() < deadline:
+            if proc is not None:
+                proc.poll()
             try:
                 os.killpg(pid, 0)
             except ProcessLookupError:
@@ -85,7 +89,7 @@ def dashboard(tmp_path):
         assert proc.poll() is None, (ARTIFACTS / "e2e-streamlit.log").read_text()[-3000:]
         yield url, home
     finally:
-        stop_group(proc.pid)
+        stop_group(proc.pid, proc)
         log.close()
         with contextlib.suppress(OSError, ValueError):  # the worker the dashboard started, and its runner
             stop_group(int((home / "worker.pid").read_text()))

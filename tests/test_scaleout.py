@@ -72,8 +72,10 @@ def test_two_workers_train_three_runs_once_each_and_cancel_queued_and_running(ba
     assert {w.record.pid for w in status.workers} == {first.pid, second.pid}
     assert all(w.record.host and w.record.device == "CPU" and w.alive for w in status.workers)
     wait_for(lambda: len(store.results.metrics(slow, name="loss")) >= 4, TIMEOUT, "the slow run's first steps")
-    busy = consumer.worker_status().workers
-    assert slow in {w.record.run_id for w in busy}  # the worker training it says so
+    # the worker training it says so, at its next beat (a run handed to a warm training process
+    # takes its first steps within a second, sooner than a beat)
+    wait_for(lambda: slow in {w.record.run_id for w in consumer.worker_status().workers}, 30,
+             "the slow run's worker to name it")
     assert client.cancel(slow) == "running"
     wait_for(lambda: all(_finished(store, r) for r in runs + [slow]), TIMEOUT, "the runs to finish",
              explain=lambda: _explain(store, runs + [slow], first, second))
