@@ -158,6 +158,8 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
         page.keyboard.press("Enter")
         page.locator("[data-testid='stMultiSelect']").get_by_text(
             objectives.label(objective), exact=True).wait_for()
+        settle(page)  # the rerun this pick started ends before the next key: one in flight
+        # could answer with the list as it was, and drop this pick
     page.keyboard.press("Escape")  # with every objective picked, the list ("No results") stays
     page.locator("h1").first.click()  # open and hides the page from roles: click away from it
     page.get_by_role("spinbutton", name=re.compile(r"^Penalty weight λ \(")).first.wait_for()
@@ -310,7 +312,8 @@ def test_run_an_experiment_and_read_its_sentence_in_the_browser(dashboard, page)
 
 def settle(page) -> None:
     """Wait for the rerun a widget change started to end (the form's fields are then the new
-    ones: their keys follow the objectives picked)."""
+    ones: their keys follow the objectives picked). A change made while a rerun is still in
+    flight can be undone by that rerun's answer, on a loaded machine: change, settle, change."""
     time.sleep(0.5)
     running = page.locator("[data-testid='stStatusWidget']")
     wait_for(lambda: not running.is_visible(), 60, "the page to render")
@@ -323,6 +326,7 @@ def queue_from_the_form(page, url: str, objective_labels: list[str], epochs: int
     picker.click()
     for _ in range(6):  # empty the objectives (gradient loss and baseline are picked by default)
         page.keyboard.press("Backspace")
+        settle(page)  # each removal reruns the page: one at a time (see settle)
     for label in objective_labels:
         page.keyboard.type(label)
         page.keyboard.press("Enter")
