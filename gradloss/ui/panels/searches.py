@@ -12,9 +12,10 @@ from gradloss.ui.labels import STRENGTH_NAMES
 def search_section(runs_store) -> None:
     """The search picked: its trials on the chart at the σ picked, and its table."""
     record = widgets.pick_search(
-        runs_store, "frontier_search", "No strength searches yet. `gradloss search --dataset "
-        "digits --objective input_gradient --trials 12` asks Optuna for strengths one trial at "
-        "a time; the worker trains each trial as an ordinary run.")
+        runs_store, "frontier_search", "No strength searches yet. Start one on the Train page "
+        "(Strength search) or with `gradloss search --dataset digits --objective input_gradient "
+        "--trials 12`: Optuna asks for strengths one trial at a time, and the worker trains "
+        "each trial as an ordinary run.")
     if record is None:
         return
     spec = record.spec
