@@ -178,7 +178,7 @@ if queue_experiment:
 st.subheader("Strength search: Optuna traces one objective's front")
 with st.form("search"):
     c = st.columns([2, 1, 1, 1])
-    takers = [o for o in OBJECTIVES if frontier.strength_parameter(o)]
+    takers = frontier.STRENGTH_OBJECTIVES
     search_objective = c[0].selectbox(
         "Objective", takers, index=takers.index("input_gradient"), key="search_objective",
         format_func=objectives.label,

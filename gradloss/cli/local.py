@@ -1,5 +1,6 @@
-"""`gradloss train`, `experiment`, `frontier`, `search` and `reproduce`: plans run here through the pipeline (progress
-on the terminal, results in a folder), or queued for the worker with --submit (a search always is)."""
+"""`gradloss train`, `experiment`, `frontier`, `search` and `reproduce`: plans run here through the
+pipeline (progress on the terminal, results in a folder), or queued for the worker with --submit
+(a search always is)."""
 from __future__ import annotations
 
 import json
@@ -216,8 +217,7 @@ def cmd_search(args) -> int:
     print(f"queued strength search {search_id}: {spec.trials} trials of {spec.objective}, "
           f"{SYMBOLS[spec.parameter]} ({spec.parameter}) in [{spec.low:g}, {spec.high:g}] "
           f"({'log' if spec.log else 'linear'} scale), {spec.parallel} at a time; the worker "
-          "trains them and the dashboard's "
-          "Frontier page shows each as it finishes")
+          "trains them and the dashboard's Frontier page shows each as it finishes")
     return 0
 
 

@@ -136,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
                                          "worker (queued, like --submit)")
     common(hunt, objective=False)
     hunt.add_argument("--objective", default="input_gradient",
-                      choices=[o for o in OBJECTIVES if frontier.strength_parameter(o)],
+                      choices=frontier.STRENGTH_OBJECTIVES,
                       help="the objective whose strength is searched (default input_gradient)")
     hunt.add_argument("--trials", type=int, default=search.DEFAULT_TRIALS,
                       help=f"runs in all, in [2, {search.MAX_TRIALS}] (default "

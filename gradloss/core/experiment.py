@@ -16,7 +16,8 @@ from gradloss.core.config import (ARCHITECTURES, DATASETS, ENGINES, OBJECTIVES, 
                                   TrainConfig, check_source)
 from gradloss.core.evaluation import EvaluationConfig
 from gradloss.core.plan import RunPlan
-from gradloss.core.validation import build_from_dict, check_choice, check_int, fail, plain
+from gradloss.core.validation import (as_config, build_from_dict, check_choice, check_int,
+                                      fail, plain)
 
 MAX_SEEDS = 20       # an experiment trains arms x seeds runs; more seeds belong in several experiments
 MIN_SEEDS_INTERVAL = 2  # a Student t interval needs two seeds
@@ -118,11 +119,7 @@ class ExperimentConfig:
         object.__setattr__(self, "evaluation",
                            evaluation if evaluation is not None and evaluation.perturbations
                            else None)
-        sweep = SweepConfig.from_dict(dict(self.sweep)) if isinstance(self.sweep, dict) \
-            else self.sweep
-        if not isinstance(sweep, SweepConfig):
-            fail(owner, "sweep", "a SweepConfig or a dict of its fields", sweep)
-        object.__setattr__(self, "sweep", sweep)
+        object.__setattr__(self, "sweep", as_config(owner, "sweep", self.sweep, SweepConfig))
         self.configs()  # every run's TrainConfig checks the rest, with its own message
 
     @property

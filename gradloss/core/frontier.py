@@ -43,6 +43,10 @@ def strength_parameter(objective: str) -> str | None:
     return next(iter(known.params)) if known is not None and known.params else None
 
 
+# The objectives that take a strength (a frontier sweeps it, a search looks for it)
+STRENGTH_OBJECTIVES = tuple(o for o in objectives.NAMES if strength_parameter(o))
+
+
 def strength_words(objective: str, strength: float | None, digits: int | None = None) -> str:
     """'λ=0.1' for the input-gradient penalty at 0.1; '' for an objective without a strength.
     `digits`: significant digits shown (None: as many as the value needs, as arm names do)."""

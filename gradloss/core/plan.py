@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from gradloss.core.config import SweepConfig, TrainConfig
 from gradloss.core.evaluation import EvaluationConfig
-from gradloss.core.validation import build_from_dict, fail
+from gradloss.core.validation import as_config, build_from_dict, fail
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,7 @@ class RunPlan:
     def __post_init__(self):
         owner = "RunPlan"
         for name, kind in (("train", TrainConfig), ("sweep", SweepConfig)):
-            value = getattr(self, name)
-            if isinstance(value, dict):
-                value = kind.from_dict(value)
-            if not isinstance(value, kind):
-                fail(owner, name, f"a {kind.__name__} or a dict of its fields", value)
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, as_config(owner, name, getattr(self, name), kind))
         evaluation = self.evaluation
         if isinstance(evaluation, dict):
             evaluation = EvaluationConfig.from_dict(evaluation)

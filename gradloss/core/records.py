@@ -146,10 +146,6 @@ class SearchRecord:
         """Trial runs queued or running."""
         return self.counts.get("queued", 0) + self.counts.get("running", 0)
 
-    @property
-    def n_runs(self) -> int:
-        return sum(self.counts.values())
-
 
 @dataclass(frozen=True)
 class WorkerSettings:

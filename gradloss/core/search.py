@@ -15,9 +15,10 @@ from dataclasses import dataclass, field, replace
 
 from gradloss import objectives
 from gradloss.core.config import SweepConfig, TrainConfig
-from gradloss.core.frontier import arm_name, strength_parameter
+from gradloss.core.frontier import STRENGTH_OBJECTIVES, arm_name, strength_parameter
 from gradloss.core.plan import RunPlan
-from gradloss.core.validation import build_from_dict, check_float, check_int, fail
+from gradloss.core.validation import (as_config, build_from_dict, check_float, check_int,
+                                      fail)
 
 MAX_TRIALS = 200   # trials of one search; each is a run
 MAX_PARALLEL = 16  # trials in flight at once (one per worker that should take one)
@@ -46,21 +47,15 @@ class SearchConfig:
 
     def __post_init__(self):
         owner = "SearchConfig"
-        train = TrainConfig.from_dict(dict(self.train)) if isinstance(self.train, dict) \
-            else self.train
-        if not isinstance(train, TrainConfig):
-            fail(owner, "train", "a TrainConfig or a dict of its fields", train)
-        sweep = SweepConfig.from_dict(dict(self.sweep)) if isinstance(self.sweep, dict) \
-            else self.sweep
-        if not isinstance(sweep, SweepConfig):
-            fail(owner, "sweep", "a SweepConfig or a dict of its fields", sweep)
+        train = as_config(owner, "train", self.train, TrainConfig)
+        sweep = as_config(owner, "sweep", self.sweep, SweepConfig)
         object.__setattr__(self, "train", train)
         object.__setattr__(self, "sweep", sweep)
         parameter = strength_parameter(train.objective)
         if parameter is None:
-            takers = [o for o in objectives.NAMES if strength_parameter(o)]
-            fail(owner, "objective", f"an objective with a strength among {takers}",
-                 train.objective, "one of " + ", ".join(takers))
+            fail(owner, "objective",
+                 f"an objective with a strength among {list(STRENGTH_OBJECTIVES)}",
+                 train.objective, "one of " + ", ".join(STRENGTH_OBJECTIVES))
         if not isinstance(self.log, bool):
             fail(owner, "log", "a bool", self.log)
         (lowest, highest), _, _ = objectives.PARAMETERS[parameter]

@@ -71,6 +71,16 @@ def check_choice(owner: str, name: str, value, choices: tuple[str, ...]) -> None
         fail(owner, name, f"a str among {among}", value, "one of " + ", ".join(choices))
 
 
+def as_config(owner: str, name: str, value, kind):
+    """`value` as a `kind` (a config class with from_dict): itself, or built from a dict of its
+    fields (a bad field fails with kind's own message); anything else fails."""
+    if isinstance(value, dict):
+        value = kind.from_dict(dict(value))
+    if not isinstance(value, kind):
+        fail(owner, name, f"a {kind.__name__} or a dict of its fields", value)
+    return value
+
+
 def build_from_dict(cls, data: dict):
     """cls(**data) for a config dataclass, refusing unknown keys by name."""
     known = {f.name for f in fields(cls)}

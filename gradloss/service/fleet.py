@@ -78,8 +78,9 @@ def run_fleet(spec: str) -> int:
         log.warning("no NVIDIA GPU found; running one CPU worker")
         run_consumer()
         return 0
-    return run_slots([(f"GPU {g[0]} ({g[2]})", {"CUDA_VISIBLE_DEVICES": g[1], GPU_SETTING: str(g[0])})
-                      for g in gpus])
+    return run_slots([(f"GPU {index} ({name})", {"CUDA_VISIBLE_DEVICES": uuid,
+                                                 GPU_SETTING: str(index)})
+                      for index, uuid, name in gpus])
 
 
 def run_cpu_fleet(processes: int) -> int:

@@ -3,8 +3,9 @@
 
 The worker's task runs this as a child, so TensorFlow (or JAX) lives outside the queue consumer,
 which stays light; one such process trains a worker's runs one after another, up to
-`supervisor.TRAINER_RUNS` of them, so its start-up is paid once, not per run. Each run's plan comes from the store; the pipeline trains and
-measures it and every result goes back to the store (`sink.StoreSink`). A run ends done, failed
+`supervisor.TRAINER_RUNS` of them, so its start-up is paid once, not per run. Each run's plan
+comes from the store; the pipeline trains and measures it and every result goes back to the
+store (`sink.StoreSink`). A run ends done, failed
 (with a one-line reason; the traceback goes to the log) or cancelled. A run another worker
 started resumes from the checkpoint in the store: no folder is shared between machines. Several
 run ids that are seeds of one arm (`config.batchable`) train as one seed batch, each still its

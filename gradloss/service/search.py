@@ -68,14 +68,12 @@ def _sampler(spec: SearchConfig, told: int) -> optuna.samplers.BaseSampler:
                                       constant_liar=spec.parallel > 1)
 
 
-def study(store: Store, search_id: str, spec: SearchConfig | None = None) -> optuna.Study:
-    """The search's Optuna study (for reading: `trials`, `best_trials`)."""
-    spec = spec or store.searches.get(search_id).spec
+def study(store: Store, search_id: str) -> optuna.Study:
+    """The search's Optuna study (for reading: `trials`, `best_trials`; `advance` sets the
+    sampler before it asks)."""
     # Created if missing: its submitter may have stopped between recording the search and this
-    found = optuna.create_study(study_name=search_id, storage=storage(store.url),
-                                directions=list(DIRECTIONS), load_if_exists=True)
-    found.sampler = _sampler(spec, len(found.get_trials(deepcopy=False)))
-    return found
+    return optuna.create_study(study_name=search_id, storage=storage(store.url),
+                               directions=list(DIRECTIONS), load_if_exists=True)
 
 
 def submit_search(spec: SearchConfig, store: Store | None = None, *,
@@ -132,7 +130,7 @@ def advance(store: Store, search_id: str, data_dir: str | None = None) -> dict |
 
 
 def _advance(store: Store, search_id: str, spec: SearchConfig, data_dir: str | None) -> dict:
-    found = study(store, search_id, spec)
+    found = study(store, search_id)
     runs = store.runs.of_search(search_id)
     by_id = {r.run_id: r for r in runs}
     told = asked = 0

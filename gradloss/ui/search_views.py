@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import pandas as pd
 
 from gradloss.analysis.frontier import POINT_COLUMNS, on_front
 from gradloss.core.config import source_label
 from gradloss.core.frontier import strength_words
+from gradloss.ui.comparison import accuracy_at
 from gradloss.ui.labels import short_id
 
 TRIAL_COLUMNS = ["trial", "run_id", "status", *POINT_COLUMNS]
@@ -30,23 +30,20 @@ def search_label(record) -> str:
 def trial_points(runs, sweeps: pd.DataFrame, sigma: float) -> pd.DataFrame:
     """One row per trial run (TRIAL_COLUMNS), in the order they were asked: the run's clean
     accuracy and its accuracy at `sigma` (NaN until it is done), its strength, and whether it is
-    on the front of the done trials. `sweeps`: the runs' stored sweeps (run_id, sigma,
-    accuracy)."""
+    on the front of the done trials. `sweeps`: the runs' stored sweeps
+    (`ResultRepository.robustness`)."""
+    def at(run, level: float) -> float:
+        found = accuracy_at(sweeps, run.run_id, level) if run.status == "done" else None
+        return math.nan if found is None else found[0]
+
     rows = []
     for run in runs:
-        mine = sweeps[sweeps.run_id == run.run_id]
-
-        def at(level):
-            found = mine[np.isclose(mine.sigma.astype(float), level)]
-            return float(found.accuracy.iloc[0]) if run.status == "done" and len(found) \
-                else math.nan
-
         params = run.config.objective_params if run.config is not None else {}
         strength = next(iter(params.values()), math.nan)
         trial = (run.arm or "").split(":", 1)[0].removeprefix("trial ")
         rows.append([int(trial) if trial.isdigit() else None, run.run_id, run.status,
                      run.arm or run.run_id, run.objective, strength, int(run.status == "done"),
-                     at(0.0), math.nan, math.nan, at(sigma), math.nan, math.nan, False])
+                     at(run, 0.0), math.nan, math.nan, at(run, sigma), math.nan, math.nan, False])
     frame = pd.DataFrame(rows, columns=TRIAL_COLUMNS)
     done = frame.clean.notna() & frame.robust.notna()
     if done.any():

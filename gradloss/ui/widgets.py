@@ -96,36 +96,35 @@ def _restore(key: str, value) -> None:
     st.session_state[key] = value
 
 
-def pick_experiment(runs_store: Store, key: str, empty: str):
-    """The experiment picked in a selectbox (newest first), or None after showing `empty`."""
+def _pick_record(label: str, key: str, load, id_of, label_of, what: str, empty: str):
+    """The record picked in a selectbox among those load() lists (newest first), remembered
+    under `key`; None after showing `empty` (none yet) or why they could not be read."""
     try:
-        listed = {e.experiment_id: e for e in runs_store.experiments.list(limit=100)}
+        listed = {id_of(r): r for r in load()}
     except Exception as e:  # noqa: BLE001
-        error(f"Could not read the experiments: {e}")
+        error(f"Could not read the {what}: {e}")
         return None
     if not listed:
         st.info(empty)
         return None
     _restore(key, recall(key) if recall(key) in listed else next(iter(listed)))
-    chosen = st.selectbox("Experiment", list(listed), key=key, on_change=remember, args=(key,),
-                          format_func=lambda i: experiment_views.experiment_label(listed[i]))
+    chosen = st.selectbox(label, list(listed), key=key, on_change=remember, args=(key,),
+                          format_func=lambda i: label_of(listed[i]))
     return listed[chosen]
+
+
+def pick_experiment(runs_store: Store, key: str, empty: str):
+    """The experiment picked in a selectbox (newest first), or None after showing `empty`."""
+    return _pick_record("Experiment", key, lambda: runs_store.experiments.list(limit=100),
+                        lambda e: e.experiment_id, experiment_views.experiment_label,
+                        "experiments", empty)
 
 
 def pick_search(runs_store: Store, key: str, empty: str):
     """The strength search picked in a selectbox (newest first), or None after showing `empty`."""
-    try:
-        listed = {s.search_id: s for s in runs_store.searches.list()}
-    except Exception as e:  # noqa: BLE001
-        error(f"Could not read the strength searches: {e}")
-        return None
-    if not listed:
-        st.info(empty)
-        return None
-    _restore(key, recall(key) if recall(key) in listed else next(iter(listed)))
-    chosen = st.selectbox("Strength search", list(listed), key=key, on_change=remember,
-                          args=(key,), format_func=lambda i: search_views.search_label(listed[i]))
-    return listed[chosen]
+    return _pick_record("Strength search", key, runs_store.searches.list,
+                        lambda s: s.search_id, search_views.search_label, "strength searches",
+                        empty)
 
 
 def pick_runs(by_id: dict, key: str, defaults, help: str) -> list[str]:

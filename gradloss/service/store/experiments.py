@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import time
 
-import sqlalchemy as sa
-
 from gradloss.core.errors import ExperimentNotFound
 from gradloss.core.experiment import ExperimentConfig
 from gradloss.core.records import ExperimentRecord
 from gradloss.core.validation import check_int
 from gradloss.service.urls import redact
 from gradloss.service.store.database import Database
-from gradloss.service.store.runs import _number, _parsed, new_id
+from gradloss.service.store.runs import _number, _parsed, new_id, status_counts
 from gradloss.service.store.schema import experiments, runs
 
 
@@ -39,12 +37,7 @@ class ExperimentRepository:
             query = clause(query)
         with self._db.connect() as conn:
             rows = conn.execute(query).all()
-            counts: dict[str, dict] = {row.experiment_id: {} for row in rows}
-            for experiment_id, status, n in conn.execute(
-                    sa.select(runs.c.experiment_id, runs.c.status, sa.func.count())
-                    .where(runs.c.experiment_id.in_(list(counts)))
-                    .group_by(runs.c.experiment_id, runs.c.status)):
-                counts[experiment_id][status] = n
+            counts = status_counts(conn, runs.c.experiment_id, [r.experiment_id for r in rows])
         records = []
         for row in rows:
             spec, bad = _parsed(row.spec, ExperimentConfig, "experiment spec")

@@ -91,6 +91,17 @@ def to_run(row: sa.Row) -> StoredRun:
         **texts, **times)
 
 
+def status_counts(conn: sa.Connection, owner: sa.Column, ids: list[str]) -> dict[str, dict]:
+    """{id: {run status: number of runs}} of the runs whose `owner` column (runs.experiment_id,
+    runs.search_id) is one of `ids`; every id is a key, {} for one without runs."""
+    counts: dict[str, dict] = {i: {} for i in ids}
+    for owner_id, status, n in conn.execute(
+            sa.select(owner, runs.c.status, sa.func.count())
+            .where(owner.in_(ids)).group_by(owner, runs.c.status)):
+        counts[owner_id][status] = n
+    return counts
+
+
 def _tags(text) -> tuple[str, ...]:
     """The stored JSON list of tags; anything else reads as no tags (they name, never decide)."""
     try:

@@ -13,7 +13,7 @@ from gradloss.core.records import SearchRecord
 from gradloss.core.search import SearchConfig
 from gradloss.service.urls import redact
 from gradloss.service.store.database import Database
-from gradloss.service.store.runs import _number, _parsed, new_id
+from gradloss.service.store.runs import _number, _parsed, new_id, status_counts
 from gradloss.service.store.schema import runs, searches
 
 
@@ -34,12 +34,7 @@ class SearchRepository:
     def _select(self, query) -> list[SearchRecord]:
         with self._db.connect() as conn:
             rows = conn.execute(query).all()
-            counts: dict[str, dict] = {row.search_id: {} for row in rows}
-            for search_id, status, n in conn.execute(
-                    sa.select(runs.c.search_id, runs.c.status, sa.func.count())
-                    .where(runs.c.search_id.in_(list(counts)))
-                    .group_by(runs.c.search_id, runs.c.status)):
-                counts[search_id][status] = n
+            counts = status_counts(conn, runs.c.search_id, [r.search_id for r in rows])
         records = []
         for row in rows:
             spec, bad = _parsed(row.spec, SearchConfig, "search spec")

@@ -2,7 +2,6 @@
 against robust accuracy as they finish, the front ringed, and the table of trials."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from gradloss.ui import frontier_views, search_views, widgets
@@ -24,8 +23,7 @@ def search_section(runs_store) -> None:
         return
     runs = runs_store.runs.of_search(record.search_id)
     done = [r.run_id for r in runs if r.status == "done"]
-    sweeps = runs_store.results.robustness(done) if done else pd.DataFrame(
-        columns=["run_id", "sigma", "accuracy"])
+    sweeps = runs_store.results.robustness(done)
     sigmas = [s for s in spec.sweep.sigmas if s > 0]
     pick, _ = st.columns([1, 3])
     sigma = widgets.pick_sigma(pick, sigmas, key="search_sigma")
