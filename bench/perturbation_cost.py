@@ -70,7 +70,7 @@ def _families(model, ds, config):
 
 def measure(model_path, data_dir) -> dict:
     from gradloss.data import load_dataset
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
     from gradloss.core.evaluation import EvaluationConfig
 
     ds = load_dataset("fashion_mnist", data_dir=data_dir, train_size=10_000)  # test set is whole

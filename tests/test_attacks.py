@@ -78,7 +78,7 @@ def test_eps_zero_returns_the_clean_images(trained):
 
 def test_accuracy_vs_epsilon_reports_each_eps_and_progress(trained):
     """Check the table's shape, its clean row, and on_progress's (done, total) calls."""
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
 
     model, x, y = trained
     calls = []
@@ -154,7 +154,7 @@ def test_random_attacks_agree_with_art_within_their_random_start_noise(trained, 
     """Check that accuracy under PGD and Square, mean over three seeds, is ART's (mean over
     three seeds of its global generator) within three standard errors of the difference, or
     three images where the seeds agree."""
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
 
     model, x, y = trained
     keep = attack_subset(y, 100, 0)

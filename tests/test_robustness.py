@@ -4,23 +4,45 @@ import numpy as np
 import pytest
 
 from gradloss.core.config import InvalidParameterError
-from gradloss.models import build_cnn, predict
+from gradloss.engines.compiled import predict
+from gradloss.models import build_cnn
 from gradloss.core.config import SweepConfig
 from gradloss.perturbations.gaussian import NOISE_BLOCK, add_gaussian_noise, noisy_images
 from gradloss.perturbations.sweep import accuracy_vs_noise, example_indices, predict_examples
 
 
 class Spy:
-    """A real Keras model that records every batch it is asked to predict."""
+    """A real Keras model and every block of images the sweep asked it to predict, with the
+    batch size it asked for (`recording` records them)."""
 
     def __init__(self, seed: int):
         keras.utils.set_random_seed(seed)
         self.model = build_cnn((28, 28, 1), 10)
-        self.batches = []
+        self.batches, self.batch_sizes = [], []
 
-    def predict_on_batch(self, x):
-        self.batches.append(np.array(x))
-        return self.model.predict_on_batch(x)
+
+@pytest.fixture(autouse=True)
+def recording(monkeypatch):
+    """Route the sweep's predictions through the real `compiled.predict`, recording each call
+    on the Spy whose model it predicts with."""
+    from gradloss.engines import compiled
+
+    real, spies = compiled.predict, {}
+    original_init = Spy.__init__
+
+    def init(self, seed):
+        original_init(self, seed)
+        spies[id(self.model)] = self
+
+    def predict(model, x, batch_size=None):
+        spy = spies.get(id(model))
+        if spy is not None:
+            spy.batches.append(np.array(x))
+            spy.batch_sizes.append(batch_size)
+        return real(model, x, batch_size)
+
+    monkeypatch.setattr(Spy, "__init__", init)
+    monkeypatch.setattr(compiled, "predict", predict)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +58,7 @@ def test_sigma_zero_equals_plain_accuracy(test_set):
     x, y = test_set
     spy = Spy(1)
     plain = np.mean(predict(spy.model, x).argmax(-1) == y.argmax(-1))
-    table = accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.3), draws=2))
+    table = accuracy_vs_noise(spy.model, x, y, SweepConfig(sigmas=(0.0, 0.3), draws=2))
     assert list(table.columns) == ["sigma", "accuracy", "accuracy_std"]
     row = table.set_index("sigma").loc[0.0]
     assert row.accuracy == pytest.approx(plain) and row.accuracy_std == 0.0
@@ -46,21 +68,26 @@ def test_two_models_see_identical_noise_with_the_same_seed(test_set):
     """Check that two different models get byte-identical noisy inputs, and another seed differs."""
     x, y = test_set
     a, b, c = Spy(1), Spy(2), Spy(1)
-    accuracy_vs_noise(a, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
-    accuracy_vs_noise(b, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
-    accuracy_vs_noise(c, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=8))
+    accuracy_vs_noise(a.model, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
+    accuracy_vs_noise(b.model, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=7))
+    accuracy_vs_noise(c.model, x, y, SweepConfig(sigmas=(0.1, 0.4), draws=2, seed=8))
     assert len(a.batches) == len(b.batches)
     assert all(np.array_equal(p, q) for p, q in zip(a.batches, b.batches))
     assert not np.array_equal(a.batches[0], c.batches[0])
 
 
 def test_predict_runs_in_bounded_batches(test_set):
-    """Check that no prediction call sees more than batch_size rows, whatever the test-set size."""
+    """Check that the sweep predicts block by block in its batch size, whatever the test-set
+    size, and that a prediction call sees at most that many rows at once."""
+    from gradloss.engines import compiled
+
     x, y = test_set
     spy = Spy(1)
-    accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.2), draws=3, batch_size=256))
+    accuracy_vs_noise(spy.model, x, y, SweepConfig(sigmas=(0.0, 0.2), draws=3, batch_size=256))
     sizes = [len(batch) for batch in spy.batches]
-    assert max(sizes) <= 256
+    assert max(sizes) <= NOISE_BLOCK and set(spy.batch_sizes) == {256}
+    assert [len(rows[0]) for rows, _ in compiled.padded((x,), 256)] == [256] * 8 + [256]
+    assert [real for _, real in compiled.padded((x,), 256)][-1] == len(x) - 8 * 256
     # sigma 0 is evaluated once; sigma 0.2 once per draw
     assert sum(sizes) == len(x) * (1 + 3)
 
@@ -70,7 +97,7 @@ def test_progress_counts_every_prediction_up_to_the_total(test_set):
     x, y = test_set
     calls = []
     spy = Spy(1)
-    accuracy_vs_noise(spy, x, y, SweepConfig(sigmas=(0.0, 0.2, 0.4), draws=2),
+    accuracy_vs_noise(spy.model, x, y, SweepConfig(sigmas=(0.0, 0.2, 0.4), draws=2),
                       on_progress=lambda done, total: calls.append((done, total)))
     blocks = 3  # 2300 rows in blocks of NOISE_BLOCK
     total = blocks * (1 + 2 * 2)  # sigma 0 once, the two noisy sigmas once per draw
@@ -97,7 +124,7 @@ def test_examples_use_the_sweeps_noise(test_set):
     spy = Spy(3)
     idx = example_indices(y, k=12, seed=0)
     assert len(idx) == 12 and len(set(y[idx].argmax(-1))) == 10  # spread over the classes
-    table = predict_examples(spy, x, y, idx, SweepConfig(sigmas=(0.0, 0.5), seed=2))
+    table = predict_examples(spy.model, x, y, idx, SweepConfig(sigmas=(0.0, 0.5), seed=2))
     expected = predict(spy.model, noisy_images(x, idx, 0.5, seed=2)).argmax(-1)
     got = table[table.sigma == 0.5].prediction.to_numpy()
     np.testing.assert_array_equal(got, expected)
@@ -108,4 +135,4 @@ def test_negative_sigma_is_refused(test_set):
     """Check that a negative sigma is refused with the parameter named."""
     x, y = test_set
     with pytest.raises(InvalidParameterError, match=r"'sigmas' parameter of SweepConfig .* Got -0.1"):
-        accuracy_vs_noise(Spy(1), x, y, SweepConfig(sigmas=(0.1, -0.1)))
+        accuracy_vs_noise(Spy(1).model, x, y, SweepConfig(sigmas=(0.1, -0.1)))

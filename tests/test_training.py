@@ -8,7 +8,7 @@ import pytest
 from gradloss.core.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.core.errors import GradlossError, TrainingDiverged
-from gradloss.models import predict
+from gradloss.engines.compiled import predict
 from gradloss.training.loop import load_model, train
 
 

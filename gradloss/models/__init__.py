@@ -26,21 +26,10 @@ def build_model(config, input_shape: tuple[int, ...], num_classes: int,
     return model
 
 
-# Rows per prediction call: on 2 CPU cores a pass over 10 000 test images costs a third less
+# Rows per prediction call (`engines.compiled.predict`): on 2 CPU cores a pass over 10 000 test images costs a third less
 # CPU time at 100 than at 500 (bench/README.md, "Prediction batch"); the predicted classes are
 # the same whatever the batch, the probabilities agree to about 1e-6.
 PREDICT_BATCH = 100
 
 
-def predict(model: keras.Model, x, batch_size: int = PREDICT_BATCH):
-    """Class probabilities for `x`, computed `batch_size` rows at a time: (N, ...) -> (N, K)."""
-    import numpy as np
-
-    if len(x) == 0:
-        raise ValueError("predict() got an empty array; nothing to predict.")
-    parts = [keras.ops.convert_to_numpy(model.predict_on_batch(x[i:i + batch_size]))
-             for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts, axis=0)
-
-
-__all__ = ["ARCHITECTURES", "build_cnn", "build_mlp", "build_resnet", "build_model", "predict"]
+__all__ = ["ARCHITECTURES", "build_cnn", "build_mlp", "build_resnet", "build_model", "PREDICT_BATCH"]

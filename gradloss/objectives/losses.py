@@ -114,6 +114,14 @@ def input_gradient_norms(forward, x, y):
     return ops.sqrt(_sum_over_pixels(ops.square(dx)))
 
 
+def input_gradient_norms_and_hits(forward, x, y):
+    """`input_gradient_norms` and whether each example is classified right, (B,) and (B,) bool,
+    from the one forward pass the gradient needs: the per-epoch measurement in one pass."""
+    dx, _, p, _ = _input_gradients(forward, x, y)
+    hits = ops.equal(ops.argmax(p, axis=-1), ops.argmax(y, axis=-1))
+    return ops.sqrt(_sum_over_pixels(ops.square(dx))), hits
+
+
 def loss_function(objective: str, params: dict | None = None):
     """loss(forward, x, y) -> (loss, (p, state)) of an objective that sees the batch as given.
 

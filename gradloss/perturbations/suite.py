@@ -51,7 +51,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
         phase = f"{PERTURBATIONS[name].label} ({i}/{len(names)})"
         progress = (lambda done, total, phase=phase: report(phase, done, total))
         if PERTURBATIONS[name].kind == "corruption":
-            from gradloss.models import predict
+            from gradloss.engines.compiled import predict
 
             curve = corruptions.corruption_accuracy(
                 lambda b: predict(model, b), x, y, names=(name,), severities=config.severities,
@@ -80,7 +80,7 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, config: EvaluationConfig, *,
 def certified(model, x, y, config: EvaluationConfig, on_progress=None) -> pd.DataFrame:
     """Randomized smoothing's certified accuracy at each of the config's radii, on a stratified
     subset of `certify_images` test images (the same for every model)."""
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
 
     keep = attacks.attack_subset(_labels(y), config.certify_images, config.seed)
     predictions, radii = certify.certify(
@@ -120,7 +120,7 @@ def grid_examples(model, x: np.ndarray, y: np.ndarray, indices, config: Evaluati
     image's attack depends only on its row, so it is the one the accuracy counted (if it was
     attacked).
     """
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
 
     indices = np.asarray(indices)
     labels = _labels(y)[indices]

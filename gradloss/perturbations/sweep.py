@@ -15,7 +15,7 @@ from gradloss.perturbations.gaussian import NOISE_BLOCK, blocks, noisy_images, s
 
 
 def _predict_classes(model, x: np.ndarray, batch_size: int) -> np.ndarray:
-    from gradloss.models import predict  # keeps keras out of the dashboard's imports
+    from gradloss.engines.compiled import predict  # keeps keras out of the dashboard's imports
     return np.argmax(predict(model, x, batch_size), axis=-1)
 
 
@@ -69,7 +69,7 @@ def example_indices(y: np.ndarray, k: int = 12, seed: int = 0) -> np.ndarray:
 def predict_examples(model, x: np.ndarray, y: np.ndarray, indices,
                      sweep: SweepConfig = SweepConfig()) -> pd.DataFrame:
     """Predictions on the noisy test rows `indices` (draw 0): sigma, index, label, prediction, confidence."""
-    from gradloss.models import predict
+    from gradloss.engines.compiled import predict
 
     labels = np.argmax(y, -1) if np.ndim(y) == 2 else np.asarray(y)
     frames = []

@@ -36,16 +36,25 @@ INPUT_GRAD_IMAGES = 500
 INPUT_GRAD_BATCH = 100  # images per compiled call: memory stays that of one batch
 
 
-def input_grad_norm(model, ds: Dataset) -> float:
-    """Mean over the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss
-    sensitivity), at the model's weights; compiled once per model (`engines.compiled`)."""
-    from gradloss.engines.compiled import batched, on_model
-    from gradloss.objectives.losses import input_gradient_norms
+def epoch_measures(model, ds: Dataset, accuracy: float | None = None) -> tuple[float, float]:
+    """(test accuracy, input-gradient norm) at the model's weights. The norm is the mean over
+    the first INPUT_GRAD_IMAGES test images of ||dCE_i/dx_i||_2 (the loss sensitivity); the
+    forward pass it needs also classifies those images, so only the rest of the test set is
+    predicted again for the accuracy. `accuracy`: measured already (on the device), kept.
+    Compiled once per architecture (`engines.compiled`)."""
+    from gradloss.engines.compiled import batched, on_model, predict
+    from gradloss.objectives.losses import input_gradient_norms_and_hits
 
-    (norms,) = batched(on_model(model, input_gradient_norms),                 # (N,) float32
-                       (ds.x_test[:INPUT_GRAD_IMAGES], ds.y_test[:INPUT_GRAD_IMAGES]),
-                       INPUT_GRAD_BATCH)
-    return float(np.mean(norms))
+    first = min(INPUT_GRAD_IMAGES, len(ds.x_test))
+    norms, hits = batched(on_model(model, input_gradient_norms_and_hits),     # (n,), (n,)
+                          (ds.x_test[:first], ds.y_test[:first]), INPUT_GRAD_BATCH)
+    if accuracy is None:
+        right = int(np.sum(hits))
+        if first < len(ds.x_test):
+            right += int(np.sum(np.argmax(predict(model, ds.x_test[first:]), -1)
+                                == np.argmax(ds.y_test[first:], -1)))
+        accuracy = right / len(ds.x_test)
+    return float(accuracy), float(np.mean(norms))
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -129,7 +138,8 @@ def train_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], d
         stepper.start_epoch([runs[i].rows[epoch_order(runs[i].config.seed, epoch,
                                                       len(runs[i].rows))] for i in active])
         live = _train_epoch(stepper, runs, active, epoch, steps_per_epoch, end)
-        accuracies = stepper.test_accuracy() if live else None                 # (S,)
+        # (S,) when the stepper measures on the device; else None: `epoch_measures` does it
+        accuracies = stepper.test_accuracy() if live else None
         for j, i in enumerate(active):
             if i not in live:
                 continue
@@ -137,8 +147,8 @@ def train_runs(configs: Sequence[TrainConfig], run_dirs: Sequence[str | Path], d
             stepper.sync(j)
             try:
                 _check_weights(run.model, epoch)
-                run.final = run.record.end_epoch(epoch, accuracies[j],
-                                                 input_grad_norm(run.model, ds))
+                run.final = run.record.end_epoch(epoch, *epoch_measures(
+                    run.model, ds, None if accuracies is None else float(accuracies[j])))
             except TrainingDiverged as exc:
                 end(i, "failed", epoch - 1, str(exc))
                 continue

@@ -16,7 +16,6 @@ from gradloss.core.config import TrainConfig
 from gradloss.core.errors import GradlossError
 from gradloss.data import Dataset
 from gradloss.engines.device import device_name
-from gradloss.models import predict
 
 
 class Engine(Protocol):
@@ -43,8 +42,9 @@ class Epochs(Protocol):
     def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
         """Run k >= 1 of the epoch's next batches from batch `first`; losses (k,), correct (k,)."""
 
-    def test_accuracy(self) -> float:
-        """Accuracy on the test set of the weights trained so far."""
+    def test_accuracy(self) -> float | None:
+        """Accuracy on the test set of the weights trained so far; None where the weights are
+        on the host: the loop measures them after `sync_to_model` (`loop.epoch_measures`)."""
 
     def sync_to_model(self) -> None:
         """Write the weights and optimizer state into the Keras model and optimizer."""
@@ -65,8 +65,8 @@ class Stepper(Protocol):
     def run(self, first: int) -> tuple[np.ndarray, np.ndarray]:
         """Run k >= 1 batches from batch `first`; losses (k, S), correct (k, S)."""
 
-    def test_accuracy(self) -> np.ndarray:
-        """Test accuracy of each stepped run's current weights, (S,)."""
+    def test_accuracy(self) -> np.ndarray | None:
+        """Test accuracy of each stepped run's current weights, (S,); None: measured by the loop."""
 
     def sync(self, j: int) -> None:
         """Write stepped run j's state into its Keras model and optimizer."""
@@ -75,8 +75,8 @@ class Stepper(Protocol):
 class HostBatches:
     """Epochs for a step engine: each chunk of batches is gathered on the host and sent."""
 
-    def __init__(self, engine: Engine, model: keras.Model, ds: Dataset, batch_size: int):
-        self._engine, self._model, self._ds, self._batch = engine, model, ds, batch_size
+    def __init__(self, engine: Engine, ds: Dataset, batch_size: int):
+        self._engine, self._ds, self._batch = engine, ds, batch_size
         self.device = engine.device
         self._order = None
 
@@ -90,9 +90,8 @@ class HostBatches:
         return self._engine.run_steps(x[idx].reshape(k, batch, *x.shape[1:]),   # (k, B, H, W, C)
                                       y[idx].reshape(k, batch, y.shape[1]))     # (k, B, K)
 
-    def test_accuracy(self) -> float:
-        self._engine.sync_to_model()
-        return _accuracy(self._model, self._ds.x_test, self._ds.y_test)
+    def test_accuracy(self) -> None:
+        return None  # the loop measures the synced model, with the input-gradient norm
 
     def sync_to_model(self) -> None:
         self._engine.sync_to_model()
@@ -114,8 +113,9 @@ class Single:
         losses, correct = self._epochs.run(first)
         return losses[:, None], correct[:, None]
 
-    def test_accuracy(self) -> np.ndarray:
-        return np.array([self._epochs.test_accuracy()])
+    def test_accuracy(self) -> np.ndarray | None:
+        accuracy = self._epochs.test_accuracy()
+        return None if accuracy is None else np.array([accuracy])
 
     def sync(self, j: int) -> None:
         self._epochs.sync_to_model()
@@ -148,7 +148,7 @@ def make_epochs(model, optimizer, config: TrainConfig, ds: Dataset,
     if whole_epochs is None:
         whole_epochs = config.engine == "jax" and device_name("jax") != "CPU"
     if not whole_epochs:
-        return HostBatches(make_engine(model, optimizer, config), model, ds, config.batch_size)
+        return HostBatches(make_engine(model, optimizer, config), ds, config.batch_size)
     if config.engine != "jax":
         raise GradlossError(f"Whole epochs on the device need the jax engine; the run asks for "
                             f"{config.engine!r}.")
@@ -163,7 +163,3 @@ def single(whole_epochs: bool | None = None) -> Callable[[list, Dataset], Steppe
         run = runs[0]
         return Single(make_epochs(run.model, run.optimizer, run.config, ds, whole_epochs))
     return make
-
-
-def _accuracy(model, x, y) -> float:
-    return float(np.mean(np.argmax(predict(model, x), -1) == np.argmax(y, -1)))
