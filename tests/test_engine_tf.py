@@ -55,6 +55,7 @@ def test_engine_runs_a_chunk_of_steps_and_counts_correct_predictions():
     xs, ys = np.stack([x.numpy()] * 3), np.stack([y.numpy()] * 3)
     before = [w.numpy().copy() for w in model.weights]
     losses, correct = engine.run_steps(xs, ys)
+    engine.sync_to_model()
     assert losses.shape == (3,) and correct.shape == (3,)
     assert np.all(np.isfinite(losses)) and np.all((0 <= correct) & (correct <= 24))
     assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.weights))
@@ -69,6 +70,7 @@ def _noise_run(sigma, seed=0, chunks=(3,)):
     x, y = _batch(b=8)
     losses = [engine.run_steps(np.stack([x.numpy()] * k), np.stack([y.numpy()] * k))[0]
               for k in chunks]
+    engine.sync_to_model()
     return np.concatenate(losses), [w.numpy() for w in model.weights]
 
 
@@ -92,3 +94,61 @@ def test_noise_augmented_with_sigma_zero_is_the_baseline():
     base = TensorFlowEngine(model, optimizer, "baseline").run_steps(
         np.stack([x.numpy()] * 3), np.stack([y.numpy()] * 3))[0]
     np.testing.assert_allclose(losses, base, rtol=1e-6)
+
+
+def _engine_run(objective, params, seed, reuse, steps=3):
+    """Losses, final weights and optimizer state of `steps` steps from seed `seed`'s weights."""
+    model, optimizer = _setup(seed)
+    engine = TensorFlowEngine(model, optimizer, objective, params, seed=seed, reuse=reuse)
+    x, y = _batch(b=8, seed=seed)
+    losses, _ = engine.run_steps(np.stack([x.numpy()] * steps), np.stack([y.numpy()] * steps))
+    engine.sync_to_model()
+    program = engine._program
+    del engine  # its program is free again for the next run
+    return (losses, [w.numpy() for w in model.weights],
+            [v.numpy() for v in optimizer.variables], program)
+
+
+def test_runs_after_one_another_share_one_program_and_train_as_if_alone():
+    """Check that a run reuses the previous run's compiled program, its strength, seed and
+    learning rate being the program's inputs, and gets exactly the numbers of a program
+    compiled for it alone; a zero weight (the unpenalised loss) gets a program of its own."""
+    import gc
+
+    for objective, name, values in (("input_gradient", "penalty_weight", (0.3, 0.01)),
+                                    ("noise_augmented", "train_noise_sigma", (0.2, 0.5))):
+        programs = []
+        for seed, value in enumerate(values):
+            shared = _engine_run(objective, {name: value}, seed, reuse=True)
+            alone = _engine_run(objective, {name: value}, seed, reuse=False)
+            gc.collect()
+            for a, b in zip(shared[:3], alone[:3]):
+                for u, v in zip(a if isinstance(a, list) else [a], b if isinstance(b, list) else [b]):
+                    np.testing.assert_array_equal(u, v)
+            programs.append(shared[3])
+        assert programs[0] is programs[1] and alone[3] is None
+        first, second = (_engine_run(objective, {name: v}, 0, reuse=True)[0] for v in values)
+        assert not np.allclose(first, second)  # the strength is an input, not the first one's
+    zero = _engine_run("input_gradient", {"penalty_weight": 0.0}, 0, reuse=True)
+    assert zero[3] is not programs[0] and zero[3] is not None
+
+
+def test_a_zero_penalty_weight_is_the_unpenalised_loss():
+    """Check that at weight 0 each penalty's loss is its base loss (no double backpropagation)
+    with the value and weight gradients the penalised form gives at weight 0."""
+    from gradloss.objectives import losses
+
+    model, _ = _setup()
+    x, y = _batch(b=8)
+    for objective, penalised, base in (
+            ("mse_penalty", losses.mse_input_gradient_penalty, losses.mse),
+            ("input_gradient", losses.input_gradient_penalty, losses.cross_entropy)):
+        assert losses.loss_function(objective, {"penalty_weight": 0}) is base
+        values = []
+        for loss in (base, lambda f, x_, y_: penalised(f, x_, y_, 0.0)):
+            with tf.GradientTape() as tape:
+                value, _ = loss(losses.on_model(model), x, y)
+            values.append((float(value), tape.gradient(value, model.trainable_variables)))
+        assert values[0][0] == values[1][0]
+        for a, b in zip(values[0][1], values[1][1]):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9)

@@ -19,7 +19,8 @@ from gradloss.core.config import TrainConfig
 from gradloss.data import load_dataset
 from gradloss.engines.tf_engine import TensorFlowEngine
 from gradloss.objectives import losses
-from gradloss.models import build_cnn, predict
+from gradloss.engines.compiled import predict
+from gradloss.models import build_cnn
 from gradloss.training.loop import load_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -150,7 +151,9 @@ def test_jax_engine_matches_tensorflow_loss_gradients_and_steps(objective, digit
                                        err_msg=f"{form}gradient of {variable.path}")
 
     optimizer = keras.optimizers.Adam()
-    losses, correct = TensorFlowEngine(model, optimizer, objective, params).run_steps(xs, ys)
+    engine = TensorFlowEngine(model, optimizer, objective, params)
+    losses, correct = engine.run_steps(xs, ys)
+    engine.sync_to_model()
     if "train_noise_sigma" in params:
         np.testing.assert_array_equal(jax_out["noisy_0"], jax_out["noisy_1"])
         assert not np.allclose(jax_out["noisy_0"], losses)

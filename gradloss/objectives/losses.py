@@ -125,7 +125,11 @@ def input_gradient_norms_and_hits(forward, x, y):
 def loss_function(objective: str, params: dict | None = None):
     """loss(forward, x, y) -> (loss, (p, state)) of an objective that sees the batch as given.
 
-    "noise_augmented" is `cross_entropy`: its step adds `shim.training_noise` to x first."""
+    "noise_augmented" is `cross_entropy`: its step adds `shim.training_noise` to x first. A
+    penalty's weight is a number or a backend variable (a compiled program reused across runs,
+    `engines.tf_engine`); at weight 0 the penalty is the unpenalised loss itself (`mse`,
+    `cross_entropy`): the same value and weight gradients (0 times the penalty's gradient adds
+    nothing), without the double backpropagation, which costs more than the rest of the step."""
     params = params or {}
     if objective == "gradient":
         return gradient_loss
@@ -133,10 +137,13 @@ def loss_function(objective: str, params: dict | None = None):
         return cross_entropy
     if objective == "mse":
         return mse
-    if objective == "input_gradient":
-        weight = float(params["penalty_weight"])
-        return lambda forward, x, y: input_gradient_penalty(forward, x, y, weight)
-    if objective == "mse_penalty":
-        weight = float(params["penalty_weight"])
-        return lambda forward, x, y: mse_input_gradient_penalty(forward, x, y, weight)
+    if objective in ("input_gradient", "mse_penalty"):
+        weight = params["penalty_weight"]
+        if isinstance(weight, (int, float)):
+            weight = float(weight)
+            if weight == 0.0:
+                return cross_entropy if objective == "input_gradient" else mse
+        penalised = input_gradient_penalty if objective == "input_gradient" \
+            else mse_input_gradient_penalty
+        return lambda forward, x, y: penalised(forward, x, y, weight)
     raise ValueError(f"Unknown objective {objective!r}.")

@@ -47,7 +47,7 @@ def training_noise(shape, sigma: float, seed: int, step):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        pair = tf.stack([tf.constant(seed, tf.int64), tf.cast(step, tf.int64)])
+        pair = tf.stack([tf.cast(seed, tf.int64), tf.cast(step, tf.int64)])  # seed: int or variable
         return sigma * tf.random.stateless_normal(shape, seed=pair)
     if backend == "jax":
         import jax
