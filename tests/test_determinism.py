@@ -32,6 +32,14 @@ def test_environment_adds_the_xla_flag_for_jax_once_and_keeps_other_flags():
     assert "XLA_FLAGS" not in backend.child_environment("tensorflow", True, {})
 
 
+def test_a_tensorflow_process_starts_with_onednn_unless_told_otherwise():
+    """Check that a process that will train on TensorFlow gets its oneDNN kernels, that a "0"
+    already in the environment is kept, and that JAX's processes are left alone."""
+    assert backend.child_environment("tensorflow", False, {})[backend.ONEDNN] == "1"
+    assert backend.child_environment("tensorflow", False, {backend.ONEDNN: "0"})[backend.ONEDNN] == "0"
+    assert backend.ONEDNN not in backend.child_environment("jax", False, {})
+
+
 def test_a_jax_gpu_process_started_without_the_flag_is_refused(monkeypatch):
     jax = pytest.importorskip("jax")
 

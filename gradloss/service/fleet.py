@@ -5,9 +5,10 @@ Each child is an ordinary worker (`consumer.run_consumer`). On GPUs it is starte
 CUDA_VISIBLE_DEVICES set to its GPU's UUID (robust to any renumbering) and GRADLOSS_GPU to the
 machine's index of it, so it trains one run at a time on that GPU and the run records host and
 GPU. On CPUs each gets an equal share of the cores (TF_NUM_INTRAOP_THREADS, OMP_NUM_THREADS; its
-training processes inherit them): small runs use two cores poorly, so two runs on one core each
-get more done than one after another on two (bench/frontier_cost.py: 1.3x on 2 cores), at the
-price of each run taking longer. This process only starts them, restarts one that dies, and
+training processes inherit them): two runs on one core each get more done than one after another
+on two, because what a run does besides its steps (Python, store writes, checkpoints) overlaps
+the other's steps (bench/frontier_cost.py: 1.15x on 2 cores), at the price of each run taking
+longer. This process only starts them, restarts one that dies, and
 passes Ctrl-C or SIGTERM on, so each hands its run back.
 """
 from __future__ import annotations
