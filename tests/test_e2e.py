@@ -152,15 +152,7 @@ def test_train_every_objective_and_compare_them_in_the_browser(dashboard, page):
     # Queue a tiny run of every objective with the Train page's form (digits is the default: no
     # Fashion-MNIST here); gradient loss and baseline are picked already, add the other three.
     open_page(page, url, "train", "Train")
-    for objective in objectives.NAMES[2:]:
-        page.locator("[data-testid='stMultiSelect'] input").first.click()
-        page.keyboard.type(objectives.label(objective))  # filters the options to this one
-        page.keyboard.press("Enter")
-        page.locator("[data-testid='stMultiSelect']").get_by_text(
-            objectives.label(objective), exact=True).wait_for()
-        settle(page)  # the rerun this pick started ends before the next key: one in flight
-        # could answer with the list as it was, and drop this pick
-    page.keyboard.press("Escape")  # with every objective picked, the list ("No results") stays
+    set_objectives(page, [objectives.label(o) for o in objectives.NAMES])
     page.locator("h1").first.click()  # open and hides the page from roles: click away from it
     page.get_by_role("spinbutton", name=re.compile(r"^Penalty weight λ \(")).first.wait_for()
     settle(page)
@@ -319,20 +311,48 @@ def settle(page) -> None:
     wait_for(lambda: not running.is_visible(), 60, "the page to render")
 
 
+def set_objectives(page, labels: list[str], attempts: int = 4) -> None:
+    """Make the Train page's objectives picker hold exactly `labels`, and check that it still
+    does a moment later. Each pick or removal reruns the page; on a loaded machine the answer of
+    a rerun still in flight can undo a change made meanwhile (`settle` waits for the running
+    indicator, which may show late), so a change that did not stick is made again."""
+    box = page.locator("[data-testid='stMultiSelect']").first
+    every = [objectives.label(o) for o in objectives.NAMES]
+
+    def picked() -> list[str]:
+        return [label for label in every if box.get_by_text(label, exact=True).count()]
+
+    for _ in range(attempts):
+        now = picked()
+        if sorted(now) == sorted(labels):
+            time.sleep(1.5)  # a late answer would show by now
+            settle(page)
+            if sorted(picked()) == sorted(labels):
+                page.keyboard.press("Escape")  # an open list hides the page from roles:
+                page.locator("h1").first.click()  # close it by clicking away
+                settle(page)
+                return
+            continue
+        box.locator("input").click()
+        if any(label not in labels for label in now):
+            for _ in now:  # remove every pick, one rerun at a time, then add the wanted ones
+                page.keyboard.press("Backspace")
+                settle(page)
+            now = []
+        for label in labels:
+            if label not in now:
+                page.keyboard.type(label)  # filters the options to this one
+                page.keyboard.press("Enter")
+                settle(page)
+        page.keyboard.press("Escape")
+        settle(page)
+    raise AssertionError(f"the objectives picker holds {picked()}, not {labels}")
+
+
 def queue_from_the_form(page, url: str, objective_labels: list[str], epochs: int, size: int) -> None:
     """Queue one run per objective with the Train page's form (digits: no Fashion-MNIST here)."""
     open_page(page, url, "train", "Train")
-    picker = page.locator("[data-testid='stMultiSelect'] input").first
-    picker.click()
-    for _ in range(6):  # empty the objectives (gradient loss and baseline are picked by default)
-        page.keyboard.press("Backspace")
-        settle(page)  # each removal reruns the page: one at a time (see settle)
-    for label in objective_labels:
-        page.keyboard.type(label)
-        page.keyboard.press("Enter")
-        settle(page)
-    page.keyboard.press("Escape")
-    settle(page)
+    set_objectives(page, objective_labels)
     form = page.locator("[data-testid='stForm']").first
     form.get_by_role("spinbutton", name="Epochs").fill(str(epochs))
     form.get_by_role("spinbutton", name="Training-set size").fill(str(size))
