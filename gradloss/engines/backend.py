@@ -23,8 +23,8 @@ from gradloss.core.errors import GradlossError
 
 XLA_FLAG = "--xla_gpu_deterministic_ops=true"  # read once, when JAX starts its GPU backend
 # TensorFlow's oneDNN kernels, read once, when TensorFlow is imported. Its x86 builds leave them
-# off on CPUs without AVX-512, where they make the double backpropagation's step 25 % faster and
-# plain steps 30 % faster (bench/README.md, "oneDNN"); "0" in the environment keeps them off.
+# off on CPUs without AVX-512, where on, every objective's step takes 0.69-0.71 of its time
+# (bench/onednn_cost.py, bench/README.md); "0" in the environment keeps them off.
 ONEDNN = "TF_ENABLE_ONEDNN_OPTS"
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 

@@ -26,9 +26,9 @@ def build_model(config, input_shape: tuple[int, ...], num_classes: int,
     return model
 
 
-# Rows per prediction call (`engines.compiled.predict`): on 2 CPU cores a pass over 10 000 test images costs a third less
-# CPU time at 100 than at 500 (bench/README.md, "Prediction batch"); the predicted classes are
-# the same whatever the batch, the probabilities agree to about 1e-6.
+# Rows per prediction call (`engines.compiled.predict`): on 2 CPU cores a pass over 10 000 test
+# images costs a third less CPU time at 100 than at 500 (bench/README.md, "Prediction batch");
+# the predicted classes are the same whatever the batch, the probabilities agree to about 1e-6.
 PREDICT_BATCH = 100
 
 

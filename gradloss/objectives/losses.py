@@ -108,18 +108,21 @@ def gradient_equivalent_weight(num_classes: int, input_size: int) -> float:
     return num_classes ** 2 / (4 * input_size)
 
 
+def _norms(dx):
+    return ops.sqrt(_sum_over_pixels(ops.square(dx)))  # (B, H, W, C) -> (B,)
+
+
 def input_gradient_norms(forward, x, y):
     """||dCE_i/dx_i||_2 per example (B,): the loss sensitivity each epoch records."""
     dx, _, _, _ = _input_gradients(forward, x, y)
-    return ops.sqrt(_sum_over_pixels(ops.square(dx)))
+    return _norms(dx)
 
 
 def input_gradient_norms_and_hits(forward, x, y):
     """`input_gradient_norms` and whether each example is classified right, (B,) and (B,) bool,
     from the one forward pass the gradient needs: the per-epoch measurement in one pass."""
     dx, _, p, _ = _input_gradients(forward, x, y)
-    hits = ops.equal(ops.argmax(p, axis=-1), ops.argmax(y, axis=-1))
-    return ops.sqrt(_sum_over_pixels(ops.square(dx))), hits
+    return _norms(dx), ops.equal(ops.argmax(p, axis=-1), ops.argmax(y, axis=-1))
 
 
 def loss_function(objective: str, params: dict | None = None):
