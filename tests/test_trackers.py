@@ -291,3 +291,37 @@ def test_plan_json_of_an_exported_run_rebuilds_its_plan(store, trained, tracking
     path = client.download_artifacts(child.info.run_id, "tables/plan.json", str(tmp_path))
     plan = RunPlan.from_dict(json.loads(Path(path).read_text()))
     assert plan == run.plan(store.evaluations.plan_of(run.run_id).config)
+
+
+def test_a_run_whose_params_were_cut_off_gets_them_when_the_write_is_retried(store, trained,
+                                                                           tracking_uri):
+    """Check the live tracker's retry after the tracker went away between creating a run and
+    logging its params: the retried write logs them, in the one MLflow run created."""
+    from gradloss.core.errors import ServiceUnavailable
+    from gradloss.trackers.live import LiveTracker
+
+    _, experiment_id, _ = trained
+    run = store.runs.of_experiment(experiment_id)[0]
+    plan = run.plan(store.evaluations.plan_of(run.run_id).config)
+    tracker = LiveTracker(tracking_uri, experiment="gradloss-retry")
+    call, created, cut = tracker.runs._call, [], []
+
+    def cut_once(method, *args, **kwargs):  # the server goes away once the run is created
+        if method == "log_batch" and args[0] in created and not cut:
+            cut.append(method)
+            raise ServiceUnavailable("MLflow cannot be reached (log_batch)")
+        done = call(method, *args, **kwargs)
+        if method == "create_run" and kwargs["tags"][mapping.ID_TAG] == run.run_id:
+            created.append(done.info.run_id)
+        return done
+
+    tracker.runs._call = cut_once
+    with pytest.raises(ServiceUnavailable):
+        tracker.start(run, plan, "cpu")
+    tracker.start(run, plan, "cpu")  # what the Reporter does next
+    client = MlflowClient(tracking_uri)
+    [found] = _runs(client, client.get_experiment_by_name("gradloss-retry").experiment_id,
+                    f"tags.`gradloss.id` = '{run.run_id}'")
+    assert found.data.params == mapping.run_params(run, plan.evaluation)
+    assert found.data.tags["gradloss.device"] == "cpu" and cut == ["log_batch"]
+    tracker.close(timeout=10)

@@ -102,12 +102,13 @@ class Tracker:
 
 
 def test_a_tracker_down_mid_run_delays_the_live_log_and_loses_nothing(server, tmp_path,
-                                                                      monkeypatch, caplog):
+                                                                      monkeypatch, caplog, capfd):
     """Check that a run trains to the end while MLflow is down, that its reports wait, and that
     once the server is back its MLflow run holds every metric point, the sweep, the model and
-    the final status the store has; the password never reaches the log."""
+    the final status the store has; the password never reaches the log nor the output."""
     monkeypatch.setenv("GRADLOSS_HOME", str(tmp_path / "home"))
-    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+    for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT",
+                 "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"):
         monkeypatch.delenv(name, raising=False)
     fail_fast(timeout_s=5)
     caplog.set_level(logging.WARNING)
@@ -148,3 +149,5 @@ def test_a_tracker_down_mid_run_delays_the_live_log_and_loses_nothing(server, tm
     assert Path(model).read_bytes() == store.artifacts.get(run_id, MODEL)
     assert "cannot be reached" in caplog.text and "is reachable again" in caplog.text
     assert PASSWORD not in caplog.text and "gradloss:***@127.0.0.1" in caplog.text
+    printed = capfd.readouterr()
+    assert PASSWORD not in printed.out + printed.err

@@ -53,6 +53,7 @@ class LiveTracker:
         self.runs = MLflowRuns(uri, experiment)
         self._reporter = Reporter(what=self.runs.where, max_delay_s=max_delay_s)
         self._names: list[str] = []  # the runs sent, for the message when some never arrive
+        self._ensured: dict[str, str] = {}  # gradloss id -> MLflow run id, params all logged
 
     def sink(self, runs: list[StoredRun], plans: list[RunPlan]) -> "LiveSink":
         """A sink sending plan i's results as stored run runs[i]."""
@@ -94,15 +95,19 @@ class LiveTracker:
     # --- what the queue's thread does -----------------------------------------------------
 
     def mlflow_id(self, run: StoredRun, plan: RunPlan) -> str:
-        """Run `run`'s MLflow run: found (a resumed run) or created with its params, nested
-        under its experiment's parent run."""
-        found = self.runs.find(run.run_id)
-        if found is not None:
-            return found
-        parent = self.runs.parent(run.experiment_id) if run.experiment_id else None
+        """Run `run`'s MLflow run: found (a resumed run) or created, nested under its
+        experiment's parent run, with the params it lacks logged. Until that has succeeded once
+        in this process it is done again, so a tracker lost between creating the run and
+        logging its params (the write is retried) still gets them."""
+        if run.run_id in self._ensured:
+            return self._ensured[run.run_id]
+        parent = None
+        if run.experiment_id and self.runs.find(run.run_id) is None:
+            parent = self.runs.parent(run.experiment_id)
         run_id, _ = self.runs.ensure(run.run_id, mapping.run_tags(run),
                                      mapping.run_params(run, plan.evaluation),
                                      run.started_at or time.time(), parent)
+        self._ensured[run.run_id] = run_id
         return run_id
 
     def start(self, run: StoredRun, plan: RunPlan, device: str) -> None:

@@ -6,7 +6,7 @@ so exporting twice updates the same run: params are written once, a metric point
 parent run holding its summary over seeds; its runs are nested under it (`mlflow.parentRunId`).
 Every call to MLflow goes through `_call`: a tracker that cannot be reached raises
 ServiceUnavailable (the live logger retries those), anything else a GradlossError; messages never
-show a password of the URI (`urls.scrub`).
+show a password of the URI (`urls.scrub`), and MLflow's own printing of run pages is turned off.
 """
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ class MLflowRuns:
             except ImportError as exc:
                 raise SettingsError(f"Exporting to MLflow needs MLflow, an optional extra of "
                                     f"gradloss: {MLFLOW_EXTRA} ({exc}).") from None
+            # MLflow prints each finished run's page to stdout, the URI's password included
+            os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
