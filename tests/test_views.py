@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from gradloss.analysis import summary
 from gradloss.core.config import TrainConfig
 from gradloss.core.progress import Progress
 from gradloss.core.records import StoredRun
@@ -351,7 +352,7 @@ def test_comparison_figure_draws_each_run_in_its_objective_colour_and_marks_sigm
     assert fig.layout.shapes[0].x0 == 0.1
     lines = {t.name: t.line.color for t in fig.data if t.name}
     assert lines == {"g-label": "#1f77b4", "b-label": "#ff7f0e", "m-label": "#9467bd"}
-    assert comparison.accuracy_at(rob, "g", 0.1) == (0.85, 0.01)
+    assert summary.accuracy_at(rob, "g", 0.1) == (0.85, 0.01)
     assert "objective" in charts.robustness_csv(rob, runs, names).splitlines()[0]
 
 

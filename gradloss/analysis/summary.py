@@ -36,6 +36,15 @@ def results(robustness: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame
     return pd.concat(frames, ignore_index=True)
 
 
+def accuracy_at(robustness: pd.DataFrame, run_id: str, sigma: float) -> tuple[float, float] | None:
+    """(accuracy, accuracy_std) of a run at sigma in the store's sweep rows, or None if that
+    sigma was not swept."""
+    rows = robustness[(robustness.run_id == run_id) & np.isclose(robustness.sigma, sigma)]
+    if rows.empty:
+        return None
+    return float(rows.accuracy.iloc[0]), float(rows.accuracy_std.iloc[0])
+
+
 def headline(perturbation: str, curve: pd.DataFrame) -> tuple[float, str]:
     """(accuracy, which level) that sums up one run's curve (columns level, accuracy)."""
     kind = PERTURBATIONS[perturbation].kind

@@ -27,14 +27,13 @@ search proposes depend on its seed and on the results it was told, not on which 
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import replace
 from functools import cache
 
 import optuna
 from optuna.trial import TrialState
 
-from dataclasses import replace
-
+from gradloss.analysis.summary import accuracy_at
 from gradloss.core.search import SearchConfig
 from gradloss.data import submission_data_dir
 from gradloss.service import client, tasks
@@ -95,13 +94,10 @@ def values(store: Store, run_id: str, sigma: float) -> tuple[float, float] | Non
     """(clean accuracy, accuracy at `sigma`) from the run's stored noise sweep; None if either
     is missing."""
     sweep = store.results.robustness(run_id)
-    found = []
-    for level in (0.0, sigma):
-        rows = sweep[[math.isclose(s, level, abs_tol=1e-9) for s in sweep.sigma]]
-        if rows.empty:
-            return None
-        found.append(float(rows.accuracy.iloc[0]))
-    return found[0], found[1]
+    clean, noisy = (accuracy_at(sweep, run_id, level) for level in (0.0, sigma))
+    if clean is None or noisy is None:
+        return None
+    return clean[0], noisy[0]
 
 
 def _run_of(trial, runs: list) -> str | None:

@@ -31,14 +31,6 @@ def step_ms(metrics: pd.DataFrame, run_id: str):
     return None if rows.empty else float(rows.value.median())
 
 
-def accuracy_at(robustness: pd.DataFrame, run_id: str, sigma: float):
-    """(accuracy, accuracy_std) of a run at sigma, or None if that sigma was not swept."""
-    rows = robustness[(robustness.run_id == run_id) & np.isclose(robustness.sigma, sigma)]
-    if rows.empty:
-        return None
-    return float(rows.accuracy.iloc[0]), float(rows.accuracy_std.iloc[0])
-
-
 def swept_sigmas(robustness: pd.DataFrame, run_ids) -> list[float]:
     """The sigmas every one of the runs was swept at, ascending."""
     sets = [set(robustness[robustness.run_id == r].sigma.round(6)) for r in run_ids]

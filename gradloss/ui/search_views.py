@@ -8,9 +8,9 @@ import time
 import pandas as pd
 
 from gradloss.analysis.frontier import POINT_COLUMNS, on_front
+from gradloss.analysis.summary import accuracy_at
 from gradloss.core.config import source_label
 from gradloss.core.frontier import strength_words
-from gradloss.ui.comparison import accuracy_at
 from gradloss.ui.labels import short_id
 
 TRIAL_COLUMNS = ["trial", "run_id", "status", *POINT_COLUMNS]
