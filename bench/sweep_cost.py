@@ -37,7 +37,7 @@ def measure(engine: str, model_path: str | None, data_dir: str | None, draws: in
     from gradloss.core.config import REFERENCE_SIGMAS, SweepConfig
     from gradloss.data import load_dataset
     from gradloss.engines.compiled import predict
-from gradloss.models import build_cnn
+    from gradloss.models import build_cnn
     from gradloss.perturbations.sweep import accuracy_vs_noise
     from gradloss.training.loop import load_model
 
