@@ -4,10 +4,10 @@ Streamlit, no store: runs and their sweeps in, a DataFrame out.
 """
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from gradloss import objectives
+from gradloss.analysis.summary import accuracy_at
 from gradloss.ui.labels import error_line, format_duration, run_link, short_id, strength
 
 COLUMNS = ["open", "name", "objective", "strength", "status", "clean accuracy", "accuracy at σ",
@@ -17,9 +17,9 @@ COLUMNS = ["open", "name", "objective", "strength", "status", "clean accuracy", 
 INTS = ["train size", "epochs", "batch", "seed"]
 
 
-def _accuracy(sweeps: pd.DataFrame, run_id: str, sigma: float):
-    rows = sweeps[(sweeps.run_id == run_id) & np.isclose(sweeps.sigma, sigma)]
-    return float(rows.accuracy.iloc[0]) if len(rows) else None
+def _accuracy(sweeps: pd.DataFrame, run_id: str, sigma: float) -> float | None:
+    found = accuracy_at(sweeps, run_id, sigma)
+    return None if found is None else found[0]
 
 
 def runs_table(runs, sweeps: pd.DataFrame | None = None, sigma: float = 0.1,
@@ -28,7 +28,8 @@ def runs_table(runs, sweeps: pd.DataFrame | None = None, sigma: float = 0.1,
     else `test_accuracy`'s last value; accuracy at `sigma`); `experiments`: {experiment_id:
     label}. Every column has one type (empty where unknown), so the table converts to Arrow;
     `reason` is a failure's (or an unreadable row's) one-line cause."""
-    sweeps = sweeps if sweeps is not None else pd.DataFrame(columns=["run_id", "sigma", "accuracy"])
+    sweeps = sweeps if sweeps is not None else pd.DataFrame(
+        columns=["run_id", "sigma", "accuracy", "accuracy_std"])
     test_accuracy, experiments = test_accuracy or {}, experiments or {}
     runs = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)
     rows = []
