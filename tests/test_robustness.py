@@ -15,10 +15,13 @@ class Spy:
     """A real Keras model and every block of images the sweep asked it to predict, with the
     batch size it asked for (`recording` records them)."""
 
+    by_model: dict[int, "Spy"] = {}  # the spies of the running test, by id of their model
+
     def __init__(self, seed: int):
         keras.utils.set_random_seed(seed)
         self.model = build_cnn((28, 28, 1), 10)
         self.batches, self.batch_sizes = [], []
+        Spy.by_model[id(self.model)] = self
 
 
 @pytest.fixture(autouse=True)
@@ -27,22 +30,18 @@ def recording(monkeypatch):
     on the Spy whose model it predicts with."""
     from gradloss.engines import compiled
 
-    real, spies = compiled.predict, {}
-    original_init = Spy.__init__
-
-    def init(self, seed):
-        original_init(self, seed)
-        spies[id(self.model)] = self
+    real = compiled.predict
 
     def predict(model, x, batch_size=None):
-        spy = spies.get(id(model))
+        spy = Spy.by_model.get(id(model))
         if spy is not None:
             spy.batches.append(np.array(x))
             spy.batch_sizes.append(batch_size)
         return real(model, x, batch_size)
 
-    monkeypatch.setattr(Spy, "__init__", init)
     monkeypatch.setattr(compiled, "predict", predict)
+    yield
+    Spy.by_model.clear()
 
 
 @pytest.fixture(scope="module")
