@@ -8,8 +8,8 @@ GPU. On CPUs each gets an equal share of the cores (TF_NUM_INTRAOP_THREADS, OMP_
 training processes inherit them): two runs on one core each get more done than one after another
 on two, because what a run does besides its steps (Python, store writes, checkpoints) overlaps
 the other's steps (bench/frontier_cost.py: 1.15x on 2 cores), at the price of each run taking
-longer. This process only starts them, restarts one that dies, and
-passes Ctrl-C or SIGTERM on, so each hands its run back.
+longer. This process only starts them, restarts one that dies, and passes Ctrl-C or SIGTERM on,
+so each hands its run back.
 """
 from __future__ import annotations
 
