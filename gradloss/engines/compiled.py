@@ -23,6 +23,8 @@ from typing import Callable
 import keras
 import numpy as np
 
+from gradloss.models import PREDICT_BATCH
+
 _COMPILED: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
 _SHARED: dict[tuple[str, Callable], Callable] = {}  # (architecture, fn) -> compiled, per process
 _LOCK = threading.Lock()
@@ -115,8 +117,6 @@ def _probabilities(forward, x):
 def predict(model: keras.Model, x, batch_size: int | None = None) -> np.ndarray:
     """Class probabilities for `x`, (N, ...) -> (N, K), `batch_size` rows per compiled call
     (default `models.PREDICT_BATCH`): one trace serves every model of an architecture."""
-    from gradloss.models import PREDICT_BATCH
-
     if len(x) == 0:
         raise ValueError("predict() got an empty array; nothing to predict.")
     return batched(on_model(model, _probabilities), (x,), batch_size or PREDICT_BATCH)[0]
