@@ -236,6 +236,27 @@ def test_a_run_whose_submitter_died_before_enqueueing_is_queued_again(backend, m
     assert store.runs.get(cancelled).status == "cancelled"
 
 
+def test_an_orphan_taken_the_moment_it_is_queued_again_is_still_reported(backend, monkeypatch):
+    """Check the race CI met: a warm worker dequeues the recovered run's task and starts the run
+    before the recovery's own next step. The recovery still reports (and logs) the run, and
+    the store names the task that started it."""
+    monkeypatch.setenv("GRADLOSS_HEARTBEAT_TIMEOUT", "1")
+    store = Store.default()
+    orphan = _orphan()
+    enqueue = tasks.enqueue
+
+    def enqueue_and_start_at_once(run_id, task_id):  # what a worker polling the queue can do
+        enqueue(run_id, task_id)
+        assert store.runs.start(run_id, "a-warm-worker")
+
+    monkeypatch.setattr(tasks, "enqueue", enqueue_and_start_at_once)
+    time.sleep(1.2)
+    assert consumer.recover_orphaned_runs(store) == [orphan]
+    [task] = [tasks.queue_for()[0].dequeue() for _ in range(tasks.pending_count())]
+    run = store.runs.get(orphan)
+    assert (run.status, run.task_id) == ("running", task.id)
+
+
 def test_a_worker_trains_a_run_whose_submitter_died_before_enqueueing(backend, worker):
     """Check the whole story with a real worker: the orphaned run is queued again by the worker's
     recovery and trains to done, once."""

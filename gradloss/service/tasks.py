@@ -153,11 +153,16 @@ def enqueue_again(store: Store, run_id: str) -> bool:
     submitter died between writing the run and enqueueing it); True if the store still says
     queued and now names the new task (so cancel revokes it).
 
-    Queue first, store second, as `requeue`: a task for a run that was started or cancelled
-    meanwhile finds it so and does nothing (start is conditional)."""
+    Store first, queue second (unlike `requeue`): the run is already queued, so naming the new
+    task changes nothing a worker acts on, and the task cannot start the run before the store
+    names it (a warm worker starts one within a second, which made the answer False for a run
+    this call had just queued). If the queue is away, the run is still queued with no task in
+    the queue, and the next recovery tries again. A run cancelled meanwhile is not queued."""
     task_id = str(uuid.uuid4())
+    if not store.runs.retask(run_id, task_id):
+        return False
     enqueue(run_id, task_id)
-    return store.runs.retask(run_id, task_id)
+    return True
 
 
 def requeue(store: Store, run_id: str, stale_before: float, count_attempt: bool = True) -> bool:
