@@ -191,7 +191,9 @@ def test_a_run_survives_its_redis_and_postgresql_restarting_mid_run(
              explain=lambda: _explain(store, [run_id], first))
     run = store.runs.get(run_id)
     assert (run.status, run.attempts) == ("done", 1), run.error
-    logs = _logs(first)
+    # the runner logs "run ID done" after the store says so: wait for the line, then count
+    logs = wait_for(lambda: text if f"run {run_id} done" in (text := _logs(first)) else None, 60,
+                    "the runner's last log line")
     assert "cannot be used" in logs and logs.count(f"run {run_id} done") == 1
     assert postgres_server.password not in logs and redis_server.password not in logs
     metrics = store.results.metrics(run_id)
