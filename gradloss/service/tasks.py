@@ -154,10 +154,9 @@ def enqueue_again(store: Store, run_id: str) -> bool:
     queued and now names the new task (so cancel revokes it).
 
     Store first, queue second (unlike `requeue`): the run is already queued, so naming the new
-    task changes nothing a worker acts on, and the task cannot start the run before the store
-    names it (a warm worker starts one within a second, which made the answer False for a run
-    this call had just queued). If the queue is away, the run is still queued with no task in
-    the queue, and the next recovery tries again. A run cancelled meanwhile is not queued."""
+    task changes nothing a worker acts on, and no worker can start the run under that task
+    before the store names it. If the queue is away, the run stays queued with no task in the
+    queue, and the next recovery tries again."""
     task_id = str(uuid.uuid4())
     if not store.runs.retask(run_id, task_id):
         return False
